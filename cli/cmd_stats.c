@@ -1,0 +1,112 @@
+/* cmd_stats.c - `earlystop stats FILE...`: summary figures per trace file. */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "earlystop_io.h"
+
+static const char usage_text[] =
+    "usage: earlystop stats [--json] [--skip-bad] FILE...\n"
+    "\n"
+    "Summary figures of trace files (format v1), samples taken in file order:\n"
+    "  items, samples per item (k), single-sample EM (first sample), maj@k EM\n"
+    "  (ties to the answer seen first), oracle@k (any sample correct), mean\n"
+    "  tokens per item, and the consistency oracle (fewest first samples whose\n"
+    "  running majority equals the full majority from then on) in samples and\n"
+    "  tokens.  Files with probes also get probes per trace, full EM and the\n"
+    "  stable-final oracle tokens.\n"
+    "\n"
+    "options:\n"
+    "  --json       one JSON object per file, one per line\n"
+    "  --skip-bad   skip items that break the format and report how many\n"
+    "  -h, --help   this text\n"
+    "\n"
+    "exit status: 0 ok, 2 bad usage or bad input (the message names file, line, field)\n";
+
+static json_t *stats_json(const char *path, const es_stats *s, size_t skipped)
+{
+    json_t *o = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "file", path, "items",
+                          (json_int_t)s->items, "samples", (json_int_t)s->samples, "samples_per_item",
+                          s->samples_per_item, "single_em", s->single_em, "maj_em", s->maj_em, "oracle_em",
+                          s->oracle_em, "tokens_per_item", s->tokens_per_item, "consistency_oracle_samples",
+                          s->consistency_oracle_samples, "consistency_oracle_tokens",
+                          s->consistency_oracle_tokens, "skipped", (json_int_t)skipped);
+    if (o && s->traces_with_probes) {
+        json_object_set_new(o, "traces_with_probes", json_integer((json_int_t)s->traces_with_probes));
+        json_object_set_new(o, "probes_per_trace", json_real(s->probes_per_trace));
+        json_object_set_new(o, "full_em", json_real(s->full_em));
+        json_object_set_new(o, "stable_final_tokens", json_real(s->stable_final_tokens));
+    }
+    return o;
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+static void print_row(const char *path, const es_stats *s)
+{
+    printf("%-34s %6zu %6.2f %7.3f %7.3f %8.3f %11.1f %8.3f %9.1f", base_name(path), s->items,
+           s->samples_per_item, s->single_em, s->maj_em, s->oracle_em, s->tokens_per_item,
+           s->consistency_oracle_samples, s->consistency_oracle_tokens);
+    if (s->traces_with_probes)
+        printf("   probes/trace %.2f  full EM %.3f  stable-final tokens %.1f", s->probes_per_trace, s->full_em,
+               s->stable_final_tokens);
+    putchar('\n');
+}
+
+static int stats_file(const char *path, unsigned flags, int as_json, int *printed_header)
+{
+    es_error err = {0};
+    es_traceset *ts;
+    size_t skipped = 0;
+    int rc = es_traceset_load(path, flags, &ts, &skipped, &err);
+    if (rc) return cli_report(&err, rc);
+    es_stats s;
+    rc = es_stats_compute(ts, &s);
+    es_traceset_free(ts);
+    if (rc) return cli_report(NULL, rc);
+    if (skipped) fprintf(stderr, "earlystop stats: %s: skipped %zu bad item(s)\n", path, skipped);
+    if (as_json) {
+        json_t *o = stats_json(path, &s, skipped);
+        if (!o) return cli_report(NULL, ES_ENOMEM);
+        json_dumpf(o, stdout, JSON_PRESERVE_ORDER | JSON_COMPACT | JSON_REAL_PRECISION(10));
+        putchar('\n');
+        json_decref(o);
+        return CLI_OK;
+    }
+    if (!*printed_header) {
+        printf("%-34s %6s %6s %7s %7s %8s %11s %8s %9s\n", "file", "items", "k", "single", "maj@k", "oracle@k",
+               "tokens/item", "c-oracle", "c-tokens");
+        *printed_header = 1;
+    }
+    print_row(path, &s);
+    return CLI_OK;
+}
+
+int cmd_stats(int argc, char **argv)
+{
+    int as_json = 0, nfiles = 0, printed = 0;
+    unsigned flags = ES_READ_NO_TEXT;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(usage_text, stdout);
+            return CLI_OK;
+        }
+        if (!strcmp(argv[i], "--json")) as_json = 1;
+        else if (!strcmp(argv[i], "--skip-bad")) flags |= ES_READ_SKIP_BAD;
+        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error("stats", "unknown option '%s'", argv[i]);
+        else nfiles++;
+    }
+    if (!nfiles) return cli_usage_error("stats", "no trace file given");
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1]) continue;
+        int rc = stats_file(argv[i], flags, as_json, &printed);
+        if (rc) return rc;
+    }
+    return CLI_OK;
+}

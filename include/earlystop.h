@@ -1,0 +1,310 @@
+/*
+ * earlystop.h - public API of libearlystop, the core library.
+ *
+ * earlystop decides when a language model has thought enough: within one
+ * sample (stop a chain of thought once probed answers are settled) and across
+ * samples (stop drawing self-consistency samples once the vote is settled).
+ *
+ * The core library depends on libc and libm only, so that an inference engine
+ * can embed it.  Reading and writing trace files (JSON) lives in a separate
+ * layer, see earlystop_io.h.
+ *
+ * Conventions (SQLite style):
+ *  - every symbol starts with es_ / ES_;
+ *  - objects are opaque handles made by es_x_new() and released by es_x_free();
+ *  - functions return 0 (ES_OK) or a negative ES_E* code; where a caller can
+ *    act on more context, an es_error out-parameter (may be NULL) receives the
+ *    file, line, field and a message;
+ *  - nothing here keeps global mutable state; all state lives in handles.
+ */
+#ifndef EARLYSTOP_H
+#define EARLYSTOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ES_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------ errors */
+
+enum {
+    ES_OK = 0,
+    ES_ENOMEM = -1,   /* allocation failed */
+    ES_EINVAL = -2,   /* bad argument or bad value in input */
+    ES_EIO = -3,      /* read/write failure */
+    ES_EPARSE = -4,   /* malformed input (JSON, spec string, ...) */
+    ES_EFORMAT = -5,  /* well-formed input that breaks the trace format */
+    ES_ERANGE = -6,   /* value out of range / capacity exceeded */
+    ES_ENOTSUP = -7,  /* the input lacks what the operation needs */
+    ES_EOF = -8       /* end of stream (not an error for readers' callers) */
+};
+
+/* Context for an error a user can act on.  Callers own it (stack is fine). */
+typedef struct es_error {
+    int code;          /* the ES_E* code also returned */
+    long line;         /* 1-based line in `file`, 0 when not applicable */
+    char file[256];    /* input file, "" when not applicable */
+    char field[64];    /* offending field, e.g. "samples[3].tokens" */
+    char msg[512];     /* human-readable message */
+} es_error;
+
+/* Static description of an ES_E* code ("out of memory", ...). */
+const char *es_strerror(int code);
+
+/* Fill err (if non-NULL) and return code.  printf-style message. */
+int es_error_set(es_error *err, int code, const char *file, long line,
+                 const char *field, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
+
+/* Format "file:line: field: msg" into buf (always NUL-terminated). */
+void es_error_format(const es_error *err, char *buf, size_t cap);
+
+/* ----------------------------------------------------------------- answers */
+
+typedef enum es_answer_type {
+    ES_ANSWER_TEXT = 0,   /* lower-case, punctuation and articles removed, spaces folded */
+    ES_ANSWER_NUMBER = 1, /* numeric value: "$1,000.00" = "1000", "18.0" = "18", "-0" = "0" */
+    ES_ANSWER_DATE = 2,   /* M/D/YYYY = MM/DD/YYYY */
+    ES_ANSWER_CHOICE = 3  /* an option letter: "(B)" = "b" = "B." */
+} es_answer_type;
+
+/* "text" / "number" / "date" / "choice" -> type; ES_EINVAL when unknown. */
+int es_answer_type_parse(const char *name, es_answer_type *out);
+const char *es_answer_type_name(es_answer_type t);
+
+/*
+ * Normalise answer `s` (n bytes, UTF-8) of type t into its canonical key,
+ * written NUL-terminated to out (cap bytes).  Two answers are equal exactly
+ * when their keys are equal.  Returns the key length, or ES_ERANGE when cap
+ * is too small.  A value that does not parse as its type (a number that is
+ * not a number) falls back to the text key, so it can still match itself.
+ */
+int es_answer_normalize(es_answer_type t, const char *s, size_t n, char *out, size_t cap);
+
+/* 1 when a and b are equal under type t, else 0.  NULL never equals anything. */
+int es_answer_equal(es_answer_type t, const char *a, const char *b);
+
+/* Token-level F1 of `pred` against `gold` (SQuAD-style, on text keys).  NULL -> 0. */
+double es_answer_f1(const char *pred, const char *gold);
+
+/* ------------------------------------------------------------- trace items */
+
+/*
+ * One item (question) as read from or written to a trace file.  Reader-owned
+ * memory: valid until the next read.  Absent optional floats are NaN, absent
+ * probe costs are -1.  A NULL answer is the "null" answer (none extracted).
+ */
+typedef struct es_probe {
+    uint32_t at;              /* tokens generated before the probe */
+    const char *answer;       /* NULL = null */
+    double confidence;        /* mean token probability of the probed answer, NaN if absent */
+    double window_confidence; /* DeepConf sliding-window confidence, NaN if absent */
+    int32_t cost;             /* tokens the probe itself spent, -1 if absent */
+} es_probe;
+
+typedef struct es_sample {
+    const char *answer;       /* NULL = null */
+    uint32_t tokens;
+    double confidence;        /* NaN if absent */
+    const char *text;         /* NULL if absent or dropped */
+    size_t n_probes;
+    const es_probe *probes;
+} es_sample;
+
+typedef struct es_item {
+    const char *id;
+    const char *task;
+    const char *question;     /* NULL if absent */
+    es_answer_type answer_type;
+    size_t n_gold;            /* >= 1 */
+    const char *const *gold;
+    size_t n_samples;
+    const es_sample *samples;
+} es_item;
+
+/* ------------------------------------------------- compact in-memory traces */
+
+/*
+ * es_traceset: the compact form used for replay.  Answers are interned per
+ * item into small integers 0..n_answers-1 in order of first appearance (all
+ * samples first, in order, then probe answers), so a vote is integer counting
+ * and ties can go to the lower id.  The null answer gets an id of its own
+ * that is never correct.  Token counts live in flat arrays.
+ */
+typedef struct es_traceset es_traceset;
+
+enum { ES_KEEP_TEXT = 1 };   /* es_traceset_new flags: keep sample texts and questions */
+
+int es_traceset_new(unsigned flags, es_traceset **out);
+void es_traceset_free(es_traceset *ts);
+
+/* Copy `item` in.  ES_EFORMAT on an item that breaks the format. */
+int es_traceset_add(es_traceset *ts, const es_item *item, es_error *err);
+
+size_t es_traceset_n_items(const es_traceset *ts);
+size_t es_traceset_n_samples(const es_traceset *ts);   /* total over items */
+size_t es_traceset_n_probes(const es_traceset *ts);    /* total over samples */
+/* Bytes held by the set (for memory reports). */
+size_t es_traceset_bytes(const es_traceset *ts);
+
+/* Read-only view of one item, pointing into the set's flat arrays. */
+typedef struct es_item_view {
+    const char *id;
+    const char *task;
+    es_answer_type answer_type;
+    uint32_t n_samples;
+    uint32_t n_answers;            /* distinct answers (null included) */
+    int32_t null_answer;           /* id of the null answer, -1 if none occurs */
+    const int32_t *answer;         /* [n_samples] interned sample answers */
+    const uint32_t *tokens;        /* [n_samples] */
+    const float *confidence;       /* [n_samples], NaN where absent */
+    const uint8_t *correct;        /* [n_answers] 1 when that answer matches gold */
+    const char *const *answer_key; /* [n_answers] canonical keys (NULL for null) */
+    const char *const *answer_raw; /* [n_answers] first raw spelling (NULL for null) */
+    const char *gold;              /* first gold answer, raw */
+    /* probes of sample s are probe_*[probe_off[s] .. probe_off[s+1]); the
+     * probe_* arrays are the whole set's, probe_off holds indices into them */
+    const uint32_t *probe_off;     /* [n_samples + 1] */
+    const uint32_t *probe_at;
+    const int32_t *probe_answer;
+    const float *probe_confidence;
+    const float *probe_window_confidence;
+    const int32_t *probe_cost;     /* -1 where absent */
+    const char *const *text;       /* [n_samples] or NULL when texts were dropped */
+} es_item_view;
+
+/* The view points into the set: valid until the next es_traceset_add. */
+int es_traceset_item(const es_traceset *ts, size_t i, es_item_view *out);
+
+/* ------------------------------------------------------------------ stats */
+
+/* Per-file summary figures (see `earlystop stats`). */
+typedef struct es_stats {
+    size_t items;
+    size_t samples;
+    double samples_per_item;
+    double single_em;          /* EM of each item's first sample */
+    double maj_em;             /* majority of all samples, ties to first seen */
+    double oracle_em;          /* any sample correct */
+    double tokens_per_item;    /* all samples' tokens */
+    double consistency_oracle_samples;
+    double consistency_oracle_tokens;
+    /* probe files (0 when none) */
+    size_t traces_with_probes; /* samples that carry probes */
+    double probes_per_trace;
+    double full_em;            /* final answer of each trace (= maj_em for k = 1) */
+    double stable_final_tokens;
+} es_stats;
+
+int es_stats_compute(const es_traceset *ts, es_stats *out);
+
+/* Majority of answers[0..n): ties go to the answer seen first.  counts must
+ * hold n_answers zeroed ints and is left zeroed again (no allocation). */
+int32_t es_vote_majority(const int32_t *answers, uint32_t n, uint32_t *counts, uint32_t n_answers);
+
+/* Fewest first samples whose running majority equals the full majority from
+ * then on.  Same scratch contract as es_vote_majority. */
+uint32_t es_consistency_oracle(const int32_t *answers, uint32_t n, uint32_t *counts, uint32_t n_answers);
+
+/* Stable-final oracle of one trace: `at` of the earliest probe from which
+ * every later probe equals `final_answer`; `total_tokens` when the last
+ * probe differs or there are no probes. */
+uint32_t es_stable_final_tokens(const uint32_t *at, const int32_t *ans, uint32_t n_probes,
+                                int32_t final_answer, uint32_t total_tokens);
+
+/* ---------------------------------------------------------------- policies */
+
+/*
+ * es_policy: a stopping rule fed events in the order an LM system produces
+ * them.  The same object serves a live generation loop and a replay.  It is
+ * deterministic and allocates nothing per event (only es_policy_new and, when
+ * a question needs more room than any before, es_policy_begin_item allocate).
+ *
+ * Answers are small integers the caller interns (es_interner below, or the ids
+ * of an es_traceset); the null answer is an id like any other, marked with
+ * es_policy_begin_item's null_answer so rules can skip it where they must.
+ *
+ * Event order for one question:
+ *   es_policy_begin_item
+ *   repeat per sample:
+ *     es_policy_begin_sample
+ *     es_policy_token / es_policy_probe ...   -> ES_STOP ends this sample
+ *     es_policy_end_sample                    -> ES_STOP: draw no more samples
+ *   es_policy_answer                           -> the final answer id
+ *
+ * Spec strings name a policy on the command line: "ac-beta:threshold=0.95",
+ * "esc:window=5", "dynasor:k=3", "deer:threshold=0.95".  A within-sample rule
+ * and an across-sample rule combine with '+': "dynasor:k=3+ac-beta".  A spec
+ * starting with '@' names a JSON file (loaded by the io layer, see
+ * earlystop_io.h: es_policy_spec_load).
+ */
+typedef struct es_policy es_policy;
+
+enum { ES_CONTINUE = 0, ES_STOP = 1 };
+
+int es_policy_new(const char *spec, es_policy **out, es_error *err);
+void es_policy_free(es_policy *p);
+
+/* Canonical spec with every parameter spelled out ("esc:window=5"). */
+const char *es_policy_spec(const es_policy *p);
+
+/* Start a question.  max_samples: samples the caller would draw at most (0 =
+ * unknown); null_answer: the id of the null answer, or -1. */
+int es_policy_begin_item(es_policy *p, uint32_t max_samples, int32_t null_answer);
+int es_policy_begin_sample(es_policy *p);
+
+/* Optional per-token event: log-probability of the sampled token and, where
+ * the engine has them, DeepConf's token confidence (negative mean log-prob of
+ * the top-k alternatives; NaN if unknown).  Returns ES_CONTINUE / ES_STOP. */
+int es_policy_token(es_policy *p, float logprob, float token_confidence);
+
+/* A probe inside the running sample: tokens generated so far, probed answer,
+ * its mean token probability (NaN if unknown) and the sliding-window
+ * confidence at this point (NaN if unknown).  ES_STOP ends the sample. */
+int es_policy_probe(es_policy *p, uint32_t at, int32_t answer, float confidence,
+                    float window_confidence);
+
+/* The sample ended (by itself or after ES_STOP), with its final answer (for a
+ * stopped sample: the answer the policy gave, es_policy_sample_answer), its
+ * tokens and confidence.  ES_STOP: draw no more samples. */
+int es_policy_end_sample(es_policy *p, int32_t answer, uint32_t tokens, float confidence);
+
+/* Answer of the current sample if it was stopped early (the last probe's). */
+int32_t es_policy_sample_answer(const es_policy *p);
+
+/* Final answer of the question (after the last end_sample). */
+int32_t es_policy_answer(const es_policy *p);
+
+/* Last error detail (e.g. "deer needs probe confidences"), "" if none. */
+const char *es_policy_errmsg(const es_policy *p);
+
+/* ---------------------------------------------------------------- interner */
+
+/*
+ * es_interner: maps answers to ids 0,1,2,... by canonical key, for live use.
+ * Fixed capacity chosen at creation, so interning allocates nothing.
+ * es_interner_reset forgets all answers (per question).
+ */
+typedef struct es_interner es_interner;
+
+int es_interner_new(es_answer_type t, uint32_t max_answers, size_t max_key_bytes,
+                    es_interner **out);
+void es_interner_free(es_interner *in);
+void es_interner_reset(es_interner *in);
+/* id of answer s (NULL = the null answer); ES_ERANGE when full. */
+int32_t es_interner_intern(es_interner *in, const char *s);
+/* Canonical key of id, NULL for the null answer. */
+const char *es_interner_key(const es_interner *in, int32_t id);
+uint32_t es_interner_count(const es_interner *in);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EARLYSTOP_H */

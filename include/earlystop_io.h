@@ -1,0 +1,145 @@
+/*
+ * earlystop_io.h - the I/O layer of earlystop (libearlystop-io): reading and
+ * writing trace format v1 (JSON Lines, via jansson), importing other people's
+ * JSON (jansson + pcre2), loading policies from JSON files.
+ *
+ * Kept apart from the core (earlystop.h) so that an inference engine can embed
+ * the core with libc and libm alone.
+ */
+#ifndef EARLYSTOP_IO_H
+#define EARLYSTOP_IO_H
+
+#include <stdio.h>
+#include "earlystop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ----------------------------------------------------------- trace reader */
+
+/*
+ * Streaming reader: one item at a time, so a file of millions of samples
+ * never has to fit in memory.  The es_item it returns, and every string in
+ * it, stays valid until the next es_trace_reader_next or _free.
+ */
+typedef struct es_trace_reader es_trace_reader;
+
+enum {
+    ES_READ_NO_TEXT = 1,   /* drop samples[].text and question (saves memory) */
+    ES_READ_SKIP_BAD = 2   /* skip items that break the format, count them */
+};
+
+/* Open `path` ("-" = stdin) and read its header line.  Errors name the file. */
+int es_trace_reader_open(const char *path, unsigned flags, es_trace_reader **out, es_error *err);
+void es_trace_reader_free(es_trace_reader *r);
+
+/* Next item into *item.  Returns ES_OK, ES_EOF at the end, or an error whose
+ * es_error names file, line and field.  With ES_READ_SKIP_BAD, bad items are
+ * skipped and counted (es_trace_reader_skipped) and never returned. */
+int es_trace_reader_next(es_trace_reader *r, es_item *item, es_error *err);
+
+/* The header line as compact JSON text (provenance fields included). */
+const char *es_trace_reader_header(const es_trace_reader *r);
+size_t es_trace_reader_skipped(const es_trace_reader *r);
+/* Last skipped item's error (valid when skipped > 0). */
+const es_error *es_trace_reader_last_skip(const es_trace_reader *r);
+long es_trace_reader_line(const es_trace_reader *r);
+/* Bytes consumed so far (for progress and MB/s). */
+uint64_t es_trace_reader_bytes(const es_trace_reader *r);
+
+/* Read a whole file into a traceset (ES_KEEP_TEXT unless ES_READ_NO_TEXT). */
+int es_traceset_load(const char *path, unsigned read_flags, es_traceset **out,
+                     size_t *skipped, es_error *err);
+
+/* ----------------------------------------------------------- trace writer */
+
+/*
+ * Writer: the header, then one item per line, keys in a fixed order, so the
+ * same items always produce the same bytes (read -> write is a fixed point).
+ */
+typedef struct es_trace_writer es_trace_writer;
+
+/* header_json: a JSON object text with provenance fields ("format" and
+ * "version" are set by the writer); NULL for none. */
+int es_trace_writer_open(FILE *fp, const char *header_json, es_trace_writer **out, es_error *err);
+int es_trace_writer_write(es_trace_writer *w, const es_item *item, es_error *err);
+/* Flushes; does not close fp. */
+int es_trace_writer_free(es_trace_writer *w);
+
+/* ================================================================= import
+ * (section owned by src/io/import.c)
+ *
+ * es_importer turns other people's JSON / JSON Lines records into trace v1
+ * items.  Field paths name values inside a record: `a`, `a.b`, `a[2].b`
+ * (a backslash escapes `.`, `[` or `\` inside a key).  The samples path may
+ * end in `[].PATH` (e.g. `samples[].text`), short for --sample-text PATH.
+ * Regular expressions are PCRE2; the answer is capture group 1 (the whole
+ * match when the pattern has no group) of the LAST match; no match = null.
+ * See docs/import.md.
+ */
+typedef struct es_import_opts {
+    const char *id_path;          /* NULL: ids generated from the item index */
+    const char *id_prefix;        /* prepended to ids; NULL: "item-" for generated ids, "" else */
+    int id_digits;                /* zero-pad integer ids / indexes to this width (0 = none) */
+    const char *question_path;    /* NULL: no question; absent in a record: none */
+    const char *gold_path;        /* required: gold in the record, or in the gold file's record */
+    const char *gold_regex;       /* NULL: gold taken as is */
+    const char *gold_file;        /* NULL: gold in the record itself; else joined by id */
+    const char *gold_key;         /* key path in gold_file's records; NULL = "id" */
+    const char *join_path;        /* key path in the input records; NULL = id_path or "id" */
+    const char *samples_path;     /* required: array of strings or of objects */
+    const char *sample_text_path; /* text inside object samples; NULL = "text" */
+    const char *answer_path;      /* NULL: answer extracted from the text with answer_regex */
+    const char *answer_regex;     /* applied to the answer field, or else to the text */
+    const char *tokens_path;      /* NULL: estimated from the text (es_estimate_tokens) */
+    const char *task;             /* NULL: input file name without extension */
+    es_answer_type answer_type;
+    unsigned flags;               /* ES_IMPORT_* */
+    const char *model;            /* header provenance, NULL to leave out */
+    const char *source;           /* NULL: the input path */
+} es_import_opts;
+
+enum {
+    ES_IMPORT_LOWER = 1,     /* ASCII-lower-case the answers (not the gold) */
+    ES_IMPORT_SKIP_BAD = 2,  /* skip records that fail, count them */
+    ES_IMPORT_NO_TEXT = 4    /* leave samples[].text and question out of the items */
+};
+
+/* Zero everything, answer type text, id_digits 4. */
+void es_import_opts_init(es_import_opts *o);
+
+typedef struct es_importer es_importer;
+
+/* Check the options, compile the regexes, load and index the gold file.
+ * Errors name the option (field "--samples", ...) or the gold file's line. */
+int es_importer_new(const es_import_opts *opts, es_importer **out, es_error *err);
+void es_importer_free(es_importer *im);
+
+/* Attach the input: JSON Lines, or one top-level JSON array ("-" = stdin). */
+int es_importer_open(es_importer *im, const char *path, es_error *err);
+
+/* Next item (ES_OK), ES_EOF at the end, or an error naming file, line and
+ * field.  The item and its strings stay valid until the next call. */
+int es_importer_next(es_importer *im, es_item *item, es_error *err);
+
+/* Convert one record (JSON object text of len bytes) as if read at the
+ * current position; used by _next, tests and the fuzzer. */
+int es_importer_record(es_importer *im, const char *json, size_t len, es_item *item,
+                       es_error *err);
+
+size_t es_importer_skipped(const es_importer *im);
+const es_error *es_importer_last_skip(const es_importer *im);
+
+/* Header JSON text for es_trace_writer_open (provenance, extraction, token
+ * counts); owned by the importer.  NULL when out of memory. */
+const char *es_importer_header(es_importer *im);
+
+/* Estimated cl100k_base token count of text[0..n) (see docs/import.md). */
+uint32_t es_estimate_tokens(const char *text, size_t n);
+/* ============================================================ end import */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EARLYSTOP_IO_H */

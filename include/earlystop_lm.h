@@ -1,0 +1,246 @@
+/*
+ * earlystop_lm.h - the built-in reasoning model (libearlystop-lm).
+ *
+ * A small decoder-only transformer in the llama2.c tradition (RMSNorm, RoPE,
+ * SwiGLU, tied embeddings, character vocabulary), trained in C on generated
+ * reasoning tasks, so that earlystop can run against a live model:
+ *
+ *   es_lm_*     model file, inference with a KV cache, training (backward +
+ *               AdamW), sampling, generation with probes;
+ *   es_task_*   the task generators (last_letters, date, arithmetic);
+ *   es_rng_*    the deterministic random streams everything draws from.
+ *
+ * Conventions as in earlystop.h: functions return 0 or a negative ES_E* code,
+ * handles come in _new/_free pairs, no global mutable state.  Threads: OpenMP
+ * inside the kernels; one es_lm may be shared read-only by many states.
+ *
+ * Determinism: every kernel computes each output element in one thread in a
+ * fixed order, so results do not depend on the number of threads.  Sample i
+ * of item j draws from es_rng_stream(seed, j, i) only and probes draw nothing,
+ * so a live run and the recorded trace of the same seed see the same tokens.
+ */
+#ifndef EARLYSTOP_LM_H
+#define EARLYSTOP_LM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "earlystop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ random */
+
+/* xorshift64* state seeded through splitmix64; a plain struct, no globals. */
+typedef struct es_rng {
+    uint64_t s;
+} es_rng;
+
+void es_rng_seed(es_rng *r, uint64_t seed);
+/* The stream of (seed, a, b): independent of every other (a, b). */
+void es_rng_stream(es_rng *r, uint64_t seed, uint64_t a, uint64_t b);
+uint64_t es_rng_u64(es_rng *r);
+uint32_t es_rng_below(es_rng *r, uint32_t n);   /* uniform in [0, n), n > 0 */
+float es_rng_float(es_rng *r);                  /* uniform in [0, 1) */
+float es_rng_normal(es_rng *r);                 /* standard normal */
+
+/* --------------------------------------------------------------- tokenizer */
+
+/*
+ * Character vocabulary: 0 = BOS, 1 = EOS, 2 = '\n', 3.. = ASCII 32..126.
+ */
+enum { ES_LM_BOS = 0, ES_LM_EOS = 1, ES_LM_VOCAB = 98 };
+
+/* Token of character c, or -1 when c is outside the vocabulary. */
+int es_lm_char_token(int c);
+/* Character of a token ('\0' for BOS/EOS and bad tokens). */
+int es_lm_token_char(int tok);
+/* Encode NUL-terminated text into out[cap]; returns the count, ES_EINVAL on
+ * a character outside the vocabulary, ES_ERANGE when cap is too small. */
+int es_lm_encode(const char *text, int *out, size_t cap);
+
+/* ------------------------------------------------------------------- model */
+
+typedef struct es_lm_config {
+    int32_t dim;          /* model width */
+    int32_t hidden_dim;   /* SwiGLU width */
+    int32_t n_layers;
+    int32_t n_heads;
+    int32_t vocab_size;   /* ES_LM_VOCAB */
+    int32_t seq_len;      /* context length (positions of the KV cache) */
+} es_lm_config;
+
+/* The shipped shape (see docs/model.md). */
+void es_lm_config_default(es_lm_config *cfg);
+/* ES_EINVAL (with a message) when the shape is unusable. */
+int es_lm_config_check(const es_lm_config *cfg, es_error *err);
+
+typedef struct es_lm es_lm;
+
+/* A model with freshly initialised weights (seeded). */
+int es_lm_new(const es_lm_config *cfg, uint64_t seed, es_lm **out, es_error *err);
+/* Read / write the binary model file (docs/model.md: "ESLM" header, then the
+ * tensors, little-endian float32, with a checksum). */
+int es_lm_load(const char *path, es_lm **out, es_error *err);
+int es_lm_save(const es_lm *m, const char *path, es_error *err);
+void es_lm_free(es_lm *m);
+
+const es_lm_config *es_lm_get_config(const es_lm *m);
+size_t es_lm_n_params(const es_lm *m);
+/* All parameters as one flat array (file order). */
+float *es_lm_params(es_lm *m);
+const float *es_lm_params_const(const es_lm *m);
+
+/* Default model path: $ES_MODEL if set, else data/model.bin. */
+const char *es_lm_default_path(void);
+
+/* ------------------------------------------------------------- inference */
+
+/* Run state of one sequence: activations and the KV cache. */
+typedef struct es_lm_state es_lm_state;
+
+int es_lm_state_new(const es_lm *m, es_lm_state **out);
+void es_lm_state_free(es_lm_state *s);
+/* Bytes of the KV cache this state holds (all seq_len positions). */
+size_t es_lm_state_kv_bytes(const es_lm_state *s);
+
+/* Feed `token` at position pos (0 <= pos < seq_len): writes the KV cache at
+ * pos and returns the logits of the next token (vocab_size floats owned by
+ * the state, valid until the next call).  Rolling back is just feeding a
+ * smaller pos again.  Parallel across rows when threads allow. */
+const float *es_lm_forward(const es_lm *m, es_lm_state *s, int token, int pos);
+/* The same computation written plainly (no threads, no kernels): the
+ * reference the tests compare es_lm_forward with. */
+const float *es_lm_forward_ref(const es_lm *m, es_lm_state *s, int token, int pos);
+
+/* -------------------------------------------------------------- training */
+
+typedef struct es_lm_trainer es_lm_trainer;
+
+/* A trainer for batches of up to batch x seq tokens (seq <= seq_len). */
+int es_lm_trainer_new(es_lm *m, int batch, int seq, es_lm_trainer **out);
+void es_lm_trainer_free(es_lm_trainer *t);
+
+/* Forward pass of a batch: inputs/targets are [batch][seq] (row-major, only
+ * the first `seq` columns of each row used); a target < 0 is not scored.
+ * Returns the mean cross-entropy over scored targets (NaN if none). */
+float es_lm_train_forward(es_lm_trainer *t, const int *inputs, const int *targets, int seq);
+/* Backward pass of the last forward: gradients are set (not accumulated). */
+void es_lm_train_backward(es_lm_trainer *t);
+/* Gradient of every parameter (file order), after es_lm_train_backward. */
+float *es_lm_trainer_grads(es_lm_trainer *t);
+
+typedef struct es_lm_adamw {
+    float lr, beta1, beta2, eps, weight_decay, grad_clip;
+} es_lm_adamw;
+
+/* One AdamW update (step counts from 1); clips the global gradient norm to
+ * grad_clip when > 0; returns the norm before clipping. */
+float es_lm_adamw_step(es_lm_trainer *t, const es_lm_adamw *opt, int step);
+
+/* ----------------------------------------------------------------- tasks */
+
+typedef enum es_task_kind {
+    ES_TASK_LAST_LETTERS = 0,
+    ES_TASK_DATE = 1,
+    ES_TASK_ARITHMETIC = 2,
+    ES_TASK_COUNT = 3
+} es_task_kind;
+
+int es_task_parse(const char *name, es_task_kind *out);   /* ES_EINVAL if unknown */
+const char *es_task_name(es_task_kind k);
+es_answer_type es_task_answer_type(es_task_kind k);
+
+enum { ES_TASK_TEXT_CAP = 512 };
+
+/* One generated problem.  `prompt` is what the model is given (question and
+ * newline); `completion` is a training chain of thought (steps, answer line,
+ * re-checks); `gold` the correct answer. */
+typedef struct es_task_example {
+    es_task_kind kind;
+    char prompt[ES_TASK_TEXT_CAP];
+    char completion[ES_TASK_TEXT_CAP];
+    char gold[32];
+    int slipped;      /* 1 when the completion makes a slip then corrects it */
+} es_task_example;
+
+/* Rate at which training chains make a slip before the answer line (which a
+ * re-check then corrects). */
+#define ES_TASK_SLIP_RATE 0.15f
+
+/* Item `index` of task k under `seed` (deterministic, no global state). */
+int es_task_make(es_task_kind k, uint64_t seed, uint64_t index, es_task_example *out);
+/* Draw an example from rng (training data). */
+int es_task_draw(es_task_kind k, es_rng *rng, es_task_example *out);
+
+/* The answer cue: the model's answer is what follows it up to '.'. */
+#define ES_LM_ANSWER_CUE "So the answer is "
+
+/* Last answer in text (after the last cue, up to '.' or newline) into
+ * out[cap]; returns 1 when found, 0 when none (out = ""). */
+int es_task_extract_answer(const char *text, char *out, size_t cap);
+
+/* ------------------------------------------------------------ generation */
+
+typedef struct es_lm_gen_opts {
+    float temperature;    /* 0 = greedy */
+    int probe_every;      /* tokens between probes; 0 = no probes */
+    int max_tokens;       /* 0 = as many as the context allows */
+    int window;           /* DeepConf sliding window (tokens) */
+    int conf_topk;        /* top-k of DeepConf's token confidence */
+} es_lm_gen_opts;
+
+void es_lm_gen_opts_default(es_lm_gen_opts *o);
+
+/* What a probe found. */
+typedef struct es_lm_probe {
+    uint32_t at;              /* tokens generated before the probe */
+    char answer[32];          /* "" with has_answer = 0 when none */
+    int has_answer;
+    float confidence;         /* mean probability of the greedy answer tokens */
+    float window_confidence;  /* mean token confidence of the last `window` tokens */
+    int32_t cost;             /* tokens the probe fed + decoded */
+} es_lm_probe;
+
+/* Events of a sample as it runs.  Return ES_STOP from on_probe to end the
+ * sample there (its answer is then the caller's business). */
+typedef struct es_lm_gen_hooks {
+    int (*on_token)(void *ctx, int token, float logprob, float token_conf);
+    int (*on_probe)(void *ctx, const es_lm_probe *probe);
+    void *ctx;
+} es_lm_gen_hooks;
+
+typedef struct es_lm_sample_result {
+    uint32_t tokens;          /* tokens generated (EOS included; probes excluded) */
+    uint32_t probe_tokens;    /* sum of probe costs */
+    uint32_t n_probes;
+    int stopped;              /* 1 when on_probe said ES_STOP */
+    int has_answer;
+    char answer[32];          /* final answer (last cue in the text) */
+    float confidence;         /* mean probability of the sampled tokens */
+    const char *text;         /* generated text, owned by the generator */
+} es_lm_sample_result;
+
+typedef struct es_lm_gen es_lm_gen;
+
+/* A generator: one state plus every buffer a sample needs, so that drawing
+ * a sample allocates nothing. */
+int es_lm_gen_new(const es_lm *m, const es_lm_gen_opts *opts, es_lm_gen **out, es_error *err);
+void es_lm_gen_free(es_lm_gen *g);
+size_t es_lm_gen_kv_bytes(const es_lm_gen *g);
+
+/* Draw one sample for `prompt` from rng (consumed only by sampling).  hooks
+ * may be NULL.  ES_ERANGE when the prompt does not fit the context. */
+int es_lm_gen_sample(es_lm_gen *g, const char *prompt, es_rng *rng,
+                     const es_lm_gen_hooks *hooks, es_lm_sample_result *out);
+
+/* The stream of sample `sample` of item `item` under `seed`, and the seed of
+ * item questions: shared by generate and run (see docs/model.md). */
+void es_lm_sample_rng(es_rng *r, uint64_t seed, uint64_t item, uint64_t sample);
+#define ES_LM_QUESTION_SALT 0x5155455354494f4eULL
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EARLYSTOP_LM_H */

@@ -1,0 +1,410 @@
+/*
+ * traceset.c - the compact in-memory form of traces, for replay.
+ *
+ * Every per-sample and per-probe field lives in one flat array over the whole
+ * set (structure of arrays), so a replay walks contiguous integers.  Answers
+ * are interned per item into 0..n_answers-1 in order of first appearance, so
+ * a vote is integer counting and "ties go to the answer seen first" is "ties
+ * go to the lower id".  Whether an answer is correct is decided once, at
+ * load, against every accepted gold answer.  Strings live in a chunked arena
+ * whose blocks never move, so the pointers handed out stay valid.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "earlystop.h"
+
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    char data[];
+} arena_block;
+
+typedef struct item_rec {
+    const char *id, *task, *gold;
+    uint32_t sample_begin, n_samples;
+    uint32_t ans_begin, n_answers;
+    int32_t null_answer;
+    es_answer_type type;
+} item_rec;
+
+struct es_traceset {
+    unsigned flags;
+    item_rec *items;
+    size_t n_items, items_cap;
+    /* samples, global */
+    int32_t *s_answer;
+    uint32_t *s_tokens;
+    float *s_conf;
+    uint32_t *s_probe_off;   /* n_samples + 1 entries */
+    const char **s_text;
+    size_t n_samples, samples_cap;
+    /* probes, global */
+    uint32_t *p_at;
+    int32_t *p_answer;
+    float *p_conf, *p_wconf;
+    int32_t *p_cost;
+    size_t n_probes, probes_cap;
+    /* answers, global; item i owns [ans_begin, ans_begin + n_answers) */
+    uint8_t *a_correct;
+    const char **a_key, **a_raw;
+    size_t n_ans, ans_cap;
+    /* strings */
+    arena_block *arena;
+    size_t arena_bytes;
+    /* scratch: normalised key buffer and the per-item intern table */
+    char *key;
+    size_t key_cap;
+    int32_t *slots;
+    size_t slots_cap;
+    /* item ids seen, for duplicate detection: open addressing over item index + 1 */
+    uint32_t *ids;
+    size_t ids_cap;
+};
+
+/* FNV-1a: small, good enough for short answer keys and ids. */
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Copy n bytes + NUL into the arena; blocks never move once made. */
+static const char *arena_strndup(es_traceset *ts, const char *s, size_t n)
+{
+    arena_block *b = ts->arena;
+    if (!b || b->cap - b->used < n + 1) {
+        size_t cap = n + 1 > 65536 ? n + 1 : 65536;
+        b = malloc(sizeof *b + cap);
+        if (!b) return NULL;
+        b->next = ts->arena;
+        b->used = 0;
+        b->cap = cap;
+        ts->arena = b;
+        ts->arena_bytes += sizeof *b + cap;
+    }
+    char *p = b->data + b->used;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    b->used += n + 1;
+    return p;
+}
+
+static const char *arena_strdup(es_traceset *ts, const char *s)
+{
+    return arena_strndup(ts, s, strlen(s));
+}
+
+/* realloc each array in a list to cap elements; all-or-nothing is not needed
+ * since a failed grow leaves the old (still valid) arrays in place. */
+static int grow_to(void **p, size_t cap, size_t sz)
+{
+    void *q = realloc(*p, cap * sz);
+    if (!q) return ES_ENOMEM;
+    *p = q;
+    return ES_OK;
+}
+
+static size_t next_cap(size_t cap, size_t need)
+{
+    size_t c = cap ? cap : 64;
+    while (c < need) c *= 2;
+    return c;
+}
+
+static int reserve_items(es_traceset *ts, size_t need)
+{
+    if (need <= ts->items_cap) return ES_OK;
+    size_t c = next_cap(ts->items_cap, need);
+    if (grow_to((void **)&ts->items, c, sizeof *ts->items)) return ES_ENOMEM;
+    ts->items_cap = c;
+    return ES_OK;
+}
+
+static int reserve_samples(es_traceset *ts, size_t need)
+{
+    if (need <= ts->samples_cap) return ES_OK;
+    size_t c = next_cap(ts->samples_cap, need);
+    if (grow_to((void **)&ts->s_answer, c, sizeof(int32_t)) || grow_to((void **)&ts->s_tokens, c, sizeof(uint32_t)) ||
+        grow_to((void **)&ts->s_conf, c, sizeof(float)) || grow_to((void **)&ts->s_probe_off, c + 1, sizeof(uint32_t)))
+        return ES_ENOMEM;
+    if ((ts->flags & ES_KEEP_TEXT) && grow_to((void **)&ts->s_text, c, sizeof(char *))) return ES_ENOMEM;
+    ts->samples_cap = c;
+    return ES_OK;
+}
+
+static int reserve_probes(es_traceset *ts, size_t need)
+{
+    if (need <= ts->probes_cap) return ES_OK;
+    size_t c = next_cap(ts->probes_cap, need);
+    if (grow_to((void **)&ts->p_at, c, sizeof(uint32_t)) || grow_to((void **)&ts->p_answer, c, sizeof(int32_t)) ||
+        grow_to((void **)&ts->p_conf, c, sizeof(float)) || grow_to((void **)&ts->p_wconf, c, sizeof(float)) ||
+        grow_to((void **)&ts->p_cost, c, sizeof(int32_t)))
+        return ES_ENOMEM;
+    ts->probes_cap = c;
+    return ES_OK;
+}
+
+static int reserve_answers(es_traceset *ts, size_t need)
+{
+    if (need <= ts->ans_cap) return ES_OK;
+    size_t c = next_cap(ts->ans_cap, need);
+    if (grow_to((void **)&ts->a_correct, c, 1) || grow_to((void **)&ts->a_key, c, sizeof(char *)) ||
+        grow_to((void **)&ts->a_raw, c, sizeof(char *)))
+        return ES_ENOMEM;
+    ts->ans_cap = c;
+    return ES_OK;
+}
+
+int es_traceset_new(unsigned flags, es_traceset **out)
+{
+    *out = NULL;
+    es_traceset *ts = calloc(1, sizeof *ts);
+    if (!ts) return ES_ENOMEM;
+    ts->flags = flags;
+    if (reserve_samples(ts, 1)) {
+        es_traceset_free(ts);
+        return ES_ENOMEM;
+    }
+    ts->s_probe_off[0] = 0;
+    *out = ts;
+    return ES_OK;
+}
+
+void es_traceset_free(es_traceset *ts)
+{
+    if (!ts) return;
+    for (arena_block *b = ts->arena, *n; b; b = n) {
+        n = b->next;
+        free(b);
+    }
+    void *arrays[] = {ts->items, ts->s_answer, ts->s_tokens, ts->s_conf, ts->s_probe_off, ts->s_text,
+                      ts->p_at, ts->p_answer, ts->p_conf, ts->p_wconf, ts->p_cost, ts->a_correct,
+                      ts->a_key, ts->a_raw, ts->key, ts->slots, ts->ids};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
+    free(ts);
+}
+
+/* Normalise s into ts->key, growing the buffer as needed. */
+static int normalize_into(es_traceset *ts, es_answer_type t, const char *s)
+{
+    size_t n = strlen(s);
+    for (;;) {
+        if (ts->key_cap < n + 64) {
+            size_t c = next_cap(ts->key_cap, n + 64);
+            if (grow_to((void **)&ts->key, c, 1)) return ES_ENOMEM;
+            ts->key_cap = c;
+        }
+        int k = es_answer_normalize(t, s, n, ts->key, ts->key_cap);
+        if (k >= 0) return ES_OK;
+        if (k != ES_ERANGE) return k;
+        n = ts->key_cap * 2; /* grow and retry */
+    }
+}
+
+/* Size the per-item intern table for up to n distinct answers (load <= 1/2). */
+static int reset_slots(es_traceset *ts, size_t n)
+{
+    size_t need = next_cap(16, 2 * n + 2);
+    if (need > ts->slots_cap) {
+        if (grow_to((void **)&ts->slots, need, sizeof(int32_t))) return ES_ENOMEM;
+        ts->slots_cap = need;
+    }
+    memset(ts->slots, 0xff, ts->slots_cap * sizeof(int32_t));
+    return ES_OK;
+}
+
+/* Id of answer `raw` within item `it`, adding it when new. */
+static int intern(es_traceset *ts, item_rec *it, const char *raw, int32_t *id)
+{
+    if (!raw) {
+        if (it->null_answer < 0) {
+            if (reserve_answers(ts, ts->n_ans + 1)) return ES_ENOMEM;
+            it->null_answer = (int32_t)it->n_answers++;
+            ts->a_key[ts->n_ans] = ts->a_raw[ts->n_ans] = NULL;
+            ts->a_correct[ts->n_ans++] = 0;
+        }
+        *id = it->null_answer;
+        return ES_OK;
+    }
+    int rc = normalize_into(ts, it->type, raw);
+    if (rc) return rc;
+    size_t mask = ts->slots_cap - 1, h = (size_t)hash_str(ts->key) & mask;
+    for (;; h = (h + 1) & mask) {
+        int32_t a = ts->slots[h];
+        if (a < 0) break;
+        if (!strcmp(ts->a_key[it->ans_begin + (uint32_t)a], ts->key)) {
+            *id = a;
+            return ES_OK;
+        }
+    }
+    if (reserve_answers(ts, ts->n_ans + 1)) return ES_ENOMEM;
+    const char *key = arena_strdup(ts, ts->key), *r = key ? arena_strdup(ts, raw) : NULL;
+    if (!r) return ES_ENOMEM;
+    ts->a_key[ts->n_ans] = key;
+    ts->a_raw[ts->n_ans] = r;
+    ts->a_correct[ts->n_ans++] = 0;
+    ts->slots[h] = (int32_t)it->n_answers;
+    *id = (int32_t)it->n_answers++;
+    return ES_OK;
+}
+
+/* Mark each interned answer that equals some accepted gold answer. */
+static int mark_correct(es_traceset *ts, const item_rec *it, const es_item *item)
+{
+    for (size_t g = 0; g < item->n_gold; g++) {
+        if (!item->gold[g]) continue;
+        int rc = normalize_into(ts, it->type, item->gold[g]);
+        if (rc) return rc;
+        for (uint32_t a = 0; a < it->n_answers; a++) {
+            const char *k = ts->a_key[it->ans_begin + a];
+            if (k && !strcmp(k, ts->key)) ts->a_correct[it->ans_begin + a] = 1;
+        }
+    }
+    return ES_OK;
+}
+
+/* Register the item id; ES_EFORMAT when it was seen before. */
+static int check_unique_id(es_traceset *ts, const char *id)
+{
+    if (2 * (ts->n_items + 1) > ts->ids_cap) {
+        size_t c = next_cap(ts->ids_cap, 4 * (ts->n_items + 1));
+        uint32_t *ids = calloc(c, sizeof *ids);
+        if (!ids) return ES_ENOMEM;
+        for (size_t i = 0; i < ts->n_items; i++) {
+            size_t h = (size_t)hash_str(ts->items[i].id) & (c - 1);
+            while (ids[h]) h = (h + 1) & (c - 1);
+            ids[h] = (uint32_t)i + 1;
+        }
+        free(ts->ids);
+        ts->ids = ids;
+        ts->ids_cap = c;
+    }
+    size_t h = (size_t)hash_str(id) & (ts->ids_cap - 1);
+    for (; ts->ids[h]; h = (h + 1) & (ts->ids_cap - 1))
+        if (!strcmp(ts->items[ts->ids[h] - 1].id, id)) return ES_EFORMAT;
+    ts->ids[h] = (uint32_t)ts->n_items + 1;
+    return ES_OK;
+}
+
+static float to_float(double x) { return isnan(x) ? NAN : (float)x; }
+
+/* Append the item's samples and probes to the flat arrays, interning answers
+ * of all samples first so that ids follow first appearance in the vote. */
+static int add_samples(es_traceset *ts, item_rec *it, const es_item *item)
+{
+    size_t n = item->n_samples, np = 0;
+    for (size_t i = 0; i < n; i++) np += item->samples[i].n_probes;
+    if (reserve_samples(ts, ts->n_samples + n) || reserve_probes(ts, ts->n_probes + np) ||
+        reset_slots(ts, n + np))
+        return ES_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const es_sample *s = &item->samples[i];
+        size_t k = ts->n_samples + i;
+        int rc = intern(ts, it, s->answer, &ts->s_answer[k]);
+        if (rc) return rc;
+        ts->s_tokens[k] = s->tokens;
+        ts->s_conf[k] = to_float(s->confidence);
+        if (ts->flags & ES_KEEP_TEXT) {
+            ts->s_text[k] = s->text ? arena_strdup(ts, s->text) : NULL;
+            if (s->text && !ts->s_text[k]) return ES_ENOMEM;
+        }
+    }
+    size_t p = ts->n_probes;
+    for (size_t i = 0; i < n; i++) {
+        const es_sample *s = &item->samples[i];
+        for (size_t j = 0; j < s->n_probes; j++, p++) {
+            const es_probe *pr = &s->probes[j];
+            int rc = intern(ts, it, pr->answer, &ts->p_answer[p]);
+            if (rc) return rc;
+            ts->p_at[p] = pr->at;
+            ts->p_conf[p] = to_float(pr->confidence);
+            ts->p_wconf[p] = to_float(pr->window_confidence);
+            ts->p_cost[p] = pr->cost;
+        }
+        ts->s_probe_off[ts->n_samples + i + 1] = (uint32_t)p;
+    }
+    ts->n_samples += n;
+    ts->n_probes = p;
+    return ES_OK;
+}
+
+int es_traceset_add(es_traceset *ts, const es_item *item, es_error *err)
+{
+    if (!item->id || !item->n_samples || !item->n_gold)
+        return es_error_set(err, ES_EFORMAT, "", 0, !item->id ? "id" : item->n_gold ? "samples" : "gold",
+                            "missing");
+    if (ts->n_samples + item->n_samples > UINT32_MAX / 2)
+        return es_error_set(err, ES_ERANGE, "", 0, "samples", "too many samples for one set");
+    if (reserve_items(ts, ts->n_items + 1)) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    item_rec *it = &ts->items[ts->n_items];
+    memset(it, 0, sizeof *it);
+    it->id = arena_strdup(ts, item->id);
+    it->task = arena_strdup(ts, item->task ? item->task : "");
+    it->gold = arena_strdup(ts, item->gold[0] ? item->gold[0] : "");
+    if (!it->id || !it->task || !it->gold) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    it->type = item->answer_type;
+    it->sample_begin = (uint32_t)ts->n_samples;
+    it->n_samples = (uint32_t)item->n_samples;
+    it->ans_begin = (uint32_t)ts->n_ans;
+    it->null_answer = -1;
+    size_t n_ans0 = ts->n_ans, n_s0 = ts->n_samples, n_p0 = ts->n_probes;
+    int rc = add_samples(ts, it, item);
+    if (rc == ES_OK) rc = mark_correct(ts, it, item);
+    /* last, so that a failed add never leaves its id registered */
+    if (rc == ES_OK) rc = check_unique_id(ts, it->id);
+    if (rc) {
+        /* roll back so the set stays consistent for --skip-bad callers */
+        ts->n_ans = n_ans0;
+        ts->n_samples = n_s0;
+        ts->n_probes = n_p0;
+        if (rc == ES_EFORMAT) return es_error_set(err, rc, "", 0, "id", "duplicate id '%s'", item->id);
+        return es_error_set(err, rc, "", 0, "", "%s", es_strerror(rc));
+    }
+    ts->n_items++;
+    return ES_OK;
+}
+
+size_t es_traceset_n_items(const es_traceset *ts) { return ts->n_items; }
+size_t es_traceset_n_samples(const es_traceset *ts) { return ts->n_samples; }
+size_t es_traceset_n_probes(const es_traceset *ts) { return ts->n_probes; }
+
+size_t es_traceset_bytes(const es_traceset *ts)
+{
+    size_t per_sample = 3 * 4 + 4 + ((ts->flags & ES_KEEP_TEXT) ? sizeof(char *) : 0);
+    return sizeof *ts + ts->items_cap * sizeof(item_rec) + ts->samples_cap * per_sample +
+           ts->probes_cap * 5 * 4 + ts->ans_cap * (1 + 2 * sizeof(char *)) + ts->arena_bytes +
+           ts->key_cap + ts->slots_cap * 4 + ts->ids_cap * 4;
+}
+
+int es_traceset_item(const es_traceset *ts, size_t i, es_item_view *v)
+{
+    if (i >= ts->n_items) return ES_ERANGE;
+    const item_rec *it = &ts->items[i];
+    uint32_t s = it->sample_begin;
+    *v = (es_item_view){
+        .id = it->id,
+        .task = it->task,
+        .answer_type = it->type,
+        .n_samples = it->n_samples,
+        .n_answers = it->n_answers,
+        .null_answer = it->null_answer,
+        .answer = ts->s_answer + s,
+        .tokens = ts->s_tokens + s,
+        .confidence = ts->s_conf + s,
+        .correct = ts->a_correct + it->ans_begin,
+        .answer_key = ts->a_key + it->ans_begin,
+        .answer_raw = ts->a_raw + it->ans_begin,
+        .gold = it->gold,
+        .probe_off = ts->s_probe_off + s,
+        .probe_at = ts->p_at,
+        .probe_answer = ts->p_answer,
+        .probe_confidence = ts->p_conf,
+        .probe_window_confidence = ts->p_wconf,
+        .probe_cost = ts->p_cost,
+        .text = (ts->flags & ES_KEEP_TEXT) ? ts->s_text + s : NULL,
+    };
+    return ES_OK;
+}
