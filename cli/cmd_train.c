@@ -1,8 +1,192 @@
-/* cmd_train.c - placeholder until the command lands. */
+/* cmd_train.c - `earlystop train`: train the built-in reasoning model. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "cli.h"
+#include "earlystop_lm.h"
+
+#define TRAIN_SALT 0x545241494e494e47ULL
+
+typedef struct train_opts {
+    const char *out;
+    long steps, batch, seed, log_every, threads, warmup;
+    double lr, min_lr_frac, wd;
+    es_lm_config cfg;
+    int json;
+} train_opts;
+
+static void train_help(void)
+{
+    printf("usage: earlystop train [--out FILE] [--steps N] [--batch B] [--lr X] [--seed S]\n"
+           "                       [--dim D] [--layers L] [--heads H] [--hidden F] [--seq T]\n"
+           "                       [--threads N] [--log-every N] [--json]\n\n"
+           "Train the built-in reasoning model on a mix of the generated tasks\n"
+           "(last_letters, date, arithmetic) and write the model file.\n\n"
+           "  --out FILE      model file to write (default data/model.bin)\n"
+           "  --steps N       optimizer steps (default 3000)\n"
+           "  --batch B       examples per step (default 16)\n"
+           "  --lr X          peak learning rate (default 2e-3; warmup, then cosine to 10%%)\n"
+           "  --warmup N      warmup steps (default 100)\n"
+           "  --wd X          AdamW weight decay (default 0.01)\n"
+           "  --seed S        seed of the initial weights and the data stream (default 1)\n"
+           "  --dim/--layers/--heads/--hidden/--seq   model shape (default 128/4/4/384/256)\n"
+           "  --threads N     OpenMP threads (default: all); the result does not depend on it\n"
+           "  --log-every N   loss line every N steps (default 50)\n"
+           "  --json          final summary as JSON on stdout\n");
+}
+
+static int train_parse(int argc, char **argv, train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->out = "data/model.bin";
+    o->steps = 3000; o->batch = 16; o->seed = 1; o->log_every = 50; o->warmup = 100;
+    o->lr = 2e-3; o->min_lr_frac = 0.1; o->wd = 0.01;
+    es_lm_config_default(&o->cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n = 0;
+        int32_t *shape = !strcmp(a, "--dim") ? &o->cfg.dim : !strcmp(a, "--layers") ? &o->cfg.n_layers
+                       : !strcmp(a, "--heads") ? &o->cfg.n_heads : !strcmp(a, "--hidden") ? &o->cfg.hidden_dim
+                       : !strcmp(a, "--seq") ? &o->cfg.seq_len : NULL;
+        long *lv = !strcmp(a, "--steps") ? &o->steps : !strcmp(a, "--batch") ? &o->batch
+                 : !strcmp(a, "--seed") ? &o->seed : !strcmp(a, "--log-every") ? &o->log_every
+                 : !strcmp(a, "--threads") ? &o->threads : !strcmp(a, "--warmup") ? &o->warmup : NULL;
+        double *dv = !strcmp(a, "--lr") ? &o->lr : !strcmp(a, "--wd") ? &o->wd : NULL;
+        if (!strcmp(a, "--json")) { o->json = 1; continue; }
+        if (!v && (shape || lv || dv || !strcmp(a, "--out")))
+            return cli_usage_error("train", "%s needs a value", a);
+        if (!strcmp(a, "--out")) { o->out = v; i++; }
+        else if (shape || lv) {
+            if (cli_parse_long(v, 0, 1L << 40, &n)) return cli_usage_error("train", "bad %s '%s'", a, v);
+            if (shape) *shape = (int32_t)(n > 100000 ? 100000 : n); else *lv = n;
+            i++;
+        } else if (dv) {
+            if (cli_parse_double(v, dv) || *dv < 0) return cli_usage_error("train", "bad %s '%s'", a, v);
+            i++;
+        } else return cli_usage_error("train", "unknown option '%s'", a);
+    }
+    if (o->steps < 1 || o->batch < 1 || o->log_every < 1)
+        return cli_usage_error("train", "--steps, --batch and --log-every must be positive");
+    es_error err;
+    if (es_lm_config_check(&o->cfg, &err)) return cli_usage_error("train", "%s", err.msg);
+    return 0;
+}
+
+/* Batch rows: BOS prompt completion EOS, one example per row, loss on the
+ * completion only (the question is random and not the model's to write).
+ * Returns the longest row, the columns this step trains on. */
+static int fill_batch(es_rng *r, long *counter, int B, int T, int *inp, int *tgt, long *ntok)
+{
+    int toks[2 * ES_TASK_TEXT_CAP + 2], longest = 1;
+    for (int b = 0; b < B; b++) {
+        es_task_example ex;
+        es_task_kind k = (es_task_kind)(*counter % ES_TASK_COUNT);
+        (*counter)++;
+        if (es_task_draw(k, r, &ex)) { b--; continue; }
+        toks[0] = ES_LM_BOS;
+        int np = es_lm_encode(ex.prompt, toks + 1, ES_TASK_TEXT_CAP);
+        int nc = es_lm_encode(ex.completion, toks + 1 + np, ES_TASK_TEXT_CAP);
+        if (np < 0 || nc < 0) { b--; continue; }
+        int n = 1 + np + nc;
+        toks[n++] = ES_LM_EOS;
+        if (n - 1 > T) n = T + 1;
+        for (int i = 0; i < T; i++) {
+            inp[b * T + i] = i < n - 1 ? toks[i] : ES_LM_EOS;
+            tgt[b * T + i] = (i < n - 1 && i + 1 > np) ? toks[i + 1] : -1;
+        }
+        if (n - 1 > longest) longest = n - 1;
+        *ntok += n - 1;
+    }
+    return longest;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static float lr_at(const train_opts *o, long step)
+{
+    if (step < o->warmup) return (float)(o->lr * (double)(step + 1) / (double)o->warmup);
+    double p = (double)(step - o->warmup) / (double)(o->steps - o->warmup > 0 ? o->steps - o->warmup : 1);
+    double c = 0.5 * (1.0 + cos(3.14159265358979 * (p > 1 ? 1 : p)));
+    return (float)(o->lr * (o->min_lr_frac + (1.0 - o->min_lr_frac) * c));
+}
+
+static int train_loop(const train_opts *o, es_lm *m, es_lm_trainer *t, int *inp, int *tgt)
+{
+    es_rng r;
+    es_rng_stream(&r, (uint64_t)o->seed ^ TRAIN_SALT, 0, 0);
+    es_lm_adamw opt = {0, 0.9f, 0.95f, 1e-8f, (float)o->wd, 1.0f};
+    int T = o->cfg.seq_len, B = (int)o->batch;
+    long counter = 0, ntok = 0;
+    double t0 = now_s(), ema = 0;
+    es_error err;
+    for (long s = 0; s < o->steps; s++) {
+        int seq = fill_batch(&r, &counter, B, T, inp, tgt, &ntok);
+        /* rows were written with stride T; the trainer reads stride T too */
+        float loss = es_lm_train_forward(t, inp, tgt, seq);
+        if (!isfinite(loss)) { fprintf(stderr, "earlystop train: loss is %f at step %ld\n", loss, s); return CLI_FAIL; }
+        es_lm_train_backward(t);
+        opt.lr = lr_at(o, s);
+        float gn = es_lm_adamw_step(t, &opt, (int)s + 1);
+        ema = s ? 0.95 * ema + 0.05 * loss : loss;
+        if ((s + 1) % o->log_every == 0 || s + 1 == o->steps) {
+            double el = now_s() - t0;
+            fprintf(stderr, "step %ld/%ld loss %.4f (avg %.4f) gnorm %.3f lr %.2e | %.0f tok/s, %.0fs\n",
+                    s + 1, o->steps, loss, ema, gn, opt.lr, ntok / el, el);
+        }
+        if ((s + 1) % 500 == 0 && es_lm_save(m, o->out, &err)) return cli_report(&err, err.code);
+    }
+    double el = now_s() - t0;
+    if (es_lm_save(m, o->out, &err)) return cli_report(&err, err.code);
+    if (o->json)
+        printf("{\"out\":\"%s\",\"steps\":%ld,\"batch\":%ld,\"seed\":%ld,\"params\":%zu,"
+               "\"final_loss_avg\":%.5f,\"tokens\":%ld,\"seconds\":%.1f,\"tokens_per_s\":%.1f}\n",
+               o->out, o->steps, o->batch, o->seed, es_lm_n_params(m), ema, ntok, el, ntok / el);
+    else
+        printf("trained %zu parameters, %ld steps x %ld examples, %ld tokens in %.1f s "
+               "(%.0f tok/s), loss %.4f -> %s\n", es_lm_n_params(m), o->steps, o->batch, ntok,
+               el, ntok / el, ema, o->out);
+    return CLI_OK;
+}
 
 int cmd_train(int argc, char **argv)
 {
-    (void)argc; (void)argv;
-    return cli_usage_error("train", "not built yet");
+    for (int i = 1; i < argc; i++)
+        if (cli_is_help(argv[i])) { train_help(); return CLI_OK; }
+    train_opts o;
+    int rc = train_parse(argc, argv, &o);
+    if (rc) return rc;
+#ifdef _OPENMP
+    if (o.threads > 0) omp_set_num_threads((int)o.threads);
+#endif
+    es_error err;
+    es_lm *m = NULL;
+    es_lm_trainer *t = NULL;
+    if ((rc = es_lm_new(&o.cfg, (uint64_t)o.seed, &m, &err)) != 0) return cli_report(&err, rc);
+    size_t cells = (size_t)o.batch * (size_t)o.cfg.seq_len;
+    int *inp = malloc(cells * sizeof(int)), *tgt = malloc(cells * sizeof(int));
+    if (!inp || !tgt || es_lm_trainer_new(m, (int)o.batch, o.cfg.seq_len, &t)) {
+        fprintf(stderr, "earlystop train: out of memory\n");
+        rc = CLI_FAIL;
+    } else {
+        fprintf(stderr, "earlystop train: %zu parameters (dim %d, hidden %d, %d layers, %d heads, "
+                "seq %d), batch %ld, %ld steps, seed %ld\n", es_lm_n_params(m), o.cfg.dim,
+                o.cfg.hidden_dim, o.cfg.n_layers, o.cfg.n_heads, o.cfg.seq_len, o.batch, o.steps, o.seed);
+        rc = train_loop(&o, m, t, inp, tgt);
+    }
+    free(inp);
+    free(tgt);
+    es_lm_trainer_free(t);
+    es_lm_free(m);
+    return rc;
 }

@@ -83,8 +83,10 @@ const char *es_answer_type_name(es_answer_type t);
  * Normalise answer `s` (n bytes, UTF-8) of type t into its canonical key,
  * written NUL-terminated to out (cap bytes).  Two answers are equal exactly
  * when their keys are equal.  Returns the key length, or ES_ERANGE when cap
- * is too small.  A value that does not parse as its type (a number that is
- * not a number) falls back to the text key, so it can still match itself.
+ * is too small.  A number, date or choice that does not parse as its type
+ * ("\\125", "Today is 5/1/2021.") keeps its own spelling, trimmed and ASCII
+ * lower-cased, as its key: it still matches itself and never equals a typed
+ * key.  This is what the reference figures of the shared data use.
  */
 int es_answer_normalize(es_answer_type t, const char *s, size_t n, char *out, size_t cap);
 
@@ -256,8 +258,10 @@ void es_policy_free(es_policy *p);
 const char *es_policy_spec(const es_policy *p);
 
 /* Start a question.  max_samples: samples the caller would draw at most (0 =
- * unknown); null_answer: the id of the null answer, or -1. */
-int es_policy_begin_item(es_policy *p, uint32_t max_samples, int32_t null_answer);
+ * unknown); answer ids passed later are < max_answers; null_answer: the id of
+ * the null answer, or -1.  May allocate when max_answers exceeds every earlier
+ * question's (never per event). */
+int es_policy_begin_item(es_policy *p, uint32_t max_samples, uint32_t max_answers, int32_t null_answer);
 int es_policy_begin_sample(es_policy *p);
 
 /* Optional per-token event: log-probability of the sampled token and, where
@@ -282,6 +286,17 @@ int32_t es_policy_sample_answer(const es_policy *p);
 /* Final answer of the question (after the last end_sample). */
 int32_t es_policy_answer(const es_policy *p);
 
+/* Within-sample token cap (budget:tokens=T), UINT32_MAX when none: the caller
+ * stops a sample there and forces its answer (s1-style budget forcing). */
+uint32_t es_policy_token_limit(const es_policy *p);
+
+/* 1 when the policy has a within-sample rule (probes are worth making). */
+int es_policy_probes(const es_policy *p);
+
+/* Samples drawn at once per round: 1 for sequential rules, the window for
+ * ESC, every sample for full and sample budgets (0 = all). */
+uint32_t es_policy_batch(const es_policy *p);
+
 /* Last error detail (e.g. "deer needs probe confidences"), "" if none. */
 const char *es_policy_errmsg(const es_policy *p);
 
@@ -303,6 +318,70 @@ int32_t es_interner_intern(es_interner *in, const char *s);
 /* Canonical key of id, NULL for the null answer. */
 const char *es_interner_key(const es_interner *in, int32_t id);
 uint32_t es_interner_count(const es_interner *in);
+
+/* ------------------------------------------------------------------ replay */
+
+/* What one policy did on one item. */
+typedef struct es_outcome {
+    int32_t answer;          /* final answer id */
+    uint8_t correct;
+    uint32_t samples;        /* samples drawn */
+    uint32_t rounds;         /* sequential steps (a batch drawn at once is one) */
+    uint32_t probes;         /* probes made */
+    uint64_t tokens;         /* generated tokens up to each sample's stop */
+    uint64_t probe_tokens;   /* tokens the probes themselves spent */
+} es_outcome;
+
+/* probe_cost for es_replay_item: take each probe's own `cost` field (0 where
+ * absent), or charge a fixed number of tokens per probe when >= 0. */
+enum { ES_PROBE_COST_FIELD = -1 };
+
+/*
+ * Replay policy p on one recorded item, samples in `order` (NULL = file
+ * order), as a live loop would have run it: probes are fed while the within
+ * rule asks for them, a sample stopped early ends at that probe's `at` with
+ * the probed answer, a token budget cuts a sample at its cap answering the
+ * last probe at or before it (null if none).  Allocates nothing.
+ */
+int es_replay_item(es_policy *p, const es_item_view *v, const uint32_t *order, int32_t probe_cost,
+                   es_outcome *out);
+
+/* Per-item sums over orders, kept as integers so that the totals do not
+ * depend on how shuffles are split across threads. */
+typedef struct es_eval_acc {
+    uint64_t correct, samples, rounds, probes, tokens, probe_tokens;
+} es_eval_acc;
+
+/* Random order number `shuffle` of an item with n samples: a pure function
+ * of (seed, shuffle, item), so any thread can make any order. */
+void es_shuffle_order(uint64_t seed, uint32_t shuffle, uint32_t item, uint32_t n, uint32_t *order);
+
+/*
+ * Replay p on every item of ts for orders [shuffle_begin, shuffle_end),
+ * adding into acc[item].  shuffle_begin == shuffle_end == 0 replays the file
+ * order once.  Allocates one order buffer per call, nothing per item.  On
+ * error the policy's es_policy_errmsg says why and *bad_item names the item.
+ */
+int es_eval_policy(const es_traceset *ts, es_policy *p, uint64_t seed, uint32_t shuffle_begin,
+                   uint32_t shuffle_end, int32_t probe_cost, es_eval_acc *acc, size_t *bad_item);
+
+typedef enum es_oracle {
+    ES_ORACLE_CONSISTENCY = 0, /* fewest first samples whose running majority stays the full majority */
+    ES_ORACLE_CORRECTNESS = 1, /* fewest first samples to a correct running majority (uses gold) */
+    ES_ORACLE_STABLE_FINAL = 2 /* each trace cut where its probes settle on its final answer */
+} es_oracle;
+
+/* The oracles as rows, with the same orders and accumulators as policies. */
+int es_eval_oracle(const es_traceset *ts, es_oracle which, uint64_t seed, uint32_t shuffle_begin,
+                   uint32_t shuffle_end, es_eval_acc *acc);
+
+/* Largest samples-per-item and answers-per-item of a set (for scratch sizes). */
+void es_traceset_max_sizes(const es_traceset *ts, uint32_t *max_samples, uint32_t *max_answers);
+
+/* Paired bootstrap over items: 95% interval of mean(a - b), B resamples from
+ * `seed`.  Returns ES_ENOMEM or 0. */
+int es_bootstrap_diff(const double *a, const double *b, size_t n, uint32_t resamples, uint64_t seed,
+                      double *lo, double *hi);
 
 #ifdef __cplusplus
 }

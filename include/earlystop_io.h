@@ -52,6 +52,15 @@ uint64_t es_trace_reader_bytes(const es_trace_reader *r);
 int es_traceset_load(const char *path, unsigned read_flags, es_traceset **out,
                      size_t *skipped, es_error *err);
 
+/* ---------------------------------------------------------- policy files */
+
+/* Read a policy file ({"spec": "..."} or {"rules": [{"name": ..., key: value}]})
+ * into a spec string. */
+int es_policy_spec_load(const char *path, char *buf, size_t cap, es_error *err);
+
+/* es_policy_new, also taking "@file.json" for a policy file. */
+int es_policy_new_any(const char *spec, es_policy **out, es_error *err);
+
 /* ----------------------------------------------------------- trace writer */
 
 /*
@@ -81,7 +90,8 @@ int es_trace_writer_free(es_trace_writer *w);
 typedef struct es_import_opts {
     const char *id_path;          /* NULL: ids generated from the item index */
     const char *id_prefix;        /* prepended to ids; NULL: "item-" for generated ids, "" else */
-    int id_digits;                /* zero-pad integer ids / indexes to this width (0 = none) */
+    int id_digits;                /* zero-pad integer ids / indexes to this width;
+                                     -1: 4 for generated ids, none for ids from a field */
     const char *question_path;    /* NULL: no question; absent in a record: none */
     const char *gold_path;        /* required: gold in the record, or in the gold file's record */
     const char *gold_regex;       /* NULL: gold taken as is */
@@ -101,12 +111,12 @@ typedef struct es_import_opts {
 } es_import_opts;
 
 enum {
-    ES_IMPORT_LOWER = 1,     /* ASCII-lower-case the answers (not the gold) */
+    ES_IMPORT_LOWER = 1,     /* ASCII-lower-case the answers and the gold */
     ES_IMPORT_SKIP_BAD = 2,  /* skip records that fail, count them */
     ES_IMPORT_NO_TEXT = 4    /* leave samples[].text and question out of the items */
 };
 
-/* Zero everything, answer type text, id_digits 4. */
+/* Zero everything, answer type text, id_digits -1. */
 void es_import_opts_init(es_import_opts *o);
 
 typedef struct es_importer es_importer;

@@ -75,11 +75,13 @@ static void item_stats(const es_item_view *v, uint32_t *counts, es_stats *acc)
     acc->tokens_per_item += (double)tokens;
     acc->consistency_oracle_samples += orc;
     acc->consistency_oracle_tokens += (double)orc_tokens;
+    /* every trace counts, with or without probes: the README's means are
+     * over all traces of a probe file, and a trace without probes has to run
+     * to its end (es_stable_final_tokens gives its whole tokens) */
     for (uint32_t s = 0; s < n; s++) {
         uint32_t b = v->probe_off[s], e = v->probe_off[s + 1];
-        if (e == b) continue;
+        if (e != b) acc->traces_with_probes++;
         acc->probes_per_trace += e - b;
-        acc->traces_with_probes++;
         acc->stable_final_tokens += es_stable_final_tokens(v->probe_at + b, v->probe_answer + b, e - b,
                                                            v->answer[s], v->tokens[s]);
         acc->full_em += v->correct[v->answer[s]];
@@ -87,7 +89,7 @@ static void item_stats(const es_item_view *v, uint32_t *counts, es_stats *acc)
 }
 
 /* Figures as in the data README: means over items; probe figures are means
- * over the traces (samples) that carry probes. */
+ * over all traces (samples) of a file in which any trace carries probes. */
 int es_stats_compute(const es_traceset *ts, es_stats *out)
 {
     es_stats acc = {0};
@@ -104,7 +106,10 @@ int es_stats_compute(const es_traceset *ts, es_stats *out)
         item_stats(&v, counts, &acc);
     }
     free(counts);
-    double k = n_items ? (double)n_items : 1.0, t = acc.traces_with_probes ? (double)acc.traces_with_probes : 1.0;
+    /* probe figures are means over all traces (samples) of a file that has
+     * probes at all, and 0 for a file without any */
+    double k = n_items ? (double)n_items : 1.0;
+    double t = acc.traces_with_probes && es_traceset_n_samples(ts) ? (double)es_traceset_n_samples(ts) : 0.0;
     acc.items = n_items;
     acc.samples = es_traceset_n_samples(ts);
     acc.samples_per_item = (double)acc.samples / k;
@@ -114,9 +119,9 @@ int es_stats_compute(const es_traceset *ts, es_stats *out)
     acc.tokens_per_item /= k;
     acc.consistency_oracle_samples /= k;
     acc.consistency_oracle_tokens /= k;
-    acc.probes_per_trace /= t;
-    acc.stable_final_tokens /= t;
-    acc.full_em /= t;
+    acc.probes_per_trace = t > 0 ? acc.probes_per_trace / t : 0.0;
+    acc.stable_final_tokens = t > 0 ? acc.stable_final_tokens / t : 0.0;
+    acc.full_em = t > 0 ? acc.full_em / t : 0.0;
     *out = acc;
     return ES_OK;
 }

@@ -190,17 +190,17 @@ void es_traceset_free(es_traceset *ts)
 /* Normalise s into ts->key, growing the buffer as needed. */
 static int normalize_into(es_traceset *ts, es_answer_type t, const char *s)
 {
-    size_t n = strlen(s);
+    size_t n = strlen(s), want = n + 64;
     for (;;) {
-        if (ts->key_cap < n + 64) {
-            size_t c = next_cap(ts->key_cap, n + 64);
+        if (ts->key_cap < want) {
+            size_t c = next_cap(ts->key_cap, want);
             if (grow_to((void **)&ts->key, c, 1)) return ES_ENOMEM;
             ts->key_cap = c;
         }
         int k = es_answer_normalize(t, s, n, ts->key, ts->key_cap);
         if (k >= 0) return ES_OK;
         if (k != ES_ERANGE) return k;
-        n = ts->key_cap * 2; /* grow and retry */
+        want = ts->key_cap * 2; /* a number key can outgrow its input: retry larger */
     }
 }
 

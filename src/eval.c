@@ -1,0 +1,204 @@
+/*
+ * eval.c - replay evaluation over a whole trace set: policies, oracles,
+ * random sample orders and the paired bootstrap.
+ *
+ * Orders are pure functions of (seed, shuffle, item) and every sum is an
+ * integer, so a run split across any number of threads adds up to the same
+ * bytes as a run on one.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "earlystop.h"
+
+/* splitmix64: a counter-based generator, one state word, good mixing. */
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* Unbiased integer in [0, n) by rejection. */
+static uint32_t below(uint64_t *s, uint32_t n)
+{
+    uint64_t lim = UINT64_MAX - UINT64_MAX % n, x;
+    do x = splitmix(s);
+    while (x >= lim);
+    return (uint32_t)(x % n);
+}
+
+void es_shuffle_order(uint64_t seed, uint32_t shuffle, uint32_t item, uint32_t n, uint32_t *order)
+{
+    uint64_t s = seed ^ ((uint64_t)shuffle << 32 | item) * 0xD6E8FEB86659FD93ULL;
+    splitmix(&s);
+    for (uint32_t i = 0; i < n; i++) order[i] = i;
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = below(&s, i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+}
+
+void es_traceset_max_sizes(const es_traceset *ts, uint32_t *max_samples, uint32_t *max_answers)
+{
+    es_item_view v;
+    uint32_t ms = 1, ma = 1;
+    for (size_t i = 0; i < es_traceset_n_items(ts); i++) {
+        es_traceset_item(ts, i, &v);
+        if (v.n_samples > ms) ms = v.n_samples;
+        if (v.n_answers > ma) ma = v.n_answers;
+    }
+    *max_samples = ms;
+    *max_answers = ma;
+}
+
+static void add_outcome(es_eval_acc *a, const es_outcome *o)
+{
+    a->correct += o->correct;
+    a->samples += o->samples;
+    a->rounds += o->rounds;
+    a->probes += o->probes;
+    a->tokens += o->tokens;
+    a->probe_tokens += o->probe_tokens;
+}
+
+int es_eval_policy(const es_traceset *ts, es_policy *p, uint64_t seed, uint32_t shuffle_begin,
+                   uint32_t shuffle_end, int32_t probe_cost, es_eval_acc *acc, size_t *bad_item)
+{
+    uint32_t ms, ma;
+    es_traceset_max_sizes(ts, &ms, &ma);
+    uint32_t *order = malloc(ms * sizeof *order);
+    if (!order) return ES_ENOMEM;
+    int file_order = shuffle_begin == 0 && shuffle_end == 0;
+    int rc = ES_OK;
+    es_item_view v;
+    es_outcome o;
+    for (uint32_t r = shuffle_begin; rc == ES_OK && (r < shuffle_end || (file_order && r == 0)); r++) {
+        for (size_t i = 0; i < es_traceset_n_items(ts); i++) {
+            es_traceset_item(ts, i, &v);
+            if (!file_order) es_shuffle_order(seed, r, (uint32_t)i, v.n_samples, order);
+            rc = es_replay_item(p, &v, file_order ? NULL : order, probe_cost, &o);
+            if (rc) {
+                if (bad_item) *bad_item = i;
+                break;
+            }
+            add_outcome(&acc[i], &o);
+        }
+        if (file_order) break;
+    }
+    free(order);
+    return rc;
+}
+
+/* Sum of the first n tokens of the ordered samples. */
+static uint64_t prefix_tokens(const es_item_view *v, const uint32_t *order, uint32_t n)
+{
+    uint64_t t = 0;
+    for (uint32_t i = 0; i < n; i++) t += v->tokens[order[i]];
+    return t;
+}
+
+/* Fewest first samples whose running majority is correct; n when never. */
+static uint32_t correctness_oracle(const es_item_view *v, const int32_t *ans, uint32_t *counts, int *ok)
+{
+    int32_t lead = -1;
+    uint32_t found = 0;
+    for (uint32_t i = 0; i < v->n_samples && !found; i++) {
+        int32_t a = ans[i];
+        uint32_t c = ++counts[a];
+        if (lead < 0 || c > counts[lead] || (c == counts[lead] && a < lead)) lead = a;
+        if (v->correct[lead]) found = i + 1;
+    }
+    for (uint32_t i = 0; i < v->n_samples; i++) counts[ans[i]] = 0;
+    *ok = found > 0;
+    return found ? found : v->n_samples;
+}
+
+/* Oracle outcome of one item in one order. */
+static void oracle_item(const es_item_view *v, es_oracle which, const uint32_t *order, int32_t *ans,
+                        uint32_t *counts, es_outcome *o)
+{
+    uint32_t n = v->n_samples;
+    for (uint32_t i = 0; i < n; i++) ans[i] = v->answer[order[i]];
+    int32_t maj = es_vote_majority(ans, n, counts, v->n_answers);
+    *o = (es_outcome){.answer = maj, .correct = v->correct[maj], .rounds = 1};
+    if (which == ES_ORACLE_CONSISTENCY) {
+        o->samples = es_consistency_oracle(ans, n, counts, v->n_answers);
+        o->tokens = prefix_tokens(v, order, o->samples);
+    } else if (which == ES_ORACLE_CORRECTNESS) {
+        int ok;
+        o->samples = correctness_oracle(v, ans, counts, &ok);
+        o->correct = (uint8_t)ok;
+        o->tokens = prefix_tokens(v, order, o->samples);
+    } else {
+        o->samples = n;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t s = order[i], b = v->probe_off[s], e = v->probe_off[s + 1];
+            o->tokens += es_stable_final_tokens(v->probe_at + b, v->probe_answer + b, e - b, v->answer[s],
+                                                v->tokens[s]);
+        }
+    }
+}
+
+int es_eval_oracle(const es_traceset *ts, es_oracle which, uint64_t seed, uint32_t shuffle_begin,
+                   uint32_t shuffle_end, es_eval_acc *acc)
+{
+    uint32_t ms, ma;
+    es_traceset_max_sizes(ts, &ms, &ma);
+    uint32_t *order = malloc(ms * sizeof *order), *counts = calloc(ma, sizeof *counts);
+    int32_t *ans = malloc(ms * sizeof *ans);
+    if (!order || !counts || !ans) {
+        free(order);
+        free(counts);
+        free(ans);
+        return ES_ENOMEM;
+    }
+    int file_order = shuffle_begin == 0 && shuffle_end == 0;
+    es_item_view v;
+    es_outcome o;
+    for (uint32_t r = shuffle_begin; r < shuffle_end || (file_order && r == 0); r++) {
+        for (size_t i = 0; i < es_traceset_n_items(ts); i++) {
+            es_traceset_item(ts, i, &v);
+            if (file_order) for (uint32_t k = 0; k < v.n_samples; k++) order[k] = k;
+            else es_shuffle_order(seed, r, (uint32_t)i, v.n_samples, order);
+            oracle_item(&v, which, order, ans, counts, &o);
+            add_outcome(&acc[i], &o);
+        }
+        if (file_order) break;
+    }
+    free(order);
+    free(counts);
+    free(ans);
+    return ES_OK;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int es_bootstrap_diff(const double *a, const double *b, size_t n, uint32_t resamples, uint64_t seed,
+                      double *lo, double *hi)
+{
+    *lo = *hi = 0;
+    if (n == 0 || resamples == 0) return ES_OK;
+    double *means = malloc(resamples * sizeof *means);
+    if (!means) return ES_ENOMEM;
+    uint64_t s = seed ^ 0xB007B007B007B007ULL;
+    for (uint32_t r = 0; r < resamples; r++) {
+        double sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = (size_t)(splitmix(&s) % n);
+            sum += a[k] - b[k];
+        }
+        means[r] = sum / (double)n;
+    }
+    qsort(means, resamples, sizeof *means, cmp_double);
+    *lo = means[(size_t)(0.025 * (resamples - 1) + 0.5)];
+    *hi = means[(size_t)(0.975 * (resamples - 1) + 0.5)];
+    free(means);
+    return ES_OK;
+}
