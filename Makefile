@@ -68,8 +68,9 @@ $(BUILD)/libearlystop.a: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# The core links libc and libm only, so an inference engine can embed it.
 $(BUILD)/libearlystop.so: $(CORE_OBJ)
-	$(CC) -shared -o $@ $^ -lm -fopenmp $(SAN)
+	$(CC) -shared -o $@ $^ -lm $(SAN)
 
 $(BUILD)/libearlystop-io.a: $(IO_OBJ)
 	@mkdir -p $(dir $@)

@@ -196,7 +196,7 @@ static int run_policy(const es_traceset *ts, const char *spec, const eval_opts *
 
 /* Means over items of the row's per-item means over orders. */
 typedef struct row_figs {
-    double em, tokens, gen_tokens, samples, rounds, probes, d_lo, d_hi, reduction, oracle_x;
+    double em, tokens, gen_tokens, samples, rounds, probes, d_mean, d_lo, d_hi, reduction, oracle_x;
 } row_figs;
 
 static void per_item_em(const es_eval_acc *acc, size_t n, double orders, double *em)
@@ -235,23 +235,30 @@ static void print_header(const char *path, size_t n_items, const eval_opts *o)
 static void print_row(const row *r, const row_figs *f, const eval_opts *o, const char *path, json_t *rows)
 {
     if (o->json) {
-        json_t *j = json_pack("{s:s, s:s, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "file", path,
-                              "policy", r->name, "oracle", r->oracle, "em", f->em, "em_delta_pts",
-                              100 * (f->d_lo + f->d_hi) / 2, "em_delta_lo_pts", 100 * f->d_lo, "em_delta_hi_pts",
-                              100 * f->d_hi, "tokens", f->tokens, "tokens_no_probe_cost", f->gen_tokens,
-                              "token_reduction_pct", f->reduction, "samples", f->samples, "rounds", f->rounds,
-                              "probes", f->probes, "oracle_multiple", f->oracle_x);
+        json_t *j = json_object();
+        json_object_set_new(j, "file", json_string(path));
+        json_object_set_new(j, "policy", json_string(r->name));
+        json_object_set_new(j, "oracle", json_boolean(r->oracle));
+        const struct { const char *k; double v; } nums[] = {
+            {"em", f->em}, {"em_delta_pts", r->oracle ? NAN : 100 * f->d_mean}, {"em_delta_lo_pts", r->oracle ? NAN : 100 * f->d_lo},
+            {"em_delta_hi_pts", r->oracle ? NAN : 100 * f->d_hi}, {"tokens", f->tokens},
+            {"tokens_no_probe_cost", f->gen_tokens}, {"token_reduction_pct", f->reduction},
+            {"samples", f->samples}, {"rounds", f->rounds}, {"probes", f->probes},
+            {"oracle_multiple", f->oracle_x}};
+        /* JSON has no NaN: figures that do not apply are null */
+        for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+            json_object_set_new(j, nums[i].k, isfinite(nums[i].v) ? json_real(nums[i].v) : json_null());
         json_array_append_new(rows, j);
         return;
     }
     if (o->csv) {
-        printf("%s,%s,%d,%.6f,%.4f,%.4f,%.2f,%.2f,%.3f,%.4f,%.4f,%.4f,%.4f\n", path, r->name, r->oracle, f->em,
-               100 * f->d_lo, 100 * f->d_hi, f->tokens, f->gen_tokens, f->reduction, f->samples, f->rounds,
+        printf("%s,%s,%d,%.6f,%.4f,%.4f,%.4f,%.2f,%.2f,%.3f,%.4f,%.4f,%.4f,%.4f\n", path, r->name, r->oracle, f->em,
+               100 * f->d_mean, 100 * f->d_lo, 100 * f->d_hi, f->tokens, f->gen_tokens, f->reduction, f->samples, f->rounds,
                f->probes, f->oracle_x);
         return;
     }
     char ci[64];
-    snprintf(ci, sizeof ci, "[%+.1f, %+.1f]", 100 * f->d_lo, 100 * f->d_hi);
+    snprintf(ci, sizeof ci, "%+.1f [%+.1f, %+.1f]", 100 * f->d_mean, 100 * f->d_lo, 100 * f->d_hi);
     char tok[32];
     snprintf(tok, sizeof tok, "%.1f", f->tokens);
     printf("%-56.56s %7.3f %22s %9s %9.1f %7.3f %7.2f %7.2f\n", r->name, f->em, r->oracle ? "" : ci, tok,
@@ -303,7 +310,7 @@ static int eval_file(const char *path, const eval_opts *o, json_t *rows)
     rc = rows_ && em && em_full ? CLI_OK : CLI_FAIL;
     for (int r = 0; r < n_rows && rc == CLI_OK; r++)
         if (!(rows_[r].acc = calloc(n ? n : 1, sizeof(es_eval_acc)))) rc = CLI_FAIL;
-    uint32_t b = o->shuffles ? 0 : 0, e = o->shuffles;
+    uint32_t e = o->shuffles; /* orders [0, e); 0 = file order */
     for (int r = 0; r < n_rows && rc == CLI_OK; r++) {
         if (r <= o->n_specs) {
             const char *spec = r == 0 ? "full" : o->specs[r - 1];
@@ -315,7 +322,7 @@ static int eval_file(const char *path, const eval_opts *o, json_t *rows)
             static const char *const names[] = {"oracle:consistency", "oracle:correctness", "oracle:stable-final"};
             snprintf(rows_[r].name, sizeof rows_[r].name, "%s", names[which]);
             rows_[r].oracle = 1;
-            rc = es_eval_oracle(ts, (es_oracle)which, o->seed, b, e, rows_[r].acc) ? CLI_FAIL : CLI_OK;
+            rc = es_eval_oracle(ts, (es_oracle)which, o->seed, 0, e, rows_[r].acc) ? CLI_FAIL : CLI_OK;
         }
     }
     cli_progress_end();
@@ -332,6 +339,7 @@ static int eval_file(const char *path, const eval_opts *o, json_t *rows)
             per_item_em(rows_[r].acc, n, orders, em);
             if (!rows_[r].oracle && es_bootstrap_diff(em, em_full, n, o->bootstrap, o->seed, &f.d_lo, &f.d_hi))
                 rc = CLI_FAIL;
+            f.d_mean = f.em - full.em;
             f.reduction = full.tokens > 0 ? 100.0 * (1.0 - f.tokens / full.tokens) : 0;
             f.oracle_x = o->oracles && oracle.tokens > 0 ? f.tokens / oracle.tokens : NAN;
             print_row(&rows_[r], &f, o, path, rows);
@@ -355,7 +363,7 @@ int cmd_eval(int argc, char **argv)
     int rc = parse_args(argc, argv, &o, files, &n_files);
     json_t *rows = json_array();
     if (o.csv && rc == CLI_OK)
-        puts("file,policy,oracle,em,em_delta_lo_pts,em_delta_hi_pts,tokens,tokens_no_probe_cost,"
+        puts("file,policy,oracle,em,em_delta_pts,em_delta_lo_pts,em_delta_hi_pts,tokens,tokens_no_probe_cost,"
              "token_reduction_pct,samples,rounds,probes,oracle_multiple");
     for (int i = 0; i < n_files && rc == CLI_OK; i++) rc = eval_file(files[i], &o, rows);
     if (rc == CLI_OK && o.json) {

@@ -16,7 +16,8 @@ static const char usage_text[] =
     "  tokens per item, and the consistency oracle (fewest first samples whose\n"
     "  running majority equals the full majority from then on) in samples and\n"
     "  tokens.  Files with probes also get probes per trace, full EM and the\n"
-    "  stable-final oracle tokens.\n"
+    "  stable-final oracle tokens.  Files of answer_type text also get the\n"
+    "  token-level F1 of the majority answer (SQuAD-style), a second metric.\n"
     "\n"
     "options:\n"
     "  --json       one JSON object per file, one per line\n"
@@ -33,6 +34,10 @@ static json_t *stats_json(const char *path, const es_stats *s, size_t skipped)
                           s->oracle_em, "tokens_per_item", s->tokens_per_item, "consistency_oracle_samples",
                           s->consistency_oracle_samples, "consistency_oracle_tokens",
                           s->consistency_oracle_tokens, "skipped", (json_int_t)skipped);
+    if (o && s->text_items) {
+        json_object_set_new(o, "text_items", json_integer((json_int_t)s->text_items));
+        json_object_set_new(o, "maj_f1", json_real(s->maj_f1));
+    }
     if (o && s->traces_with_probes) {
         json_object_set_new(o, "traces_with_probes", json_integer((json_int_t)s->traces_with_probes));
         json_object_set_new(o, "probes_per_trace", json_real(s->probes_per_trace));
@@ -53,6 +58,7 @@ static void print_row(const char *path, const es_stats *s)
     printf("%-34s %6zu %6.2f %7.3f %7.3f %8.3f %11.1f %8.3f %9.1f", base_name(path), s->items,
            s->samples_per_item, s->single_em, s->maj_em, s->oracle_em, s->tokens_per_item,
            s->consistency_oracle_samples, s->consistency_oracle_tokens);
+    if (s->text_items) printf("   maj F1 %.3f", s->maj_f1);
     if (s->traces_with_probes)
         printf("   probes/trace %.2f  full EM %.3f  stable-final tokens %.1f", s->probes_per_trace, s->full_em,
                s->stable_final_tokens);

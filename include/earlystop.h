@@ -198,6 +198,9 @@ typedef struct es_stats {
     double tokens_per_item;    /* all samples' tokens */
     double consistency_oracle_samples;
     double consistency_oracle_tokens;
+    /* token-level F1 of the majority answer, over items of answer_type text */
+    size_t text_items;
+    double maj_f1;             /* 0 when text_items == 0 */
     /* probe files (0 when none) */
     size_t traces_with_probes; /* samples that carry probes */
     double probes_per_trace;

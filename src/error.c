@@ -39,10 +39,13 @@ int es_error_set(es_error *err, int code, const char *file, long line,
     err->line = line;
     copy_str(err->file, sizeof err->file, file);
     copy_str(err->field, sizeof err->field, field);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt ? fmt : "", ap);
-    va_end(ap);
+    err->msg[0] = '\0';
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
     return code;
 }
 

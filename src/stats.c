@@ -75,6 +75,11 @@ static void item_stats(const es_item_view *v, uint32_t *counts, es_stats *acc)
     acc->tokens_per_item += (double)tokens;
     acc->consistency_oracle_samples += orc;
     acc->consistency_oracle_tokens += (double)orc_tokens;
+    if (v->answer_type == ES_ANSWER_TEXT) {
+        /* F1 gives partial credit where EM gives none: a second metric for text */
+        acc->text_items++;
+        acc->maj_f1 += es_answer_f1(v->answer_raw[maj], v->gold);
+    }
     /* every trace counts, with or without probes: the README's means are
      * over all traces of a probe file, and a trace without probes has to run
      * to its end (es_stable_final_tokens gives its whole tokens) */
@@ -82,7 +87,9 @@ static void item_stats(const es_item_view *v, uint32_t *counts, es_stats *acc)
         uint32_t b = v->probe_off[s], e = v->probe_off[s + 1];
         if (e != b) acc->traces_with_probes++;
         acc->probes_per_trace += e - b;
-        acc->stable_final_tokens += es_stable_final_tokens(v->probe_at + b, v->probe_answer + b, e - b,
+        /* the probe arrays are NULL in a set without probes: no NULL + 0 */
+        acc->stable_final_tokens += es_stable_final_tokens(e > b ? v->probe_at + b : NULL,
+                                                           e > b ? v->probe_answer + b : NULL, e - b,
                                                            v->answer[s], v->tokens[s]);
         acc->full_em += v->correct[v->answer[s]];
     }
@@ -122,6 +129,7 @@ int es_stats_compute(const es_traceset *ts, es_stats *out)
     acc.probes_per_trace = t > 0 ? acc.probes_per_trace / t : 0.0;
     acc.stable_final_tokens = t > 0 ? acc.stable_final_tokens / t : 0.0;
     acc.full_em = t > 0 ? acc.full_em / t : 0.0;
+    if (acc.text_items) acc.maj_f1 /= (double)acc.text_items;
     *out = acc;
     return ES_OK;
 }

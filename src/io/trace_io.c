@@ -17,15 +17,34 @@
 
 #include "earlystop_io.h"
 
+/* Lines are read ahead in batches and parsed by all cores at once: jansson
+ * is most of the reader's time and lines parse independently.  Items are
+ * still handed out one at a time, in file order, so memory stays bounded by
+ * BATCH lines. */
+enum { BATCH = 64 };
+
+typedef struct line_slot {
+    char *buf;
+    size_t cap, len;
+    long line;
+    int complete;
+    json_t *json;           /* NULL when the line did not parse */
+} line_slot;
+
 struct es_trace_reader {
     FILE *fp;
     int own_fp;
     unsigned flags;
     char path[256];
-    long line;              /* line number of the last line read */
+    long line;              /* line of the item being read (for errors) */
+    long lines_read;        /* lines consumed from the file, read-ahead included */
     uint64_t bytes;
-    char *buf;              /* getline buffer */
+    char *buf;              /* getline buffer of the header */
     size_t buf_cap;
+    line_slot batch[BATCH]; /* read-ahead: lines parsed in parallel */
+    int n_batch, pos_batch, eof;
+    int pending_rc;         /* an I/O error met while reading ahead */
+    es_error pending_err;
     char *header;           /* compact JSON of the header line */
     json_t *cur;            /* parsed current item, owns the strings handed out */
     es_sample *samples;
@@ -59,23 +78,24 @@ static int bad(es_trace_reader *r, es_error *err, int code, const char *field, c
     return es_error_set(err, code, r->path, r->line, field, "%s", msg);
 }
 
-/* Read one raw line (without its newline) into r->buf; ES_EOF at the end.
+/* Read one raw line (without its newline) into *buf; ES_EOF at the end.
  * *complete is 0 when the file ended without a newline (a truncated line). */
-static int read_line(es_trace_reader *r, size_t *len, int *complete, es_error *err)
+static int read_line(es_trace_reader *r, char **buf, size_t *cap, size_t *len, int *complete, es_error *err)
 {
     errno = 0;
-    ssize_t n = getline(&r->buf, &r->buf_cap, r->fp);
+    ssize_t n = getline(buf, cap, r->fp);
     if (n < 0) {
         if (ferror(r->fp))
-            return es_error_set(err, ES_EIO, r->path, r->line + 1, "", "read failed: %s",
+            return es_error_set(err, ES_EIO, r->path, r->lines_read + 1, "", "read failed: %s",
                                 strerror(errno ? errno : EIO));
         return ES_EOF;
     }
-    r->line++;
+    r->lines_read++;
     r->bytes += (uint64_t)n;
-    *complete = n > 0 && r->buf[n - 1] == '\n';
-    if (*complete) r->buf[--n] = '\0';
-    if (n > 0 && r->buf[n - 1] == '\r') r->buf[--n] = '\0';
+    char *b = *buf;
+    *complete = n > 0 && b[n - 1] == '\n';
+    if (*complete) b[--n] = '\0';
+    if (n > 0 && b[n - 1] == '\r') b[--n] = '\0';
     *len = (size_t)n;
     return ES_OK;
 }
@@ -88,11 +108,15 @@ static int blank(const char *s, size_t n)
     return 1;
 }
 
-/* Parse the current line as a JSON object; name truncation when it is one. */
-static int parse_line(es_trace_reader *r, size_t len, int complete, json_t **out, es_error *err)
+/* Turn a line into a JSON object: *out may already hold the line's parse
+ * (from the parallel read-ahead), else it is parsed here.  A failure names
+ * truncation when the file ended mid-line. */
+static int parse_line(es_trace_reader *r, const char *buf, size_t len, int complete, json_t **out,
+                      es_error *err)
 {
     json_error_t je;
-    json_t *j = json_loadb(r->buf, len, JSON_ALLOW_NUL, &je);
+    json_t *j = *out ? *out : json_loadb(buf, len, JSON_ALLOW_NUL, &je);
+    *out = NULL;
     if (!j) {
         if (!complete)
             return es_error_set(err, ES_EPARSE, r->path, r->line, "",
@@ -142,11 +166,12 @@ int es_trace_reader_open(const char *path, unsigned flags, es_trace_reader **out
     size_t len;
     int complete, rc;
     do {
-        rc = read_line(r, &len, &complete, err);
+        rc = read_line(r, &r->buf, &r->buf_cap, &len, &complete, err);
+        r->line = r->lines_read;
     } while (rc == ES_OK && blank(r->buf, len));
     if (rc == ES_EOF) rc = bad(r, err, ES_EFORMAT, "", "empty file: no header line");
     json_t *h = NULL;
-    if (rc == ES_OK) rc = parse_line(r, len, complete, &h, err);
+    if (rc == ES_OK) rc = parse_line(r, r->buf, len, complete, &h, err);
     if (rc == ES_OK) rc = check_header(r, h, err);
     json_decref(h);
     if (rc != ES_OK) {
@@ -162,6 +187,10 @@ void es_trace_reader_free(es_trace_reader *r)
     if (!r) return;
     if (r->own_fp && r->fp) fclose(r->fp);
     json_decref(r->cur);
+    for (int i = 0; i < BATCH; i++) {
+        json_decref(r->batch[i].json);
+        free(r->batch[i].buf);
+    }
     free(r->buf);
     free(r->header);
     free(r->samples);
@@ -196,9 +225,33 @@ typedef struct num_slots {
     size_t n, cap;
 } num_slots;
 
+/* Where a value sits in the item.  The field name is only spelled out when
+ * something is wrong, so reading a good item formats no strings at all. */
+typedef struct loc {
+    long sample, probe, gold;  /* -1 when not inside one */
+    const char *key;           /* NULL for the element itself */
+} loc;
+
+static void loc_name(const loc *l, char *buf, size_t cap)
+{
+    const char *dot = l->key ? "." : "", *key = l->key ? l->key : "";
+    if (l->gold >= 0) snprintf(buf, cap, "gold[%ld]", l->gold);
+    else if (l->sample < 0) snprintf(buf, cap, "%s", key);
+    else if (l->probe < 0) snprintf(buf, cap, "samples[%ld]%s%s", l->sample, dot, key);
+    else snprintf(buf, cap, "samples[%ld].probes[%ld]%s%s", l->sample, l->probe, dot, key);
+}
+
+static int bad_at(es_trace_reader *r, es_error *err, loc l, const char *key, const char *msg)
+{
+    char field[128];
+    l.key = key;
+    loc_name(&l, field, sizeof field);
+    return bad(r, err, ES_EFORMAT, field, msg);
+}
+
 /* An answer-like value: string, null, or number (kept as its text). */
 static int get_answer(es_trace_reader *r, json_t *v, const char **dst, num_slots *ns,
-                      int allow_null, const char *field, es_error *err)
+                      int allow_null, loc l, const char *key, es_error *err)
 {
     if (json_is_string(v)) { *dst = json_string_value(v); return ES_OK; }
     if (allow_null && json_is_null(v)) { *dst = NULL; return ES_OK; }
@@ -210,65 +263,59 @@ static int get_answer(es_trace_reader *r, json_t *v, const char **dst, num_slots
         *dst = NULL;
         return ES_OK;
     }
-    return bad(r, err, ES_EFORMAT, field,
-               allow_null ? "must be a string, a number or null" : "must be a string or a number");
+    return bad_at(r, err, l, key,
+                  allow_null ? "must be a string, a number or null" : "must be a string or a number");
 }
 
 /* A non-negative integer that fits uint32. */
-static int get_count(es_trace_reader *r, json_t *v, uint32_t *dst, const char *field, es_error *err)
+static int get_count(es_trace_reader *r, json_t *v, uint32_t *dst, loc l, const char *key, es_error *err)
 {
-    if (!v) return bad(r, err, ES_EFORMAT, field, "missing (a non-negative integer is required)");
+    if (!v) return bad_at(r, err, l, key, "missing (a non-negative integer is required)");
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX)
-        return bad(r, err, ES_EFORMAT, field, "must be a non-negative integer");
+        return bad_at(r, err, l, key, "must be a non-negative integer");
     *dst = (uint32_t)json_integer_value(v);
     return ES_OK;
 }
 
 /* Optional number; NaN when absent. [lo,hi] bounds when lo <= hi. */
-static int get_opt_real(es_trace_reader *r, json_t *v, double lo, double hi, double *dst,
-                        const char *field, es_error *err)
+static int get_opt_real(es_trace_reader *r, json_t *v, double lo, double hi, double *dst, loc l,
+                        const char *key, es_error *err)
 {
     *dst = NAN;
     if (!v || json_is_null(v)) return ES_OK;
-    if (!json_is_number(v)) return bad(r, err, ES_EFORMAT, field, "must be a number");
+    if (!json_is_number(v)) return bad_at(r, err, l, key, "must be a number");
     double x = json_number_value(v);
     if (lo <= hi && !(x >= lo && x <= hi)) {
         char msg[96];
         snprintf(msg, sizeof msg, "must be in [%g, %g], got %g", lo, hi, x);
-        return bad(r, err, ES_EFORMAT, field, msg);
+        return bad_at(r, err, l, key, msg);
     }
     *dst = x;
     return ES_OK;
 }
 
-static int get_probe(es_trace_reader *r, json_t *p, es_probe *out, uint32_t prev_at,
-                     num_slots *ns, const char *where, es_error *err)
+static int get_probe(es_trace_reader *r, json_t *p, es_probe *out, uint32_t prev_at, uint32_t tokens,
+                     num_slots *ns, loc l, es_error *err)
 {
-    char field[128];
-    if (!json_is_object(p)) return bad(r, err, ES_EFORMAT, where, "a probe must be an object");
-    snprintf(field, sizeof field, "%s.at", where);
-    int rc = get_count(r, json_object_get(p, "at"), &out->at, field, err);
+    if (!json_is_object(p)) return bad_at(r, err, l, NULL, "a probe must be an object");
+    int rc = get_count(r, json_object_get(p, "at"), &out->at, l, "at", err);
     if (rc) return rc;
-    if (out->at < prev_at)
-        return bad(r, err, ES_EFORMAT, field, "goes backwards (probes must be in token order)");
-    snprintf(field, sizeof field, "%s.answer", where);
+    if (out->at < prev_at) return bad_at(r, err, l, "at", "goes backwards (probes must be in token order)");
+    if (out->at > tokens) return bad_at(r, err, l, "at", "beyond the sample's tokens");
     json_t *a = json_object_get(p, "answer");
-    if (!a) return bad(r, err, ES_EFORMAT, field, "missing (use null when no answer was found)");
-    if ((rc = get_answer(r, a, &out->answer, ns, 1, field, err))) return rc;
-    snprintf(field, sizeof field, "%s.confidence", where);
-    if ((rc = get_opt_real(r, json_object_get(p, "confidence"), 0, 1, &out->confidence, field, err)))
+    if (!a) return bad_at(r, err, l, "answer", "missing (use null when no answer was found)");
+    if ((rc = get_answer(r, a, &out->answer, ns, 1, l, "answer", err))) return rc;
+    if ((rc = get_opt_real(r, json_object_get(p, "confidence"), 0, 1, &out->confidence, l, "confidence", err)))
         return rc;
-    snprintf(field, sizeof field, "%s.window_confidence", where);
-    if ((rc = get_opt_real(r, json_object_get(p, "window_confidence"), 1, 0, &out->window_confidence,
-                           field, err)))
+    if ((rc = get_opt_real(r, json_object_get(p, "window_confidence"), 1, 0, &out->window_confidence, l,
+                           "window_confidence", err)))
         return rc;
     out->cost = -1;
     json_t *c = json_object_get(p, "cost");
     if (c && !json_is_null(c)) {
         uint32_t cost;
-        snprintf(field, sizeof field, "%s.cost", where);
-        if ((rc = get_count(r, c, &cost, field, err))) return rc;
-        if (cost > INT32_MAX) return bad(r, err, ES_EFORMAT, field, "too large");
+        if ((rc = get_count(r, c, &cost, l, "cost", err))) return rc;
+        if (cost > INT32_MAX) return bad_at(r, err, l, "cost", "too large");
         out->cost = (int32_t)cost;
     }
     return ES_OK;
@@ -278,23 +325,17 @@ static int get_probe(es_trace_reader *r, json_t *p, es_probe *out, uint32_t prev
 static int get_probes(es_trace_reader *r, json_t *arr, size_t si, uint32_t tokens, size_t *np,
                       num_slots *ns, es_error *err)
 {
-    char where[64];
-    snprintf(where, sizeof where, "samples[%zu].probes", si);
+    loc l = {(long)si, -1, -1, NULL};
     if (!arr || json_is_null(arr)) return ES_OK;
-    if (!json_is_array(arr)) return bad(r, err, ES_EFORMAT, where, "must be an array");
+    if (!json_is_array(arr)) return bad_at(r, err, l, "probes", "must be an array");
     size_t n = json_array_size(arr);
     if (grow((void **)&r->probes, &r->probes_cap, *np + n, sizeof *r->probes)) return ES_ENOMEM;
     uint32_t prev = 0;
     for (size_t i = 0; i < n; i++) {
-        snprintf(where, sizeof where, "samples[%zu].probes[%zu]", si, i);
-        int rc = get_probe(r, json_array_get(arr, i), &r->probes[*np + i], prev, ns, where, err);
+        l.probe = (long)i;
+        int rc = get_probe(r, json_array_get(arr, i), &r->probes[*np + i], prev, tokens, ns, l, err);
         if (rc) return rc;
         prev = r->probes[*np + i].at;
-        if (prev > tokens) {
-            char field[128];
-            snprintf(field, sizeof field, "%s.at", where);
-            return bad(r, err, ES_EFORMAT, field, "beyond the sample's tokens");
-        }
     }
     *np += n;
     return ES_OK;
@@ -303,25 +344,20 @@ static int get_probes(es_trace_reader *r, json_t *arr, size_t si, uint32_t token
 static int get_sample(es_trace_reader *r, json_t *s, size_t si, size_t *np, num_slots *ns,
                       es_error *err)
 {
-    char field[64];
+    loc l = {(long)si, -1, -1, NULL};
     es_sample *out = &r->samples[si];
-    snprintf(field, sizeof field, "samples[%zu]", si);
-    if (!json_is_object(s)) return bad(r, err, ES_EFORMAT, field, "a sample must be an object");
-    snprintf(field, sizeof field, "samples[%zu].answer", si);
+    if (!json_is_object(s)) return bad_at(r, err, l, NULL, "a sample must be an object");
     json_t *a = json_object_get(s, "answer");
-    if (!a) return bad(r, err, ES_EFORMAT, field, "missing (use null when no answer was found)");
-    int rc = get_answer(r, a, &out->answer, ns, 1, field, err);
+    if (!a) return bad_at(r, err, l, "answer", "missing (use null when no answer was found)");
+    int rc = get_answer(r, a, &out->answer, ns, 1, l, "answer", err);
     if (rc) return rc;
-    snprintf(field, sizeof field, "samples[%zu].tokens", si);
-    if ((rc = get_count(r, json_object_get(s, "tokens"), &out->tokens, field, err))) return rc;
-    snprintf(field, sizeof field, "samples[%zu].confidence", si);
-    if ((rc = get_opt_real(r, json_object_get(s, "confidence"), 1, 0, &out->confidence, field, err)))
+    if ((rc = get_count(r, json_object_get(s, "tokens"), &out->tokens, l, "tokens", err))) return rc;
+    if ((rc = get_opt_real(r, json_object_get(s, "confidence"), 1, 0, &out->confidence, l, "confidence", err)))
         return rc;
     out->text = NULL;
     json_t *t = json_object_get(s, "text");
     if (t && !json_is_null(t)) {
-        snprintf(field, sizeof field, "samples[%zu].text", si);
-        if (!json_is_string(t)) return bad(r, err, ES_EFORMAT, field, "must be a string");
+        if (!json_is_string(t)) return bad_at(r, err, l, "text", "must be a string");
         if (!(r->flags & ES_READ_NO_TEXT)) out->text = json_string_value(t);
     }
     out->n_probes = *np; /* start offset until fix-up */
@@ -335,10 +371,9 @@ static int get_gold(es_trace_reader *r, json_t *g, size_t *n_gold, num_slots *ns
     if (n == 0) return bad(r, err, ES_EFORMAT, "gold", "an empty list accepts no answer");
     if (grow((void **)&r->gold, &r->gold_cap, n, sizeof *r->gold)) return ES_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        char field[32];
-        snprintf(field, sizeof field, json_is_array(g) ? "gold[%zu]" : "gold", i);
+        loc l = {-1, -1, json_is_array(g) ? (long)i : -1, NULL};
         json_t *v = json_is_array(g) ? json_array_get(g, i) : g;
-        int rc = get_answer(r, v, &r->gold[i], ns, 0, field, err);
+        int rc = get_answer(r, v, &r->gold[i], ns, 0, l, json_is_array(g) ? NULL : "gold", err);
         if (rc) return rc;
     }
     *n_gold = n;
@@ -390,7 +425,8 @@ static int get_item(es_trace_reader *r, json_t *o, es_item *item, es_error *err)
     for (size_t i = 0; i < n; i++) {
         size_t begin = r->samples[i].n_probes;
         size_t end = i + 1 < n ? r->samples[i + 1].n_probes : np;
-        r->samples[i].probes = r->probes + begin;
+        /* r->probes is NULL until a file has probes: NULL + 0 is UB */
+        r->samples[i].probes = end > begin ? r->probes + begin : NULL;
         r->samples[i].n_probes = end - begin;
     }
     for (size_t i = 0; i < ns.n; i++) *ns.v[i].slot = r->numbuf + ns.v[i].off;
@@ -402,17 +438,47 @@ out:
     return rc;
 }
 
+/* Read up to BATCH non-blank lines and parse them on all cores. */
+static void fill_batch(es_trace_reader *r)
+{
+    int n = 0;
+    while (n < BATCH) {
+        line_slot *l = &r->batch[n];
+        int rc = read_line(r, &l->buf, &l->cap, &l->len, &l->complete, &r->pending_err);
+        if (rc == ES_EOF) { r->eof = 1; break; }
+        if (rc) { r->pending_rc = rc; break; }
+        if (blank(l->buf, l->len)) continue;
+        l->line = r->lines_read;
+        n++;
+    }
+#pragma omp parallel for schedule(dynamic, 4) if (n >= 16)
+    for (int i = 0; i < n; i++)
+        r->batch[i].json = json_loadb(r->batch[i].buf, r->batch[i].len, JSON_ALLOW_NUL, NULL);
+    r->n_batch = n;
+    r->pos_batch = 0;
+}
+
 int es_trace_reader_next(es_trace_reader *r, es_item *item, es_error *err)
 {
     for (;;) {
         json_decref(r->cur);
         r->cur = NULL;
-        size_t len;
-        int complete;
-        int rc = read_line(r, &len, &complete, err);
-        if (rc) return rc;
-        if (blank(r->buf, len)) continue;
-        rc = parse_line(r, len, complete, &r->cur, err);
+        if (r->pos_batch == r->n_batch) {
+            if (r->n_batch < BATCH && (r->eof || r->pending_rc)) {
+                if (!r->pending_rc) return ES_EOF;
+                if (err) *err = r->pending_err;
+                return r->pending_rc;
+            }
+            fill_batch(r);
+            continue;
+        }
+        line_slot *l = &r->batch[r->pos_batch++];
+        r->line = l->line;
+        json_t *j = l->json;
+        l->json = NULL;
+        /* a line that did not parse is parsed again here, alone, for its message */
+        int rc = parse_line(r, l->buf, l->len, l->complete, &j, err);
+        r->cur = j;
         if (rc == ES_OK) rc = get_item(r, r->cur, item, err);
         if (rc == ES_OK || rc == ES_ENOMEM || rc == ES_EIO || !(r->flags & ES_READ_SKIP_BAD))
             return rc;
@@ -437,6 +503,7 @@ int es_traceset_load(const char *path, unsigned read_flags, es_traceset **out, s
     es_traceset *ts = NULL;
     rc = es_traceset_new((read_flags & ES_READ_NO_TEXT) ? 0 : ES_KEEP_TEXT, &ts);
     es_item item;
+    size_t set_skipped = 0;
     while (rc == ES_OK && (rc = es_trace_reader_next(r, &item, err)) == ES_OK) {
         rc = es_traceset_add(ts, &item, err);
         if (rc && err) {
@@ -444,8 +511,14 @@ int es_traceset_load(const char *path, unsigned read_flags, es_traceset **out, s
             snprintf(err->file, sizeof err->file, "%s", path);
             err->line = es_trace_reader_line(r);
         }
+        /* a duplicate id breaks the format like a bad line does: --skip-bad
+         * skips it too (the set rolled the failed add back) */
+        if (rc == ES_EFORMAT && (read_flags & ES_READ_SKIP_BAD)) {
+            set_skipped++;
+            rc = ES_OK;
+        }
     }
-    if (skipped) *skipped = es_trace_reader_skipped(r);
+    if (skipped) *skipped = es_trace_reader_skipped(r) + set_skipped;
     es_trace_reader_free(r);
     if (rc != ES_EOF) {
         es_traceset_free(ts);

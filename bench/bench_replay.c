@@ -1,0 +1,132 @@
+/*
+ * bench_replay.c - how fast policies replay: sample-decisions per second
+ * (samples drawn, summed over items and orders, / wall time) for `ac-beta`
+ * and `esc` over 1,000 random orders of the ESC last-letters file, on one
+ * thread and on all threads.
+ *
+ * The threaded run mirrors cli/cmd_eval.c's run_policy: OpenMP threads split
+ * the orders into contiguous chunks, each thread owns its es_policy and its
+ * integer accumulators, and the sums are merged at the end (and checked equal
+ * to the one-thread sums: the split must not change a figure).
+ *
+ * Target of the issue: 20 million sample-decisions/s per core.  Figures only:
+ * nothing fails on a slow machine, only on a load error or a mismatch.
+ *
+ * Usage: bench_replay [FILE] [SHUFFLES]
+ *   default $ES_SHARED_DATA/traces/esc_last_letters_gpt35_k40.jsonl, 1000
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "earlystop_io.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static uint64_t total_samples(const es_eval_acc *acc, size_t n)
+{
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; i++) s += acc[i].samples;
+    return s;
+}
+
+/* Replay `spec` over orders [0, shuffles) on `threads` threads into acc;
+ * returns the wall time, or a negative value on error. */
+static double replay(const es_traceset *ts, const char *spec, uint32_t shuffles, int threads, es_eval_acc *acc)
+{
+    size_t n = es_traceset_n_items(ts);
+    memset(acc, 0, n * sizeof *acc);
+    int failed = 0;
+    double t0 = now();
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        es_policy *p = NULL;
+        es_eval_acc *mine = calloc(n, sizeof *mine);
+        int rc = mine ? es_policy_new(spec, &p, NULL) : ES_ENOMEM;
+        uint32_t b = (uint32_t)((uint64_t)shuffles * t / nt), e = (uint32_t)((uint64_t)shuffles * (t + 1) / nt);
+        if (rc == ES_OK) rc = es_eval_policy(ts, p, 1, b, e, ES_PROBE_COST_FIELD, mine, NULL);
+#pragma omp critical
+        {
+            if (rc) failed = 1;
+            else
+                for (size_t i = 0; i < n; i++) {
+                    acc[i].correct += mine[i].correct;
+                    acc[i].samples += mine[i].samples;
+                    acc[i].rounds += mine[i].rounds;
+                    acc[i].probes += mine[i].probes;
+                    acc[i].tokens += mine[i].tokens;
+                    acc[i].probe_tokens += mine[i].probe_tokens;
+                }
+        }
+        es_policy_free(p);
+        free(mine);
+    }
+    double dt = now() - t0;
+    return failed ? -1.0 : dt;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = getenv("ES_SHARED_DATA");
+    char path[4096];
+    if (argc > 1) snprintf(path, sizeof path, "%s", argv[1]);
+    else snprintf(path, sizeof path, "%s/traces/esc_last_letters_gpt35_k40.jsonl", dir && *dir ? dir : "../shared/data");
+    uint32_t shuffles = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 1000;
+    if (!shuffles) shuffles = 1000;
+    es_traceset *ts;
+    es_error err = {0};
+    if (es_traceset_load(path, ES_READ_NO_TEXT, &ts, NULL, &err)) {
+        char buf[1024];
+        es_error_format(&err, buf, sizeof buf);
+        fprintf(stderr, "bench_replay: %s (set ES_SHARED_DATA)\n", buf);
+        return 1;
+    }
+    size_t n = es_traceset_n_items(ts);
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    printf("bench_replay: %s: %zu items, %zu samples, %u shuffles, %d threads\n", path, n,
+           es_traceset_n_samples(ts), shuffles, threads);
+    es_eval_acc *one = calloc(n, sizeof *one), *all = calloc(n, sizeof *all);
+    if (!one || !all) return 1;
+    static const char *const specs[] = {"ac-beta", "esc"};
+    int status = 0;
+    for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
+        /* a short warm-up run so page faults and frequency ramps are not timed */
+        replay(ts, specs[k], shuffles / 10 + 1, 1, one);
+        double t1 = replay(ts, specs[k], shuffles, 1, one);
+        double tn = replay(ts, specs[k], shuffles, threads, all);
+        if (t1 < 0 || tn < 0) {
+            fprintf(stderr, "bench_replay: %s: replay failed\n", specs[k]);
+            return 1;
+        }
+        if (memcmp(one, all, n * sizeof *one)) {
+            fprintf(stderr, "bench_replay: %s: %d-thread sums differ from 1-thread sums\n", specs[k], threads);
+            status = 1;
+        }
+        double dec = (double)total_samples(one, n), r1 = dec / t1, rn = dec / tn;
+        printf("%-8s %12.0f decisions (%.3f samples/item)  1 thread: %7.2f M/s (%.3f s)  %d threads: %7.2f M/s "
+               "(%.3f s, %.2f M/s per core)  ratio %.2f  [target 20 M/s per core]\n",
+               specs[k], dec, dec / ((double)n * shuffles), r1 / 1e6, t1, threads, rn / 1e6, tn,
+               rn / 1e6 / threads, rn / r1);
+    }
+    free(one);
+    free(all);
+    es_traceset_free(ts);
+    return status;
+}

@@ -1,0 +1,16 @@
+#!/bin/sh
+# make demo: the main job on the data the project ships.  Replays the
+# published stopping rules and the oracles on the demo traces in data/.
+set -eu
+build=${1:-build}
+bin="$build/earlystop"
+echo "== earlystop stats: what the demo traces hold"
+"$bin" stats data/*.jsonl
+echo
+echo "== earlystop eval: published stopping rules against full self-consistency and the oracle"
+"$bin" eval data/*.jsonl --policy ac-beta --policy esc --policy ac-dirichlet \
+    --policy majority --policy entropy --policy budget:samples=5 --shuffles 20 --seed 1
+if [ -f data/model.bin ] && "$bin" run --help >/dev/null 2>&1; then
+    echo "== earlystop run: the built-in model, stopped live (see docs/model.md)"
+    "$bin" run --task last_letters --items 20 --samples 8 --policy ac-beta --seed 1 || true
+fi

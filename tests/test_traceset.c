@@ -1,0 +1,314 @@
+/*
+ * test_traceset.c - the compact in-memory form (src/traceset.c).
+ *
+ * Replays depend on three promises of the set: answer ids follow first
+ * appearance (so "ties to the lower id" is "ties to the answer seen first"),
+ * the null answer is a value of its own that is never correct, and the flat
+ * arrays behind the views line up with the items as added.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "earlystop_io.h"
+#include "refdata.h"
+
+#define S(a, t) {.answer = (a), .tokens = (t), .confidence = NAN}
+
+static es_probe P(uint32_t at, const char *a)
+{
+    return (es_probe){.at = at, .answer = a, .confidence = NAN, .window_confidence = NAN, .cost = -1};
+}
+
+static void test_interning_order(void **state)
+{
+    es_traceset *ts;
+    assert_int_equal(es_traceset_new(0, &ts), ES_OK);
+    /* probes of sample 0 carry "d" (new) and "a" (seen): samples are
+     * interned first, so "c" of sample 4 gets its id before "d" */
+    es_probe pr[] = {P(3, "d"), P(5, "a")};
+    es_sample s[] = {S("b", 10), S("a", 11), S("b", 12), S(NULL, 13), S("c", 14)};
+    s[0].probes = pr;
+    s[0].n_probes = 2;
+    const char *gold[] = {"a"};
+    es_item it = {.id = "q1", .task = "t", .answer_type = ES_ANSWER_TEXT, .n_gold = 1, .gold = gold,
+                  .n_samples = 5, .samples = s};
+    assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
+    es_item_view v;
+    assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
+    assert_int_equal(v.n_samples, 5);
+    assert_int_equal(v.n_answers, 5);
+    int32_t want[] = {0, 1, 0, 2, 3};
+    for (int i = 0; i < 5; i++) assert_int_equal(v.answer[i], want[i]);
+    assert_int_equal(v.null_answer, 2);
+    assert_null(v.answer_key[2]);
+    assert_null(v.answer_raw[2]);
+    assert_int_equal(v.correct[2], 0);
+    assert_int_equal(v.probe_answer[v.probe_off[0]], 4);     /* "d" */
+    assert_int_equal(v.probe_answer[v.probe_off[0] + 1], 1); /* "a" */
+    assert_string_equal(v.answer_raw[4], "d");
+    const uint8_t correct[] = {0, 1, 0, 0, 0};
+    for (int i = 0; i < 5; i++) assert_int_equal(v.correct[i], correct[i]);
+
+    /* ids restart per item; spellings that normalise alike share an id and
+     * the first spelling is kept as the raw form */
+    es_sample s2[] = {S("The Yajo.", 1), S("yajo", 2), S("  YAJO ", 3), S("other", 4)};
+    const char *gold2[] = {"yajo"};
+    es_item it2 = {.id = "q2", .task = "t", .answer_type = ES_ANSWER_TEXT, .n_gold = 1, .gold = gold2,
+                   .n_samples = 4, .samples = s2};
+    assert_int_equal(es_traceset_add(ts, &it2, NULL), ES_OK);
+    assert_int_equal(es_traceset_item(ts, 1, &v), ES_OK);
+    assert_int_equal(v.n_answers, 2);
+    assert_int_equal(v.null_answer, -1);
+    assert_int_equal(v.answer[0], 0);
+    assert_int_equal(v.answer[1], 0);
+    assert_int_equal(v.answer[2], 0);
+    assert_int_equal(v.answer[3], 1);
+    assert_string_equal(v.answer_raw[0], "The Yajo.");
+    assert_string_equal(v.answer_key[0], "yajo");
+    assert_int_equal(v.correct[0], 1);
+    assert_int_equal(v.correct[1], 0);
+
+    /* numbers compare by value */
+    es_sample s3[] = {S("$1,000", 1), S("1000.0", 2), S("999", 3)};
+    const char *gold3[] = {"1000"};
+    es_item it3 = {.id = "q3", .task = "t", .answer_type = ES_ANSWER_NUMBER, .n_gold = 1, .gold = gold3,
+                   .n_samples = 3, .samples = s3};
+    assert_int_equal(es_traceset_add(ts, &it3, NULL), ES_OK);
+    assert_int_equal(es_traceset_item(ts, 2, &v), ES_OK);
+    assert_int_equal(v.n_answers, 2);
+    assert_int_equal(v.answer[1], 0);
+    assert_int_equal(v.correct[0], 1);
+    assert_int_equal(v.answer_type, ES_ANSWER_NUMBER);
+    es_traceset_free(ts);
+}
+
+static void test_null_never_correct(void **state)
+{
+    es_traceset *ts;
+    assert_int_equal(es_traceset_new(0, &ts), ES_OK);
+    /* an empty gold normalises to the empty key; null must still not match,
+     * and neither must an empty-string answer be confused with null */
+    es_sample s[] = {S(NULL, 1), S("", 2), S(NULL, 3)};
+    const char *gold[] = {""};
+    es_item it = {.id = "q", .task = "t", .answer_type = ES_ANSWER_TEXT, .n_gold = 1, .gold = gold,
+                  .n_samples = 3, .samples = s};
+    assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
+    es_item_view v;
+    assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
+    assert_int_equal(v.n_answers, 2);
+    assert_int_equal(v.null_answer, 0);
+    assert_int_equal(v.answer[0], 0);
+    assert_int_equal(v.answer[1], 1);
+    assert_int_equal(v.answer[2], 0);
+    assert_int_equal(v.correct[0], 0);
+    /* a vote counts null as a value: here it wins, and is wrong */
+    uint32_t counts[2] = {0};
+    int32_t maj = es_vote_majority(v.answer, v.n_samples, counts, v.n_answers);
+    assert_int_equal(maj, v.null_answer);
+    assert_int_equal(v.correct[maj], 0);
+    es_traceset_free(ts);
+}
+
+static void test_gold_list(void **state)
+{
+    es_traceset *ts;
+    assert_int_equal(es_traceset_new(0, &ts), ES_OK);
+    es_sample s[] = {S("no", 1), S("Yes", 2), S("y", 3), S("maybe", 4)};
+    const char *gold[] = {"yes", "Y"};
+    es_item it = {.id = "q", .task = "t", .answer_type = ES_ANSWER_TEXT, .n_gold = 2, .gold = gold,
+                  .n_samples = 4, .samples = s};
+    assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
+    es_item_view v;
+    assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
+    const uint8_t want[] = {0, 1, 1, 0};
+    for (int i = 0; i < 4; i++) assert_int_equal(v.correct[i], want[i]);
+    assert_string_equal(v.gold, "yes"); /* the first gold, raw */
+    es_traceset_free(ts);
+}
+
+static void test_views_and_probe_offsets(void **state)
+{
+    es_traceset *ts;
+    assert_int_equal(es_traceset_new(ES_KEEP_TEXT, &ts), ES_OK);
+    es_probe p0[] = {P(1, "x"), P(2, "y")};
+    p0[1].confidence = 0.5;
+    p0[1].window_confidence = 12.5;
+    p0[1].cost = 7;
+    es_probe p2[] = {P(3, "z"), P(4, NULL), P(9, "x")};
+    es_sample s[] = {S("x", 10), S("y", 20), S("z", 30)};
+    s[0].probes = p0;
+    s[0].n_probes = 2;
+    s[2].probes = p2;
+    s[2].n_probes = 3;
+    s[1].confidence = 0.25;
+    s[0].text = "text zero";
+    const char *gold[] = {"x"};
+    es_item a = {.id = "A", .task = "ta", .answer_type = ES_ANSWER_TEXT, .n_gold = 1, .gold = gold,
+                 .n_samples = 3, .samples = s};
+    es_probe q[] = {P(5, "k")};
+    es_sample s2[] = {S("k", 6)};
+    s2[0].probes = q;
+    s2[0].n_probes = 1;
+    es_item b = {.id = "B", .task = "tb", .answer_type = ES_ANSWER_CHOICE, .n_gold = 1, .gold = gold,
+                 .n_samples = 1, .samples = s2};
+    assert_int_equal(es_traceset_add(ts, &a, NULL), ES_OK);
+    assert_int_equal(es_traceset_add(ts, &b, NULL), ES_OK);
+    assert_int_equal(es_traceset_n_items(ts), 2);
+    assert_int_equal(es_traceset_n_samples(ts), 4);
+    assert_int_equal(es_traceset_n_probes(ts), 6);
+
+    es_item_view v;
+    assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
+    assert_string_equal(v.id, "A");
+    assert_string_equal(v.task, "ta");
+    assert_int_equal(v.tokens[0], 10);
+    assert_int_equal(v.tokens[2], 30);
+    assert_true(isnan(v.confidence[0]));
+    assert_true(v.confidence[1] == 0.25f);
+    /* offsets index the set-wide probe arrays */
+    const uint32_t off[] = {0, 2, 2, 5};
+    for (int i = 0; i < 4; i++) assert_int_equal(v.probe_off[i], off[i]);
+    const uint32_t at[] = {1, 2, 3, 4, 9};
+    for (int i = 0; i < 5; i++) assert_int_equal(v.probe_at[i], at[i]);
+    assert_int_equal(v.probe_cost[0], -1);
+    assert_int_equal(v.probe_cost[1], 7);
+    assert_true(isnan(v.probe_confidence[0]));
+    assert_true(v.probe_confidence[1] == 0.5f);
+    assert_true(v.probe_window_confidence[1] == 12.5f);
+    assert_true(isnan(v.probe_window_confidence[0]));
+    assert_int_equal(v.probe_answer[3], v.null_answer);
+    assert_int_equal(v.probe_answer[4], v.answer[0]); /* "x" */
+    assert_non_null(v.text);
+    assert_string_equal(v.text[0], "text zero");
+    assert_null(v.text[1]);
+
+    assert_int_equal(es_traceset_item(ts, 1, &v), ES_OK);
+    assert_string_equal(v.id, "B");
+    assert_int_equal(v.answer_type, ES_ANSWER_CHOICE);
+    assert_int_equal(v.probe_off[0], 5);
+    assert_int_equal(v.probe_off[1], 6);
+    assert_int_equal(v.probe_at[5], 5);
+    assert_int_equal(v.answer[0], 0); /* ids restart per item */
+    assert_int_equal(v.probe_answer[5], 0);
+
+    assert_int_equal(es_traceset_item(ts, 2, &v), ES_ERANGE);
+    es_traceset_free(ts);
+}
+
+static void test_bad_adds_roll_back(void **state)
+{
+    es_traceset *ts;
+    assert_int_equal(es_traceset_new(0, &ts), ES_OK);
+    es_sample s[] = {S("x", 1), S("y", 2)};
+    const char *gold[] = {"x"};
+    es_item it = {.id = "dup", .task = "t", .answer_type = ES_ANSWER_TEXT, .n_gold = 1, .gold = gold,
+                  .n_samples = 2, .samples = s};
+    assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
+    es_error err = {0};
+    assert_int_equal(es_traceset_add(ts, &it, &err), ES_EFORMAT);
+    assert_string_equal(err.field, "id");
+    assert_non_null(strstr(err.msg, "duplicate"));
+    assert_int_equal(es_traceset_n_items(ts), 1);
+    assert_int_equal(es_traceset_n_samples(ts), 2);
+    /* no samples, no gold, no id */
+    es_item empty = it;
+    empty.id = "e";
+    empty.n_samples = 0;
+    assert_int_equal(es_traceset_add(ts, &empty, &err), ES_EFORMAT);
+    assert_string_equal(err.field, "samples");
+    es_item nogold = it;
+    nogold.id = "g";
+    nogold.n_gold = 0;
+    assert_int_equal(es_traceset_add(ts, &nogold, &err), ES_EFORMAT);
+    assert_string_equal(err.field, "gold");
+    es_item noid = it;
+    noid.id = NULL;
+    assert_int_equal(es_traceset_add(ts, &noid, &err), ES_EFORMAT);
+    assert_string_equal(err.field, "id");
+    /* the set is still consistent: a new item lands right after the first */
+    es_sample s2[] = {S("z", 5)};
+    es_item next = {.id = "next", .task = "t", .answer_type = ES_ANSWER_TEXT, .n_gold = 1, .gold = gold,
+                    .n_samples = 1, .samples = s2};
+    assert_int_equal(es_traceset_add(ts, &next, NULL), ES_OK);
+    es_item_view v;
+    assert_int_equal(es_traceset_item(ts, 1, &v), ES_OK);
+    assert_string_equal(v.id, "next");
+    assert_int_equal(v.tokens[0], 5);
+    assert_int_equal(v.n_answers, 1);
+    assert_string_equal(v.answer_raw[0], "z");
+    assert_int_equal(es_traceset_n_samples(ts), 3);
+    /* many ids: the id table rehashes and still finds duplicates */
+    for (int i = 0; i < 5000; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "id-%d", i);
+        it.id = id;
+        assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
+    }
+    it.id = "id-1234";
+    assert_int_equal(es_traceset_add(ts, &it, NULL), ES_EFORMAT);
+    assert_int_equal(es_traceset_n_items(ts), 5002);
+    es_traceset_free(ts);
+}
+
+static void test_bytes(void **state)
+{
+    es_traceset *ts;
+    assert_int_equal(es_traceset_new(0, &ts), ES_OK);
+    size_t b0 = es_traceset_bytes(ts);
+    assert_true(b0 > 0);
+    es_sample s[64];
+    for (int i = 0; i < 64; i++) s[i] = (es_sample)S(i % 2 ? "odd" : "even", (uint32_t)i);
+    const char *gold[] = {"odd"};
+    es_item it = {.task = "t", .answer_type = ES_ANSWER_TEXT, .n_gold = 1, .gold = gold, .n_samples = 64,
+                  .samples = s};
+    for (int i = 0; i < 100; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "q%d", i);
+        it.id = id;
+        assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
+    }
+    size_t b1 = es_traceset_bytes(ts);
+    /* at least the per-sample arrays (answer, tokens, confidence, probe offset) */
+    assert_true(b1 > b0);
+    assert_true(b1 >= 6400 * 16);
+    /* and not absurdly more: 6400 short samples in well under 10 MB */
+    assert_true(b1 < 10u << 20);
+    es_traceset_free(ts);
+
+    /* a real file, texts dropped: the set must be smaller than the file */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/traces/esc_last_letters_gpt35_k40.jsonl", es_ref_data_dir());
+    struct stat sb;
+    if (stat(path, &sb)) {
+        print_message("shared data absent (%s): skipping the file part\n", path);
+        return;
+    }
+    assert_int_equal(es_traceset_load(path, ES_READ_NO_TEXT, &ts, NULL, NULL), ES_OK);
+    size_t b = es_traceset_bytes(ts);
+    print_message("esc_last_letters: %zu bytes in memory for a %lld-byte file (%.2fx)\n", b,
+                  (long long)sb.st_size, (double)b / (double)sb.st_size);
+    assert_true(b >= es_traceset_n_samples(ts) * 16);
+    assert_true(b < (size_t)sb.st_size);
+    es_traceset_free(ts);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_interning_order),
+        cmocka_unit_test(test_null_never_correct),
+        cmocka_unit_test(test_gold_list),
+        cmocka_unit_test(test_views_and_probe_offsets),
+        cmocka_unit_test(test_bad_adds_roll_back),
+        cmocka_unit_test(test_bytes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
