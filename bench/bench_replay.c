@@ -32,6 +32,16 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* CPU time of the whole process (all threads): cpu / wall says how many
+ * cores a threaded run really got, which tells a loaded machine from code
+ * that does not scale. */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static uint64_t total_samples(const es_eval_acc *acc, size_t n)
 {
     uint64_t s = 0;
@@ -41,12 +51,13 @@ static uint64_t total_samples(const es_eval_acc *acc, size_t n)
 
 /* Replay `spec` over orders [0, shuffles) on `threads` threads into acc;
  * returns the wall time, or a negative value on error. */
-static double replay(const es_traceset *ts, const char *spec, uint32_t shuffles, int threads, es_eval_acc *acc)
+static double replay(const es_traceset *ts, const char *spec, uint32_t shuffles, int threads, es_eval_acc *acc,
+                     double *cpu)
 {
     size_t n = es_traceset_n_items(ts);
     memset(acc, 0, n * sizeof *acc);
     int failed = 0;
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
         int t = 0, nt = 1;
@@ -76,6 +87,7 @@ static double replay(const es_traceset *ts, const char *spec, uint32_t shuffles,
         free(mine);
     }
     double dt = now() - t0;
+    *cpu = cpu_now() - c0;
     return failed ? -1.0 : dt;
 }
 
@@ -108,9 +120,10 @@ int main(int argc, char **argv)
     int status = 0;
     for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
         /* a short warm-up run so page faults and frequency ramps are not timed */
-        replay(ts, specs[k], shuffles / 10 + 1, 1, one);
-        double t1 = replay(ts, specs[k], shuffles, 1, one);
-        double tn = replay(ts, specs[k], shuffles, threads, all);
+        double c1, cn;
+        replay(ts, specs[k], shuffles / 10 + 1, 1, one, &c1);
+        double t1 = replay(ts, specs[k], shuffles, 1, one, &c1);
+        double tn = replay(ts, specs[k], shuffles, threads, all, &cn);
         if (t1 < 0 || tn < 0) {
             fprintf(stderr, "bench_replay: %s: replay failed\n", specs[k]);
             return 1;
@@ -120,10 +133,12 @@ int main(int argc, char **argv)
             status = 1;
         }
         double dec = (double)total_samples(one, n), r1 = dec / t1, rn = dec / tn;
-        printf("%-8s %12.0f decisions (%.3f samples/item)  1 thread: %7.2f M/s (%.3f s)  %d threads: %7.2f M/s "
-               "(%.3f s, %.2f M/s per core)  ratio %.2f  [target 20 M/s per core]\n",
-               specs[k], dec, dec / ((double)n * shuffles), r1 / 1e6, t1, threads, rn / 1e6, tn,
-               rn / 1e6 / threads, rn / r1);
+        printf("%-8s %.0f decisions (%.3f samples/item)\n"
+               "  1 thread:  %7.2f M/s  (%.3f s wall, %.3f s cpu)\n"
+               "  %d threads: %7.2f M/s  (%.3f s wall, %.3f s cpu: %.2f cores busy; %.2f M/s per busy core)\n"
+               "  ratio %d/1 threads: %.2f   [target: 20 M/s per core]\n",
+               specs[k], dec, dec / ((double)n * shuffles), r1 / 1e6, t1, c1, threads, rn / 1e6, tn, cn, cn / tn,
+               dec / cn / 1e6, threads, rn / r1);
     }
     free(one);
     free(all);

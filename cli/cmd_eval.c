@@ -129,6 +129,19 @@ static int parse_args(int argc, char **argv, eval_opts *o, const char **files, i
     return CLI_OK;
 }
 
+/* 1 when the policy has a within-sample rule that needs probes (a token
+ * budget does not) and the file has none: replaying it would silently be
+ * `full`, which is never what the user asked for. */
+static int probe_rule_without_probes(const es_traceset *ts, const char *spec)
+{
+    if (es_traceset_n_probes(ts) > 0) return 0;
+    es_policy *p;
+    if (es_policy_new_any(spec, &p, NULL)) return 0;
+    int bad = es_policy_probes(p) && es_policy_token_limit(p) == UINT32_MAX;
+    es_policy_free(p);
+    return bad;
+}
+
 /* Replay one policy over all orders, threads splitting the orders. */
 static int run_policy(const es_traceset *ts, const char *spec, const eval_opts *o, es_eval_acc *acc,
                       char *canon, size_t canon_cap, const char *path)
@@ -185,6 +198,11 @@ static int run_policy(const es_traceset *ts, const char *spec, const eval_opts *
         }
         es_policy_free(p);
         free(mine);
+    }
+    if (!failed && probe_rule_without_probes(ts, spec)) {
+        fprintf(stderr, "earlystop eval: %s: policy '%s' decides on probes, but this file has none "
+                        "(record traces with probes, e.g. `earlystop generate --probe-every N`)\n", path, spec);
+        return CLI_USAGE;
     }
     if (!failed) return CLI_OK;
     if (errmsg[0]) {

@@ -20,12 +20,15 @@ static uint64_t splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Unbiased integer in [0, n) by rejection. */
+/* Unbiased integer in [0, n) by rejection: draws at or above lim =
+ * UINT64_MAX - UINT64_MAX % n are redrawn.  Since UINT64_MAX % n < n, every
+ * x <= UINT64_MAX - n is below lim, so lim (a 64-bit division, the costliest
+ * step of a shuffle) is only computed for the top n values of the range:
+ * same draws, half the divisions. */
 static uint32_t below(uint64_t *s, uint32_t n)
 {
-    uint64_t lim = UINT64_MAX - UINT64_MAX % n, x;
-    do x = splitmix(s);
-    while (x >= lim);
+    uint64_t x = splitmix(s);
+    while (x > UINT64_MAX - n && x >= UINT64_MAX - UINT64_MAX % n) x = splitmix(s);
     return (uint32_t)(x % n);
 }
 
@@ -100,44 +103,66 @@ static uint64_t prefix_tokens(const es_item_view *v, const uint32_t *order, uint
     return t;
 }
 
+/* Scratch of the oracles: answers of the ordered samples renumbered by first
+ * appearance in that order, so that "ties go to the answer seen first" holds
+ * for any order, as it does in a live run; orig maps back to item ids. */
+typedef struct oracle_scratch {
+    int32_t *ans, *map, *orig;
+    uint32_t *counts;
+} oracle_scratch;
+
+static void renumber(const es_item_view *v, const uint32_t *order, oracle_scratch *s)
+{
+    for (uint32_t a = 0; a < v->n_answers; a++) s->map[a] = -1;
+    int32_t next = 0;
+    for (uint32_t i = 0; i < v->n_samples; i++) {
+        int32_t a = v->answer[order[i]];
+        if (s->map[a] < 0) {
+            s->orig[next] = a;
+            s->map[a] = next++;
+        }
+        s->ans[i] = s->map[a];
+    }
+}
+
 /* Fewest first samples whose running majority is correct; n when never. */
-static uint32_t correctness_oracle(const es_item_view *v, const int32_t *ans, uint32_t *counts, int *ok)
+static uint32_t correctness_oracle(const es_item_view *v, const oracle_scratch *s, int *ok)
 {
     int32_t lead = -1;
-    uint32_t found = 0;
+    uint32_t found = 0, *counts = s->counts;
     for (uint32_t i = 0; i < v->n_samples && !found; i++) {
-        int32_t a = ans[i];
+        int32_t a = s->ans[i];
         uint32_t c = ++counts[a];
         if (lead < 0 || c > counts[lead] || (c == counts[lead] && a < lead)) lead = a;
-        if (v->correct[lead]) found = i + 1;
+        if (v->correct[s->orig[lead]]) found = i + 1;
     }
-    for (uint32_t i = 0; i < v->n_samples; i++) counts[ans[i]] = 0;
+    for (uint32_t i = 0; i < v->n_samples; i++) counts[s->ans[i]] = 0;
     *ok = found > 0;
     return found ? found : v->n_samples;
 }
 
 /* Oracle outcome of one item in one order. */
-static void oracle_item(const es_item_view *v, es_oracle which, const uint32_t *order, int32_t *ans,
-                        uint32_t *counts, es_outcome *o)
+static void oracle_item(const es_item_view *v, es_oracle which, const uint32_t *order, oracle_scratch *s,
+                        es_outcome *o)
 {
     uint32_t n = v->n_samples;
-    for (uint32_t i = 0; i < n; i++) ans[i] = v->answer[order[i]];
-    int32_t maj = es_vote_majority(ans, n, counts, v->n_answers);
+    renumber(v, order, s);
+    int32_t maj = s->orig[es_vote_majority(s->ans, n, s->counts, v->n_answers)];
     *o = (es_outcome){.answer = maj, .correct = v->correct[maj], .rounds = 1};
     if (which == ES_ORACLE_CONSISTENCY) {
-        o->samples = es_consistency_oracle(ans, n, counts, v->n_answers);
+        o->samples = es_consistency_oracle(s->ans, n, s->counts, v->n_answers);
         o->tokens = prefix_tokens(v, order, o->samples);
     } else if (which == ES_ORACLE_CORRECTNESS) {
         int ok;
-        o->samples = correctness_oracle(v, ans, counts, &ok);
+        o->samples = correctness_oracle(v, s, &ok);
         o->correct = (uint8_t)ok;
         o->tokens = prefix_tokens(v, order, o->samples);
     } else {
         o->samples = n;
         for (uint32_t i = 0; i < n; i++) {
-            uint32_t s = order[i], b = v->probe_off[s], e = v->probe_off[s + 1];
-            o->tokens += es_stable_final_tokens(v->probe_at + b, v->probe_answer + b, e - b, v->answer[s],
-                                                v->tokens[s]);
+            uint32_t k = order[i], b = v->probe_off[k], e = v->probe_off[k + 1];
+            o->tokens += es_stable_final_tokens(v->probe_at + b, v->probe_answer + b, e - b, v->answer[k],
+                                                v->tokens[k]);
         }
     }
 }
@@ -147,31 +172,29 @@ int es_eval_oracle(const es_traceset *ts, es_oracle which, uint64_t seed, uint32
 {
     uint32_t ms, ma;
     es_traceset_max_sizes(ts, &ms, &ma);
-    uint32_t *order = malloc(ms * sizeof *order), *counts = calloc(ma, sizeof *counts);
-    int32_t *ans = malloc(ms * sizeof *ans);
-    if (!order || !counts || !ans) {
-        free(order);
-        free(counts);
-        free(ans);
-        return ES_ENOMEM;
-    }
+    uint32_t *order = malloc(ms * sizeof *order);
+    oracle_scratch s = {malloc(ms * sizeof *s.ans), malloc(ma * sizeof *s.map), malloc(ma * sizeof *s.orig),
+                        calloc(ma, sizeof *s.counts)};
+    int rc = order && s.ans && s.map && s.orig && s.counts ? ES_OK : ES_ENOMEM;
     int file_order = shuffle_begin == 0 && shuffle_end == 0;
     es_item_view v;
     es_outcome o;
-    for (uint32_t r = shuffle_begin; r < shuffle_end || (file_order && r == 0); r++) {
+    for (uint32_t r = shuffle_begin; rc == ES_OK && (r < shuffle_end || (file_order && r == 0)); r++) {
         for (size_t i = 0; i < es_traceset_n_items(ts); i++) {
             es_traceset_item(ts, i, &v);
             if (file_order) for (uint32_t k = 0; k < v.n_samples; k++) order[k] = k;
             else es_shuffle_order(seed, r, (uint32_t)i, v.n_samples, order);
-            oracle_item(&v, which, order, ans, counts, &o);
+            oracle_item(&v, which, order, &s, &o);
             add_outcome(&acc[i], &o);
         }
         if (file_order) break;
     }
     free(order);
-    free(counts);
-    free(ans);
-    return ES_OK;
+    free(s.ans);
+    free(s.map);
+    free(s.orig);
+    free(s.counts);
+    return rc;
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -28,6 +28,9 @@ struct es_policy {
     uint32_t *counts;        /* [cap] votes per answer */
     double *weights;         /* [cap] deepconf weighted votes */
     int32_t *seen;           /* [cap] distinct answers in order of first vote */
+    uint32_t *rank;          /* [cap] position of an answer's first vote: ties go to
+                              * the answer seen first in this run's order, which is
+                              * not the id order when a replay shuffles samples */
     double *warm;            /* [warmup] deepconf lowest group confidences */
     float *ring;             /* [window] deepconf per-token confidences */
     /* question state */
@@ -54,8 +57,10 @@ struct es_policy {
  * threshold is the whole decision for that b. */
 static void build_beta_table(es_policy *p)
 {
+    uint32_t a = 0;
     for (uint32_t b = 0; b < BETA_TABLE; b++) {
-        uint32_t a = b;
+        /* the smallest stopping a never decreases as b grows: resume there */
+        if (a < b) a = b;
         while (a < 100000 && es_beta_lead_prob(a, b) < p->across.threshold) a++;
         p->beta_min_a[b] = a;
     }
@@ -72,7 +77,14 @@ static int grow_answers(es_policy *p, uint32_t need)
     if (w) p->weights = w;
     int32_t *seen = realloc(p->seen, c * sizeof *seen);
     if (seen) p->seen = seen;
-    if (!counts || !w || !seen) return ES_ENOMEM;
+    uint32_t *rank = realloc(p->rank, c * sizeof *rank);
+    if (rank) p->rank = rank;
+    if (!counts || !w || !seen || !rank) return ES_ENOMEM;
+    /* new buffers start clean; from here on only answers listed in `seen`
+     * are ever non-zero, so es_policy_begin_item clears just those */
+    memset(counts, 0, c * sizeof *counts);
+    for (uint32_t i = 0; i < c; i++) w[i] = 0.0;
+    p->n_seen = 0;
     p->cap = c;
     return ES_OK;
 }
@@ -108,6 +120,7 @@ void es_policy_free(es_policy *p)
     free(p->counts);
     free(p->weights);
     free(p->seen);
+    free(p->rank);
     free(p->warm);
     free(p->ring);
     free(p);
@@ -135,8 +148,12 @@ uint32_t es_policy_batch(const es_policy *p)
 int es_policy_begin_item(es_policy *p, uint32_t max_samples, uint32_t max_answers, int32_t null_answer)
 {
     if (grow_answers(p, max_answers ? max_answers : 1)) return ES_ENOMEM;
-    memset(p->counts, 0, p->cap * sizeof *p->counts);
-    for (uint32_t i = 0; i < p->cap; i++) p->weights[i] = 0.0;
+    /* only voted answers are non-zero (grow_answers clears new buffers):
+     * clearing those is O(answers seen) rather than O(capacity) per item */
+    for (uint32_t i = 0; i < p->n_seen; i++) {
+        p->counts[p->seen[i]] = 0;
+        p->weights[p->seen[i]] = 0.0;
+    }
     p->max_samples = max_samples;
     p->null_answer = null_answer;
     p->n_samples = p->n_seen = 0;
@@ -251,15 +268,18 @@ int es_policy_probe(es_policy *p, uint32_t at, int32_t answer, float confidence,
 
 int32_t es_policy_sample_answer(const es_policy *p) { return p->sample_answer; }
 
-/* Count a vote, keeping the leader (ties to the lower id, i.e. seen first)
- * and the top two counts up to date in O(1). */
+/* Count a vote, keeping the leader (ties to the answer whose first vote came
+ * first) and the top two counts up to date in O(1). */
 static void count_vote(es_policy *p, int32_t a)
 {
     uint32_t c = ++p->counts[a];
-    if (c == 1) p->seen[p->n_seen++] = a;
+    if (c == 1) {
+        p->rank[a] = p->n_seen;
+        p->seen[p->n_seen++] = a;
+    }
     if (a == p->leader) {
         p->top1 = c;
-    } else if (p->leader < 0 || c > p->top1 || (c == p->top1 && a < p->leader)) {
+    } else if (p->leader < 0 || c > p->top1 || (c == p->top1 && p->rank[a] < p->rank[p->leader])) {
         p->top2 = p->top1;
         p->top1 = c;
         p->leader = a;
@@ -365,7 +385,7 @@ static int deepconf_end(es_policy *p, int32_t a)
     if (!p->dc_terminated) {
         double w = p->weights[a] += p->sample_cmin;
         p->w_total += p->sample_cmin;
-        if (p->w_leader < 0 || w > p->weights[p->w_leader] || (w == p->weights[p->w_leader] && a < p->w_leader))
+        if (p->w_leader < 0 || w > p->weights[p->w_leader] || (w == p->weights[p->w_leader] && p->rank[a] < p->rank[p->w_leader]))
             p->w_leader = a;
     }
     return p->n_warm >= p->across.warmup && p->w_leader >= 0 && p->w_total > 0 &&

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "earlystop_lm.h"
 
@@ -350,10 +353,59 @@ static void test_live_matches_replay(void **state)
     es_lm_free(m);
 }
 
+static void set_threads(int n)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+/* Two training steps on 1 and on 2 threads give the same bytes: every
+ * kernel computes each output in one thread in a fixed order. */
+static void test_threads_do_not_change_training(void **state)
+{
+    (void)state;
+    es_lm_config c;
+    tiny_config(&c);
+    c.dim = 32; c.hidden_dim = 64; c.seq_len = 32; c.n_heads = 4;
+    float *after[2];
+    size_t n = 0;
+    for (int th = 1; th <= 2; th++) {
+        set_threads(th);
+        es_lm *m = NULL;
+        es_lm_trainer *t = NULL;
+        assert_int_equal(es_lm_new(&c, 2, &m, NULL), ES_OK);
+        assert_int_equal(es_lm_trainer_new(m, 4, 32, &t), ES_OK);
+        int inp[128], tgt[128];
+        tiny_batch(4, 32, inp, tgt, 17);
+        es_lm_adamw opt = {1e-3f, 0.9f, 0.95f, 1e-8f, 0.01f, 1.0f};
+        for (int s = 1; s <= 2; s++) {
+            es_lm_train_forward(t, inp, tgt, 32);
+            es_lm_train_backward(t);
+            es_lm_adamw_step(t, &opt, s);
+        }
+        n = es_lm_n_params(m);
+        after[th - 1] = malloc(n * sizeof(float));
+        memcpy(after[th - 1], es_lm_params(m), n * sizeof(float));
+        es_lm_trainer_free(t);
+        es_lm_free(m);
+    }
+    set_threads(1);
+    assert_memory_equal(after[0], after[1], n * sizeof(float));
+    free(after[0]);
+    free(after[1]);
+}
+
 int main(void)
 {
+    /* one thread: the tests check numbers, and a busy CI machine makes
+     * every fork/join of a tiny kernel expensive; threads get their own test */
+    set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients_match_finite_differences),
+        cmocka_unit_test(test_threads_do_not_change_training),
         cmocka_unit_test(test_short_batch_matches_prefix),
         cmocka_unit_test(test_forward_matches_reference),
         cmocka_unit_test(test_training_lowers_loss),

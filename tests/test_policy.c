@@ -469,6 +469,13 @@ static void test_ties_first_seen(void **state)
     feed(p, d, 6, 3, -1);
     assert_int_equal(es_policy_answer(p), 0);
     es_policy_free(p);
+    /* A shuffled replay feeds ids out of first-appearance order: the tie
+     * still goes to the answer voted first in this run, not the lower id. */
+    p = new_policy("full");
+    int32_t e[] = {2, 0, 0, 2, 1};
+    feed(p, e, 5, 3, -1);
+    assert_int_equal(es_policy_answer(p), 2);
+    es_policy_free(p);
 }
 
 /* One sample of probes (answers, confidences); returns the 1-based probe at
@@ -777,8 +784,46 @@ static void test_eval_chunking_deterministic(void **state)
     es_traceset_free(ts);
 }
 
+/* The orders, written out the plain way: splitmix64 seeded from (seed,
+ * shuffle, item), Fisher-Yates from the back, j uniform in [0, i) by
+ * rejection.  Pinning them keeps a speed-up of es_shuffle_order from silently
+ * changing every --shuffles figure. */
+static uint64_t ref_splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void ref_shuffle(uint64_t seed, uint32_t shuffle, uint32_t item, uint32_t n, uint32_t *order)
+{
+    uint64_t s = seed ^ ((uint64_t)shuffle << 32 | item) * 0xD6E8FEB86659FD93ULL;
+    ref_splitmix(&s);
+    for (uint32_t i = 0; i < n; i++) order[i] = i;
+    for (uint32_t i = n; i > 1; i--) {
+        uint64_t lim = UINT64_MAX - UINT64_MAX % i, x;
+        do x = ref_splitmix(&s);
+        while (x >= lim);
+        uint32_t j = (uint32_t)(x % i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+}
+
 static void test_shuffle_order(void **state)
 {
+    {
+        uint32_t got[200], want[200];
+        for (uint32_t k = 0; k < 3000; k++) {
+            uint32_t n = k % 200;
+            uint64_t seed = k * 0x1234567ULL + (k & 7);
+            es_shuffle_order(seed, k / 3, k % 97, n, got);
+            ref_shuffle(seed, k / 3, k % 97, n, want);
+            assert_memory_equal(got, want, n * sizeof *got);
+        }
+    }
+
     uint32_t a[64], b[64], seen[64];
     int differs = 0;
     for (uint32_t n = 0; n <= 64; n += 7) {
