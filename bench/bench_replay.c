@@ -54,38 +54,9 @@ static uint64_t total_samples(const es_eval_acc *acc, size_t n)
 static double replay(const es_traceset *ts, const char *spec, uint32_t shuffles, int threads, es_eval_acc *acc,
                      double *cpu)
 {
-    size_t n = es_traceset_n_items(ts);
-    memset(acc, 0, n * sizeof *acc);
-    int failed = 0;
+    memset(acc, 0, es_traceset_n_items(ts) * sizeof *acc);
     double t0 = now(), c0 = cpu_now();
-#pragma omp parallel num_threads(threads) reduction(| : failed)
-    {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
-        es_policy *p = NULL;
-        es_eval_acc *mine = calloc(n, sizeof *mine);
-        int rc = mine ? es_policy_new(spec, &p, NULL) : ES_ENOMEM;
-        uint32_t b = (uint32_t)((uint64_t)shuffles * t / nt), e = (uint32_t)((uint64_t)shuffles * (t + 1) / nt);
-        if (rc == ES_OK) rc = es_eval_policy(ts, p, 1, b, e, ES_PROBE_COST_FIELD, mine, NULL);
-#pragma omp critical
-        {
-            if (rc) failed = 1;
-            else
-                for (size_t i = 0; i < n; i++) {
-                    acc[i].correct += mine[i].correct;
-                    acc[i].samples += mine[i].samples;
-                    acc[i].rounds += mine[i].rounds;
-                    acc[i].probes += mine[i].probes;
-                    acc[i].tokens += mine[i].tokens;
-                    acc[i].probe_tokens += mine[i].probe_tokens;
-                }
-        }
-        es_policy_free(p);
-        free(mine);
-    }
+    int failed = es_eval_policy_threads(ts, spec, 1, shuffles, threads, ES_PROBE_COST_FIELD, acc, NULL, 0, NULL);
     double dt = now() - t0;
     *cpu = cpu_now() - c0;
     return failed ? -1.0 : dt;

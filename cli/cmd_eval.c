@@ -13,9 +13,6 @@
 #include <string.h>
 
 #include <jansson.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cli.h"
 #include "earlystop_io.h"
@@ -142,74 +139,23 @@ static int probe_rule_without_probes(const es_traceset *ts, const char *spec)
     return bad;
 }
 
-/* Replay one policy over all orders, threads splitting the orders. */
+/* Replay one policy over all orders (threads split them) into acc. */
 static int run_policy(const es_traceset *ts, const char *spec, const eval_opts *o, es_eval_acc *acc,
                       char *canon, size_t canon_cap, const char *path)
 {
-    size_t n_items = es_traceset_n_items(ts);
-    uint32_t total = o->shuffles ? o->shuffles : 1;
-    int threads = o->threads;
-#ifdef _OPENMP
-    if (!threads) threads = omp_get_max_threads();
-#endif
-    if (threads < 1 || !o->shuffles) threads = 1;
-    if ((uint32_t)threads > total) threads = (int)total;
-    int failed = 0;
     es_error err = {0};
-    char errmsg[256] = "";
-#pragma omp parallel num_threads(threads) reduction(| : failed)
-    {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
-        es_policy *p = NULL;
-        es_eval_acc *mine = calloc(n_items, sizeof *mine);
-        es_error e = {0};
-        int rc = mine ? es_policy_new_any(spec, &p, &e) : ES_ENOMEM;
-        uint32_t b = (uint32_t)((uint64_t)total * t / nt), en = (uint32_t)((uint64_t)total * (t + 1) / nt);
-        size_t bad = 0;
-        if (rc == ES_OK)
-            rc = o->shuffles ? es_eval_policy(ts, p, o->seed, b, en, o->probe_cost, mine, &bad)
-                             : es_eval_policy(ts, p, o->seed, 0, 0, o->probe_cost, mine, &bad);
-#pragma omp critical
-        {
-            if (rc) {
-                failed = 1;
-                if (!errmsg[0]) {
-                    es_item_view v;
-                    if (p && es_policy_errmsg(p)[0] && es_traceset_item(ts, bad, &v) == ES_OK)
-                        snprintf(errmsg, sizeof errmsg, "%s: item %s: %s: %s", path, v.id, spec, es_policy_errmsg(p));
-                    else
-                        err = e, err.code = rc;
-                }
-            } else {
-                for (size_t i = 0; i < n_items; i++) {
-                    acc[i].correct += mine[i].correct;
-                    acc[i].samples += mine[i].samples;
-                    acc[i].rounds += mine[i].rounds;
-                    acc[i].probes += mine[i].probes;
-                    acc[i].tokens += mine[i].tokens;
-                    acc[i].probe_tokens += mine[i].probe_tokens;
-                }
-                if (t == 0 && p) snprintf(canon, canon_cap, "%s", es_policy_spec(p));
-            }
-        }
-        es_policy_free(p);
-        free(mine);
+    int rc = es_eval_policy_threads(ts, spec, o->seed, o->shuffles, o->threads, o->probe_cost, acc, canon,
+                                    canon_cap, &err);
+    if (rc) {
+        if (!err.file[0]) snprintf(err.file, sizeof err.file, "%s", path); /* a policy file names itself */
+        return cli_report(&err, rc);
     }
-    if (!failed && probe_rule_without_probes(ts, spec)) {
+    if (probe_rule_without_probes(ts, spec)) {
         fprintf(stderr, "earlystop eval: %s: policy '%s' decides on probes, but this file has none "
                         "(record traces with probes, e.g. `earlystop generate --probe-every N`)\n", path, spec);
         return CLI_USAGE;
     }
-    if (!failed) return CLI_OK;
-    if (errmsg[0]) {
-        fprintf(stderr, "earlystop eval: %s\n", errmsg);
-        return CLI_USAGE;
-    }
-    return cli_report(&err, err.code ? err.code : ES_EINVAL);
+    return CLI_OK;
 }
 
 /* Means over items of the row's per-item means over orders. */

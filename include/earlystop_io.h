@@ -61,6 +61,19 @@ int es_policy_spec_load(const char *path, char *buf, size_t cap, es_error *err);
 /* es_policy_new, also taking "@file.json" for a policy file. */
 int es_policy_new_any(const char *spec, es_policy **out, es_error *err);
 
+/* ------------------------------------------------------- threaded replay */
+
+/*
+ * es_eval_policy over orders [0, shuffles) (shuffles == 0: the file order
+ * once) split across `threads` OpenMP threads (0 = all cores), each with its
+ * own policy made from `spec` (or @file.json).  Adds integer sums into acc,
+ * so results do not depend on the thread count.  canon (may be NULL) gets
+ * the canonical spec.  On error err names the item and the policy's reason.
+ */
+int es_eval_policy_threads(const es_traceset *ts, const char *spec, uint64_t seed, uint32_t shuffles,
+                           int threads, int32_t probe_cost, es_eval_acc *acc, char *canon, size_t canon_cap,
+                           es_error *err);
+
 /* ----------------------------------------------------------- trace writer */
 
 /*
