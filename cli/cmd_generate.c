@@ -1,8 +1,267 @@
-/* cmd_generate.c - placeholder until the command lands. */
-#include "cli.h"
+/* cmd_generate.c - `earlystop generate`: record traces (trace format v1) from
+ * the built-in model, with probes, confidences and exact token counts. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
+#include "cli.h"
+#include "earlystop_io.h"
+#include "earlystop_lm.h"
+#include "lm_cli.h"
+
+typedef struct gen_cli {
+    const char *model, *out;
+    es_task_kind task;
+    long items, samples, probe_every, seed, threads, start;
+    double temperature;
+    int json, no_text;
+} gen_cli;
+
+/* What one sample left behind; filled by one thread, written by the main. */
+typedef struct slot {
+    es_lm_sample_result res;
+    char *text;
+    es_probe *probes;
+    char (*pans)[32];
+    uint32_t n_probes, cap;
+} slot;
+
+/* States the stream contract, since `run` relies on it. */
+static void generate_help(void)
+{
+    printf("usage: earlystop generate [--model M] --task T [--items N] [--samples K]\n"
+           "                          [--probe-every P] [--seed S] [--out F] [options]\n\n"
+           "Sample chains of thought from the built-in model on fresh generated questions\n"
+           "and write them as trace format v1, with a probe every P tokens (answer,\n"
+           "confidence, window_confidence, cost).  Sample i of item j draws from the\n"
+           "random stream of (seed, j, i) only, so `earlystop run` with the same seed\n"
+           "draws the same samples.\n\n"
+           "  --model M         model file (default $ES_MODEL or data/model.bin)\n"
+           "  --task T          last_letters | date | arithmetic\n"
+           "  --items N         questions (default 100)\n"
+           "  --start J         index of the first question (default 0)\n"
+           "  --samples K       samples per question (default 16)\n"
+           "  --probe-every P   tokens between probes, 0 = none (default 16)\n"
+           "  --temperature X   sampling temperature (default %.2f)\n"
+           "  --seed S          questions and samples (default 1)\n"
+           "  --out F           trace file to write, - = stdout (default -)\n"
+           "  --no-text         leave the sample texts out\n"
+           "  --threads N       OpenMP threads (default: all)\n"
+           "  --json            summary as JSON on stdout (needs --out FILE)\n",
+           ES_LM_DEFAULT_TEMPERATURE);
+}
+
+/* Exit 2 with the option named on any bad value. */
+static int generate_parse(int argc, char **argv, gen_cli *o)
+{
+    memset(o, 0, sizeof *o);
+    o->model = NULL;
+    o->out = "-";
+    o->items = 100; o->samples = 16; o->probe_every = 16; o->seed = 1;
+    o->temperature = ES_LM_DEFAULT_TEMPERATURE;
+    int have_task = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long *lv = !strcmp(a, "--items") ? &o->items : !strcmp(a, "--samples") ? &o->samples
+                 : !strcmp(a, "--probe-every") ? &o->probe_every : !strcmp(a, "--seed") ? &o->seed
+                 : !strcmp(a, "--threads") ? &o->threads : !strcmp(a, "--start") ? &o->start : NULL;
+        if (!strcmp(a, "--json")) { o->json = 1; continue; }
+        if (!strcmp(a, "--no-text")) { o->no_text = 1; continue; }
+        if (!v) return cli_usage_error("generate", "unknown option or missing value: '%s'", a);
+        i++;
+        if (lv) {
+            if (cli_parse_long(v, 0, 1L << 40, lv)) return cli_usage_error("generate", "bad %s '%s'", a, v);
+        } else if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--task")) {
+            if (es_task_parse(v, &o->task))
+                return cli_usage_error("generate", "unknown task '%s' (last_letters, date, arithmetic)", v);
+            have_task = 1;
+        } else if (!strcmp(a, "--temperature")) {
+            if (cli_parse_double(v, &o->temperature) || o->temperature < 0 || o->temperature > 10)
+                return cli_usage_error("generate", "bad --temperature '%s'", v);
+        } else return cli_usage_error("generate", "unknown option '%s'", a);
+    }
+    if (!have_task) return cli_usage_error("generate", "--task is required");
+    if (o->items < 1 || o->samples < 1 || o->samples > 100000)
+        return cli_usage_error("generate", "--items and --samples must be positive");
+    if (o->json && !strcmp(o->out, "-"))
+        return cli_usage_error("generate", "--json writes the summary to stdout: give --out FILE");
+    return 0;
+}
+
+/* Copies the probe into the sample's slot; answers are copied because the
+ * generator reuses its buffer. */
+static int slot_on_probe(void *ctx, const es_lm_probe *p)
+{
+    slot *s = ctx;
+    if (s->n_probes >= s->cap) return ES_CONTINUE;
+    es_probe *q = &s->probes[s->n_probes];
+    memcpy(s->pans[s->n_probes], p->answer, sizeof s->pans[0]);
+    q->at = p->at;
+    q->answer = p->has_answer ? s->pans[s->n_probes] : NULL;
+    q->confidence = p->confidence;
+    q->window_confidence = p->window_confidence;
+    q->cost = p->cost;
+    s->n_probes++;
+    return ES_CONTINUE;
+}
+
+/* One slot per sample with room for every probe a context can hold, so the
+ * item loop allocates nothing. */
+static int slots_new(slot **out, long k, int seq_len, long probe_every)
+{
+    slot *s = calloc((size_t)k, sizeof *s);
+    if (!s) return ES_ENOMEM;
+    uint32_t cap = probe_every > 0 ? (uint32_t)(seq_len / probe_every + 2) : 1;
+    for (long i = 0; i < k; i++) {
+        s[i].cap = cap;
+        s[i].text = malloc((size_t)seq_len + 1);
+        s[i].probes = calloc(cap, sizeof *s[i].probes);
+        s[i].pans = calloc(cap, sizeof *s[i].pans);
+        if (!s[i].text || !s[i].probes || !s[i].pans) { *out = s; return ES_ENOMEM; }
+    }
+    *out = s;
+    return ES_OK;
+}
+
+/* Tolerates a partly built array (allocation failure midway). */
+static void slots_free(slot *s, long k)
+{
+    for (long i = 0; s && i < k; i++) { free(s[i].text); free(s[i].probes); free(s[i].pans); }
+    free(s);
+}
+
+/* All samples of one item, split across threads; each sample's stream is
+ * (seed, item, sample), so the split does not change a byte. */
+static int draw_item(es_lm_gen **gens, slot *slots, long k, const char *prompt,
+                     uint64_t seed, uint64_t item)
+{
+    int rc = ES_OK;
+#pragma omp parallel for schedule(dynamic, 1) reduction(min : rc)
+    for (long i = 0; i < k; i++) {
+#ifdef _OPENMP
+        es_lm_gen *g = gens[omp_get_thread_num()];
+#else
+        es_lm_gen *g = gens[0];
+#endif
+        slot *s = &slots[i];
+        s->n_probes = 0;
+        es_lm_gen_hooks h = {NULL, slot_on_probe, s};
+        es_rng r;
+        es_lm_sample_rng(&r, seed, item, (uint64_t)i);
+        int e = es_lm_gen_sample(g, prompt, &r, &h, &s->res);
+        if (e) { rc = e < rc ? e : rc; continue; }
+        snprintf(s->text, strlen(s->res.text) + 1, "%s", s->res.text);
+        s->res.text = s->text;
+    }
+    return rc;
+}
+
+/* Maps the slots onto es_item for the shared trace writer. */
+static int write_item(es_trace_writer *w, const gen_cli *o, const es_task_example *ex,
+                      long j, slot *slots, es_sample *samples, es_error *err)
+{
+    char id[64], question[ES_TASK_TEXT_CAP];
+    snprintf(id, sizeof id, "%s-%05ld", es_task_name(o->task), j);
+    snprintf(question, sizeof question, "%s", ex->prompt);
+    question[strcspn(question, "\n")] = '\0';
+    const char *gold[1] = {ex->gold};
+    for (long i = 0; i < o->samples; i++) {
+        const slot *s = &slots[i];
+        samples[i].answer = s->res.has_answer ? s->res.answer : NULL;
+        samples[i].tokens = s->res.tokens;
+        samples[i].confidence = s->res.confidence;
+        samples[i].text = o->no_text ? NULL : s->text;
+        samples[i].n_probes = s->n_probes;
+        samples[i].probes = s->probes;
+    }
+    es_item it = {id, es_task_name(o->task), question, es_task_answer_type(o->task),
+                  1, gold, (size_t)o->samples, samples};
+    return es_trace_writer_write(w, &it, err);
+}
+
+/* The header records model, shape, seed, temperature and probe cue: what
+ * is needed to regenerate or interpret the file. */
+static int open_out(const gen_cli *o, const es_lm *m, FILE **fp, es_trace_writer **w, es_error *err)
+{
+    *fp = strcmp(o->out, "-") ? fopen(o->out, "w") : stdout;
+    if (!*fp) return es_error_set(err, ES_EIO, o->out, 0, NULL, "cannot create the trace file");
+    const es_lm_config *c = es_lm_get_config(m);
+    char hdr[1024];
+    snprintf(hdr, sizeof hdr,
+             "{\"model\":\"earlystop built-in (%s)\",\"params\":%zu,\"shape\":\"dim %d, hidden %d, "
+             "layers %d, heads %d, seq %d\",\"tokenizer\":\"characters (tokens are exact)\","
+             "\"source\":\"earlystop generate\",\"task\":\"%s\",\"seed\":%ld,\"temperature\":%g,"
+             "\"probe_every\":%ld,\"probe_cue\":\"So the answer is \",\"window\":32,"
+             "\"answer_extraction\":\"text after the last 'So the answer is ' up to '.'\"}",
+             o->model, es_lm_n_params(m), c->dim, c->hidden_dim, c->n_layers, c->n_heads,
+             c->seq_len, es_task_name(o->task), o->seed, o->temperature, o->probe_every);
+    return es_trace_writer_open(*fp, hdr, w, err);
+}
+
+/* Items in order (the file is deterministic); samples of an item in parallel. */
+static int generate_loop(const gen_cli *o, const es_lm *m, es_lm_gen **gens, slot *slots,
+                         es_sample *samples, es_trace_writer *w, lm_summary *sum, es_error *err)
+{
+    for (long j = o->start; j < o->start + o->items; j++) {
+        es_task_example ex;
+        int rc = es_task_make(o->task, (uint64_t)o->seed, (uint64_t)j, &ex);
+        if (!rc) rc = draw_item(gens, slots, o->samples, ex.prompt, (uint64_t)o->seed, (uint64_t)j);
+        if (rc) return es_error_set(err, rc, NULL, 0, "item", "item %ld: generation failed", j);
+        if ((rc = write_item(w, o, &ex, j, slots, samples, err)) != 0) return rc;
+        lm_summary_add(sum, o->task, ex.gold, samples, (size_t)o->samples);
+        cli_progress("generate", (size_t)(j - o->start + 1), (size_t)o->items);
+    }
+    cli_progress_end();
+    return ES_OK;
+}
+
+/* One generator per thread; everything allocated before the first item. */
 int cmd_generate(int argc, char **argv)
 {
-    (void)argc; (void)argv;
-    return cli_usage_error("generate", "not built yet");
+    for (int i = 1; i < argc; i++)
+        if (cli_is_help(argv[i])) { generate_help(); return CLI_OK; }
+    gen_cli o;
+    int rc = generate_parse(argc, argv, &o);
+    if (rc) return rc;
+    lm_set_threads(o.threads);
+    es_error err;
+    memset(&err, 0, sizeof err);
+    es_lm *m = NULL;
+    char model_buf[4096];
+    o.model = lm_model_path(o.model, model_buf, sizeof model_buf);
+    if ((rc = es_lm_load(o.model, &m, &err)) != 0) return cli_report(&err, rc);
+    es_lm_gen_opts go;
+    es_lm_gen_opts_default(&go);
+    go.temperature = (float)o.temperature;
+    go.probe_every = (int)o.probe_every;
+    int nt = lm_max_threads();
+    es_lm_gen **gens = calloc((size_t)nt, sizeof *gens);
+    slot *slots = NULL;
+    es_sample *samples = calloc((size_t)o.samples, sizeof *samples);
+    FILE *fp = NULL;
+    es_trace_writer *w = NULL;
+    lm_summary sum;
+    lm_summary_init(&sum);
+    double t0 = lm_now();
+    for (int i = 0; gens && i < nt && !rc; i++) rc = es_lm_gen_new(m, &go, &gens[i], &err);
+    if (!rc && (!gens || !samples || slots_new(&slots, o.samples, es_lm_get_config(m)->seq_len, o.probe_every)))
+        rc = es_error_set(&err, ES_ENOMEM, NULL, 0, NULL, "out of memory");
+    if (!rc) rc = open_out(&o, m, &fp, &w, &err);
+    if (!rc) rc = generate_loop(&o, m, gens, slots, samples, w, &sum, &err);
+    if (w && es_trace_writer_free(w) && !rc) rc = es_error_set(&err, ES_EIO, o.out, 0, NULL, "write failed");
+    if (fp && fp != stdout && fclose(fp) && !rc) rc = es_error_set(&err, ES_EIO, o.out, 0, NULL, "write failed");
+    if (!rc) lm_summary_print(&sum, o.task, o.samples, lm_now() - t0, o.json, strcmp(o.out, "-") ? stdout : stderr);
+    for (int i = 0; gens && i < nt; i++) es_lm_gen_free(gens[i]);
+    free(gens);
+    free(samples);
+    slots_free(slots, o.samples);
+    es_lm_free(m);
+    return rc ? cli_report(&err, rc) : CLI_OK;
 }

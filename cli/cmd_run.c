@@ -1,8 +1,203 @@
-/* cmd_run.c - placeholder until the command lands. */
-#include "cli.h"
+/* cmd_run.c - `earlystop run`: generate live with a stopping policy deciding
+ * inside the loop, beside the same run with `full`.
+ *
+ * The loop feeds the policy exactly the events es_replay_item feeds it from a
+ * recorded trace (probes only when the policy has a within-sample rule, the
+ * token budget cut at its cap, no per-token events), and sample i of item j
+ * draws from (seed, j, i) as in `earlystop generate`: so the savings measured
+ * here equal what `earlystop eval` computes on the trace of the same seed.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "cli.h"
+#include "earlystop_io.h"
+#include "earlystop_lm.h"
+#include "lm_cli.h"
+
+typedef struct run_cli {
+    const char *model, *policy, *baseline;
+    es_task_kind task;
+    long items, samples, probe_every, seed, threads, start;
+    double temperature;
+    int json;
+} run_cli;
+
+/* Totals of one policy over the items. */
+typedef struct run_totals {
+    size_t items, correct, samples, probes;
+    uint64_t tokens, probe_tokens;
+    double seconds;
+    size_t kv_peak_bytes;    /* KV cache of the largest round, as drawn at once */
+} run_totals;
+
+/* Says what is compared and that the decisions equal a replay. */
+static void run_help(void)
+{
+    printf("usage: earlystop run [--model M] --task T --policy SPEC [--items N] [--samples K]\n"
+           "                     [--probe-every P] [--seed S] [--json] [options]\n\n"
+           "Generate with the built-in model while a stopping policy decides inside the\n"
+           "loop: samples not drawn and tokens not generated are never computed.  Prints\n"
+           "EM, tokens generated (probes included), wall-clock time and the KV-cache memory\n"
+           "held at peak, beside the same run with `full`.  The decisions equal those of\n"
+           "`earlystop eval --policy SPEC` on `earlystop generate` traces of the same seed.\n\n"
+           "  --model M         model file (default $ES_MODEL or data/model.bin)\n"
+           "  --task T          last_letters | date | arithmetic\n"
+           "  --policy SPEC     stopping policy (see `earlystop eval --help`), '@file' for JSON\n"
+           "  --baseline SPEC   what to compare with (default full); 'none' to skip it\n"
+           "  --items N         questions (default 50)\n"
+           "  --start J         index of the first question (default 0)\n"
+           "  --samples K       samples per question at most (default 16)\n"
+           "  --probe-every P   tokens between probes (default 16)\n"
+           "  --temperature X   sampling temperature (default %.2f)\n"
+           "  --seed S          questions and samples (default 1)\n"
+           "  --threads N       OpenMP threads (default: all)\n"
+           "  --json            one JSON object per policy on stdout\n",
+           ES_LM_DEFAULT_TEMPERATURE);
+}
+
+/* Exit 2 with the option named on any bad value. */
+static int run_parse(int argc, char **argv, run_cli *o)
+{
+    memset(o, 0, sizeof *o);
+    o->model = NULL;
+    o->baseline = "full";
+    o->items = 50; o->samples = 16; o->probe_every = 16; o->seed = 1;
+    o->temperature = ES_LM_DEFAULT_TEMPERATURE;
+    int have_task = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long *lv = !strcmp(a, "--items") ? &o->items : !strcmp(a, "--samples") ? &o->samples
+                 : !strcmp(a, "--probe-every") ? &o->probe_every : !strcmp(a, "--seed") ? &o->seed
+                 : !strcmp(a, "--threads") ? &o->threads : !strcmp(a, "--start") ? &o->start : NULL;
+        if (!strcmp(a, "--json")) { o->json = 1; continue; }
+        if (!v) return cli_usage_error("run", "unknown option or missing value: '%s'", a);
+        i++;
+        if (lv) {
+            if (cli_parse_long(v, 0, 1L << 40, lv)) return cli_usage_error("run", "bad %s '%s'", a, v);
+        } else if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--policy")) o->policy = v;
+        else if (!strcmp(a, "--baseline")) o->baseline = v;
+        else if (!strcmp(a, "--task")) {
+            if (es_task_parse(v, &o->task))
+                return cli_usage_error("run", "unknown task '%s' (last_letters, date, arithmetic)", v);
+            have_task = 1;
+        } else if (!strcmp(a, "--temperature")) {
+            if (cli_parse_double(v, &o->temperature) || o->temperature < 0 || o->temperature > 10)
+                return cli_usage_error("run", "bad --temperature '%s'", v);
+        } else return cli_usage_error("run", "unknown option '%s'", a);
+    }
+    if (!have_task) return cli_usage_error("run", "--task is required");
+    if (!o->policy) return cli_usage_error("run", "--policy is required");
+    if (o->items < 1 || o->samples < 1 || o->samples > 100000)
+        return cli_usage_error("run", "--items and --samples must be positive");
+    return 0;
+}
+
+/* One policy over all items.  Probes are made only when the policy has a
+ * within-sample rule; a token budget becomes the generator's token limit. */
+static int run_policy(const es_lm *m, const run_cli *o, const char *spec, const char *label,
+                      run_totals *tot, char *canon, size_t canon_cap, es_error *err)
+{
+    memset(tot, 0, sizeof *tot);
+    es_policy *p = NULL;
+    int rc = es_policy_new_any(spec, &p, err);
+    if (rc) return rc;
+    snprintf(canon, canon_cap, "%s", es_policy_spec(p));
+    es_lm_gen_opts go;
+    es_lm_gen_opts_default(&go);
+    go.temperature = (float)o->temperature;
+    go.probe_every = (int)o->probe_every;
+    es_lm_live *lv = NULL;
+    rc = es_lm_live_new(m, &go, p, es_task_answer_type(o->task), (uint32_t)o->samples, &lv, err);
+    uint32_t batch = es_policy_batch(p);
+    double t0 = lm_now();
+    for (long j = o->start; !rc && j < o->start + o->items; j++) {
+        es_task_example ex;
+        es_lm_live_result r;
+        rc = es_task_make(o->task, (uint64_t)o->seed, (uint64_t)j, &ex);
+        if (!rc) rc = es_lm_live_item(lv, ex.prompt, ex.gold, (uint64_t)o->seed, (uint64_t)j, &r);
+        if (rc) {
+            es_error_set(err, rc, NULL, 0, "policy", "item %ld: %s", j,
+                         es_policy_errmsg(p)[0] ? es_policy_errmsg(p) : es_strerror(rc));
+            break;
+        }
+        tot->items++;
+        tot->correct += (size_t)r.correct;
+        tot->samples += r.samples;
+        tot->probes += r.probes;
+        tot->tokens += r.tokens;
+        tot->probe_tokens += r.probe_tokens;
+        /* KV memory as a server drawing each round's samples at once holds it */
+        uint32_t round = batch == 0 || batch > r.samples ? r.samples : batch;
+        size_t kv = (size_t)round * r.peak_positions * es_lm_live_kv_bytes_per_position(lv);
+        if (kv > tot->kv_peak_bytes) tot->kv_peak_bytes = kv;
+        cli_progress(label, (size_t)(j - o->start + 1), (size_t)o->items);
+    }
+    cli_progress_end();
+    tot->seconds = lm_now() - t0;
+    es_lm_live_free(lv);
+    es_policy_free(p);
+    return rc;
+}
+
+/* Savings are against the baseline run of the same invocation. */
+static void print_totals(const char *spec, const run_totals *t, const run_totals *base,
+                         const run_cli *o, int json)
+{
+    double n = t->items ? (double)t->items : 1.0;
+    uint64_t all = t->tokens + t->probe_tokens;
+    double saved = base && base->tokens + base->probe_tokens
+                       ? 1.0 - (double)all / (double)(base->tokens + base->probe_tokens) : 0.0;
+    if (json) {
+        printf("{\"policy\":\"%s\",\"task\":\"%s\",\"items\":%zu,\"seed\":%ld,\"em\":%.4f,"
+               "\"correct\":%zu,\"samples\":%zu,\"samples_per_item\":%.3f,\"probes\":%zu,"
+               "\"tokens\":%llu,\"probe_tokens\":%llu,\"tokens_total\":%llu,\"tokens_per_item\":%.2f,"
+               "\"seconds\":%.3f,\"kv_peak_bytes\":%zu,\"token_savings\":%.4f}\n",
+               spec, es_task_name(o->task), t->items, o->seed, t->correct / n, t->correct, t->samples,
+               t->samples / n, t->probes, (unsigned long long)t->tokens,
+               (unsigned long long)t->probe_tokens, (unsigned long long)all, all / n, t->seconds,
+               t->kv_peak_bytes, saved);
+        return;
+    }
+    printf("%-28s EM %.3f (%zu/%zu)  samples/item %6.2f  tokens %8llu (+%llu probe) = %8.1f/item"
+           "  %7.2f s  KV peak %7.1f KiB", spec, t->correct / n, t->correct, t->items, t->samples / n,
+           (unsigned long long)t->tokens, (unsigned long long)t->probe_tokens, all / n, t->seconds,
+           t->kv_peak_bytes / 1024.0);
+    if (base) printf("  saves %.1f%% tokens, %.1f%% time", 100 * saved,
+                     base->seconds > 0 ? 100 * (1 - t->seconds / base->seconds) : 0.0);
+    printf("\n");
+}
+
+/* The baseline first, then the policy, each on a fresh generator. */
 int cmd_run(int argc, char **argv)
 {
-    (void)argc; (void)argv;
-    return cli_usage_error("run", "not built yet");
+    for (int i = 1; i < argc; i++)
+        if (cli_is_help(argv[i])) { run_help(); return CLI_OK; }
+    run_cli o;
+    int rc = run_parse(argc, argv, &o);
+    if (rc) return rc;
+    lm_set_threads(o.threads);
+    es_error err;
+    memset(&err, 0, sizeof err);
+    es_lm *m = NULL;
+    char model_buf[4096];
+    o.model = lm_model_path(o.model, model_buf, sizeof model_buf);
+    if ((rc = es_lm_load(o.model, &m, &err)) != 0) return cli_report(&err, rc);
+    run_totals base, pol;
+    char base_spec[256] = "", pol_spec[256] = "";
+    int with_base = strcmp(o.baseline, "none") != 0;
+    if (with_base) rc = run_policy(m, &o, o.baseline, "run (baseline)", &base, base_spec, sizeof base_spec, &err);
+    if (!rc) rc = run_policy(m, &o, o.policy, "run (policy)", &pol, pol_spec, sizeof pol_spec, &err);
+    if (!rc) {
+        if (!o.json)
+            printf("%s, %ld items from %ld, up to %ld samples, probe every %ld, seed %ld, T=%.2f\n",
+                   es_task_name(o.task), o.items, o.start, o.samples, o.probe_every, o.seed, o.temperature);
+        if (with_base) print_totals(base_spec, &base, NULL, &o, o.json);
+        print_totals(pol_spec, &pol, with_base ? &base : NULL, &o, o.json);
+    }
+    es_lm_free(m);
+    return rc ? cli_report(&err, rc) : CLI_OK;
 }

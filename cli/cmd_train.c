@@ -14,20 +14,26 @@
 #define TRAIN_SALT 0x545241494e494e47ULL
 
 typedef struct train_opts {
-    const char *out;
-    long steps, batch, seed, log_every, threads, warmup;
+    const char *out, *init;
+    es_task_kind mix[8];   /* tasks drawn in turn; repeats weight a task */
+    int n_mix;
+    double probe_rows;
+    long steps, batch, seed, log_every, threads, warmup, level;
     double lr, min_lr_frac, wd;
     es_lm_config cfg;
     int json;
 } train_opts;
 
+/* Every option with its default, so a run can be reproduced from --help. */
 static void train_help(void)
 {
     printf("usage: earlystop train [--out FILE] [--steps N] [--batch B] [--lr X] [--seed S]\n"
+           "                       [--init FILE] [--tasks LIST] [--task-level L] [--probe-rows F]\n"
            "                       [--dim D] [--layers L] [--heads H] [--hidden F] [--seq T]\n"
            "                       [--threads N] [--log-every N] [--json]\n\n"
            "Train the built-in reasoning model on a mix of the generated tasks\n"
-           "(last_letters, date, arithmetic) and write the model file.\n\n"
+           "(last_letters, date, arithmetic) and write the model file.  The shipped\n"
+           "data/model.bin comes from four runs, see docs/model.md.\n\n"
            "  --out FILE      model file to write (default data/model.bin)\n"
            "  --steps N       optimizer steps (default 3000)\n"
            "  --batch B       examples per step (default 16)\n"
@@ -35,17 +41,43 @@ static void train_help(void)
            "  --warmup N      warmup steps (default 100)\n"
            "  --wd X          AdamW weight decay (default 0.01)\n"
            "  --seed S        seed of the initial weights and the data stream (default 1)\n"
+           "  --init FILE     start from this model's weights (its shape wins over --dim etc.)\n"
+           "  --task-level L  task difficulty: 1 = the evaluated one (default), 0 = larger\n"
+           "                  numbers (the first stage of the shipped model's curriculum)\n"
+           "  --tasks LIST    comma-separated tasks drawn in turn, repeats weight (default all)\n"
+           "  --probe-rows F  fraction of rows that teach the probe: a chain cut at a random\n"
+           "                  point, then the answer cue and the answer held there (default 0)\n"
            "  --dim/--layers/--heads/--hidden/--seq   model shape (default 128/4/4/384/256)\n"
            "  --threads N     OpenMP threads (default: all); the result does not depend on it\n"
            "  --log-every N   loss line every N steps (default 50)\n"
            "  --json          final summary as JSON on stdout\n");
 }
 
+/* "date,arithmetic,arithmetic" -> the mix, drawn in turn (a task named
+ * twice gets twice the rows). */
+static int parse_mix(const char *v, train_opts *o)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", v);
+    o->n_mix = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        es_task_kind k;
+        if (es_task_parse(tok, &k) || o->n_mix >= 8) return -1;
+        o->mix[o->n_mix++] = k;
+    }
+    return o->n_mix ? 0 : -1;
+}
+
+/* Table-free parsing: each option maps to the field it sets; shape
+ * options are checked by es_lm_config_check so the message names the limit. */
 static int train_parse(int argc, char **argv, train_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->out = "data/model.bin";
     o->steps = 3000; o->batch = 16; o->seed = 1; o->log_every = 50; o->warmup = 100;
+    o->level = ES_TASK_LEVEL;
+    for (int k = 0; k < ES_TASK_COUNT; k++) o->mix[k] = (es_task_kind)k;
+    o->n_mix = ES_TASK_COUNT;
     o->lr = 2e-3; o->min_lr_frac = 0.1; o->wd = 0.01;
     es_lm_config_default(&o->cfg);
     for (int i = 1; i < argc; i++) {
@@ -56,12 +88,24 @@ static int train_parse(int argc, char **argv, train_opts *o)
                        : !strcmp(a, "--seq") ? &o->cfg.seq_len : NULL;
         long *lv = !strcmp(a, "--steps") ? &o->steps : !strcmp(a, "--batch") ? &o->batch
                  : !strcmp(a, "--seed") ? &o->seed : !strcmp(a, "--log-every") ? &o->log_every
-                 : !strcmp(a, "--threads") ? &o->threads : !strcmp(a, "--warmup") ? &o->warmup : NULL;
+                 : !strcmp(a, "--threads") ? &o->threads : !strcmp(a, "--warmup") ? &o->warmup
+                 : !strcmp(a, "--task-level") ? &o->level : NULL;
         double *dv = !strcmp(a, "--lr") ? &o->lr : !strcmp(a, "--wd") ? &o->wd : NULL;
         if (!strcmp(a, "--json")) { o->json = 1; continue; }
-        if (!v && (shape || lv || dv || !strcmp(a, "--out")))
+        if (!v && (shape || lv || dv || !strcmp(a, "--out") || !strcmp(a, "--init") ||
+                   !strcmp(a, "--probe-rows")))
             return cli_usage_error("train", "%s needs a value", a);
         if (!strcmp(a, "--out")) { o->out = v; i++; }
+        else if (!strcmp(a, "--init")) { o->init = v; i++; }
+        else if (!strcmp(a, "--tasks")) {
+            if (parse_mix(v, o)) return cli_usage_error("train", "bad --tasks '%s' (last_letters, date, arithmetic)", v);
+            i++;
+        }
+        else if (!strcmp(a, "--probe-rows")) {
+            if (cli_parse_double(v, &o->probe_rows) || o->probe_rows < 0 || o->probe_rows > 1)
+                return cli_usage_error("train", "bad --probe-rows '%s'", v);
+            i++;
+        }
         else if (shape || lv) {
             if (cli_parse_long(v, 0, 1L << 40, &n)) return cli_usage_error("train", "bad %s '%s'", a, v);
             if (shape) *shape = (int32_t)(n > 100000 ? 100000 : n); else *lv = n;
@@ -71,6 +115,7 @@ static int train_parse(int argc, char **argv, train_opts *o)
             i++;
         } else return cli_usage_error("train", "unknown option '%s'", a);
     }
+    if (o->level > 1) return cli_usage_error("train", "--task-level is 0 or 1");
     if (o->steps < 1 || o->batch < 1 || o->log_every < 1)
         return cli_usage_error("train", "--steps, --batch and --log-every must be positive");
     es_error err;
@@ -78,27 +123,51 @@ static int train_parse(int argc, char **argv, train_opts *o)
     return 0;
 }
 
+/* A probe row: the chain cut at a random point, then (on a new line) the
+ * answer cue and the answer the chain holds there: the last answer it stated,
+ * or the gold when it has stated none yet.  Loss only on that answer, so the
+ * model learns what a probe asks without learning to write probes itself.
+ * Returns where the scored part starts. */
+static size_t make_probe_row(es_rng *r, es_task_example *ex)
+{
+    size_t len = strlen(ex->completion), cut = 1 + es_rng_below(r, (uint32_t)len);
+    char held[32];
+    ex->completion[cut] = '\0';
+    if (!es_task_extract_answer(ex->completion, held, sizeof held))
+        snprintf(held, sizeof held, "%s", ex->gold);
+    size_t at = cut;
+    if (ex->completion[cut - 1] != '\n') ex->completion[at++] = '\n';
+    at += (size_t)snprintf(ex->completion + at, sizeof ex->completion - at, "%s", ES_LM_ANSWER_CUE);
+    size_t scored = at;
+    snprintf(ex->completion + at, sizeof ex->completion - at, "%s.", held);
+    return scored;
+}
+
 /* Batch rows: BOS prompt completion EOS, one example per row, loss on the
  * completion only (the question is random and not the model's to write).
  * Returns the longest row, the columns this step trains on. */
-static int fill_batch(es_rng *r, long *counter, int B, int T, int *inp, int *tgt, long *ntok)
+static int fill_batch(es_rng *r, long *counter, int B, int T, int *inp, int *tgt, long *ntok,
+                      const train_opts *o)
 {
     int toks[2 * ES_TASK_TEXT_CAP + 2], longest = 1;
     for (int b = 0; b < B; b++) {
         es_task_example ex;
-        es_task_kind k = (es_task_kind)(*counter % ES_TASK_COUNT);
+        es_task_kind k = o->mix[*counter % o->n_mix];
         (*counter)++;
-        if (es_task_draw(k, r, &ex)) { b--; continue; }
+        if (es_task_draw_level(k, (int)o->level, r, &ex)) { b--; continue; }
+        /* only draw for probe rows when asked: the plain stream stays as it was */
+        size_t scored = 0;
+        if (o->probe_rows > 0 && es_rng_float(r) < o->probe_rows) scored = make_probe_row(r, &ex);
         toks[0] = ES_LM_BOS;
         int np = es_lm_encode(ex.prompt, toks + 1, ES_TASK_TEXT_CAP);
         int nc = es_lm_encode(ex.completion, toks + 1 + np, ES_TASK_TEXT_CAP);
         if (np < 0 || nc < 0) { b--; continue; }
-        int n = 1 + np + nc;
-        toks[n++] = ES_LM_EOS;
+        int n = 1 + np + nc, first = np + (int)scored;   /* first scored target index */
+        if (!scored) toks[n++] = ES_LM_EOS;
         if (n - 1 > T) n = T + 1;
         for (int i = 0; i < T; i++) {
             inp[b * T + i] = i < n - 1 ? toks[i] : ES_LM_EOS;
-            tgt[b * T + i] = (i < n - 1 && i + 1 > np) ? toks[i + 1] : -1;
+            tgt[b * T + i] = (i < n - 1 && i + 1 > first) ? toks[i + 1] : -1;
         }
         if (n - 1 > longest) longest = n - 1;
         *ntok += n - 1;
@@ -106,6 +175,7 @@ static int fill_batch(es_rng *r, long *counter, int B, int T, int *inp, int *tgt
     return longest;
 }
 
+/* Monotonic: wall-clock jumps must not distort tokens per second. */
 static double now_s(void)
 {
     struct timespec ts;
@@ -113,6 +183,8 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Linear warmup, then cosine to min_lr_frac of the peak: the schedule the
+ * stages in docs/model.md use. */
 static float lr_at(const train_opts *o, long step)
 {
     if (step < o->warmup) return (float)(o->lr * (double)(step + 1) / (double)o->warmup);
@@ -121,6 +193,8 @@ static float lr_at(const train_opts *o, long step)
     return (float)(o->lr * (o->min_lr_frac + (1.0 - o->min_lr_frac) * c));
 }
 
+/* Draw a batch, forward, backward, AdamW; a checkpoint every 500 steps so
+ * an interrupted run leaves a usable model. */
 static int train_loop(const train_opts *o, es_lm *m, es_lm_trainer *t, int *inp, int *tgt)
 {
     es_rng r;
@@ -131,7 +205,7 @@ static int train_loop(const train_opts *o, es_lm *m, es_lm_trainer *t, int *inp,
     double t0 = now_s(), ema = 0;
     es_error err;
     for (long s = 0; s < o->steps; s++) {
-        int seq = fill_batch(&r, &counter, B, T, inp, tgt, &ntok);
+        int seq = fill_batch(&r, &counter, B, T, inp, tgt, &ntok, o);
         /* rows were written with stride T; the trainer reads stride T too */
         float loss = es_lm_train_forward(t, inp, tgt, seq);
         if (!isfinite(loss)) { fprintf(stderr, "earlystop train: loss is %f at step %ld\n", loss, s); return CLI_FAIL; }
@@ -159,6 +233,7 @@ static int train_loop(const train_opts *o, es_lm *m, es_lm_trainer *t, int *inp,
     return CLI_OK;
 }
 
+/* Fresh weights from --seed, or --init to continue a stage. */
 int cmd_train(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -172,7 +247,9 @@ int cmd_train(int argc, char **argv)
     es_error err;
     es_lm *m = NULL;
     es_lm_trainer *t = NULL;
-    if ((rc = es_lm_new(&o.cfg, (uint64_t)o.seed, &m, &err)) != 0) return cli_report(&err, rc);
+    rc = o.init ? es_lm_load(o.init, &m, &err) : es_lm_new(&o.cfg, (uint64_t)o.seed, &m, &err);
+    if (rc) return cli_report(&err, rc);
+    o.cfg = *es_lm_get_config(m);
     size_t cells = (size_t)o.batch * (size_t)o.cfg.seq_len;
     int *inp = malloc(cells * sizeof(int)), *tgt = malloc(cells * sizeof(int));
     if (!inp || !tgt || es_lm_trainer_new(m, (int)o.batch, o.cfg.seq_len, &t)) {

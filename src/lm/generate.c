@@ -14,7 +14,7 @@
 
 /* Positions kept free at the end of the context so that a probe always fits
  * (cue + answer); the same with and without probes, so texts agree. */
-enum { PROBE_ROOM = 40, PROBE_MAX_ANSWER = 20 };
+enum { PROBE_ROOM = 32, PROBE_MAX_ANSWER = 12 };
 
 struct es_lm_gen {
     const es_lm *m;
@@ -28,15 +28,19 @@ struct es_lm_gen {
     float *mem;
 };
 
+/* Defaults shared by generate, run and the bench so that their figures
+ * describe the same sampler. */
 void es_lm_gen_opts_default(es_lm_gen_opts *o)
 {
-    o->temperature = 1.0f;
+    o->temperature = ES_LM_DEFAULT_TEMPERATURE;
     o->probe_every = 0;
     o->max_tokens = 0;
     o->window = 32;
     o->conf_topk = 5;
 }
 
+/* Everything a sample needs is allocated here once: drawing samples then
+ * allocates nothing. */
 int es_lm_gen_new(const es_lm *m, const es_lm_gen_opts *opts, es_lm_gen **out, es_error *err)
 {
     const es_lm_config *c = &m->cfg;
@@ -64,6 +68,7 @@ int es_lm_gen_new(const es_lm *m, const es_lm_gen_opts *opts, es_lm_gen **out, e
     return ES_OK;
 }
 
+/* Releases the state and the buffers; NULL is a no-op. */
 void es_lm_gen_free(es_lm_gen *g)
 {
     if (!g) return;
@@ -74,8 +79,10 @@ void es_lm_gen_free(es_lm_gen *g)
     free(g);
 }
 
+/* Memory reports go through the generator so callers need not see the state. */
 size_t es_lm_gen_kv_bytes(const es_lm_gen *g) { return es_lm_state_kv_bytes(g->s); }
 
+/* Ties go to the lower token id: greedy decoding must be deterministic. */
 static int argmax(const float *x, int n)
 {
     int best = 0;
@@ -89,7 +96,7 @@ static void scaled_softmax(float *probs, const float *logits, int n, float temp)
 {
     float inv = temp > 0 ? 1.0f / temp : 1.0f;
     for (int i = 0; i < n; i++) probs[i] = logits[i] * inv;
-    es_k_softmax(probs, n);
+    es_k_softmax_fast(probs, n);
 }
 
 /* DeepConf token confidence: minus the mean log-probability of the k most
@@ -159,6 +166,8 @@ static void run_probe(es_lm_gen *g, int pos, uint32_t at, int after_newline, es_
     memcpy(g->s->logits, g->saved, (size_t)V * sizeof(float));
 }
 
+/* Mean over the ring of the last `window` token confidences (fewer at the
+ * start): DeepConf's group confidence at this point of the sample. */
 static float window_mean(const es_lm_gen *g, uint32_t n_gen)
 {
     uint32_t w = n_gen < (uint32_t)g->o.window ? n_gen : (uint32_t)g->o.window;
@@ -180,6 +189,7 @@ static int feed_prompt(es_lm_gen *g, const char *prompt)
     return n + 1;
 }
 
+/* A probe and its bookkeeping; the hook decides whether the sample goes on. */
 static int do_probe(es_lm_gen *g, const es_lm_gen_hooks *h, int pos, uint32_t n_gen,
                     size_t tlen, es_lm_sample_result *out)
 {
@@ -191,6 +201,10 @@ static int do_probe(es_lm_gen *g, const es_lm_gen_hooks *h, int pos, uint32_t n_
     return h && h->on_probe ? h->on_probe(h->ctx, &p) : ES_CONTINUE;
 }
 
+/* The sampling loop: probe when due, then sample one token from the
+ * current logits with one uniform, then feed it.  The limit keeps PROBE_ROOM
+ * positions free whether or not probes are on, so texts never depend on
+ * probing. */
 int es_lm_gen_sample(es_lm_gen *g, const char *prompt, es_rng *rng,
                      const es_lm_gen_hooks *h, es_lm_sample_result *out)
 {
@@ -204,6 +218,7 @@ int es_lm_gen_sample(es_lm_gen *g, const char *prompt, es_rng *rng,
     uint32_t n_gen = 0;
     size_t tlen = 0;
     double psum = 0.0;
+    int eos = 0;
     while ((int)n_gen < limit) {
         if (g->o.probe_every > 0 && n_gen > 0 && n_gen % (uint32_t)g->o.probe_every == 0 &&
             do_probe(g, h, pos, n_gen, tlen, out) == ES_STOP) {
@@ -217,12 +232,18 @@ int es_lm_gen_sample(es_lm_gen *g, const char *prompt, es_rng *rng,
         psum += g->probs[tok];
         n_gen++;
         if (h && h->on_token) h->on_token(h->ctx, tok, logf(g->probs[tok] + 1e-30f), tc);
-        if (tok == ES_LM_EOS || es_lm_token_char(tok) == '\0') break;
+        if (tok == ES_LM_EOS || es_lm_token_char(tok) == '\0') { eos = 1; break; }
         g->text[tlen++] = (char)es_lm_token_char(tok);
         es_lm_forward(m, g->s, tok, pos++);
     }
+    /* cut at the limit: the probe due there is still made, as a replay of a
+     * token budget feeds the probes at or before the cap */
+    if (!eos && !out->stopped && n_gen > 0 && (int)n_gen >= limit && g->o.probe_every > 0 &&
+        n_gen % (uint32_t)g->o.probe_every == 0 && do_probe(g, h, pos, n_gen, tlen, out) == ES_STOP)
+        out->stopped = 1;
     g->text[tlen] = '\0';
     out->tokens = n_gen;
+    out->ended = eos;
     out->confidence = n_gen ? (float)(psum / n_gen) : NAN;
     out->has_answer = es_task_extract_answer(g->text, out->answer, sizeof out->answer);
     out->text = g->text;

@@ -28,6 +28,19 @@ struct es_lm {
     es_lm_weights w;
 };
 
+/* Inference state (forward.c); generate.c saves and restores its logits. */
+struct es_lm_state {
+    es_lm_config cfg;
+    float *x, *xb, *xb2;   /* [dim] residual stream and scratch */
+    float *hb, *hb2;       /* [hidden] */
+    float *q;              /* [dim] */
+    float *att;            /* [n_heads][seq_len] */
+    float *logits;         /* [vocab] */
+    float *kcache, *vcache;/* [L][seq_len][dim] */
+    float *rope;           /* [seq_len][head_size] */
+    float *mem;            /* the one allocation the others point into */
+};
+
 size_t es_lm_count_params(const es_lm_config *cfg);
 void es_lm_map(const es_lm_config *cfg, float *base, es_lm_weights *w);
 /* 1 when parameter index i belongs to an RMSNorm gain (no weight decay). */
@@ -51,6 +64,16 @@ void es_k_axpy(float *y, float a, const float *x, int n);
 /* Returns 1/rms(x) and writes out = x * r * g. */
 float es_k_rmsnorm(float *out, const float *x, const float *g, int n);
 void es_k_softmax(float *x, int n);
+/* OpenMP threads a parallel region would get (1 without OpenMP). */
+int es_k_threads(void);
+/* Inference-only versions (approximate exp, see kernels.c); training keeps
+ * the exact ones so that the weights do not depend on them. */
+void es_k_softmax_fast(float *x, int n);
+/* h = silu(h) * h3 */
+void es_k_swiglu_fast(float *h, const float *h3, int n);
+/* out[:hs] = softmax(q . k_t * scale) . v_t over t <= pos; att: scratch. */
+void es_k_attend(float *out, float *att, const float *q, const float *kc, const float *vc,
+                 int pos, int hs, int stride);
 /* Rotate pairs of v (dim floats, heads of hs) by the table row of pos;
  * sign = -1 rotates back (the backward pass). */
 void es_k_rope(float *v, const float *rope, int pos, int dim, int hs, float sign);

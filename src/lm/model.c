@@ -20,6 +20,7 @@
 #define ES_LM_FILE_VERSION 1u
 #define ES_LM_HEADER_BYTES 64
 
+/* The shipped shape: see docs/model.md for why. */
 void es_lm_config_default(es_lm_config *cfg)
 {
     cfg->dim = 128;
@@ -46,6 +47,7 @@ int es_lm_config_check(const es_lm_config *c, es_error *err)
     return ES_OK;
 }
 
+/* Must agree with es_lm_map; the loader checks the file against it. */
 size_t es_lm_count_params(const es_lm_config *c)
 {
     size_t d = (size_t)c->dim, h = (size_t)c->hidden_dim, L = (size_t)c->n_layers;
@@ -97,6 +99,7 @@ static int lm_alloc(const es_lm_config *cfg, es_lm **out, es_error *err)
     return ES_OK;
 }
 
+/* Seeded so that a training run is reproducible from its seed. */
 static void fill_normal(float *p, size_t n, float std, es_rng *r)
 {
     for (size_t i = 0; i < n; i++) p[i] = std * es_rng_normal(r);
@@ -127,6 +130,7 @@ int es_lm_new(const es_lm_config *cfg, uint64_t seed, es_lm **out, es_error *err
     return ES_OK;
 }
 
+/* Two frees for the two allocations; NULL is a no-op. */
 void es_lm_free(es_lm *m)
 {
     if (!m) return;
@@ -139,12 +143,15 @@ size_t es_lm_n_params(const es_lm *m) { return m->n_params; }
 float *es_lm_params(es_lm *m) { return m->params; }
 const float *es_lm_params_const(const es_lm *m) { return m->params; }
 
+/* An environment override lets tests and users point every command at
+ * another model without repeating --model. */
 const char *es_lm_default_path(void)
 {
     const char *p = getenv("ES_MODEL");
     return p && *p ? p : "data/model.bin";
 }
 
+/* A cheap checksum: catches truncation and flipped bytes, not attacks. */
 static uint64_t fnv1a(const void *data, size_t n)
 {
     const unsigned char *p = data;
@@ -153,6 +160,7 @@ static uint64_t fnv1a(const void *data, size_t n)
     return h;
 }
 
+/* Explicit little-endian encoding keeps the header portable. */
 static void put_u32(unsigned char *b, uint32_t v)
 {
     for (int i = 0; i < 4; i++) b[i] = (unsigned char)(v >> (8 * i));
@@ -187,6 +195,7 @@ static int host_is_little(void)
     return b == 1;
 }
 
+/* The header carries the shape so a file is self-describing. */
 static void header_encode(const es_lm *m, unsigned char *h)
 {
     memset(h, 0, ES_LM_HEADER_BYTES);
@@ -199,6 +208,7 @@ static void header_encode(const es_lm *m, unsigned char *h)
     put_u64(h + 40, fnv1a(m->params, m->n_params * sizeof(float)));
 }
 
+/* Writes header then tensors; a short write or failed close is an error. */
 int es_lm_save(const es_lm *m, const char *path, es_error *err)
 {
     if (!host_is_little())
@@ -213,6 +223,7 @@ int es_lm_save(const es_lm *m, const char *path, es_error *err)
     return ok ? ES_OK : es_error_set(err, ES_EIO, path, 0, NULL, "write failed");
 }
 
+/* Validates magic and version before trusting any size in the file. */
 static int header_decode(const unsigned char *h, const char *path, es_lm_config *c,
                          uint64_t *n, uint64_t *sum, es_error *err)
 {
@@ -233,6 +244,7 @@ static int header_decode(const unsigned char *h, const char *path, es_lm_config 
     return ES_OK;
 }
 
+/* Every check names the field at fault, so a bad file is diagnosable. */
 int es_lm_load(const char *path, es_lm **out, es_error *err)
 {
     if (!host_is_little())
@@ -264,6 +276,7 @@ int es_lm_load(const char *path, es_lm **out, es_error *err)
     return ES_OK;
 }
 
+/* Computed once per state/trainer, shared by every position. */
 float *es_lm_rope_table(const es_lm_config *c)
 {
     int hs = c->dim / c->n_heads, half = hs / 2;

@@ -3,6 +3,7 @@
 
 #include "earlystop_lm.h"
 
+/* The standard mixer for seeding: nearby seeds give unrelated states. */
 static uint64_t splitmix64(uint64_t *x)
 {
     uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
@@ -31,6 +32,7 @@ void es_rng_stream(es_rng *r, uint64_t seed, uint64_t a, uint64_t b)
     es_rng_seed(r, splitmix64(&x));
 }
 
+/* xorshift64*: fast, one word of state, good enough for sampling. */
 uint64_t es_rng_u64(es_rng *r)
 {
     r->s ^= r->s >> 12;
@@ -45,6 +47,7 @@ uint32_t es_rng_below(es_rng *r, uint32_t n)
     return (uint32_t)(((es_rng_u64(r) >> 32) * (uint64_t)n) >> 32);
 }
 
+/* 24 high bits: exactly representable floats in [0, 1). */
 float es_rng_float(es_rng *r)
 {
     return (float)(es_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
@@ -58,6 +61,7 @@ float es_rng_normal(es_rng *r)
     return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
 }
 
+/* The one definition of a sample's stream, shared by generate and run. */
 void es_lm_sample_rng(es_rng *r, uint64_t seed, uint64_t item, uint64_t sample)
 {
     es_rng_stream(r, seed, item, sample);

@@ -21,6 +21,7 @@ typedef struct sbuf {
     int overflow;
 } sbuf;
 
+/* Starts an empty string in a caller buffer. */
 static void sb_init(sbuf *b, char *p, size_t cap)
 {
     b->p = p; b->cap = cap; b->n = 0; b->overflow = 0;
@@ -40,6 +41,7 @@ static void sb_add(sbuf *b, const char *fmt, ...)
 
 static const char *const task_names[ES_TASK_COUNT] = {"last_letters", "date", "arithmetic"};
 
+/* Names as on the command line and in trace files. */
 int es_task_parse(const char *name, es_task_kind *out)
 {
     for (int i = 0; name && i < ES_TASK_COUNT; i++)
@@ -47,11 +49,13 @@ int es_task_parse(const char *name, es_task_kind *out)
     return ES_EINVAL;
 }
 
+/* Never NULL, so it can go straight into printf. */
 const char *es_task_name(es_task_kind k)
 {
     return (unsigned)k < ES_TASK_COUNT ? task_names[k] : "unknown";
 }
 
+/* How answers of each task compare (trace format v1 answer_type). */
 es_answer_type es_task_answer_type(es_task_kind k)
 {
     switch (k) {
@@ -68,6 +72,7 @@ static int draw_rechecks(es_rng *r)
     return u < 15 ? 0 : (u < 75 ? 1 : 2);
 }
 
+/* One uniform per decision keeps the streams easy to reason about. */
 static int chance(es_rng *r, float p)
 {
     return es_rng_float(r) < p;
@@ -88,6 +93,7 @@ static void random_word(es_rng *r, char *w)
     w[n] = '\0';
 }
 
+/* Words, their last letters, an optional slip on one word, re-checks. */
 static int make_last_letters(es_rng *r, es_task_example *ex)
 {
     char words[5][16], right[8], said[8];
@@ -129,6 +135,7 @@ static const char *const month_names[12] = {
     "January", "February", "March", "April", "May", "June", "July",
     "August", "September", "October", "November", "December"};
 
+/* Gregorian leap years, so February is right in every year drawn. */
 static int month_days(int m, int y)
 {
     static const int d[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -152,6 +159,7 @@ static void date_solve(date_steps *s)
     }
 }
 
+/* The chain as the model writes it, from possibly slipped steps. */
 static void date_chain(sbuf *c, const date_steps *s)
 {
     sb_add(c, "%d+%d=%d.\n", s->d, s->add, s->sum);
@@ -164,14 +172,15 @@ static void date_chain(sbuf *c, const date_steps *s)
     sb_add(c, "So the answer is %02d/%02d/%04d.\n", s->nm, s->nd, s->ny);
 }
 
-static int make_date(es_rng *r, es_task_example *ex)
+/* Level 0 adds up to 28 days (two-digit sums), level 1 up to 12. */
+static int make_date(es_rng *r, es_task_example *ex, int level)
 {
     date_steps ok, bad;
     ok.y = 2015 + (int)es_rng_below(r, 11);
     ok.m = 1 + (int)es_rng_below(r, 12);
     ok.len = month_days(ok.m, ok.y);
     ok.d = 1 + (int)es_rng_below(r, (uint32_t)ok.len);
-    ok.add = 1 + (int)es_rng_below(r, 28);
+    ok.add = 1 + (int)es_rng_below(r, level == 0 ? 28 : 12);
     date_solve(&ok);
     bad = ok;
     int slip = chance(r, ES_TASK_SLIP_RATE) ? 1 + (int)es_rng_below(r, 2) : 0;
@@ -227,13 +236,14 @@ typedef struct arith {
     int val[ARITH_MAX_STEPS + 1];   /* val[0] = start, val[i+1] after step i */
 } arith;
 
+/* The three operations the arithmetic task uses. */
 static int apply(char op, int a, int b)
 {
     return op == '+' ? a + b : (op == '-' ? a - b : a * b);
 }
 
-/* Two or three steps: sums and differences of two-digit numbers, at most one
- * product by 2..5, every value between 0 and 999. */
+/* Level 0: two or three steps, sums and differences of two-digit numbers, at
+ * most one product by 2..5, every value between 0 and 999. */
 static void arith_draw(es_rng *r, arith *a)
 {
     a->n = 2 + (int)es_rng_below(r, 2);
@@ -254,6 +264,7 @@ static void arith_draw(es_rng *r, arith *a)
     }
 }
 
+/* Parenthesised left to right so the steps follow the writing order. */
 static void arith_question(sbuf *q, const arith *a)
 {
     sb_add(q, "Compute ");
@@ -263,10 +274,33 @@ static void arith_question(sbuf *q, const arith *a)
     sb_add(q, ".\n");
 }
 
-static int make_arithmetic(es_rng *r, es_task_example *ex)
+/* Level 1: three steps on small numbers, one-digit operands (a product by 2
+ * or 3 at most once), every value between 0 and 199. */
+static void arith_draw_small(es_rng *r, arith *a)
+{
+    a->n = 3;
+    a->start = 2 + (int)es_rng_below(r, 29);
+    a->val[0] = a->start;
+    int used_mul = 0;
+    for (int i = 0; i < a->n; i++) {
+        int cur = a->val[i];
+        uint32_t pick = es_rng_below(r, 3);
+        if (pick == 2 && !used_mul && cur <= 60) {
+            a->op[i] = '*'; a->arg[i] = 2 + (int)es_rng_below(r, 2); used_mul = 1;
+        } else if (pick == 1 && cur >= 10) {
+            a->op[i] = '-'; a->arg[i] = 1 + (int)es_rng_below(r, 9);
+        } else {
+            a->op[i] = '+'; a->arg[i] = 1 + (int)es_rng_below(r, 9);
+        }
+        a->val[i + 1] = apply(a->op[i], cur, a->arg[i]);
+    }
+}
+
+static int make_arithmetic(es_rng *r, es_task_example *ex, int level)
 {
     arith a, said;
-    arith_draw(r, &a);
+    if (level == 0) arith_draw(r, &a);
+    else arith_draw_small(r, &a);
     said = a;
     int slip = chance(r, ES_TASK_SLIP_RATE) ? (int)es_rng_below(r, (uint32_t)a.n) : -1;
     if (slip >= 0) {
@@ -303,16 +337,23 @@ static int make_arithmetic(es_rng *r, es_task_example *ex)
 
 /* ------------------------------------------------------------------ entry */
 
-int es_task_draw(es_task_kind k, es_rng *rng, es_task_example *out)
+int es_task_draw_level(es_task_kind k, int level, es_rng *rng, es_task_example *out)
 {
     memset(out, 0, sizeof *out);
     out->kind = k;
+    if (level < 0 || level > 1) return ES_EINVAL;
     switch (k) {
     case ES_TASK_LAST_LETTERS: return make_last_letters(rng, out);
-    case ES_TASK_DATE: return make_date(rng, out);
-    case ES_TASK_ARITHMETIC: return make_arithmetic(rng, out);
+    case ES_TASK_DATE: return make_date(rng, out, level);
+    case ES_TASK_ARITHMETIC: return make_arithmetic(rng, out, level);
     default: return ES_EINVAL;
     }
+}
+
+/* The evaluated level; training may ask for another. */
+int es_task_draw(es_task_kind k, es_rng *rng, es_task_example *out)
+{
+    return es_task_draw_level(k, ES_TASK_LEVEL, rng, out);
 }
 
 /* The question stream is salted so that item j of seed S never shares its
@@ -324,6 +365,7 @@ int es_task_make(es_task_kind k, uint64_t seed, uint64_t index, es_task_example 
     return es_task_draw(k, &r, out);
 }
 
+/* The last cue wins: a re-check that corrects an answer replaces it. */
 int es_task_extract_answer(const char *text, char *out, size_t cap)
 {
     const char *cue = ES_LM_ANSWER_CUE, *last = NULL;

@@ -1,6 +1,7 @@
 /* tokenizer.c - the character vocabulary (BOS, EOS, newline, printable ASCII). */
 #include "earlystop_lm.h"
 
+/* A fixed table: no tokenizer file to ship, exact token counts. */
 int es_lm_char_token(int c)
 {
     if (c == '\n') return 2;
@@ -8,6 +9,7 @@ int es_lm_char_token(int c)
     return -1;
 }
 
+/* Inverse of es_lm_char_token; specials map to NUL. */
 int es_lm_token_char(int tok)
 {
     if (tok == 2) return '\n';
@@ -15,6 +17,7 @@ int es_lm_token_char(int tok)
     return '\0';
 }
 
+/* Refuses characters outside the vocabulary instead of guessing. */
 int es_lm_encode(const char *text, int *out, size_t cap)
 {
     size_t n = 0;

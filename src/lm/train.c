@@ -30,6 +30,8 @@ struct es_lm_trainer {
     float *mem;
 };
 
+/* Size of the one allocation: parameters-sized buffers, per-layer
+ * activations kept for backward, and backward scratch reused by every layer. */
 static size_t trainer_floats(const es_lm_config *c, size_t BT, size_t B, size_t T, size_t np)
 {
     size_t C = (size_t)c->dim, H = (size_t)c->hidden_dim, L = (size_t)c->n_layers;
@@ -68,6 +70,7 @@ static void trainer_carve(es_lm_trainer *t, float *p, size_t np)
     t->datt = p;
 }
 
+/* Allocates for the largest batch once; shorter batches reuse it. */
 int es_lm_trainer_new(es_lm *m, int batch, int seq, es_lm_trainer **out)
 {
     if (batch < 1 || seq < 1 || seq > m->cfg.seq_len) return ES_EINVAL;
@@ -90,6 +93,7 @@ int es_lm_trainer_new(es_lm *m, int batch, int seq, es_lm_trainer **out)
     return ES_OK;
 }
 
+/* NULL is a no-op. */
 void es_lm_trainer_free(es_lm_trainer *t)
 {
     if (!t) return;
@@ -103,9 +107,13 @@ float *es_lm_trainer_grads(es_lm_trainer *t) { return t->grads; }
 
 /* ---------------------------------------------------------------- forward */
 
+/* Below this many floats a loop runs on one thread. */
+#define PAR_MIN 65536L
+
+/* Row-parallel RMSNorm that keeps the reciprocal rms for backward. */
 static void rmsnorm_rows(float *out, float *rr, const float *x, const float *g, int rows, int C)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)rows * C >= PAR_MIN)
     for (int r = 0; r < rows; r++)
         rr[r] = es_k_rmsnorm(out + (size_t)r * C, x + (size_t)r * C, g, C);
 }
@@ -130,6 +138,7 @@ static void attn_fwd_head(es_lm_trainer *t, int l, int b, int h)
     }
 }
 
+/* Attention half then FFN half, storing every input backward needs. */
 static void layer_fwd(es_lm_trainer *t, int l)
 {
     const es_lm_weights *w = &t->m->w;
@@ -148,7 +157,7 @@ static void layer_fwd(es_lm_trainer *t, int l)
         es_k_rope(k + (size_t)r * C, t->rope, r % T, C, hs, 1.0f);
     }
     int NH = t->cfg.n_heads;
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if ((long)BT * T * C >= PAR_MIN)
     for (int bh = 0; bh < t->B * NH; bh++) attn_fwd_head(t, l, bh / NH, bh % NH);
     es_k_matmul_fwd(mid, t->atty + oc, w->wo + lw, BT, C, C);
     for (size_t i = 0; i < (size_t)BT * C; i++) mid[i] += x[i];
@@ -198,7 +207,7 @@ float es_lm_train_forward(es_lm_trainer *t, const int *inputs, const int *target
 static void rmsnorm_bwd(float *dx, float *dg, const float *dy, const float *x, const float *g,
                         const float *rr, int rows, int C)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)rows * C >= PAR_MIN)
     for (int r = 0; r < rows; r++) {
         const float *dyr = dy + (size_t)r * C, *xr = x + (size_t)r * C;
         float *dxr = dx + (size_t)r * C;
@@ -211,6 +220,8 @@ static void rmsnorm_bwd(float *dx, float *dg, const float *dy, const float *x, c
         for (int i = 0; i < C; i++) dg[i] += dy[(size_t)r * C + i] * x[(size_t)r * C + i] * rr[r];
 }
 
+/* Softmax backward per query row; dk/dv of one (b, h) are written by the
+ * one thread that owns that head, so no reduction is needed. */
 static void attn_bwd_head(es_lm_trainer *t, int l, int b, int h)
 {
     int C = t->cfg.dim, NH = t->cfg.n_heads, hs = C / NH, T = t->T, Tm = t->Tmax;
@@ -277,7 +288,7 @@ static void attn_bwd(es_lm_trainer *t, int l)
     memset(t->dq, 0, (size_t)BT * C * sizeof(float));
     memset(t->dk, 0, (size_t)BT * C * sizeof(float));
     memset(t->dv, 0, (size_t)BT * C * sizeof(float));
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if ((long)BT * T * C >= PAR_MIN)
     for (int bh = 0; bh < t->B * NH; bh++) attn_bwd_head(t, l, bh / NH, bh % NH);
     for (int r = 0; r < BT; r++) {
         es_k_rope(t->dq + (size_t)r * C, t->rope, r % T, C, hs, -1.0f);
@@ -295,6 +306,8 @@ static void attn_bwd(es_lm_trainer *t, int l)
                 w->rms_att + (size_t)l * C, t->rr1 + or, BT, C);
 }
 
+/* Reverse order of the forward; the embedding gets gradient from the
+ * classifier and from the input rows (tied weights). */
 void es_lm_train_backward(es_lm_trainer *t)
 {
     const es_lm_config *c = &t->cfg;
@@ -339,7 +352,7 @@ float es_lm_adamw_step(es_lm_trainer *t, const es_lm_adamw *o, int step)
     size_t d = (size_t)c->dim, L = (size_t)c->n_layers, h = (size_t)c->hidden_dim;
     size_t ra = (size_t)c->vocab_size * d, rf = ra + L * d + 4 * L * d * d;
     size_t fin = rf + L * d + 3 * L * h * d;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= (size_t)PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float g = t->grads[i] * scale;
         t->mom1[i] = o->beta1 * t->mom1[i] + (1.0f - o->beta1) * g;

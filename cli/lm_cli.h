@@ -1,0 +1,40 @@
+/* lm_cli.h - pieces shared by the model commands (train, generate, run). */
+#ifndef ES_LM_CLI_H
+#define ES_LM_CLI_H
+
+#include <stdio.h>
+#include "earlystop.h"
+#include "earlystop_lm.h"
+
+/* Per-task figures of generated samples (EM, maj@k, tokens, stable-final). */
+typedef struct lm_summary {
+    size_t items, samples, first_correct, sample_correct, maj_correct;
+    double tokens, probe_tokens, probed_tokens, stable_tokens;
+    size_t probed_samples;
+} lm_summary;
+
+void lm_summary_init(lm_summary *s);
+/* Add one item's samples (in drawing order). */
+void lm_summary_add(lm_summary *s, es_task_kind task, const char *gold,
+                    const es_sample *samples, size_t k);
+void lm_summary_print(const lm_summary *s, es_task_kind task, long k, double seconds,
+                      int json, FILE *fp);
+
+/* Index of the majority of answers[0..n) (ties to the first seen, NULL is a
+ * value of its own), comparing under type t. */
+size_t lm_majority(es_answer_type t, const char *const *answers, size_t n);
+
+/* Stable-final oracle of one sample: `at` of the earliest probe from which
+ * every later probe equals the final answer, else the sample's tokens. */
+uint32_t lm_stable_final(es_answer_type t, const es_sample *s);
+
+/* The model file to load: the --model value if given, else $ES_MODEL, else
+ * data/model.bin in the working directory, else data/model.bin beside the
+ * binary's parent directory (build/earlystop -> data/model.bin). */
+const char *lm_model_path(const char *given, char *buf, size_t cap);
+
+void lm_set_threads(long n);
+int lm_max_threads(void);
+double lm_now(void);
+
+#endif
