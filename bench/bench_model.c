@@ -13,6 +13,7 @@
 
 #include "earlystop_lm.h"
 
+/* Monotonic clock. */
 static double now_s(void)
 {
     struct timespec ts;
@@ -20,6 +21,7 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Each measurement sets its own thread count. */
 static void set_threads(int n)
 {
 #ifdef _OPENMP
@@ -29,6 +31,7 @@ static void set_threads(int n)
 #endif
 }
 
+/* The same work run.c does per token (softmax + draw), for a fair comparison. */
 static int sample_from(const float *logits, int n, es_rng *r)
 {
     float p[ES_LM_VOCAB], mx = logits[0], s = 0;
@@ -50,6 +53,7 @@ static long one_sequence(const es_lm *m, es_lm_state *s, es_rng *r)
     return T;
 }
 
+/* One warm-up context, then `reps` full contexts on one state. */
 static double bench_batch1(const es_lm *m, int threads, int reps)
 {
     set_threads(threads);
@@ -116,6 +120,7 @@ static double bench_gen(const es_lm *m, int threads, int k, int *ntok)
     return toks / el;
 }
 
+/* Random tokens: speed does not depend on the data. */
 static double bench_train(es_lm *m, int threads, int B, int steps)
 {
     set_threads(threads);
@@ -143,6 +148,7 @@ static double bench_train(es_lm *m, int threads, int B, int steps)
     return (double)B * T * steps / el;
 }
 
+/* The shipped model when present, else random weights of the same shape. */
 int main(void)
 {
     int quick = getenv("ES_BENCH_QUICK") != NULL;
