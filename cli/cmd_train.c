@@ -34,7 +34,8 @@ static void train_help(void)
            "Train the built-in reasoning model on a mix of the generated tasks\n"
            "(last_letters, date, arithmetic) and write the model file.  The shipped\n"
            "data/model.bin comes from four runs, see docs/model.md.\n\n"
-           "  --out FILE      model file to write (default data/model.bin)\n"
+           "  --out FILE      model file to write (default model.bin; the shipped model\n"
+           "                  data/model.bin is never overwritten unless named)\n"
            "  --steps N       optimizer steps (default 3000)\n"
            "  --batch B       examples per step (default 16)\n"
            "  --lr X          peak learning rate (default 2e-3; warmup, then cosine to 10%%)\n"
@@ -73,7 +74,7 @@ static int parse_mix(const char *v, train_opts *o)
 static int train_parse(int argc, char **argv, train_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->out = "data/model.bin";
+    o->out = "model.bin"; /* never clobber the shipped model by default */
     o->steps = 3000; o->batch = 16; o->seed = 1; o->log_every = 50; o->warmup = 100;
     o->level = ES_TASK_LEVEL;
     for (int k = 0; k < ES_TASK_COUNT; k++) o->mix[k] = (es_task_kind)k;

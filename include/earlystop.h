@@ -312,6 +312,9 @@ const char *es_policy_errmsg(const es_policy *p);
  */
 typedef struct es_interner es_interner;
 
+/* max_answers counts every id, the null answer's included; max_key_bytes is
+ * the total size of all keys held at once (not per key): size it for every
+ * answer a question can produce, or interning fails with ES_ERANGE. */
 int es_interner_new(es_answer_type t, uint32_t max_answers, size_t max_key_bytes,
                     es_interner **out);
 void es_interner_free(es_interner *in);

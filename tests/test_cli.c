@@ -282,6 +282,61 @@ static void test_help_everywhere(void **state)
     free(err);
 }
 
+/* The model commands end to end: train a tiny model, generate traces from
+ * it, read them back with stats, replay them with eval and run a policy
+ * live; bad usage exits 2, a missing model file 1. */
+static void test_model_commands(void **state)
+{
+    (void)state;
+    if (!bin_present()) skip();
+    char args[2048], *out, *err;
+    snprintf(args, sizeof args,
+             "train --steps 3 --batch 2 --dim 16 --layers 1 --heads 2 --hidden 32 --seq 96 --threads 1 "
+             "--log-every 1 --out '%s/tiny.bin'", tmpdir);
+    int rc = run(args, &out, &err);
+    if (rc) print_error("train: %s\n", err);
+    assert_int_equal(rc, 0);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args,
+             "generate --model '%s/tiny.bin' --task date --items 3 --samples 2 --probe-every 16 --seed 5 "
+             "--threads 1 --out '%s/gen.jsonl'", tmpdir, tmpdir);
+    rc = run(args, &out, &err);
+    if (rc) print_error("generate: %s\n", err);
+    assert_int_equal(rc, 0);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "stats --json '%s/gen.jsonl'", tmpdir);
+    assert_int_equal(run(args, &out, &err), 0);
+    assert_non_null(strstr(out, "\"items\":3"));
+    assert_non_null(strstr(out, "\"samples\":6"));
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "eval '%s/gen.jsonl' --policy dynasor:k=2 --policy esc:window=2 --json", tmpdir);
+    assert_int_equal(run(args, &out, &err), 0);
+    assert_non_null(strstr(out, "dynasor:k=2"));
+    free(out);
+    free(err);
+    snprintf(args, sizeof args,
+             "run --model '%s/tiny.bin' --task date --items 2 --samples 2 --policy esc:window=2 --seed 5 "
+             "--threads 1 --json", tmpdir);
+    rc = run(args, &out, &err);
+    if (rc) print_error("run: %s\n", err);
+    assert_int_equal(rc, 0);
+    free(out);
+    free(err);
+    assert_int_equal(run("run --task no_such_task --policy esc", &out, &err), 2);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "generate --model '%s/missing.bin' --task date --items 1 --out '%s/x.jsonl'",
+             tmpdir, tmpdir);
+    rc = run(args, &out, &err);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(err, "missing.bin"));
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_nonexistent_file),
         cmocka_unit_test(test_help_everywhere),
+        cmocka_unit_test(test_model_commands),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
