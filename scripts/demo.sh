@@ -10,7 +10,6 @@ echo
 echo "== earlystop eval: published stopping rules against full self-consistency and the oracle"
 "$bin" eval data/*.jsonl --policy ac-beta --policy esc --policy ac-dirichlet \
     --policy majority --policy entropy --policy budget:samples=5 --shuffles 20 --seed 1
-if [ -f data/model.bin ] && "$bin" run --help >/dev/null 2>&1; then
-    echo "== earlystop run: the built-in model, stopped live (see docs/model.md)"
-    "$bin" run --task last_letters --items 20 --samples 8 --policy ac-beta --seed 1 || true
-fi
+echo
+echo "== earlystop run: the built-in model (data/model.bin), stopped live inside generation"
+"$bin" run --task date --items 20 --samples 16 --policy ac-beta --seed 7
