@@ -1,6 +1,7 @@
 /* lm_cli.c - summaries, votes and threads shared by generate and run. */
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <time.h>
@@ -16,64 +17,43 @@ void lm_summary_init(lm_summary *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Equality with the null answer never matching anything but itself: a null
- * is a value of its own in a vote. */
-static int same_answer(es_answer_type t, const char *a, const char *b)
-{
-    if (!a || !b) return !a && !b;
-    return es_answer_equal(t, a, b);
-}
-
-/* Quadratic in k, which is at most a few dozen samples here. */
-size_t lm_majority(es_answer_type t, const char *const *answers, size_t n)
-{
-    size_t best = 0, best_count = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t seen = 0, count = 0;
-        for (size_t j = 0; j < i && !seen; j++) seen = same_answer(t, answers[i], answers[j]);
-        if (seen) continue;
-        for (size_t j = i; j < n; j++) count += same_answer(t, answers[i], answers[j]);
-        if (count > best_count) { best = i; best_count = count; }
-    }
-    return best;
-}
-
-/* Same definition as es_stable_final_tokens, on strings instead of ids. */
-uint32_t lm_stable_final(es_answer_type t, const es_sample *s)
-{
-    if (!s->n_probes || !s->answer) return s->tokens;
-    size_t i = s->n_probes;
-    while (i > 0 && same_answer(t, s->probes[i - 1].answer, s->answer)) i--;
-    return i == s->n_probes ? s->tokens : s->probes[i].at;
-}
-
-/* Single-sample EM averages every sample (a tighter estimate than the
- * first sample alone); both are reported. */
+/* The item goes through the same compact form and vote code as `stats`
+ * and `eval` (interning, correctness, majority with ties to the first seen,
+ * stable-final oracle), so the summary cannot drift from them.  Single-sample
+ * EM averages every sample (a tighter estimate than the first sample alone);
+ * both are reported. */
 void lm_summary_add(lm_summary *s, es_task_kind task, const char *gold,
                     const es_sample *samples, size_t k)
 {
-    es_answer_type t = es_task_answer_type(task);
-    const char *answers[1024];
-    size_t n = k < 1024 ? k : 1024;
+    es_item item = {.id = "item", .task = es_task_name(task), .answer_type = es_task_answer_type(task),
+                    .n_gold = 1, .gold = &gold, .n_samples = k, .samples = samples};
+    es_traceset *ts = NULL;
+    es_item_view v;
+    uint32_t *counts = NULL;
+    if (es_traceset_new(0, &ts) || es_traceset_add(ts, &item, NULL) || es_traceset_item(ts, 0, &v) ||
+        !(counts = calloc(v.n_answers, sizeof *counts))) {
+        fprintf(stderr, "earlystop: out of memory in the summary\n");
+        es_traceset_free(ts);
+        return;
+    }
     s->items++;
-    for (size_t i = 0; i < k; i++) {
-        const es_sample *x = &samples[i];
-        int ok = x->answer && es_answer_equal(t, x->answer, gold);
-        if (i < n) answers[i] = x->answer;
+    for (uint32_t i = 0; i < v.n_samples; i++) {
+        uint32_t b = v.probe_off[i], e = v.probe_off[i + 1];
         s->samples++;
-        s->sample_correct += (size_t)ok;
-        if (i == 0) s->first_correct += (size_t)ok;
-        s->tokens += x->tokens;
-        for (size_t p = 0; p < x->n_probes; p++)
-            s->probe_tokens += x->probes[p].cost > 0 ? x->probes[p].cost : 0;
-        if (x->n_probes) {
+        s->sample_correct += v.correct[v.answer[i]];
+        s->tokens += v.tokens[i];
+        for (uint32_t p = b; p < e; p++) s->probe_tokens += v.probe_cost[p] > 0 ? v.probe_cost[p] : 0;
+        if (e > b) {
             s->probed_samples++;
-            s->probed_tokens += x->tokens;
-            s->stable_tokens += lm_stable_final(t, x);
+            s->probed_tokens += v.tokens[i];
+            s->stable_tokens += es_stable_final_tokens(v.probe_at + b, v.probe_answer + b, e - b, v.answer[i],
+                                                       v.tokens[i]);
         }
     }
-    const char *maj = answers[lm_majority(t, answers, n)];
-    s->maj_correct += (size_t)(maj && es_answer_equal(t, maj, gold));
+    s->first_correct += v.correct[v.answer[0]];
+    s->maj_correct += v.correct[es_vote_majority(v.answer, v.n_samples, counts, v.n_answers)];
+    free(counts);
+    es_traceset_free(ts);
 }
 
 /* Human lines by default, one JSON object with --json. */

@@ -20,14 +20,6 @@ void lm_summary_add(lm_summary *s, es_task_kind task, const char *gold,
 void lm_summary_print(const lm_summary *s, es_task_kind task, long k, double seconds,
                       int json, FILE *fp);
 
-/* Index of the majority of answers[0..n) (ties to the first seen, NULL is a
- * value of its own), comparing under type t. */
-size_t lm_majority(es_answer_type t, const char *const *answers, size_t n);
-
-/* Stable-final oracle of one sample: `at` of the earliest probe from which
- * every later probe equals the final answer, else the sample's tokens. */
-uint32_t lm_stable_final(es_answer_type t, const es_sample *s);
-
 /* The model file to load: the --model value if given, else $ES_MODEL, else
  * data/model.bin in the working directory, else data/model.bin beside the
  * binary's parent directory (build/earlystop -> data/model.bin). */
