@@ -15,10 +15,8 @@
 #include "lm_cli.h"
 
 typedef struct gen_cli {
-    const char *model, *out;
-    es_task_kind task;
-    long items, samples, probe_every, seed, threads, start;
-    double temperature;
+    lm_gen_opts g;
+    const char *out;
     int json, no_text;
 } gen_cli;
 
@@ -60,36 +58,19 @@ static void generate_help(void)
 static int generate_parse(int argc, char **argv, gen_cli *o)
 {
     memset(o, 0, sizeof *o);
-    o->model = NULL;
+    lm_gen_opts_init(&o->g, 100);
     o->out = "-";
-    o->items = 100; o->samples = 16; o->probe_every = 16; o->seed = 1;
-    o->temperature = ES_LM_DEFAULT_TEMPERATURE;
-    int have_task = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long *lv = !strcmp(a, "--items") ? &o->items : !strcmp(a, "--samples") ? &o->samples
-                 : !strcmp(a, "--probe-every") ? &o->probe_every : !strcmp(a, "--seed") ? &o->seed
-                 : !strcmp(a, "--threads") ? &o->threads : !strcmp(a, "--start") ? &o->start : NULL;
-        if (!strcmp(a, "--json")) { o->json = 1; continue; }
-        if (!strcmp(a, "--no-text")) { o->no_text = 1; continue; }
-        if (!v) return cli_usage_error("generate", "unknown option or missing value: '%s'", a);
-        i++;
-        if (lv) {
-            if (cli_parse_long(v, 0, 1L << 40, lv)) return cli_usage_error("generate", "bad %s '%s'", a, v);
-        } else if (!strcmp(a, "--model")) o->model = v;
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--task")) {
-            if (es_task_parse(v, &o->task))
-                return cli_usage_error("generate", "unknown task '%s' (last_letters, date, arithmetic)", v);
-            have_task = 1;
-        } else if (!strcmp(a, "--temperature")) {
-            if (cli_parse_double(v, &o->temperature) || o->temperature < 0 || o->temperature > 10)
-                return cli_usage_error("generate", "bad --temperature '%s'", v);
-        } else return cli_usage_error("generate", "unknown option '%s'", a);
+        const char *a = argv[i];
+        int r = lm_gen_opt("generate", argc, argv, &i, &o->g);
+        if (r < 0) return CLI_USAGE;
+        if (r) continue;
+        if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--no-text")) o->no_text = 1;
+        else if (!strcmp(a, "--out") && i + 1 < argc) o->out = argv[++i];
+        else return cli_usage_error("generate", "unknown option or missing value: '%s'", a);
     }
-    if (!have_task) return cli_usage_error("generate", "--task is required");
-    if (o->items < 1 || o->samples < 1 || o->samples > 100000)
-        return cli_usage_error("generate", "--items and --samples must be positive");
+    if (lm_gen_opts_check("generate", &o->g)) return CLI_USAGE;
     if (o->json && !strcmp(o->out, "-"))
         return cli_usage_error("generate", "--json writes the summary to stdout: give --out FILE");
     return 0;
@@ -168,11 +149,11 @@ static int write_item(es_trace_writer *w, const gen_cli *o, const es_task_exampl
                       long j, slot *slots, es_sample *samples, es_error *err)
 {
     char id[64], question[ES_TASK_TEXT_CAP];
-    snprintf(id, sizeof id, "%s-%05ld", es_task_name(o->task), j);
+    snprintf(id, sizeof id, "%s-%05ld", es_task_name(o->g.task), j);
     snprintf(question, sizeof question, "%s", ex->prompt);
     question[strcspn(question, "\n")] = '\0';
     const char *gold[1] = {ex->gold};
-    for (long i = 0; i < o->samples; i++) {
+    for (long i = 0; i < o->g.samples; i++) {
         const slot *s = &slots[i];
         samples[i].answer = s->res.has_answer ? s->res.answer : NULL;
         samples[i].tokens = s->res.tokens;
@@ -181,8 +162,8 @@ static int write_item(es_trace_writer *w, const gen_cli *o, const es_task_exampl
         samples[i].n_probes = s->n_probes;
         samples[i].probes = s->probes;
     }
-    es_item it = {id, es_task_name(o->task), question, es_task_answer_type(o->task),
-                  1, gold, (size_t)o->samples, samples};
+    es_item it = {id, es_task_name(o->g.task), question, es_task_answer_type(o->g.task),
+                  1, gold, (size_t)o->g.samples, samples};
     return es_trace_writer_write(w, &it, err);
 }
 
@@ -200,8 +181,8 @@ static int open_out(const gen_cli *o, const es_lm *m, FILE **fp, es_trace_writer
              "\"source\":\"earlystop generate\",\"task\":\"%s\",\"seed\":%ld,\"temperature\":%g,"
              "\"probe_every\":%ld,\"probe_cue\":\"So the answer is \",\"window\":32,"
              "\"answer_extraction\":\"text after the last 'So the answer is ' up to '.'\"}",
-             o->model, es_lm_n_params(m), c->dim, c->hidden_dim, c->n_layers, c->n_heads,
-             c->seq_len, es_task_name(o->task), o->seed, o->temperature, o->probe_every);
+             o->g.model, es_lm_n_params(m), c->dim, c->hidden_dim, c->n_layers, c->n_heads,
+             c->seq_len, es_task_name(o->g.task), o->g.seed, o->g.temperature, o->g.probe_every);
     return es_trace_writer_open(*fp, hdr, w, err);
 }
 
@@ -209,14 +190,14 @@ static int open_out(const gen_cli *o, const es_lm *m, FILE **fp, es_trace_writer
 static int generate_loop(const gen_cli *o, const es_lm *m, es_lm_gen **gens, slot *slots,
                          es_sample *samples, es_trace_writer *w, lm_summary *sum, es_error *err)
 {
-    for (long j = o->start; j < o->start + o->items; j++) {
+    for (long j = o->g.start; j < o->g.start + o->g.items; j++) {
         es_task_example ex;
-        int rc = es_task_make(o->task, (uint64_t)o->seed, (uint64_t)j, &ex);
-        if (!rc) rc = draw_item(gens, slots, o->samples, ex.prompt, (uint64_t)o->seed, (uint64_t)j);
+        int rc = es_task_make(o->g.task, (uint64_t)o->g.seed, (uint64_t)j, &ex);
+        if (!rc) rc = draw_item(gens, slots, o->g.samples, ex.prompt, (uint64_t)o->g.seed, (uint64_t)j);
         if (rc) return es_error_set(err, rc, NULL, 0, "item", "item %ld: generation failed", j);
         if ((rc = write_item(w, o, &ex, j, slots, samples, err)) != 0) return rc;
-        lm_summary_add(sum, o->task, ex.gold, samples, (size_t)o->samples);
-        cli_progress("generate", (size_t)(j - o->start + 1), (size_t)o->items);
+        lm_summary_add(sum, o->g.task, ex.gold, samples, (size_t)o->g.samples);
+        cli_progress("generate", (size_t)(j - o->g.start + 1), (size_t)o->g.items);
     }
     cli_progress_end();
     return ES_OK;
@@ -230,38 +211,38 @@ int cmd_generate(int argc, char **argv)
     gen_cli o;
     int rc = generate_parse(argc, argv, &o);
     if (rc) return rc;
-    lm_set_threads(o.threads);
+    lm_set_threads(o.g.threads);
     es_error err;
     memset(&err, 0, sizeof err);
     es_lm *m = NULL;
     char model_buf[4096];
-    o.model = lm_model_path(o.model, model_buf, sizeof model_buf);
-    if ((rc = es_lm_load(o.model, &m, &err)) != 0) return cli_report(&err, rc);
+    o.g.model = lm_model_path(o.g.model, model_buf, sizeof model_buf);
+    if ((rc = es_lm_load(o.g.model, &m, &err)) != 0) return cli_report(&err, rc);
     es_lm_gen_opts go;
     es_lm_gen_opts_default(&go);
-    go.temperature = (float)o.temperature;
-    go.probe_every = (int)o.probe_every;
+    go.temperature = (float)o.g.temperature;
+    go.probe_every = (int)o.g.probe_every;
     int nt = lm_max_threads();
     es_lm_gen **gens = calloc((size_t)nt, sizeof *gens);
     slot *slots = NULL;
-    es_sample *samples = calloc((size_t)o.samples, sizeof *samples);
+    es_sample *samples = calloc((size_t)o.g.samples, sizeof *samples);
     FILE *fp = NULL;
     es_trace_writer *w = NULL;
     lm_summary sum;
     lm_summary_init(&sum);
     double t0 = lm_now();
     for (int i = 0; gens && i < nt && !rc; i++) rc = es_lm_gen_new(m, &go, &gens[i], &err);
-    if (!rc && (!gens || !samples || slots_new(&slots, o.samples, es_lm_get_config(m)->seq_len, o.probe_every)))
+    if (!rc && (!gens || !samples || slots_new(&slots, o.g.samples, es_lm_get_config(m)->seq_len, o.g.probe_every)))
         rc = es_error_set(&err, ES_ENOMEM, NULL, 0, NULL, "out of memory");
     if (!rc) rc = open_out(&o, m, &fp, &w, &err);
     if (!rc) rc = generate_loop(&o, m, gens, slots, samples, w, &sum, &err);
     if (w && es_trace_writer_free(w) && !rc) rc = es_error_set(&err, ES_EIO, o.out, 0, NULL, "write failed");
     if (fp && fp != stdout && fclose(fp) && !rc) rc = es_error_set(&err, ES_EIO, o.out, 0, NULL, "write failed");
-    if (!rc) lm_summary_print(&sum, o.task, o.samples, lm_now() - t0, o.json, strcmp(o.out, "-") ? stdout : stderr);
+    if (!rc) lm_summary_print(&sum, o.g.task, o.g.samples, lm_now() - t0, o.json, strcmp(o.out, "-") ? stdout : stderr);
     for (int i = 0; gens && i < nt; i++) es_lm_gen_free(gens[i]);
     free(gens);
     free(samples);
-    slots_free(slots, o.samples);
+    slots_free(slots, o.g.samples);
     es_lm_free(m);
     return rc ? cli_report(&err, rc) : CLI_OK;
 }

@@ -18,10 +18,8 @@
 #include "lm_cli.h"
 
 typedef struct run_cli {
-    const char *model, *policy, *baseline;
-    es_task_kind task;
-    long items, samples, probe_every, seed, threads, start;
-    double temperature;
+    lm_gen_opts g;
+    const char *policy, *baseline;
     int json;
 } run_cli;
 
@@ -62,37 +60,20 @@ static void run_help(void)
 static int run_parse(int argc, char **argv, run_cli *o)
 {
     memset(o, 0, sizeof *o);
-    o->model = NULL;
+    lm_gen_opts_init(&o->g, 50);
     o->baseline = "full";
-    o->items = 50; o->samples = 16; o->probe_every = 16; o->seed = 1;
-    o->temperature = ES_LM_DEFAULT_TEMPERATURE;
-    int have_task = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long *lv = !strcmp(a, "--items") ? &o->items : !strcmp(a, "--samples") ? &o->samples
-                 : !strcmp(a, "--probe-every") ? &o->probe_every : !strcmp(a, "--seed") ? &o->seed
-                 : !strcmp(a, "--threads") ? &o->threads : !strcmp(a, "--start") ? &o->start : NULL;
-        if (!strcmp(a, "--json")) { o->json = 1; continue; }
-        if (!v) return cli_usage_error("run", "unknown option or missing value: '%s'", a);
-        i++;
-        if (lv) {
-            if (cli_parse_long(v, 0, 1L << 40, lv)) return cli_usage_error("run", "bad %s '%s'", a, v);
-        } else if (!strcmp(a, "--model")) o->model = v;
-        else if (!strcmp(a, "--policy")) o->policy = v;
-        else if (!strcmp(a, "--baseline")) o->baseline = v;
-        else if (!strcmp(a, "--task")) {
-            if (es_task_parse(v, &o->task))
-                return cli_usage_error("run", "unknown task '%s' (last_letters, date, arithmetic)", v);
-            have_task = 1;
-        } else if (!strcmp(a, "--temperature")) {
-            if (cli_parse_double(v, &o->temperature) || o->temperature < 0 || o->temperature > 10)
-                return cli_usage_error("run", "bad --temperature '%s'", v);
-        } else return cli_usage_error("run", "unknown option '%s'", a);
+        const char *a = argv[i];
+        int r = lm_gen_opt("run", argc, argv, &i, &o->g);
+        if (r < 0) return CLI_USAGE;
+        if (r) continue;
+        if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--policy") && i + 1 < argc) o->policy = argv[++i];
+        else if (!strcmp(a, "--baseline") && i + 1 < argc) o->baseline = argv[++i];
+        else return cli_usage_error("run", "unknown option or missing value: '%s'", a);
     }
-    if (!have_task) return cli_usage_error("run", "--task is required");
+    if (lm_gen_opts_check("run", &o->g)) return CLI_USAGE;
     if (!o->policy) return cli_usage_error("run", "--policy is required");
-    if (o->items < 1 || o->samples < 1 || o->samples > 100000)
-        return cli_usage_error("run", "--items and --samples must be positive");
     return 0;
 }
 
@@ -108,17 +89,17 @@ static int run_policy(const es_lm *m, const run_cli *o, const char *spec, const 
     snprintf(canon, canon_cap, "%s", es_policy_spec(p));
     es_lm_gen_opts go;
     es_lm_gen_opts_default(&go);
-    go.temperature = (float)o->temperature;
-    go.probe_every = (int)o->probe_every;
+    go.temperature = (float)o->g.temperature;
+    go.probe_every = (int)o->g.probe_every;
     es_lm_live *lv = NULL;
-    rc = es_lm_live_new(m, &go, p, es_task_answer_type(o->task), (uint32_t)o->samples, &lv, err);
+    rc = es_lm_live_new(m, &go, p, es_task_answer_type(o->g.task), (uint32_t)o->g.samples, &lv, err);
     uint32_t batch = es_policy_batch(p);
     double t0 = lm_now();
-    for (long j = o->start; !rc && j < o->start + o->items; j++) {
+    for (long j = o->g.start; !rc && j < o->g.start + o->g.items; j++) {
         es_task_example ex;
         es_lm_live_result r;
-        rc = es_task_make(o->task, (uint64_t)o->seed, (uint64_t)j, &ex);
-        if (!rc) rc = es_lm_live_item(lv, ex.prompt, ex.gold, (uint64_t)o->seed, (uint64_t)j, &r);
+        rc = es_task_make(o->g.task, (uint64_t)o->g.seed, (uint64_t)j, &ex);
+        if (!rc) rc = es_lm_live_item(lv, ex.prompt, ex.gold, (uint64_t)o->g.seed, (uint64_t)j, &r);
         if (rc) {
             es_error_set(err, rc, NULL, 0, "policy", "item %ld: %s", j,
                          es_policy_errmsg(p)[0] ? es_policy_errmsg(p) : es_strerror(rc));
@@ -134,7 +115,7 @@ static int run_policy(const es_lm *m, const run_cli *o, const char *spec, const 
         uint32_t round = batch == 0 || batch > r.samples ? r.samples : batch;
         size_t kv = (size_t)round * r.peak_positions * es_lm_live_kv_bytes_per_position(lv);
         if (kv > tot->kv_peak_bytes) tot->kv_peak_bytes = kv;
-        cli_progress(label, (size_t)(j - o->start + 1), (size_t)o->items);
+        cli_progress(label, (size_t)(j - o->g.start + 1), (size_t)o->g.items);
     }
     cli_progress_end();
     tot->seconds = lm_now() - t0;
@@ -156,7 +137,7 @@ static void print_totals(const char *spec, const run_totals *t, const run_totals
                "\"correct\":%zu,\"samples\":%zu,\"samples_per_item\":%.3f,\"probes\":%zu,"
                "\"tokens\":%llu,\"probe_tokens\":%llu,\"tokens_total\":%llu,\"tokens_per_item\":%.2f,"
                "\"seconds\":%.3f,\"kv_peak_bytes\":%zu,\"token_savings\":%.4f}\n",
-               spec, es_task_name(o->task), t->items, o->seed, t->correct / n, t->correct, t->samples,
+               spec, es_task_name(o->g.task), t->items, o->g.seed, t->correct / n, t->correct, t->samples,
                t->samples / n, t->probes, (unsigned long long)t->tokens,
                (unsigned long long)t->probe_tokens, (unsigned long long)all, all / n, t->seconds,
                t->kv_peak_bytes, saved);
@@ -179,13 +160,13 @@ int cmd_run(int argc, char **argv)
     run_cli o;
     int rc = run_parse(argc, argv, &o);
     if (rc) return rc;
-    lm_set_threads(o.threads);
+    lm_set_threads(o.g.threads);
     es_error err;
     memset(&err, 0, sizeof err);
     es_lm *m = NULL;
     char model_buf[4096];
-    o.model = lm_model_path(o.model, model_buf, sizeof model_buf);
-    if ((rc = es_lm_load(o.model, &m, &err)) != 0) return cli_report(&err, rc);
+    o.g.model = lm_model_path(o.g.model, model_buf, sizeof model_buf);
+    if ((rc = es_lm_load(o.g.model, &m, &err)) != 0) return cli_report(&err, rc);
     run_totals base, pol;
     char base_spec[256] = "", pol_spec[256] = "";
     int with_base = strcmp(o.baseline, "none") != 0;
@@ -194,7 +175,7 @@ int cmd_run(int argc, char **argv)
     if (!rc) {
         if (!o.json)
             printf("%s, %ld items from %ld, up to %ld samples, probe every %ld, seed %ld, T=%.2f\n",
-                   es_task_name(o.task), o.items, o.start, o.samples, o.probe_every, o.seed, o.temperature);
+                   es_task_name(o.g.task), o.g.items, o.g.start, o.g.samples, o.g.probe_every, o.g.seed, o.g.temperature);
         if (with_base) print_totals(base_spec, &base, NULL, &o, o.json);
         print_totals(pol_spec, &pol, with_base ? &base : NULL, &o, o.json);
     }

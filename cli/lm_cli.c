@@ -131,3 +131,59 @@ const char *lm_model_path(const char *given, char *buf, size_t cap)
     snprintf(buf, cap, "%s/data/model.bin", exe);
     return access(buf, R_OK) == 0 ? buf : def;
 }
+
+void lm_gen_opts_init(lm_gen_opts *g, long items)
+{
+    memset(g, 0, sizeof *g);
+    g->items = items;
+    g->samples = 16;
+    g->probe_every = 16;
+    g->seed = 1;
+    g->temperature = ES_LM_DEFAULT_TEMPERATURE;
+}
+
+/* The integer options, by name. */
+static long *gen_long(lm_gen_opts *g, const char *a)
+{
+    return !strcmp(a, "--items") ? &g->items : !strcmp(a, "--samples") ? &g->samples
+         : !strcmp(a, "--probe-every") ? &g->probe_every : !strcmp(a, "--seed") ? &g->seed
+         : !strcmp(a, "--threads") ? &g->threads : !strcmp(a, "--start") ? &g->start : NULL;
+}
+
+int lm_gen_opt(const char *cmd, int argc, char **argv, int *i, lm_gen_opts *g)
+{
+    const char *a = argv[*i];
+    long *lv = gen_long(g, a);
+    int known = lv || !strcmp(a, "--model") || !strcmp(a, "--task") || !strcmp(a, "--temperature");
+    if (!known) return 0;
+    if (*i + 1 >= argc) {
+        cli_usage_error(cmd, "%s needs a value", a);
+        return -1;
+    }
+    const char *v = argv[++*i];
+    if (lv) {
+        if (cli_parse_long(v, 0, 1L << 40, lv)) goto bad;
+    } else if (!strcmp(a, "--model")) {
+        g->model = v;
+    } else if (!strcmp(a, "--task")) {
+        if (es_task_parse(v, &g->task)) {
+            cli_usage_error(cmd, "unknown task '%s' (last_letters, date, arithmetic)", v);
+            return -1;
+        }
+        g->have_task = 1;
+    } else if (cli_parse_double(v, &g->temperature) || g->temperature < 0 || g->temperature > 10) {
+        goto bad;
+    }
+    return 1;
+bad:
+    cli_usage_error(cmd, "bad %s '%s'", a, v);
+    return -1;
+}
+
+int lm_gen_opts_check(const char *cmd, const lm_gen_opts *g)
+{
+    if (!g->have_task) return cli_usage_error(cmd, "--task is required"), -1;
+    if (g->items < 1 || g->samples < 1 || g->samples > 100000)
+        return cli_usage_error(cmd, "--items and --samples must be positive"), -1;
+    return 0;
+}

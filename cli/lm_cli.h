@@ -5,6 +5,26 @@
 #include <stdio.h>
 #include "earlystop.h"
 #include "earlystop_lm.h"
+#include "cli.h"
+
+/* Options generate and run share: which questions, and how they are sampled. */
+typedef struct lm_gen_opts {
+    const char *model;
+    es_task_kind task;
+    int have_task;
+    long items, samples, probe_every, seed, threads, start;
+    double temperature;
+} lm_gen_opts;
+
+/* Defaults of the shared options; `items` differs per command. */
+void lm_gen_opts_init(lm_gen_opts *g, long items);
+
+/* If argv[*i] is a shared option, consume it and its value and return 1;
+ * 0 when it is not one; -1 after printing the usage error of a bad value. */
+int lm_gen_opt(const char *cmd, int argc, char **argv, int *i, lm_gen_opts *g);
+
+/* After parsing: a task was given and the counts are positive (else -1). */
+int lm_gen_opts_check(const char *cmd, const lm_gen_opts *g);
 
 /* Per-task figures of generated samples (EM, maj@k, tokens, stable-final). */
 typedef struct lm_summary {
