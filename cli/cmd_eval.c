@@ -235,8 +235,12 @@ static void print_row(const row *r, const row_figs *f, const eval_opts *o, const
     snprintf(ci, sizeof ci, "%+.1f [%+.1f, %+.1f]", 100 * f->d_mean, 100 * f->d_lo, 100 * f->d_hi);
     char tok[32];
     snprintf(tok, sizeof tok, "%.1f", f->tokens);
-    printf("%-56.56s %7.3f %22s %9s %9.1f %7.3f %7.2f %7.2f\n", r->name, f->em, r->oracle ? "" : ci, tok,
-           f->reduction, f->samples, f->rounds, f->oracle_x);
+    char ox[16] = "-"; /* no oracle row to measure against (--no-oracle) */
+    if (isfinite(f->oracle_x)) snprintf(ox, sizeof ox, "%.2f", f->oracle_x);
+    /* long combined specs keep their full name on a line of their own */
+    if (strlen(r->name) > 56) printf("%s\n", r->name);
+    printf("%-56.56s %7.3f %22s %9s %9.1f %7.3f %7.2f %8s\n", strlen(r->name) > 56 ? "" : r->name, f->em,
+           r->oracle ? "" : ci, tok, f->reduction, f->samples, f->rounds, ox);
     if (f->tokens != f->gen_tokens)
         printf("%-56s %7s %22s %9.1f %9s (without probe cost; %.1f probes/item)\n", "", "", "", f->gen_tokens, "",
                f->probes);
