@@ -21,61 +21,18 @@
 #include <jansson.h>
 
 #include "refdata.h"
+#include "clirun.h"
 
-static char tmpdir[256];
-static char bin[1024];
 static int file_no;
 
 static int setup(void **state)
 {
-    const char *b = getenv("ES_BIN");
-    snprintf(bin, sizeof bin, "%s", b && *b ? b : "build/earlystop");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/es_test_cli_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return clirun_setup("test_cli");
 }
 
 static int teardown(void **state)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int bin_present(void)
-{
-    if (access(bin, X_OK) == 0) return 1;
-    print_message("CLI binary %s absent: set ES_BIN; skipping\n", bin);
-    return 0;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return calloc(1, 1);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    rewind(fp);
-    char *buf = malloc((size_t)(n < 0 ? 0 : n) + 1);
-    assert_non_null(buf);
-    size_t got = fread(buf, 1, (size_t)(n < 0 ? 0 : n), fp);
-    buf[got] = '\0';
-    fclose(fp);
-    return buf;
-}
-
-/* Run `$ES_BIN args`; returns the exit status, output in *out / *err
- * (caller frees).  args are pasted into a shell line: keep them simple. */
-static int run(const char *args, char **out, char **err)
-{
-    char o[512], e[512], cmd[4096];
-    snprintf(o, sizeof o, "%s/out", tmpdir);
-    snprintf(e, sizeof e, "%s/err", tmpdir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin, args, o, e);
-    int st = system(cmd);
-    assert_true(st != -1 && WIFEXITED(st));
-    *out = slurp(o);
-    *err = slurp(e);
-    return WEXITSTATUS(st);
+    return clirun_teardown();
 }
 
 static const char *write_tmp(char *buf, size_t cap, const char *content)

@@ -21,35 +21,22 @@
 #include <jansson.h>
 
 #include "refdata.h"
+#include "clirun.h"
 
-static char tmpdir[256];
-static char bin[1024];
 static es_ref_table tabs[ES_REF_MAX_TABLES];
 static int n_tabs;
 
 static int setup(void **state)
 {
-    const char *b = getenv("ES_BIN");
-    snprintf(bin, sizeof bin, "%s", b && *b ? b : "build/earlystop");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/es_test_cli_eval_XXXXXX");
     char readme[1024];
     snprintf(readme, sizeof readme, "%s/README.md", es_ref_data_dir());
     n_tabs = es_ref_load(readme, tabs, ES_REF_MAX_TABLES);
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return clirun_setup("test_cli_eval");
 }
 
 static int teardown(void **state)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int bin_present(void)
-{
-    if (access(bin, X_OK) == 0) return 1;
-    print_message("CLI binary %s absent: set ES_BIN; skipping\n", bin);
-    return 0;
+    return clirun_teardown();
 }
 
 static int data_present(void)
@@ -57,36 +44,6 @@ static int data_present(void)
     if (n_tabs >= 2) return 1;
     print_message("shared data absent (%s/README.md): set ES_SHARED_DATA; skipping\n", es_ref_data_dir());
     return 0;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return calloc(1, 1);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    rewind(fp);
-    char *buf = malloc((size_t)(n < 0 ? 0 : n) + 1);
-    assert_non_null(buf);
-    size_t got = fread(buf, 1, (size_t)(n < 0 ? 0 : n), fp);
-    buf[got] = '\0';
-    fclose(fp);
-    return buf;
-}
-
-/* Run `$ES_BIN args`; returns the exit status, output in *out / *err
- * (caller frees).  args are pasted into a shell line: keep them simple. */
-static int run(const char *args, char **out, char **err)
-{
-    char o[512], e[512], cmd[4096];
-    snprintf(o, sizeof o, "%s/out", tmpdir);
-    snprintf(e, sizeof e, "%s/err", tmpdir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin, args, o, e);
-    int st = system(cmd);
-    assert_true(st != -1 && WIFEXITED(st));
-    *out = slurp(o);
-    *err = slurp(e);
-    return WEXITSTATUS(st);
 }
 
 static void write_file(const char *path, const char *content)
