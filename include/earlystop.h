@@ -68,14 +68,33 @@ void es_error_format(const es_error *err, char *buf, size_t cap);
 
 /* ----------------------------------------------------------------- answers */
 
+/*
+ * Answer types: how answers compare.  Each key is, case by case, the one the
+ * shared data's reference figures use (ref_eval.py), on ASCII input:
+ *  - number: the value rounded to 6 decimals: "$1,000.00" = "1000", "18.0" =
+ *    "18", "28.000000000000004" = "28", "-0" = "0" (Python's float() syntax
+ *    once ',' and '$' are dropped; "20%" and "18.0." are not numbers);
+ *  - date: a whole-string date, trailing '.', ',', ';', '!' ignored: M/D/YYYY =
+ *    YYYY-MM-DD = "May 2, 2021" = "2 May 2021" = "Sept. 1st, 2021" (month
+ *    1-12, day 1-31); "Today is 09/07/2003." is not a date;
+ *  - math: a LaTeX answer: white space, \left, \right, \!, \, \; \:,
+ *    \displaystyle, degree signs, \% % \$ $ removed, \dfrac/\tfrac = \frac,
+ *    \text{X} = \mbox{X} = X, one trailing '.' dropped, lower-cased; then a
+ *    plain number (commas only as thousands separators) or an integer fraction
+ *    (\frac{a}{b}, \frac ab, a/b, optional '-') keys as its value like a
+ *    number, so "0.09" = "\frac{9}{100}" = "9/100", while "1+\sqrt{19}" !=
+ *    "1-\sqrt{19}" and "(3,4]" != "[3,4]".
+ */
 typedef enum es_answer_type {
     ES_ANSWER_TEXT = 0,   /* lower-case, punctuation and articles removed, spaces folded */
-    ES_ANSWER_NUMBER = 1, /* numeric value: "$1,000.00" = "1000", "18.0" = "18", "-0" = "0" */
-    ES_ANSWER_DATE = 2,   /* M/D/YYYY = MM/DD/YYYY */
-    ES_ANSWER_CHOICE = 3  /* an option letter: "(B)" = "b" = "B." */
+    ES_ANSWER_NUMBER = 1, /* numeric value to 6 decimals: "$1,000.00" = "1000", "-0" = "0" */
+    ES_ANSWER_DATE = 2,   /* M/D/YYYY = MM/DD/YYYY = YYYY-MM-DD = "May 2, 2021" */
+    ES_ANSWER_CHOICE = 3, /* an option letter: "(B)" = "b" = "B." */
+    ES_ANSWER_MATH = 4    /* a LaTeX answer: "0.09" = "\\frac{9}{100}", "[3,4]" != "(3,4]" */
 } es_answer_type;
 
-/* "text" / "number" / "date" / "choice" -> type; ES_EINVAL when unknown. */
+/* "text" / "number" / "date" / "choice" / "math" -> type (any case);
+ * ES_EINVAL when unknown. */
 int es_answer_type_parse(const char *name, es_answer_type *out);
 const char *es_answer_type_name(es_answer_type t);
 
@@ -83,10 +102,12 @@ const char *es_answer_type_name(es_answer_type t);
  * Normalise answer `s` (n bytes, UTF-8) of type t into its canonical key,
  * written NUL-terminated to out (cap bytes).  Two answers are equal exactly
  * when their keys are equal.  Returns the key length, or ES_ERANGE when cap
- * is too small.  A number, date or choice that does not parse as its type
- * ("\\125", "Today is 5/1/2021.") keeps its own spelling, trimmed and ASCII
- * lower-cased, as its key: it still matches itself and never equals a typed
- * key.  This is what the reference figures of the shared data use.
+ * is too small (ES_ENOMEM only for a math answer of 1 KiB or more with cap
+ * no larger than the answer: it is cleaned in a heap copy).  A number or
+ * date that does not parse as its type ("\\125", "Today is 5/1/2021.")
+ * keeps its own spelling, trimmed and ASCII lower-cased, as its key: it still
+ * matches itself and never equals a typed key.  This is what the reference
+ * figures of the shared data use.
  */
 int es_answer_normalize(es_answer_type t, const char *s, size_t n, char *out, size_t cap);
 

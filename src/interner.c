@@ -99,7 +99,7 @@ int es_interner_new(es_answer_type t, uint32_t max_answers, size_t max_key_bytes
 {
     if (!out) return ES_EINVAL;
     *out = NULL;
-    if ((unsigned)t > (unsigned)ES_ANSWER_CHOICE || max_answers == 0) return ES_EINVAL;
+    if ((unsigned)t > (unsigned)ES_ANSWER_MATH || max_answers == 0) return ES_EINVAL;
     if (max_answers > INTERNER_MAX_ANSWERS) return ES_ERANGE;
     size_t tbl = table_size(max_answers);
     size_t total = block_size(max_answers, tbl, max_key_bytes);

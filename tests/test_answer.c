@@ -34,14 +34,17 @@ static void test_type_names(void **state)
 {
     (void)state;
     es_answer_type t = ES_ANSWER_TEXT;
-    const char *names[] = {"text", "number", "date", "choice"};
-    for (int i = 0; i < 4; i++) {
+    const char *names[] = {"text", "number", "date", "choice", "math"};
+    for (int i = 0; i < 5; i++) {
         assert_int_equal(es_answer_type_parse(names[i], &t), ES_OK);
         assert_int_equal(t, i);
         assert_string_equal(es_answer_type_name(t), names[i]);
     }
     assert_int_equal(es_answer_type_parse("Number", &t), ES_OK);
     assert_int_equal(t, ES_ANSWER_NUMBER);
+    assert_int_equal(es_answer_type_parse("MATH", &t), ES_OK);
+    assert_int_equal(t, ES_ANSWER_MATH);
+    assert_int_equal(ES_ANSWER_MATH, 4);
     assert_int_equal(es_answer_type_parse("num", &t), ES_EINVAL);
     assert_int_equal(es_answer_type_parse("numbers", &t), ES_EINVAL);
     assert_int_equal(es_answer_type_parse("", &t), ES_EINVAL);
@@ -76,6 +79,8 @@ static void test_empty(void **state)
     ASSERT_KEY(ES_ANSWER_NUMBER, "", "");
     ASSERT_KEY(ES_ANSWER_DATE, "", "");
     ASSERT_KEY(ES_ANSWER_CHOICE, "", "");
+    ASSERT_KEY(ES_ANSWER_MATH, "", "");
+    ASSERT_KEY(ES_ANSWER_MATH, " \t", "");
     ASSERT_EQ(ES_ANSWER_TEXT, "", "");
     ASSERT_EQ(ES_ANSWER_TEXT, "", " the ");
     ASSERT_NE(ES_ANSWER_TEXT, "", "x");
@@ -87,7 +92,7 @@ static void test_empty(void **state)
 static void test_null_never_equal(void **state)
 {
     (void)state;
-    for (int t = 0; t < 4; t++) {
+    for (int t = 0; t < 5; t++) {
         ASSERT_NE((es_answer_type)t, NULL, NULL);
         ASSERT_NE((es_answer_type)t, "5", NULL);
         ASSERT_NE((es_answer_type)t, NULL, "5");
@@ -109,8 +114,12 @@ static void test_non_ascii(void **state)
     ASSERT_NE(ES_ANSWER_TEXT, "m\xc3\xa9yl", "meyl");
     /* invalid UTF-8 and lone lead bytes pass through, no crash */
     ASSERT_KEY(ES_ANSWER_TEXT, "\xff\xfe \xc2", "\xff\xfe \xc2");
-    ASSERT_KEY(ES_ANSWER_NUMBER, "\xe2\x88\x92" "3", "-3");   /* U+2212 minus */
+    /* U+2212 minus is not a sign for Python's float(), hence not here */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "\xe2\x88\x92" "3", "\xe2\x88\x92" "3");
     ASSERT_KEY(ES_ANSWER_NUMBER, "5\xe2\x82\xac", "5\xe2\x82\xac");   /* "5 euro sign": text */
+    /* Unicode white space (ideographic, thin, next line) folds like a space */
+    ASSERT_KEY(ES_ANSWER_TEXT, "new\xe3\x80\x80york\xe2\x80\x89" "city\xc2\x85", "new york city");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "\xe2\x80\xaf" "12\xe3\x80\x80", "12");
 }
 
 static void test_embedded_control_bytes(void **state)
@@ -142,24 +151,62 @@ static void test_number(void **state)
     ASSERT_KEY(ES_ANSWER_NUMBER, "-12.340", "-12.34");
     ASSERT_KEY(ES_ANSWER_NUMBER, " +5 ", "5");
     ASSERT_KEY(ES_ANSWER_NUMBER, "18.", "18");
-    ASSERT_KEY(ES_ANSWER_NUMBER, "18.0.", "18");
     ASSERT_KEY(ES_ANSWER_NUMBER, "-$5", "-5");
     ASSERT_KEY(ES_ANSWER_NUMBER, "$ -5", "-5");
-    ASSERT_KEY(ES_ANSWER_NUMBER, "20%", "20");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "5,$", "5");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "1_000.5", "1000.5");   /* Python's float() takes '_' */
+    /* not numbers for float(): they keep their spelling, as in the reference */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "18.0.", "18.0.");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "20%", "20%");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "1, 000", "1, 000");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "1__0", "1__0");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "_1", "_1");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "1_", "1_");
     ASSERT_NE(ES_ANSWER_NUMBER, "18", "18.5");
     ASSERT_NE(ES_ANSWER_NUMBER, "5", "-5");
     ASSERT_NE(ES_ANSWER_NUMBER, "1000", "100");
 }
 
-static void test_number_exact(void **state)
+/* The value rounded to 6 decimals: program-of-thought float noise is gone. */
+static void test_number_six_decimals(void **state)
 {
     (void)state;
-    /* no double rounding: 0.1 stays 0.1, long values keep every digit */
+    /* the issue's examples and a real one (cotuq_llama31_8b_cod_gsm8k_k5,
+     * item cotuq-cod-gsm8k-temp_407, sample 3) */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "28.000000000000004", "28");
+    ASSERT_EQ(ES_ANSWER_NUMBER, "28.000000000000004", "28");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "5.000000000000002", "5");
+    ASSERT_EQ(ES_ANSWER_NUMBER, "5.000000000000002", "5.0");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "-80.00000000000001", "-80");
     ASSERT_KEY(ES_ANSWER_NUMBER, "0.1", "0.1");
-    ASSERT_KEY(ES_ANSWER_NUMBER, "123456789012345678901234567890.50",
-               "123456789012345678901234567890.5");
-    ASSERT_NE(ES_ANSWER_NUMBER, "9007199254740993", "9007199254740992");
-    ASSERT_NE(ES_ANSWER_NUMBER, "0.30000000000000001", "0.3");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "0.30000000000000004", "0.3");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "2.3333333333", "2.333333");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "0.0000005", "0");    /* the double is just below 5e-7 */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "0.0000015", "0.000002");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "-0.0000001", "0");   /* "-0.000000" -> "-0" -> "0" */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "123456789.123456", "123456789.123456");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "1234567890.1234567", "1234567890.123457");
+    /* large values print every digit of their double, as "%.6f" does */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "123456789012345678901234567890.50", "123456789012345677877719597056");
+    ASSERT_EQ(ES_ANSWER_NUMBER, "9007199254740993", "9007199254740992");
+    ASSERT_NE(ES_ANSWER_NUMBER, "9007199254740995", "9007199254740992");
+    ASSERT_NE(ES_ANSWER_NUMBER, "28.00001", "28");
+}
+
+/* Past 800 significant digits the rest folds into a sticky digit: the
+ * rounding to a double still comes out as Python's. */
+static void test_number_long_rounding(void **state)
+{
+    (void)state;
+    /* 2^53 + 1 lies halfway between two doubles: ties to even (...992),
+     * but any non-zero digit far after it rounds up (...994) */
+    char s[2048];
+    snprintf(s, sizeof s, "9007199254740993.%01000d", 0);
+    ASSERT_KEY(ES_ANSWER_NUMBER, s, "9007199254740992");
+    snprintf(s, sizeof s, "9007199254740993.%01000d1", 0);
+    ASSERT_KEY(ES_ANSWER_NUMBER, s, "9007199254740994");
+    snprintf(s, sizeof s, "0.%01500d5", 0);
+    ASSERT_KEY(ES_ANSWER_NUMBER, s, "0");
 }
 
 static void test_number_exponent(void **state)
@@ -171,9 +218,31 @@ static void test_number_exponent(void **state)
     ASSERT_KEY(ES_ANSWER_NUMBER, "1234e-2", "12.34");
     ASSERT_KEY(ES_ANSWER_NUMBER, "0e5", "0");
     ASSERT_EQ(ES_ANSWER_NUMBER, "2.5e2", "250.0");
-    /* malformed or absurd exponents are not numbers: text keys */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "1e1_0", "10000000000");
+    /* malformed exponents are not numbers: raw keys */
     ASSERT_KEY(ES_ANSWER_NUMBER, "5e", "5e");
-    ASSERT_KEY(ES_ANSWER_NUMBER, "1e999999", "1e999999");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "e5", "e5");
+    /* out of range: what float() makes of them */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "1e999999", "inf");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "-1e400", "-inf");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "1e-400", "0");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "Infinity", "inf");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "-inf", "-inf");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "-NaN", "nan");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "infinit", "infinit");
+}
+
+/* Python's float() reads every Unicode decimal digit, and so does the key. */
+static void test_number_unicode_digits(void **state)
+{
+    (void)state;
+    /* mathematical bold 104: a real answer, boinf_aime2024_Phi-4-reasoning_k160
+     * item boinf-aime2024-027 sample 73, gold 104 */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "\xf0\x9d\x9f\xad\xf0\x9d\x9f\xac\xf0\x9d\x9f\xb0", "104");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "\xd9\xa3.\xd9\xa5", "3.5");            /* Arabic-Indic */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "\xef\xbc\x91\xef\xbc\x92", "12");       /* full-width */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "\xf0\x9d\x9f", "\xf0\x9d\x9f");          /* truncated UTF-8 */
+    ASSERT_KEY(ES_ANSWER_NUMBER, "\xc2\xb2", "\xc2\xb2");                   /* superscript 2: not Nd */
 }
 
 static void test_number_latex(void **state)
@@ -182,6 +251,7 @@ static void test_number_latex(void **state)
     /* forms found in the GSM8K think traces: the README's reference figures
      * count them wrong, so they are not numbers and keep their spelling */
     ASSERT_KEY(ES_ANSWER_NUMBER, "\\7\\!425.00", "\\7\\!425.00");
+    ASSERT_KEY(ES_ANSWER_NUMBER, "\\$5", "\\$5");   /* "\\5" once '$' is gone: no number */
     ASSERT_KEY(ES_ANSWER_NUMBER, "20\\%", "20\\%");
     ASSERT_NE(ES_ANSWER_NUMBER, "\\125", "125");
     ASSERT_NE(ES_ANSWER_NUMBER, "-10\\!000", "-10000");
@@ -220,6 +290,24 @@ static void test_date(void **state)
 {
     (void)state;
     ASSERT_EQ(ES_ANSWER_DATE, "5/1/2021", "05/01/2021");
+    /* trailing punctuation, ISO and month names (the issue's examples; the
+     * first is how gpt-3.5 ends 114 correct answers of mot_gpt35_date_cot1_t08,
+     * "Jan 22, 2011" a correct one of mot_gpt35_date_cot1_40, mot-171) */
+    ASSERT_KEY(ES_ANSWER_DATE, "05/02/2021.", "05/02/2021");
+    ASSERT_KEY(ES_ANSWER_DATE, "11/11/2019.", "11/11/2019");
+    ASSERT_KEY(ES_ANSWER_DATE, "Jan 22, 2011", "01/22/2011");
+    ASSERT_KEY(ES_ANSWER_DATE, "May 2, 2021", "05/02/2021");
+    ASSERT_KEY(ES_ANSWER_DATE, "Jul 29, 2002", "07/29/2002");
+    ASSERT_KEY(ES_ANSWER_DATE, "2 May 2021", "05/02/2021");
+    ASSERT_KEY(ES_ANSWER_DATE, "Sept. 1st, 2021", "09/01/2021");
+    ASSERT_KEY(ES_ANSWER_DATE, "2021-05-02", "05/02/2021");
+    ASSERT_EQ(ES_ANSWER_DATE, "May 2, 2021", "2021-5-2");
+    ASSERT_KEY(ES_ANSWER_DATE, " 05/02/2021 .,;! ", "05/02/2021");
+    ASSERT_KEY(ES_ANSWER_DATE, "DECEMBER 31ST 1999!", "12/31/1999");
+    ASSERT_KEY(ES_ANSWER_DATE, "2nd May, 2021", "05/02/2021");
+    ASSERT_KEY(ES_ANSWER_DATE, "3 Janu. 2020", "01/03/2020");   /* 3+ letters of a name */
+    ASSERT_KEY(ES_ANSWER_DATE, "\xd9\xa5/\xd9\xa2/2021", "05/02/2021");   /* \d is Unicode */
+    ASSERT_KEY(ES_ANSWER_DATE, "5/2/\xd9\xa2\xd9\xa0\xd9\xa2\xd9\xa1", "05/02/\xd9\xa2\xd9\xa0\xd9\xa2\xd9\xa1");
     ASSERT_KEY(ES_ANSWER_DATE, "5/1/2021", "05/01/2021");
     ASSERT_KEY(ES_ANSWER_DATE, "12/31/1899", "12/31/1899");
     ASSERT_KEY(ES_ANSWER_DATE, " 11/11/2019\n", "11/11/2019");
@@ -231,13 +319,20 @@ static void test_date(void **state)
 static void test_date_fallback(void **state)
 {
     (void)state;
-    /* values are not range checked, as in the reference figures */
-    ASSERT_KEY(ES_ANSWER_DATE, "1/45/2021", "01/45/2021");
-    /* not dates: the answer as written, trimmed and lower-cased */
+    /* not dates: the answer as written, trimmed and lower-cased (its
+     * trailing punctuation kept) */
+    ASSERT_KEY(ES_ANSWER_DATE, "1/45/2021", "1/45/2021");      /* day 1-31 */
+    ASSERT_KEY(ES_ANSWER_DATE, "13/01/2021.", "13/01/2021.");  /* month 1-12 */
+    ASSERT_KEY(ES_ANSWER_DATE, "0/1/2021", "0/1/2021");
     ASSERT_KEY(ES_ANSWER_DATE, "5/1/21", "5/1/21");            /* 2-digit year */
-    ASSERT_KEY(ES_ANSWER_DATE, "11/11/2019.", "11/11/2019.");
-    ASSERT_KEY(ES_ANSWER_DATE, "2021-05-01", "2021-05-01");
     ASSERT_KEY(ES_ANSWER_DATE, "123/1/2021", "123/1/2021");
+    ASSERT_KEY(ES_ANSWER_DATE, "Today is 09/07/2003.", "today is 09/07/2003.");
+    ASSERT_KEY(ES_ANSWER_DATE, "Ju 2, 2021", "ju 2, 2021");     /* 2 letters */
+    ASSERT_KEY(ES_ANSWER_DATE, "Mayo 2, 2021", "mayo 2, 2021"); /* not a month's start */
+    ASSERT_KEY(ES_ANSWER_DATE, "May  2, 2021", "may  2, 2021"); /* one space exactly */
+    ASSERT_KEY(ES_ANSWER_DATE, "May 2 , 2021", "may 2 , 2021");
+    ASSERT_KEY(ES_ANSWER_DATE, "May 2, 2021?", "may 2, 2021?");
+    ASSERT_KEY(ES_ANSWER_DATE, "05/02/2021 (Sunday)", "05/02/2021 (sunday)");
     ASSERT_KEY(ES_ANSWER_DATE, "Tomorrow is 11/13/2019.", "tomorrow is 11/13/2019.");
     ASSERT_NE(ES_ANSWER_DATE, "Tomorrow is 11/13/2019.", "11/13/2019");
     ASSERT_NE(ES_ANSWER_DATE, "Tomorrow is 11/13/2019.", "tomorrow is 11/13/2019");
@@ -258,6 +353,110 @@ static void test_choice(void **state)
     ASSERT_KEY(ES_ANSWER_CHOICE, "None of these", "none of these");
     ASSERT_KEY(ES_ANSWER_CHOICE, "BC", "bc");
     ASSERT_NE(ES_ANSWER_CHOICE, "B 42", "b");
+}
+
+/* The and the README's examples, each from a MATH-500 file. */
+static void test_math_examples(void **state)
+{
+    (void)state;
+    /* merged: boinf_math500_Qwen3-14B_k80 item 326 spells the gold both ways */
+    ASSERT_KEY(ES_ANSWER_MATH, "0.09", "0.09");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\frac{9}{100}", "0.09");
+    ASSERT_EQ(ES_ANSWER_MATH, "0.09", "9/100");
+    ASSERT_EQ(ES_ANSWER_MATH, "\\frac{14}{3}", "14/3");
+    /* kept apart, where the text key merges them */
+    ASSERT_NE(ES_ANSWER_MATH, "0.09", "-0.09");
+    ASSERT_EQ(ES_ANSWER_TEXT, "0.09", "-0.09");
+    ASSERT_NE(ES_ANSWER_MATH, "1+\\sqrt{19}", "1-\\sqrt{19}");
+    ASSERT_EQ(ES_ANSWER_TEXT, "1+\\sqrt{19}", "1-\\sqrt{19}");
+    ASSERT_NE(ES_ANSWER_MATH, "(3,4]", "[3,4]");
+    ASSERT_EQ(ES_ANSWER_TEXT, "(3,4]", "[3,4]");
+    ASSERT_NE(ES_ANSWER_MATH, "-256", "256");
+    ASSERT_KEY(ES_ANSWER_MATH, "(2,\\infty)", "(2,\\infty)");
+}
+
+/* ref_eval.py's math_key, step by step. */
+static void test_math_cleaning(void **state)
+{
+    (void)state;
+    /* white space, \left / \right, spacing commands, \displaystyle */
+    ASSERT_KEY(ES_ANSWER_MATH, " \\left( 3 , 4 \\right] ", "(3,4]");
+    ASSERT_KEY(ES_ANSWER_MATH, "10\\!000", "10000");
+    ASSERT_KEY(ES_ANSWER_MATH, "1\\,2\\;3\\:4", "1234");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\displaystyle\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt{3}}{2}");
+    /* \dfrac, \tfrac are \frac */
+    ASSERT_KEY(ES_ANSWER_MATH, "\\dfrac{3}{4}", "0.75");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\tfrac{\\pi}{2}", "\\frac{\\pi}{2}");
+    ASSERT_EQ(ES_ANSWER_MATH, "\\dfrac{\\pi}{2}", "\\frac{\\pi}{2}");
+    /* degrees, percent and dollar signs */
+    ASSERT_KEY(ES_ANSWER_MATH, "90^\\circ", "90");
+    ASSERT_KEY(ES_ANSWER_MATH, "90^{\\circ}", "90");
+    ASSERT_KEY(ES_ANSWER_MATH, "50\\%", "50");
+    ASSERT_KEY(ES_ANSWER_MATH, "5..", "5");      /* "5." is still a number */
+    ASSERT_KEY(ES_ANSWER_MATH, "x..", "x.");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\$5.00", "5");
+    ASSERT_KEY(ES_ANSWER_MATH, "$18.90", "18.9");
+    /* \text{X}, \mbox{X} are X; only brace-free content, one pass */
+    ASSERT_KEY(ES_ANSWER_MATH, "\\text{(B)}", "(b)");
+    ASSERT_KEY(ES_ANSWER_MATH, "5\\mbox{ cm}", "5cm");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\text{5}", "5");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\text{a{b}c}", "\\text{a{b}c}");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\text{a\\text{b}}", "\\text{ab}");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\textbf{5}", "\\textbf{5}");
+    /* one trailing '.', then lower case */
+    ASSERT_KEY(ES_ANSWER_MATH, "5.", "5");
+    ASSERT_KEY(ES_ANSWER_MATH, "5..", "5");      /* "5." is still a number */
+    ASSERT_KEY(ES_ANSWER_MATH, "x..", "x.");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\text{Evelyn}.", "evelyn");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\Pi", "\\pi");
+    /* each removal is one str.replace: what it joins is not rescanned */
+    ASSERT_KEY(ES_ANSWER_MATH, "\\le\\leftft", "\\left");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\\\!!", "\\!");
+}
+
+/* Plain numbers and integer fractions key as their value. */
+static void test_math_numbers(void **state)
+{
+    (void)state;
+    ASSERT_KEY(ES_ANSWER_MATH, "1,000", "1000");        /* thousands separators */
+    ASSERT_KEY(ES_ANSWER_MATH, "-12,345.50", "-12345.5");
+    ASSERT_KEY(ES_ANSWER_MATH, "1,2", "1,2");           /* a list */
+    ASSERT_KEY(ES_ANSWER_MATH, "12,34", "12,34");
+    ASSERT_KEY(ES_ANSWER_MATH, "1234,567", "1234,567");
+    ASSERT_KEY(ES_ANSWER_MATH, "36.00", "36");
+    ASSERT_KEY(ES_ANSWER_MATH, "+5", "5");
+    ASSERT_KEY(ES_ANSWER_MATH, "-0", "0");
+    ASSERT_KEY(ES_ANSWER_MATH, "1e3", "1000");
+    ASSERT_KEY(ES_ANSWER_MATH, "1E3", "1000");           /* lower-cased first */
+    ASSERT_KEY(ES_ANSWER_MATH, ".5", "0.5");
+    ASSERT_KEY(ES_ANSWER_MATH, "1_000", "1_000");        /* no '_' outside float() */
+    ASSERT_KEY(ES_ANSWER_MATH, "inf", "inf");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\infty", "\\infty");
+    ASSERT_KEY(ES_ANSWER_MATH, "10^{10}", "10^{10}");
+    /* fractions: \frac{a}{b}, \frac ab, a/b, an optional leading '-' */
+    ASSERT_KEY(ES_ANSWER_MATH, "\\frac{1}{3}", "0.333333");
+    ASSERT_KEY(ES_ANSWER_MATH, "2/3", "0.666667");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\frac12", "0.5");
+    ASSERT_KEY(ES_ANSWER_MATH, "-\\frac{1}{2}", "-0.5");
+    ASSERT_KEY(ES_ANSWER_MATH, "-\\dfrac{7}{4}", "-1.75");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\frac{1}{2}.", "0.5");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\tfrac{1}{2}\\%", "0.5");
+    ASSERT_KEY(ES_ANSWER_MATH, "-0/5", "0");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\frac{0}{3}", "0");
+    /* not fractions: they keep their cleaned spelling */
+    ASSERT_KEY(ES_ANSWER_MATH, "\\frac123", "\\frac123");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\frac{-1}{2}", "\\frac{-1}{2}");
+    ASSERT_KEY(ES_ANSWER_MATH, "+\\frac{1}{2}", "+\\frac{1}{2}");
+    ASSERT_KEY(ES_ANSWER_MATH, "1/0", "1/0");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\frac{1}{0}", "\\frac{1}{0}");
+    ASSERT_KEY(ES_ANSWER_MATH, "1.5/2", "1.5/2");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\frac{\\sqrt{2}}{2}", "\\frac{\\sqrt{2}}{2}");
+    ASSERT_KEY(ES_ANSWER_MATH, "\\frac{1}{2}x", "\\frac{1}{2}x");
+    /* Unicode digits are digits here too (Python's \d) */
+    ASSERT_KEY(ES_ANSWER_MATH, "\\frac{\xd9\xa1}{\xd9\xa4}", "0.25");
+    ASSERT_KEY(ES_ANSWER_MATH, "\xf0\x9d\x9f\xad,\xf0\x9d\x9f\xac\xf0\x9d\x9f\xac\xf0\x9d\x9f\xac", "1000");
+    /* beyond 2^53 the quotient is still the nearest double here */
+    ASSERT_KEY(ES_ANSWER_MATH, "18014398509481984/2", "9007199254740992");
 }
 
 static void test_normalize_bounds(void **state)
@@ -310,17 +509,21 @@ static void test_long_answers(void **state)
     ASSERT_NE(ES_ANSWER_TEXT, a, c);
     char buf[16];
     assert_int_equal(es_answer_normalize(ES_ANSWER_TEXT, a, mb, buf, sizeof buf), ES_ERANGE);
-    /* 1 MB of digits as a number: exact, no overflow */
+    /* 1 MB of digits as a number: no overflow; past the doubles it is inf,
+     * as float() makes it, and a 1 MB fraction rounds to its value */
     char *d = repeat("9", mb);
     char *e = malloc(mb + 8);
     assert_non_null(e);
     memcpy(e, d, mb);
     strcpy(e + mb, ".000");
     ASSERT_EQ(ES_ANSWER_NUMBER, d, e);
-    e[0] = '8';
-    ASSERT_NE(ES_ANSWER_NUMBER, d, e);
+    ASSERT_EQ(ES_ANSWER_NUMBER, d, "inf");
+    memcpy(e, "0.", 2);
+    e[mb] = '\0';   /* "0.999...9" */
+    ASSERT_EQ(ES_ANSWER_NUMBER, e, "1");
+    ASSERT_EQ(ES_ANSWER_MATH, e, "1");
     /* every type copes with a long input */
-    for (int t = 0; t < 4; t++) ASSERT_EQ((es_answer_type)t, a, a);
+    for (int t = 0; t < 5; t++) ASSERT_EQ((es_answer_type)t, a, a);
     assert_true(es_answer_f1(a, a) == 1.0);
     assert_true(es_answer_f1(a, "word") > 0.0);
     free(a);
@@ -328,6 +531,36 @@ static void test_long_answers(void **state)
     free(c);
     free(d);
     free(e);
+}
+
+/* A long math answer is cleaned in the output when it has room, else in a
+ * heap copy: the key is the same either way, and exactly key + 1 bytes do. */
+static void test_math_long(void **state)
+{
+    (void)state;
+    size_t n = 7 * 700;
+    char *a = repeat("\\left( ", n);   /* cleans to 700 '(' */
+    char *want = repeat("(", n / 7);
+    char big[8192], small[800];
+    assert_int_equal(es_answer_normalize(ES_ANSWER_MATH, a, n, big, sizeof big), (int)(n / 7));
+    assert_string_equal(big, want);
+    assert_int_equal(es_answer_normalize(ES_ANSWER_MATH, a, n, small, n / 7 + 1), (int)(n / 7));
+    assert_string_equal(small, want);
+    assert_int_equal(es_answer_normalize(ES_ANSWER_MATH, a, n, small, n / 7), ES_ERANGE);
+    ASSERT_EQ(ES_ANSWER_MATH, a, want);
+    free(a);
+    free(want);
+    /* a long number written with white space keys as its value */
+    char *b = repeat("1 ", 3000);   /* 1500 ones: past the doubles, as float() has it */
+    char k[16];
+    assert_int_equal(es_answer_normalize(ES_ANSWER_MATH, b, 3000, k, sizeof k), 3);
+    assert_string_equal(k, "inf");
+    free(b);
+    char *c = repeat(" ", 3000);
+    memcpy(c + 1000, "1,000.50", 8);
+    assert_int_equal(es_answer_normalize(ES_ANSWER_MATH, c, 3000, k, sizeof k), 6);
+    assert_string_equal(k, "1000.5");
+    free(c);
 }
 
 static void test_f1(void **state)
@@ -376,14 +609,20 @@ int main(void)
         cmocka_unit_test(test_non_ascii),
         cmocka_unit_test(test_embedded_control_bytes),
         cmocka_unit_test(test_number),
-        cmocka_unit_test(test_number_exact),
+        cmocka_unit_test(test_number_six_decimals),
+        cmocka_unit_test(test_number_long_rounding),
         cmocka_unit_test(test_number_exponent),
+        cmocka_unit_test(test_number_unicode_digits),
         cmocka_unit_test(test_number_latex),
         cmocka_unit_test(test_number_fallback),
         cmocka_unit_test(test_raw_key_bytes),
         cmocka_unit_test(test_date),
         cmocka_unit_test(test_date_fallback),
         cmocka_unit_test(test_choice),
+        cmocka_unit_test(test_math_examples),
+        cmocka_unit_test(test_math_cleaning),
+        cmocka_unit_test(test_math_numbers),
+        cmocka_unit_test(test_math_long),
         cmocka_unit_test(test_normalize_bounds),
         cmocka_unit_test(test_long_answers),
         cmocka_unit_test(test_f1),

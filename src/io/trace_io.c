@@ -408,7 +408,7 @@ static int get_item(es_trace_reader *r, json_t *o, es_item *item, es_error *err)
     const char *type;
     if ((rc = get_string(r, o, "answer_type", 1, &type, err))) goto out;
     if (es_answer_type_parse(type, &item->answer_type)) {
-        rc = bad(r, err, ES_EFORMAT, "answer_type", "must be one of text, number, date, choice");
+        rc = bad(r, err, ES_EFORMAT, "answer_type", "must be one of text, number, date, choice, math");
         goto out;
     }
     if ((rc = get_gold(r, json_object_get(o, "gold"), &item->n_gold, &ns, err))) goto out;
