@@ -190,7 +190,11 @@ typedef struct es_item_view {
     const float *confidence;       /* [n_samples], NaN where absent */
     const uint8_t *correct;        /* [n_answers] 1 when that answer matches gold */
     const char *const *answer_key; /* [n_answers] canonical keys (NULL for null) */
-    const char *const *answer_raw; /* [n_answers] first raw spelling (NULL for null) */
+    /* [n_answers] the spelling shown for each answer (NULL for null): the
+     * most common raw spelling among the samples' answers with that key,
+     * ties to the first seen; for an answer only probes gave, the first
+     * probe's spelling */
+    const char *const *answer_raw;
     const char *gold;              /* first gold answer, raw */
     /* probes of sample s are probe_*[probe_off[s] .. probe_off[s+1]); the
      * probe_* arrays are the whole set's, probe_off holds indices into them */

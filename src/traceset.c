@@ -6,8 +6,11 @@
  * are interned per item into 0..n_answers-1 in order of first appearance, so
  * a vote is integer counting and "ties go to the answer seen first" is "ties
  * go to the lower id".  Whether an answer is correct is decided once, at
- * load, against every accepted gold answer.  Strings live in a chunked arena
- * whose blocks never move, so the pointers handed out stay valid.
+ * load, against every accepted gold answer.  The spelling shown for an
+ * answer is the most common raw string among the samples that share its key
+ * (ties to the first seen), so a decision prints "\\frac{9}{100}" when 42
+ * samples wrote that and 38 wrote "0.09" first.  Strings live in a chunked
+ * arena whose blocks never move, so the pointers handed out stay valid.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -58,6 +61,11 @@ struct es_traceset {
     size_t key_cap;
     int32_t *slots;
     size_t slots_cap;
+    /* scratch: distinct raw spellings of one item's sample answers */
+    const char **sp_raw;
+    uint32_t *sp_count;
+    int32_t *sp_answer, *sp_slots, *sp_best;
+    size_t sp_cap, sp_slots_cap, sp_best_cap;
     /* item ids seen, for duplicate detection: open addressing over item index + 1 */
     uint32_t *ids;
     size_t ids_cap;
@@ -182,7 +190,8 @@ void es_traceset_free(es_traceset *ts)
     }
     void *arrays[] = {ts->items, ts->s_answer, ts->s_tokens, ts->s_conf, ts->s_probe_off, ts->s_text,
                       ts->p_at, ts->p_answer, ts->p_conf, ts->p_wconf, ts->p_cost, ts->a_correct,
-                      ts->a_key, ts->a_raw, ts->key, ts->slots, ts->ids};
+                      ts->a_key, ts->a_raw, ts->key, ts->slots, ts->ids, ts->sp_raw, ts->sp_count,
+                      ts->sp_answer, ts->sp_slots, ts->sp_best};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
     free(ts);
 }
@@ -216,7 +225,9 @@ static int reset_slots(es_traceset *ts, size_t n)
     return ES_OK;
 }
 
-/* Id of answer `raw` within item `it`, adding it when new. */
+/* Id of answer `raw` within item `it`, adding it when new.  Its spelling
+ * (a_raw) points into the caller's item until choose_spellings copies the
+ * chosen one into the arena. */
 static int intern(es_traceset *ts, item_rec *it, const char *raw, int32_t *id)
 {
     if (!raw) {
@@ -241,13 +252,81 @@ static int intern(es_traceset *ts, item_rec *it, const char *raw, int32_t *id)
         }
     }
     if (reserve_answers(ts, ts->n_ans + 1)) return ES_ENOMEM;
-    const char *key = arena_strdup(ts, ts->key), *r = key ? arena_strdup(ts, raw) : NULL;
-    if (!r) return ES_ENOMEM;
+    const char *key = arena_strdup(ts, ts->key);
+    if (!key) return ES_ENOMEM;
     ts->a_key[ts->n_ans] = key;
-    ts->a_raw[ts->n_ans] = r;
+    ts->a_raw[ts->n_ans] = raw;
     ts->a_correct[ts->n_ans++] = 0;
     ts->slots[h] = (int32_t)it->n_answers;
     *id = (int32_t)it->n_answers++;
+    return ES_OK;
+}
+
+/* Count the distinct raw spellings of the item's sample answers (n samples)
+ * and point each answer's a_raw at its most common one; entries are kept in
+ * first-seen order, so a tie keeps the earlier spelling. */
+static int count_spellings(es_traceset *ts, const item_rec *it, const es_item *item, const char **raw)
+{
+    size_t n = item->n_samples, ns = 0, need = next_cap(16, 2 * n + 2);
+    if (n > ts->sp_cap) {
+        size_t c = next_cap(ts->sp_cap, n);
+        if (grow_to((void **)&ts->sp_raw, c, sizeof(char *)) || grow_to((void **)&ts->sp_count, c, sizeof(uint32_t)) ||
+            grow_to((void **)&ts->sp_answer, c, sizeof(int32_t)))
+            return ES_ENOMEM;
+        ts->sp_cap = c;
+    }
+    if (need > ts->sp_slots_cap) {
+        if (grow_to((void **)&ts->sp_slots, need, sizeof(int32_t))) return ES_ENOMEM;
+        ts->sp_slots_cap = need;
+    }
+    if (it->n_answers > ts->sp_best_cap) {
+        size_t c = next_cap(ts->sp_best_cap, it->n_answers);
+        if (grow_to((void **)&ts->sp_best, c, sizeof(int32_t))) return ES_ENOMEM;
+        ts->sp_best_cap = c;
+    }
+    memset(ts->sp_best, 0xff, it->n_answers * sizeof(int32_t));
+    memset(ts->sp_slots, 0xff, need * sizeof(int32_t));
+    for (size_t i = 0; i < n; i++) {
+        const char *a = item->samples[i].answer;
+        if (!a) continue;
+        size_t h = (size_t)hash_str(a) & (need - 1);
+        while (ts->sp_slots[h] >= 0 && strcmp(ts->sp_raw[ts->sp_slots[h]], a)) h = (h + 1) & (need - 1);
+        if (ts->sp_slots[h] >= 0) {
+            ts->sp_count[ts->sp_slots[h]]++;
+            continue;
+        }
+        ts->sp_slots[h] = (int32_t)ns;
+        ts->sp_raw[ns] = a;
+        ts->sp_count[ns] = 1;
+        ts->sp_answer[ns++] = ts->s_answer[it->sample_begin + i];
+    }
+    for (size_t e = 0; e < ns; e++) {
+        int32_t a = ts->sp_answer[e], b = ts->sp_best[a];
+        if (b < 0 || ts->sp_count[e] > ts->sp_count[b]) {
+            ts->sp_best[a] = (int32_t)e;
+            raw[a] = ts->sp_raw[e];
+        }
+    }
+    return ES_OK;
+}
+
+/* Give each answer of the item its spelling, copied into the arena: the
+ * most common among the samples (counted only when the samples spell some
+ * answer two ways, the rare case), else the first seen; an answer only
+ * probes gave keeps its first probe spelling. */
+static int choose_spellings(es_traceset *ts, const item_rec *it, const es_item *item)
+{
+    const char **raw = ts->a_raw + it->ans_begin;
+    for (size_t i = 0; i < item->n_samples; i++) {
+        const char *a = item->samples[i].answer;
+        if (a && strcmp(a, raw[ts->s_answer[it->sample_begin + i]])) {
+            int rc = count_spellings(ts, it, item, raw);
+            if (rc) return rc;
+            break;
+        }
+    }
+    for (uint32_t a = 0; a < it->n_answers; a++)
+        if (raw[a] && !(raw[a] = arena_strdup(ts, raw[a]))) return ES_ENOMEM;
     return ES_OK;
 }
 
@@ -326,6 +405,8 @@ static int add_samples(es_traceset *ts, item_rec *it, const es_item *item)
         }
         ts->s_probe_off[ts->n_samples + i + 1] = (uint32_t)p;
     }
+    int rc = choose_spellings(ts, it, item);
+    if (rc) return rc;
     ts->n_samples += n;
     ts->n_probes = p;
     return ES_OK;
@@ -376,7 +457,8 @@ size_t es_traceset_bytes(const es_traceset *ts)
     size_t per_sample = 3 * 4 + 4 + ((ts->flags & ES_KEEP_TEXT) ? sizeof(char *) : 0);
     return sizeof *ts + ts->items_cap * sizeof(item_rec) + ts->samples_cap * per_sample +
            ts->probes_cap * 5 * 4 + ts->ans_cap * (1 + 2 * sizeof(char *)) + ts->arena_bytes +
-           ts->key_cap + ts->slots_cap * 4 + ts->ids_cap * 4;
+           ts->key_cap + ts->slots_cap * 4 + ts->ids_cap * 4 + ts->sp_cap * (sizeof(char *) + 8) +
+           ts->sp_slots_cap * 4 + ts->sp_best_cap * 4;
 }
 
 int es_traceset_item(const es_traceset *ts, size_t i, es_item_view *v)

@@ -57,8 +57,8 @@ static void test_interning_order(void **state)
     const uint8_t correct[] = {0, 1, 0, 0, 0};
     for (int i = 0; i < 5; i++) assert_int_equal(v.correct[i], correct[i]);
 
-    /* ids restart per item; spellings that normalise alike share an id and
-     * the first spelling is kept as the raw form */
+    /* ids restart per item; spellings that normalise alike share an id;
+     * each spelling is written once, so the tie goes to the first seen */
     es_sample s2[] = {S("The Yajo.", 1), S("yajo", 2), S("  YAJO ", 3), S("other", 4)};
     const char *gold2[] = {"yajo"};
     es_item it2 = {.id = "q2", .task = "t", .answer_type = ES_ANSWER_TEXT, .n_gold = 1, .gold = gold2,
@@ -300,6 +300,111 @@ static void test_bytes(void **state)
     es_traceset_free(ts);
 }
 
+/* The spelling shown for an answer is the samples' most common one. */
+static void test_spelling_most_common(void **state)
+{
+    es_traceset *ts;
+    assert_int_equal(es_traceset_new(0, &ts), ES_OK);
+    const char *gold[] = {"\\frac{9}{100}"};
+    es_probe pr[] = {P(1, "0.50"), P(2, "9/100"), P(3, "9/100"), P(4, "9/100")};
+    es_sample s[] = {S("0.09", 1), S("\\frac{9}{100}", 2), S("0.09", 3), S("\\frac{9}{100}", 4),
+                     S("\\frac{9}{100}", 5), S(NULL, 6), S("x", 7), S("X", 8)};
+    s[6].probes = pr;
+    s[6].n_probes = 4;
+    es_item it = {.id = "q", .task = "t", .answer_type = ES_ANSWER_MATH, .n_gold = 1, .gold = gold,
+                  .n_samples = 8, .samples = s};
+    assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
+    es_item_view v;
+    assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
+    assert_int_equal(v.n_answers, 4);   /* 0.09, null, x, 0.5 */
+    assert_int_equal(v.answer[0], 0);
+    assert_int_equal(v.answer[1], 0);
+    assert_string_equal(v.answer_key[0], "0.09");
+    /* 3 against 2, though "0.09" came first; probes' spellings do not count */
+    assert_string_equal(v.answer_raw[0], "\\frac{9}{100}");
+    assert_int_equal(v.correct[0], 1);
+    assert_null(v.answer_raw[1]);
+    assert_string_equal(v.answer_raw[2], "x");   /* 1 to 1: the first seen */
+    assert_string_equal(v.answer_raw[3], "0.50");   /* only a probe said it */
+    es_traceset_free(ts);
+}
+
+/* The view of item `id` of shared file `name`, loaded into *ts; 0 when the
+ * data is absent. */
+static int real_item(const char *name, const char *id, es_traceset **ts, es_item_view *v)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/traces/%s.jsonl", es_ref_data_dir(), name);
+    struct stat sb;
+    if (stat(path, &sb)) {
+        print_message("shared data absent (%s): skipping\n", path);
+        return 0;
+    }
+    es_error err = {0};
+    if (es_traceset_load(path, ES_READ_NO_TEXT, ts, NULL, &err)) fail_msg("%s: %s", path, err.msg);
+    for (size_t i = 0; i < es_traceset_n_items(*ts); i++) {
+        assert_int_equal(es_traceset_item(*ts, i, v), ES_OK);
+        if (!strcmp(v->id, id)) return 1;
+    }
+    fail_msg("%s: no item %s", path, id);
+    return 0;
+}
+
+/* Answers of the shared files that the earlier keys got wrong. */
+static void test_real_answers(void **state)
+{
+    es_traceset *ts;
+    es_item_view v;
+    /* math: 38 "0.09" then 42 "\\frac{9}{100}" are one correct answer, shown
+     * in its most common spelling */
+    if (!real_item("boinf_math500_Qwen3-14B_k80", "boinf-math500-326", &ts, &v)) skip();
+    assert_string_equal(v.answer_key[v.answer[0]], "0.09");
+    for (uint32_t i = 0; i < v.n_samples; i++) assert_int_equal(v.answer[i], v.answer[0]);
+    assert_int_equal(v.correct[v.answer[0]], 1);
+    assert_string_equal(v.answer_raw[v.answer[0]], "\\frac{9}{100}");
+    es_traceset_free(ts);
+    /* math: [2,\\infty) is not the gold (2,\\infty), which the text key merged */
+    if (!real_item("boinf_math500_EXAONE-Deep-32B_k80", "boinf-math500-184", &ts, &v)) skip();
+    int open = 0, closed = 0;
+    for (uint32_t a = 0; a < v.n_answers; a++) {
+        if (v.answer_raw[a] && !strcmp(v.answer_raw[a], "(2,\\infty)")) open = 1, assert_int_equal(v.correct[a], 1);
+        if (v.answer_raw[a] && !strcmp(v.answer_raw[a], "[2,\\infty)")) closed = 1, assert_int_equal(v.correct[a], 0);
+    }
+    assert_true(open && closed);
+    es_traceset_free(ts);
+    /* math: 1-\\sqrt{19} and 1+\\sqrt{19} are two answers */
+    if (!real_item("boinf_math500_EXAONE-Deep-32B_k80", "boinf-math500-096", &ts, &v)) skip();
+    int minus = -1, plus = -1;
+    for (uint32_t a = 0; a < v.n_answers; a++) {
+        if (v.answer_raw[a] && !strcmp(v.answer_raw[a], "1-\\sqrt{19}")) minus = (int)a;
+        if (v.answer_raw[a] && !strcmp(v.answer_raw[a], "1+\\sqrt{19}")) plus = (int)a;
+    }
+    assert_true(minus >= 0 && plus >= 0 && minus != plus);
+    es_traceset_free(ts);
+    /* date: "05/08/2021." (sample 0) and 18 "05/08/2021" are one correct
+     * answer, shown without the period */
+    if (!real_item("mot_gpt35_date_cot1_t08", "mot-007", &ts, &v)) skip();
+    assert_int_equal(v.n_answers, 1);
+    assert_int_equal(v.correct[0], 1);
+    assert_string_equal(v.answer_raw[0], "05/08/2021");
+    es_traceset_free(ts);
+    /* date: "Jan 22, 2011" (sample 24) is the gold 01/22/2011 */
+    if (!real_item("mot_gpt35_date_cot1_40", "mot-171", &ts, &v)) skip();
+    assert_int_equal(v.answer[24], v.answer[8]);   /* sample 8 says "01/22/2011" */
+    assert_string_equal(v.answer_key[v.answer[24]], "01/22/2011");
+    assert_int_equal(v.correct[v.answer[24]], 1);
+    es_traceset_free(ts);
+    /* number: 104 in mathematical bold digits (sample 73) is the gold 104 */
+    if (!real_item("boinf_aime2024_Phi-4-reasoning_k160", "boinf-aime2024-027", &ts, &v)) skip();
+    assert_string_equal(v.answer_key[v.answer[73]], "104");
+    assert_int_equal(v.correct[v.answer[73]], 1);
+    es_traceset_free(ts);
+    /* number: a program's float noise, -80.00000000000001 (sample 3) */
+    if (!real_item("cotuq_llama31_8b_cod_gsm8k_k5", "cotuq-cod-gsm8k-temp_407", &ts, &v)) skip();
+    assert_string_equal(v.answer_key[v.answer[3]], "-80");
+    es_traceset_free(ts);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +414,8 @@ int main(void)
         cmocka_unit_test(test_views_and_probe_offsets),
         cmocka_unit_test(test_bad_adds_roll_back),
         cmocka_unit_test(test_bytes),
+        cmocka_unit_test(test_spelling_most_common),
+        cmocka_unit_test(test_real_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
