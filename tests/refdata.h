@@ -1,6 +1,10 @@
 /*
  * refdata.h - the reference figures of the shared data, parsed at run time
- * from $ES_SHARED_DATA/README.md, for test_stats.c and test_cli.c.
+ * from $ES_SHARED_DATA/README.md, for test_stats.c, test_replay.c, test_cli.c
+ * and test_cli_eval.c: every table whose first column is "file" and that has
+ * an "items" column (the k-sample tables, the two added with the BoInf, CoT-UQ
+ * and GPT-4 files, and the long-trace table), every row, every column the
+ * test knows.
  *
  * The figures are read from the README rather than copied into the tests so
  * that there is one source of truth: when the data (and its README) change,
@@ -22,9 +26,20 @@
 
 typedef struct es_ref_table {
     int ncols, nrows;
+    char title[160];                    /* the heading or "...:" line above it */
+    int ncells[ES_REF_MAX_ROWS];        /* cells found in each row (ncols when well formed) */
     char cols[ES_REF_MAX_COLS][96];
     char cells[ES_REF_MAX_ROWS][ES_REF_MAX_COLS][96];
 } es_ref_table;
+
+/* The figure tables the README has held since 2026-11-29: a parse that
+ * loses one must fail, not check fewer figures. */
+static const char *const es_ref_titles[] = {
+    "Reference figures",
+    "Reference figures, many-sample reasoning models",
+    "Reference figures, other additions",
+};
+#define ES_REF_N_TITLES (sizeof es_ref_titles / sizeof es_ref_titles[0])
 
 /* One figure to check: README column, which part of an "a / b" cell, and
  * the name of the figure (the key of `earlystop stats --json`). */
@@ -94,6 +109,25 @@ static inline int es_ref_is_sep(const char *line)
     return dashes > 0;
 }
 
+/* A line that names the table below it: a markdown heading, or a line
+ * ending in ':' ("Reference figures, other additions:"); its text, without
+ * the '#'s and the ':', into title. */
+static inline void es_ref_title_line(const char *line, char *title, size_t cap)
+{
+    char b[2048];
+    snprintf(b, sizeof b, "%s", line);
+    char *t = es_ref_trim(b);
+    size_t n = strlen(t);
+    if (*t == '#') {
+        while (*t == '#' || *t == ' ') t++;
+    } else if (n && t[n - 1] == ':') {
+        t[n - 1] = '\0';
+    } else {
+        return;
+    }
+    snprintf(title, cap, "%s", t);
+}
+
 /* Parse every markdown table of the README whose first column is "file" and
  * that has an "items" column (the figure tables, not the licence table).
  * Returns the number of tables (0 on a missing file). */
@@ -101,12 +135,13 @@ static inline int es_ref_load(const char *readme, es_ref_table *tabs, int max_ta
 {
     FILE *fp = fopen(readme, "r");
     if (!fp) return 0;
-    char line[2048], prev[2048] = "";
+    char line[2048], prev[2048] = "", title[160] = "";
     int nt = 0;
     es_ref_table *t = NULL;
     while (fgets(line, sizeof line, fp)) {
         if (line[0] != '|') {
             t = NULL;
+            es_ref_title_line(line, title, sizeof title);
             snprintf(prev, sizeof prev, "%s", line);
             continue;
         }
@@ -121,18 +156,42 @@ static inline int es_ref_load(const char *readme, es_ref_table *tabs, int max_ta
                 memset(t, 0, sizeof *t);
                 t->ncols = n;
                 memcpy(t->cols, hdr, sizeof hdr);
+                snprintf(t->title, sizeof t->title, "%s", title);
             }
         } else if (t && t->nrows < ES_REF_MAX_ROWS) {
             char cells[ES_REF_MAX_COLS][96];
             int n = es_ref_split(line, cells, ES_REF_MAX_COLS);
             for (int i = 0; i < n && i < t->ncols; i++)
                 memcpy(t->cells[t->nrows][i], cells[i], sizeof cells[i]);
-            t->nrows++;
+            t->ncells[t->nrows++] = n;
         }
         snprintf(prev, sizeof prev, "%s", line);
     }
     fclose(fp);
     return nt;
+}
+
+/* How many of es_ref_titles are missing from tabs, each one named on stderr;
+ * and rows whose cell count differs from their header, named too. */
+static inline int es_ref_check_tables(const es_ref_table *tabs, int nt)
+{
+    int bad = 0;
+    for (size_t k = 0; k < ES_REF_N_TITLES; k++) {
+        int found = 0;
+        for (int t = 0; t < nt; t++) found |= !strcmp(tabs[t].title, es_ref_titles[k]) && tabs[t].nrows > 0;
+        if (!found) {
+            fprintf(stderr, "README: no table '%s' with rows\n", es_ref_titles[k]);
+            bad++;
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < tabs[t].nrows; r++)
+            if (tabs[t].ncells[r] != tabs[t].ncols) {
+                fprintf(stderr, "README: table '%s' row %d (%s): %d cells for %d columns\n", tabs[t].title, r + 1,
+                        tabs[t].cells[r][0], tabs[t].ncells[r], tabs[t].ncols);
+                bad++;
+            }
+    return bad;
 }
 
 static inline int es_ref_col(const es_ref_table *t, const char *name)
@@ -160,6 +219,20 @@ static inline int es_ref_number(const char *cell, int part, double *x, int *deci
     const char *dot = memchr(p, '.', (size_t)(end - p));
     *decimals = dot ? (int)(end - dot - 1) : 0;
     return 1;
+}
+
+/* Part `part` of row r's cell in `column` as a number: 1 when there is
+ * one, 0 when the table has no such column; a cell that holds no number
+ * there is named on stderr and counted in *failures (0 returned). */
+static inline int es_ref_cell(const es_ref_table *t, int r, const char *column, int part, double *x, int *decimals,
+                              int *failures)
+{
+    int c = es_ref_col(t, column);
+    if (c < 0) return 0;
+    if (es_ref_number(t->cells[r][c], part, x, decimals)) return 1;
+    fprintf(stderr, "%s: README cell '%s' of %s is not a number\n", t->cells[r][0], t->cells[r][c], column);
+    (*failures)++;
+    return 0;
 }
 
 /* A computed figure equals the README's when it prints the same at the
