@@ -790,9 +790,10 @@ static int choice_key(const char *s, size_t n, key_writer *w)
 /* ----------------------------------------------------------- raw keys */
 
 /* Fallback key of a typed answer that does not parse: the answer trimmed
- * of white space and ASCII lower-cased, otherwise verbatim (NUL bytes,
- * possible only through an explicit n, become spaces so a key stays a C
- * string): ref_eval.py's s.lower() of the stripped answer.  Lower-casing
+ * of white space and ASCII lower-cased, otherwise verbatim: ref_eval.py's
+ * s.lower() of the stripped answer.  An inner NUL byte (possible only
+ * through an explicit n) becomes U+FFFD, so a key stays a C string and
+ * stays its own key (a space could turn "sept.\0" + "1 1010." into a date).  Lower-casing
  * matters to the figures: "Today is ..." and "today is ..." are one answer
  * there; punctuation and articles are kept. */
 static void raw_key(const char *s, size_t n, key_writer *w)
@@ -804,8 +805,8 @@ static void raw_key(const char *s, size_t n, key_writer *w)
         if (!k) end = j;
     }
     for (; i < end; i++) {
-        char c = s[i] ? s[i] : ' ';
-        wr_put(w, c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c);
+        if (!s[i]) wr_str(w, "\xef\xbf\xbd");
+        else wr_put(w, to_lower(s[i]));
     }
 }
 

@@ -278,9 +278,12 @@ static void test_raw_key_bytes(void **state)
 {
     (void)state;
     char buf[16];
-    /* a NUL inside a raw key becomes a space: keys stay C strings */
-    assert_int_equal(es_answer_normalize(ES_ANSWER_DATE, "a\0b ", 4, buf, sizeof buf), 3);
-    assert_string_equal(buf, "a b");
+    /* a NUL inside a raw key becomes U+FFFD: keys stay C strings, and a key
+     * is its own key ("sept.\0001 1010." would be a date with a space) */
+    assert_int_equal(es_answer_normalize(ES_ANSWER_DATE, "a\0b ", 4, buf, sizeof buf), 5);
+    assert_string_equal(buf, "a\xef\xbf\xbd" "b");
+    assert_int_equal(es_answer_normalize(ES_ANSWER_DATE, "Sept.\0001 1010.", 13, buf, sizeof buf), 15);
+    assert_string_equal(buf, "sept.\xef\xbf\xbd" "1 1010.");
     assert_int_equal(es_answer_normalize(ES_ANSWER_CHOICE, "\xc2\xa0x y\xc2\xa0", 7, buf,
                                          sizeof buf), 3);
     assert_string_equal(buf, "x y");
