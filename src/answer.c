@@ -80,10 +80,20 @@ static int is_punct(unsigned char c)
 /* Bytes of white space at s[i], 0 if none: Python's str.isspace() set
  * (what ref_eval.py strips and splits on) in UTF-8, and every control byte,
  * NUL included, so a key never holds one. */
-static size_t ws_len(const char *s, size_t n, size_t i)
+static size_t ws_len_utf8(const char *s, size_t n, size_t i);
+
+static inline size_t ws_len(const char *s, size_t n, size_t i)
+{
+    unsigned char c = (unsigned char)s[i];
+    if (c > 0x20 && c < 0x7f) return 0;   /* the common case, inline */
+    if (c < 0x80) return 1;
+    return ws_len_utf8(s, n, i);
+}
+
+/* The non-ASCII white space of ws_len. */
+static size_t ws_len_utf8(const char *s, size_t n, size_t i)
 {
     const unsigned char *u = (const unsigned char *)s + i;
-    if (u[0] <= 0x20 || u[0] == 0x7f) return 1;
     if (u[0] < 0xC2) return 0;
     if (u[0] == 0xC2) return i + 1 < n && (u[1] == 0x85 || u[1] == 0xA0) ? 2 : 0;   /* U+0085, U+00A0 */
     if (i + 2 >= n) return 0;
@@ -125,12 +135,20 @@ static const uint32_t nd_zero[] = {
     0x16AC0, 0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
 };
 
+static int digit_at_utf8(const char *s, size_t n, size_t i, size_t *w);
+
 /* Value of the decimal digit at s[i] (i < n), its bytes in *w; -1 if none. */
-static int digit_at(const char *s, size_t n, size_t i, size_t *w)
+static inline int digit_at(const char *s, size_t n, size_t i, size_t *w)
 {
     unsigned char c = (unsigned char)s[i];
     *w = 1;
     if (c < 0x80) return is_digit(c) ? c - '0' : -1;
+    return digit_at_utf8(s, n, i, w);
+}
+
+/* The non-ASCII digits of digit_at. */
+static int digit_at_utf8(const char *s, size_t n, size_t i, size_t *w)
+{
     long cp = utf8_at(s, n, i, w);
     size_t lo = 0, hi = sizeof nd_zero / sizeof *nd_zero;
     if (cp < 0x660) return -1;
@@ -359,6 +377,39 @@ static void wr_str(key_writer *w, const char *s)
     for (; *s; s++) wr_put(w, *s);
 }
 
+#ifdef __SIZEOF_INT128__
+/* |v| < 2^31: its 6-decimal rounding done exactly in integers, as printf
+ * does it (the double's exact value, ties to even), without printf's cost.
+ * v = m 2^e; N = round(|v| 10^6) = round(m 10^6 / 2^-e), m 10^6 < 2^73. */
+static void put_fixed6_small(double v, key_writer *w)
+{
+    int e2;
+    double f = frexp(fabs(v), &e2);                /* |v| = f 2^e2, f in [0.5, 1) */
+    unsigned long long m = (unsigned long long)ldexp(f, 53), n = 0;
+    int sh = 53 - e2;                              /* |v| = m / 2^sh, sh > 22 */
+    if (sh < 128) {
+        unsigned __int128 p = (unsigned __int128)m * 1000000u, half = (unsigned __int128)1 << (sh - 1);
+        unsigned __int128 rem = p & ((half << 1) - 1);
+        n = (unsigned long long)(p >> sh);
+        n += rem > half || (rem == half && (n & 1));
+    }
+    char b[24];
+    int k = 0, frac = (int)(n % 1000000), nz = 6;
+    if (n == 0) {   /* "-0.000000" is "0" too */
+        wr_put(w, '0');
+        return;
+    }
+    if (v < 0) wr_put(w, '-');
+    for (unsigned long long q = n / 1000000; k == 0 || q; q /= 10) b[k++] = (char)('0' + q % 10);
+    while (k) wr_put(w, b[--k]);
+    for (; nz > 0 && frac % 10 == 0; nz--) frac /= 10;
+    if (nz == 0) return;
+    wr_put(w, '.');
+    for (int d = nz - 1; d >= 0; d--) b[d] = (char)('0' + frac % 10), frac /= 10;
+    for (int d = 0; d < nz; d++) wr_put(w, b[d]);
+}
+#endif
+
 /* Python's ("%.6f" % v).rstrip("0").rstrip("."), "-0" -> "0". */
 static void put_fixed6(double v, key_writer *w)
 {
@@ -370,6 +421,12 @@ static void put_fixed6(double v, key_writer *w)
         wr_str(w, v < 0 ? "-inf" : "inf");
         return;
     }
+#ifdef __SIZEOF_INT128__
+    if (fabs(v) < 2147483648.0) {
+        put_fixed6_small(v, w);
+        return;
+    }
+#endif
     char b[NUM_FIXED_MAX + 16];
     int len = snprintf(b, sizeof b, "%.6f", v);
     if (len < 8 || (size_t)len >= sizeof b) return;   /* cannot happen for a finite double */
@@ -577,13 +634,15 @@ static void put_uint2(key_writer *w, unsigned v)
  * month 1-12, day 1-31; key MM/DD/YYYY, the year as written. */
 static int date_key(const char *s, size_t n, key_writer *w)
 {
-    size_t i = skip_ws(s, n, 0), e = i, wd;
-    for (size_t j = i, k; j < n; j += k) {   /* e: just past the last byte kept */
-        k = ws_len(s, n, j);
-        if (!k) {
-            k = 1;
-            if (!strchr(".,;!", s[j]) || !s[j]) e = j + 1;
-        }
+    size_t i = skip_ws(s, n, 0), e = n, wd;
+    while (e > i) {   /* from the end: a long sentence is not scanned twice */
+        char c = s[e - 1];
+        size_t k = ws_len(s, n, e - 1);
+        if (!k && e - i >= 2 && ws_len(s, n, e - 2) == 2) k = 2;
+        if (!k && e - i >= 3 && ws_len(s, n, e - 3) == 3) k = 3;
+        if (!k && (c == '.' || c == ',' || c == ';' || c == '!')) k = 1;
+        if (!k) break;
+        e -= k;
     }
     date_parts p = {0, 0, 0, 0};
     int ok = i < e && (digit_at(s, e, i, &wd) >= 0 ? date_numeric(s, e, i, &p) || date_day_first(s, e, i, &p)
@@ -608,16 +667,30 @@ static int date_key(const char *s, size_t n, key_writer *w)
  * thousands separators) or an integer fraction keys as its value.
  */
 
-static const char *const math_drop_layout[] = {"\\left", "\\right", "\\displaystyle", "\\!", "\\,", "\\;", "\\:"};
-static const char *const math_drop_units[] = {"^{\\circ}", "^\\circ", "\\%", "%", "\\$", "$"};
+/* One str.replace of the cleaning: pattern, replacement, their lengths. */
+typedef struct math_rep {
+    const char *pat, *rep;
+    size_t pl, rl;
+} math_rep;
+
+#define MREP(p, r) {p, r, sizeof p - 1, sizeof r - 1}
+static const math_rep math_layout[] = {
+    MREP("\\left", ""), MREP("\\right", ""), MREP("\\displaystyle", ""), MREP("\\!", ""),
+    MREP("\\,", ""),    MREP("\\;", ""),     MREP("\\:", ""),             MREP("\\dfrac", "\\frac"),
+    MREP("\\tfrac", "\\frac"),
+};
+static const math_rep math_units[] = {
+    MREP("^{\\circ}", ""), MREP("^\\circ", ""), MREP("\\%", ""), MREP("%", ""), MREP("\\$", ""), MREP("$", ""),
+};
+#undef MREP
 
 /* t.replace(pat, rep) in place, rep no longer than pat; the new length. */
-static size_t replace_all(char *t, size_t m, const char *pat, const char *rep)
+static size_t replace_all(char *t, size_t m, const math_rep *mr)
 {
-    size_t pl = strlen(pat), rl = strlen(rep);
-    const char *hit = memchr(t, pat[0], m);
-    if (!hit) return m;
-    size_t r = (size_t)(hit - t), o = r;
+    const char *pat = mr->pat, *rep = mr->rep;
+    size_t pl = mr->pl, rl = mr->rl, r = 0, o = 0;
+    while (r < m && t[r] != pat[0]) r++;
+    o = r;
     while (r < m) {
         if (t[r] == pat[0] && m - r >= pl && !memcmp(t + r, pat, pl)) {
             memcpy(t + o, rep, rl);
@@ -669,20 +742,51 @@ static int thousands(const char *t, size_t m)
     return groups && i == m;
 }
 
-/* The value of n digits at a, exact below 2^53 (as Python's int). */
-static long double digits_value(const char *a, size_t n)
+/* The value of n digits at a: exact in *u when it fits 64 bits (1 is
+ * returned), else 0 and an approximation in *ld. */
+static int digits_value(const char *a, size_t n, unsigned long long *u, long double *ld)
 {
-    long double v = 0;
     size_t w;
-    for (size_t k = 0; k < n; k += w) v = v * 10 + digit_at(a, n, k, &w);
-    return v;
+    int fits = 1;
+    *u = 0;
+    *ld = 0;
+    for (size_t k = 0; k < n; k += w) {
+        unsigned d = (unsigned)digit_at(a, n, k, &w);
+        *ld = *ld * 10 + d;
+        if (*u > (~0ULL - d) / 10) fits = 0;
+        *u = *u * 10 + d;
+    }
+    return fits;
+}
+
+/* a / b (b > 0) correctly rounded to a double, as Python's int division.
+ * Below 2^53 one IEEE division of exact operands is; up to 2^64 the
+ * quotient is taken to 54+ bits in 128-bit integers, the remainder sticky. */
+static double divide_exact(unsigned long long a, unsigned long long b)
+{
+    if (a < (1ULL << 53) && b < (1ULL << 53)) return (double)a / (double)b;
+#ifdef __SIZEOF_INT128__
+    if (a == 0) return 0.0;
+    int la = 64 - __builtin_clzll(a), lb = 64 - __builtin_clzll(b);
+    int sh = 55 - la + lb > 0 ? 55 - la + lb : 0;            /* a 2^sh / b >= 2^54, < 2^128 */
+    unsigned __int128 one = 1, num = (unsigned __int128)a << sh, q = num / b;
+    int sticky = num % b != 0, lq = 0;
+    for (unsigned __int128 x = q; x; x >>= 1) lq++;
+    int drop = lq - 53;                                     /* bits below the double's 53 */
+    unsigned __int128 low = q & ((one << drop) - 1), half = one << (drop - 1);
+    unsigned long long m = (unsigned long long)(q >> drop);
+    if (low > half || (low == half && (sticky || (m & 1)))) m++;
+    return ldexp((double)m, drop - sh);
+#else
+    return (double)((long double)a / (long double)b);
+#endif
 }
 
 /*
  * -?(\frac{a}{b} | \frac ab | a/b), a and b digits, b non-zero: 1 and the
- * value.  Python divides its exact integers; so does this below 2^53 (one
- * IEEE division of exact operands); beyond, the quotient is taken in long
- * double, which may differ from Python's in the last bit.
+ * value.  Python divides its exact integers; so does this while both fit 64
+ * bits; beyond, the quotient is taken in long double, which may differ from
+ * Python's in the last bit (and is inf where Python raises an error).
  */
 static int fraction(const char *t, size_t m, double *v)
 {
@@ -715,9 +819,11 @@ static int fraction(const char *t, size_t m, double *v)
         if (!digit_run(t, m, &i, NULL) || i != m) return 0;
         b1 = m;
     }
-    long double a = digits_value(t + a0, a1 - a0), b = digits_value(t + b0, b1 - b0);
-    if (b == 0) return 0;
-    double q = (a < 9007199254740992.0L && b < 9007199254740992.0L) ? (double)a / (double)b : (double)(a / b);
+    unsigned long long au, bu;
+    long double al, bl;
+    int exact = digits_value(t + a0, a1 - a0, &au, &al) & digits_value(t + b0, b1 - b0, &bu, &bl);
+    if (bl == 0) return 0;
+    double q = exact ? divide_exact(au, bu) : (double)(al / bl);
     *v = neg ? -q : q;
     return 1;
 }
@@ -726,18 +832,25 @@ static int fraction(const char *t, size_t m, double *v)
 static void math_clean(const char *s, size_t n, char *t, key_writer *w)
 {
     size_t m = 0;
+    int marks = 0;   /* which of '\\', '^', '%', '$' occur: passes that cannot match are skipped */
     for (size_t i = 0; i < n;) {
         size_t k = ws_len(s, n, i);
-        if (k) i += k;
-        else t[m++] = s[i++];
+        if (k) {
+            i += k;
+            continue;
+        }
+        char c = s[i++];
+        marks |= c == '\\' ? 1 : c == '^' ? 2 : c == '%' ? 4 : c == '$' ? 8 : 0;
+        t[m++] = c;
     }
-    for (size_t k = 0; k < sizeof math_drop_layout / sizeof *math_drop_layout; k++)
-        m = replace_all(t, m, math_drop_layout[k], "");
-    m = replace_all(t, m, "\\dfrac", "\\frac");
-    m = replace_all(t, m, "\\tfrac", "\\frac");
-    for (size_t k = 0; k < sizeof math_drop_units / sizeof *math_drop_units; k++)
-        m = replace_all(t, m, math_drop_units[k], "");
-    m = unwrap_text(t, m);
+    if (marks & 1) {
+        for (size_t k = 0; k < sizeof math_layout / sizeof *math_layout; k++) m = replace_all(t, m, &math_layout[k]);
+    }
+    for (size_t k = 0; k < sizeof math_units / sizeof *math_units; k++) {
+        int first = math_units[k].pat[0];
+        if (marks & (first == '\\' ? 1 : first == '^' ? 2 : first == '%' ? 4 : 8)) m = replace_all(t, m, &math_units[k]);
+    }
+    if (marks & 1) m = unwrap_text(t, m);
     if (m && t[m - 1] == '.') m--;
     for (size_t i = 0; i < m; i++) t[i] = to_lower(t[i]);
     dec_num d;

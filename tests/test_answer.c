@@ -458,8 +458,17 @@ static void test_math_numbers(void **state)
     /* Unicode digits are digits here too (Python's \d) */
     ASSERT_KEY(ES_ANSWER_MATH, "\\frac{\xd9\xa1}{\xd9\xa4}", "0.25");
     ASSERT_KEY(ES_ANSWER_MATH, "\xf0\x9d\x9f\xad,\xf0\x9d\x9f\xac\xf0\x9d\x9f\xac\xf0\x9d\x9f\xac", "1000");
-    /* beyond 2^53 the quotient is still the nearest double here */
+    /* beyond 2^53 the quotient is still the nearest double, as Python's
+     * int division: 2^53 + 1 and 2^53 + 3 tie, to the even neighbour */
     ASSERT_KEY(ES_ANSWER_MATH, "18014398509481984/2", "9007199254740992");
+    ASSERT_KEY(ES_ANSWER_MATH, "9007199254740993/1", "9007199254740992");
+    ASSERT_KEY(ES_ANSWER_MATH, "27021597764222985/3", "9007199254740996");
+    ASSERT_KEY(ES_ANSWER_MATH, "259109311719383020/7421", "34915686796844.496094");
+    ASSERT_KEY(ES_ANSWER_MATH, "18446744073709551615/18446744073709551614", "1");
+    /* ties at the 6th decimal go to even, as printf rounds the exact double */
+    ASSERT_KEY(ES_ANSWER_MATH, "1/128", "0.007812");
+    ASSERT_KEY(ES_ANSWER_MATH, "3/128", "0.023438");
+    ASSERT_KEY(ES_ANSWER_MATH, "-5/128", "-0.039062");
 }
 
 static void test_normalize_bounds(void **state)
