@@ -305,6 +305,16 @@ static void test_spelling_most_common(void **state)
 {
     es_traceset *ts;
     assert_int_equal(es_traceset_new(0, &ts), ES_OK);
+    /* "18" came first, "18.0" is written twice */
+    const char *gold18[] = {"18"};
+    es_sample n[] = {S("18", 1), S("18.0", 2), S("$18", 3), S("18.0", 4)};
+    es_item in = {.id = "n", .task = "t", .answer_type = ES_ANSWER_NUMBER, .n_gold = 1, .gold = gold18,
+                  .n_samples = 4, .samples = n};
+    assert_int_equal(es_traceset_add(ts, &in, NULL), ES_OK);
+    es_item_view v;
+    assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
+    assert_int_equal(v.n_answers, 1);
+    assert_string_equal(v.answer_raw[0], "18.0");
     const char *gold[] = {"\\frac{9}{100}"};
     es_probe pr[] = {P(1, "0.50"), P(2, "9/100"), P(3, "9/100"), P(4, "9/100")};
     es_sample s[] = {S("0.09", 1), S("\\frac{9}{100}", 2), S("0.09", 3), S("\\frac{9}{100}", 4),
@@ -314,8 +324,7 @@ static void test_spelling_most_common(void **state)
     es_item it = {.id = "q", .task = "t", .answer_type = ES_ANSWER_MATH, .n_gold = 1, .gold = gold,
                   .n_samples = 8, .samples = s};
     assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
-    es_item_view v;
-    assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
+    assert_int_equal(es_traceset_item(ts, 1, &v), ES_OK);
     assert_int_equal(v.n_answers, 4);   /* 0.09, null, x, 0.5 */
     assert_int_equal(v.answer[0], 0);
     assert_int_equal(v.answer[1], 0);
@@ -350,20 +359,32 @@ static int real_item(const char *name, const char *id, es_traceset **ts, es_item
     return 0;
 }
 
-/* Answers of the shared files that the earlier keys got wrong. */
-static void test_real_answers(void **state)
+/* A real item whose samples spell one date two ways: 6 write "04/26/1969"
+ * first, 14 write "4/26/1969"; a decision shows the latter. */
+static void test_real_spelling(void **state)
 {
     es_traceset *ts;
     es_item_view v;
-    /* math: 38 "0.09" then 42 "\\frac{9}{100}" are one correct answer, shown
-     * in its most common spelling */
+    if (!real_item("mot_gpt35_date_cot1", "mot-052", &ts, &v)) skip();
+    assert_string_equal(v.answer_key[v.answer[0]], "04/26/1969");
+    assert_string_equal(v.answer_raw[v.answer[0]], "4/26/1969");
+    es_traceset_free(ts);
+}
+
+/* Math answers of the shared files that the text key got wrong. */
+static void test_real_math(void **state)
+{
+    es_traceset *ts;
+    es_item_view v;
+    /* 38 "0.09" then 42 "\\frac{9}{100}" are one correct answer, shown in
+     * its most common spelling */
     if (!real_item("boinf_math500_Qwen3-14B_k80", "boinf-math500-326", &ts, &v)) skip();
     assert_string_equal(v.answer_key[v.answer[0]], "0.09");
     for (uint32_t i = 0; i < v.n_samples; i++) assert_int_equal(v.answer[i], v.answer[0]);
     assert_int_equal(v.correct[v.answer[0]], 1);
     assert_string_equal(v.answer_raw[v.answer[0]], "\\frac{9}{100}");
     es_traceset_free(ts);
-    /* math: [2,\\infty) is not the gold (2,\\infty), which the text key merged */
+    /* [2,\\infty) is not the gold (2,\\infty), which the text key merged */
     if (!real_item("boinf_math500_EXAONE-Deep-32B_k80", "boinf-math500-184", &ts, &v)) skip();
     int open = 0, closed = 0;
     for (uint32_t a = 0; a < v.n_answers; a++) {
@@ -372,7 +393,7 @@ static void test_real_answers(void **state)
     }
     assert_true(open && closed);
     es_traceset_free(ts);
-    /* math: 1-\\sqrt{19} and 1+\\sqrt{19} are two answers */
+    /* 1-\\sqrt{19} and 1+\\sqrt{19} are two answers */
     if (!real_item("boinf_math500_EXAONE-Deep-32B_k80", "boinf-math500-096", &ts, &v)) skip();
     int minus = -1, plus = -1;
     for (uint32_t a = 0; a < v.n_answers; a++) {
@@ -381,25 +402,39 @@ static void test_real_answers(void **state)
     }
     assert_true(minus >= 0 && plus >= 0 && minus != plus);
     es_traceset_free(ts);
-    /* date: "05/08/2021." (sample 0) and 18 "05/08/2021" are one correct
-     * answer, shown without the period */
+}
+
+/* Dates of the shared files that the M/D/YYYY-only key got wrong. */
+static void test_real_dates(void **state)
+{
+    es_traceset *ts;
+    es_item_view v;
+    /* "05/08/2021." (sample 0) and 18 "05/08/2021" are one correct answer,
+     * shown without the period */
     if (!real_item("mot_gpt35_date_cot1_t08", "mot-007", &ts, &v)) skip();
     assert_int_equal(v.n_answers, 1);
     assert_int_equal(v.correct[0], 1);
     assert_string_equal(v.answer_raw[0], "05/08/2021");
     es_traceset_free(ts);
-    /* date: "Jan 22, 2011" (sample 24) is the gold 01/22/2011 */
+    /* "Jan 22, 2011" (sample 24) is the gold 01/22/2011 */
     if (!real_item("mot_gpt35_date_cot1_40", "mot-171", &ts, &v)) skip();
     assert_int_equal(v.answer[24], v.answer[8]);   /* sample 8 says "01/22/2011" */
     assert_string_equal(v.answer_key[v.answer[24]], "01/22/2011");
     assert_int_equal(v.correct[v.answer[24]], 1);
     es_traceset_free(ts);
-    /* number: 104 in mathematical bold digits (sample 73) is the gold 104 */
+}
+
+/* Numbers of the shared files that the exact-decimal key got wrong. */
+static void test_real_numbers(void **state)
+{
+    es_traceset *ts;
+    es_item_view v;
+    /* 104 in mathematical bold digits (sample 73) is the gold 104 */
     if (!real_item("boinf_aime2024_Phi-4-reasoning_k160", "boinf-aime2024-027", &ts, &v)) skip();
     assert_string_equal(v.answer_key[v.answer[73]], "104");
     assert_int_equal(v.correct[v.answer[73]], 1);
     es_traceset_free(ts);
-    /* number: a program's float noise, -80.00000000000001 (sample 3) */
+    /* a program's float noise, -80.00000000000001 (sample 3) */
     if (!real_item("cotuq_llama31_8b_cod_gsm8k_k5", "cotuq-cod-gsm8k-temp_407", &ts, &v)) skip();
     assert_string_equal(v.answer_key[v.answer[3]], "-80");
     es_traceset_free(ts);
@@ -415,7 +450,10 @@ int main(void)
         cmocka_unit_test(test_bad_adds_roll_back),
         cmocka_unit_test(test_bytes),
         cmocka_unit_test(test_spelling_most_common),
-        cmocka_unit_test(test_real_answers),
+        cmocka_unit_test(test_real_spelling),
+        cmocka_unit_test(test_real_numbers),
+        cmocka_unit_test(test_real_dates),
+        cmocka_unit_test(test_real_math),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
