@@ -125,7 +125,9 @@ static inline void es_ref_title_line(const char *line, char *title, size_t cap)
     } else {
         return;
     }
-    snprintf(title, cap, "%s", t);
+    n = strlen(t) < cap ? strlen(t) : cap - 1;   /* a long line is cut, not an error */
+    memcpy(title, t, n);
+    title[n] = '\0';
 }
 
 /* Parse every markdown table of the README whose first column is "file" and
