@@ -17,10 +17,14 @@ static const char import_usage[] =
     "  --samples PATH       the sample list: strings, or objects (required);\n"
     "                       PATH[].TEXT is short for --sample-text TEXT\n"
     "  --sample-text PATH   text inside object samples (default: text)\n"
-    "  --gold PATH          gold answer, or list of accepted answers (required)\n"
+    "  --gold PATH          gold answer, or list of accepted answers (this or\n"
+    "                       --gold-scores is required)\n"
+    "  --gold-scores PATH   gold as an object of scores (BIG-bench target_scores,\n"
+    "                       {\"05/01/2021\": 1, \"05/02/2021\": 0}): the top-scoring\n"
+    "                       key, or all keys that tie for the top\n"
     "  --gold-regex RE      gold = group 1 of the last match of RE in it\n"
     "  --gold-file FILE     take gold from FILE's records (--gold PATH in them),\n"
-    "                       joined by id\n"
+    "                       joined by id; FILE may be a trace file (header skipped)\n"
     "  --gold-key PATH      join key in FILE's records (default: id)\n"
     "  --join-id PATH       join key in INPUT's records (default: --id, else id)\n"
     "  --id PATH            item id (default: generated from the item index)\n"
@@ -35,8 +39,13 @@ static const char import_usage[] =
     "  --answer-regex RE    answer = group 1 (else the whole match) of the LAST match\n"
     "                       of RE in the answer field or else the sample text;\n"
     "                       no match = null\n"
+    "  --answer-extract boxed\n"
+    "                       answer = the argument of the last \\boxed{...} or\n"
+    "                       \\fbox{...} (braces balanced), instead of a regex\n"
+    "  --match first|last   which match or box counts (default: last)\n"
+    "  --max-samples N      keep the first N samples of each record\n"
     "  --lower              lower-case answers and gold (ASCII)\n"
-    "  --answer-type T      text | number | date | choice (default: text)\n"
+    "  --answer-type T      text | number | date | choice | math (default: text)\n"
     "  --task NAME          task name (default: INPUT's file name without extension)\n"
     "  --tokens PATH        token counts (like --answer); without it counts are\n"
     "                       estimated and the header says so\n"
@@ -47,6 +56,11 @@ static const char import_usage[] =
     "  --source TEXT        header provenance: source (default: INPUT)\n"
     "  --no-text            leave sample texts and questions out\n"
     "  --skip-bad           skip records that fail (counted on stderr)\n"
+    "\n"
+    "Records are checked: a parallel --answer/--tokens array of another length\n"
+    "than the samples, and an id seen before (1 and \"1\" are the same id), are\n"
+    "errors.  A warning goes to stderr when sample texts repeat in a copy\n"
+    "pattern (docs/import.md, \"Duplicate texts\").\n"
     "  -h, --help           this help\n"
     "\n"
     "Exit status: 0 ok, 1 I/O failure, 2 bad options or bad input (the message\n"
@@ -55,7 +69,7 @@ static const char import_usage[] =
 /* Options that take a value, and where the value goes. */
 typedef struct import_args {
     es_import_opts o;
-    const char *input, *out, *answer_type, *id_digits;
+    const char *input, *out, *answer_type, *id_digits, *max_samples, *match;
 } import_args;
 
 static const char **value_slot(import_args *a, const char *name)
@@ -66,6 +80,7 @@ static const char **value_slot(import_args *a, const char *name)
         {"--id-digits", offsetof(import_args, id_digits)},
         {"--question", offsetof(import_args, o.question_path)},
         {"--gold", offsetof(import_args, o.gold_path)},
+        {"--gold-scores", offsetof(import_args, o.gold_scores_path)},
         {"--gold-regex", offsetof(import_args, o.gold_regex)},
         {"--gold-file", offsetof(import_args, o.gold_file)},
         {"--gold-key", offsetof(import_args, o.gold_key)},
@@ -74,6 +89,9 @@ static const char **value_slot(import_args *a, const char *name)
         {"--sample-text", offsetof(import_args, o.sample_text_path)},
         {"--answer", offsetof(import_args, o.answer_path)},
         {"--answer-regex", offsetof(import_args, o.answer_regex)},
+        {"--answer-extract", offsetof(import_args, o.answer_extract)},
+        {"--match", offsetof(import_args, match)},
+        {"--max-samples", offsetof(import_args, max_samples)},
         {"--answer-type", offsetof(import_args, answer_type)},
         {"--task", offsetof(import_args, o.task)},
         {"--tokens", offsetof(import_args, o.tokens_path)},
@@ -125,8 +143,21 @@ static int check_args(import_args *a)
     long digits;
     if (!a->input) { cli_usage_error("import", "no INPUT given"); return -1; }
     if (a->answer_type && es_answer_type_parse(a->answer_type, &a->o.answer_type)) {
-        cli_usage_error("import", "--answer-type: '%s' is not text, number, date or choice", a->answer_type);
+        cli_usage_error("import", "--answer-type: '%s' is not text, number, date, choice or math", a->answer_type);
         return -1;
+    }
+    if (a->match && strcmp(a->match, "first") && strcmp(a->match, "last")) {
+        cli_usage_error("import", "--match: '%s' is not first or last", a->match);
+        return -1;
+    }
+    if (a->match && !strcmp(a->match, "first")) a->o.flags |= ES_IMPORT_FIRST_MATCH;
+    if (a->max_samples) {
+        long n;
+        if (cli_parse_long(a->max_samples, 1, 1000000000L, &n)) {
+            cli_usage_error("import", "--max-samples: '%s' is not a whole number 1..1000000000", a->max_samples);
+            return -1;
+        }
+        a->o.max_samples = (size_t)n;
     }
     if (a->id_digits) {
         if (cli_parse_long(a->id_digits, 0, 20, &digits)) {
@@ -157,6 +188,17 @@ static int import_all(es_importer *im, FILE *fp, size_t *items, size_t *samples,
     return rc;
 }
 
+/* The copy warning on what was written (see es_dup_suspicious). */
+static void warn_copies(const es_importer *im)
+{
+    es_dup_stats d;
+    es_importer_dup_stats(im, &d);
+    if (!es_dup_suspicious(&d)) return;
+    char msg[512];
+    es_dup_describe(&d, msg, sizeof msg);
+    fprintf(stderr, "earlystop import: warning: %s\n", msg);
+}
+
 static int run_import(import_args *a)
 {
     es_error err;
@@ -183,6 +225,7 @@ static int run_import(import_args *a)
             fprintf(stderr, ", %zu record%s skipped (last: %s)", skipped, skipped == 1 ? "" : "s", buf);
         }
         fputc('\n', stderr);
+        warn_copies(im);
     }
     es_importer_free(im);
     if (!rc) return CLI_OK;

@@ -18,6 +18,9 @@ static const char usage_text[] =
     "  tokens.  Files with probes also get probes per trace, full EM and the\n"
     "  stable-final oracle tokens.  Files of answer_type text also get the\n"
     "  token-level F1 of the majority answer (SQuAD-style), a second metric.\n"
+    "  Files with sample texts get duplicate_rate in --json (share of samples\n"
+    "  whose text equals an earlier sample's in the same item) and a warning\n"
+    "  on stderr when texts repeat in a copy pattern (docs/import.md).\n"
     "\n"
     "options:\n"
     "  --json       one JSON object per file, one per line\n"
@@ -26,7 +29,7 @@ static const char usage_text[] =
     "\n"
     "exit status: 0 ok, 2 bad usage or bad input (the message names file, line, field)\n";
 
-static json_t *stats_json(const char *path, const es_stats *s, size_t skipped)
+static json_t *stats_json(const char *path, const es_stats *s, const es_dup_stats *d, size_t skipped)
 {
     json_t *o = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "file", path, "items",
                           (json_int_t)s->items, "samples", (json_int_t)s->samples, "samples_per_item",
@@ -37,6 +40,13 @@ static json_t *stats_json(const char *path, const es_stats *s, size_t skipped)
     if (o && s->text_items) {
         json_object_set_new(o, "text_items", json_integer((json_int_t)s->text_items));
         json_object_set_new(o, "maj_f1", json_real(s->maj_f1));
+    }
+    if (o) {
+        /* null when no sample carries a text: nothing to compare */
+        double rate = es_dup_rate(d);
+        json_object_set_new(o, "duplicate_rate", d->text_samples ? json_real(rate) : json_null());
+        json_object_set_new(o, "copy_pattern_items", json_integer((json_int_t)d->pattern_items));
+        json_object_set_new(o, "copy_checked_items", json_integer((json_int_t)d->pattern_checked));
     }
     if (o && s->traces_with_probes) {
         json_object_set_new(o, "traces_with_probes", json_integer((json_int_t)s->traces_with_probes));
@@ -65,20 +75,69 @@ static void print_row(const char *path, const es_stats *s)
     putchar('\n');
 }
 
+/*
+ * es_traceset_load, plus the duplicate-text count of every item: the reader
+ * hands out each item's texts (inside its parsed line, nothing copied), the
+ * set keeps none of them, so memory does not grow with the texts.
+ */
+static int load_counting_dups(const char *path, unsigned flags, es_traceset **out, size_t *skipped,
+                              es_dup_stats *dup, es_error *err)
+{
+    es_trace_reader *r = NULL;
+    es_traceset *ts = NULL;
+    es_dup *d = NULL;
+    *out = NULL;
+    int rc = es_trace_reader_open(path, flags & ~(unsigned)ES_READ_NO_TEXT, &r, err);
+    if (rc) return rc;
+    if (es_traceset_new(0, &ts) || es_dup_new(&d)) rc = es_error_set(err, ES_ENOMEM, path, 0, "", "out of memory");
+    es_item item;
+    size_t set_skipped = 0;
+    while (rc == ES_OK && (rc = es_trace_reader_next(r, &item, err)) == ES_OK) {
+        rc = es_traceset_add(ts, &item, err);
+        if (rc) {   /* what a single line cannot show (a duplicate id): name the line */
+            snprintf(err->file, sizeof err->file, "%s", path);
+            err->line = es_trace_reader_line(r);
+        }
+        if (rc == ES_EFORMAT && (flags & ES_READ_SKIP_BAD)) {
+            set_skipped++;
+            rc = ES_OK;
+        } else if (rc == ES_OK && es_dup_add_item(d, &item)) {
+            rc = es_error_set(err, ES_ENOMEM, path, es_trace_reader_line(r), "", "out of memory");
+        }
+    }
+    *skipped = es_trace_reader_skipped(r) + set_skipped;
+    memset(dup, 0, sizeof *dup);
+    if (d) es_dup_get(d, dup);
+    es_dup_free(d);
+    es_trace_reader_free(r);
+    if (rc != ES_EOF) {
+        es_traceset_free(ts);
+        return rc;
+    }
+    *out = ts;
+    return ES_OK;
+}
+
 static int stats_file(const char *path, unsigned flags, int as_json, int *printed_header)
 {
     es_error err = {0};
     es_traceset *ts;
     size_t skipped = 0;
-    int rc = es_traceset_load(path, flags, &ts, &skipped, &err);
+    es_dup_stats dup;
+    int rc = load_counting_dups(path, flags, &ts, &skipped, &dup, &err);
     if (rc) return cli_report(&err, rc);
     es_stats s;
     rc = es_stats_compute(ts, &s);
     es_traceset_free(ts);
     if (rc) return cli_report(NULL, rc);
     if (skipped) fprintf(stderr, "earlystop stats: %s: skipped %zu bad item(s)\n", path, skipped);
+    if (es_dup_suspicious(&dup)) {
+        char msg[512];
+        es_dup_describe(&dup, msg, sizeof msg);
+        fprintf(stderr, "earlystop stats: warning: %s: %s\n", path, msg);
+    }
     if (as_json) {
-        json_t *o = stats_json(path, &s, skipped);
+        json_t *o = stats_json(path, &s, &dup, skipped);
         if (!o) return cli_report(NULL, ES_ENOMEM);
         json_dumpf(o, stdout, JSON_PRESERVE_ORDER | JSON_COMPACT | JSON_REAL_PRECISION(10));
         putchar('\n');

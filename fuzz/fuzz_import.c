@@ -1,12 +1,15 @@
 /*
  * fuzz_import.c - libFuzzer target for `earlystop import`: the input bytes
- * are one record line, converted by two importers (string samples with
+ * are one record line, converted by four importers (string samples with
  * regex extraction and a gold regex; object samples with answer, token and
- * id fields) and written through the trace writer.  Any crash, leak or
+ * id fields; string samples with the boxed extractor, gold scores, first
+ * match, --max-samples and parallel token arrays; parallel answer arrays
+ * through the boxed extractor) and written through the trace writer.  Any crash, leak or
  * sanitizer report is a bug; errors are expected.
  *
  * Built by `make fuzz` (clang -fsanitize=fuzzer,address) with src/error.c,
- * src/answer.c, src/io/trace_io.c and src/io/import.c, jansson and pcre2-8.
+ * src/answer.c, src/stats.c, src/io/trace_io.c and src/io/import.c, jansson
+ * and pcre2-8.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -77,5 +80,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     b.tokens_path = "n";
     b.answer_type = ES_ANSWER_NUMBER;
     run(&b, data, size);
+
+    es_import_opts c;
+    es_import_opts_init(&c);
+    c.id_path = "id";
+    c.samples_path = "s";
+    c.gold_scores_path = "g";
+    c.answer_extract = "boxed";
+    c.tokens_path = "n";
+    c.max_samples = 3;
+    c.flags = ES_IMPORT_FIRST_MATCH | ES_IMPORT_LOWER;
+    run(&c, data, size);
+
+    es_import_opts d;
+    es_import_opts_init(&d);
+    d.samples_path = "s";
+    d.gold_path = "g";
+    d.gold_regex = "\\\\boxed\\{(.*)\\}";
+    d.answer_path = "a";
+    d.answer_extract = "boxed";
+    d.flags = ES_IMPORT_NO_TEXT;
+    run(&d, data, size);
     return 0;
 }

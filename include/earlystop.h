@@ -235,6 +235,40 @@ typedef struct es_stats {
 
 int es_stats_compute(const es_traceset *ts, es_stats *out);
 
+/*
+ * Duplicate sample texts (`stats` and `import` report them): es_dup counts,
+ * over the items added, the samples whose text equals an earlier sample's
+ * text in the same item, and the items whose texts repeat in a copy pattern
+ * (a period p <= k/2, or every sample followed by its copy; checked on items
+ * with k >= 4 samples, all with text, at least two different).  Texts are
+ * compared by es_text_hash and not kept.  See docs/import.md.
+ */
+typedef struct es_dup es_dup;
+
+typedef struct es_dup_stats {
+    size_t items;            /* items added */
+    size_t text_samples;     /* samples that carry a text */
+    size_t dup_samples;      /* of those, texts equal to an earlier sample's in the item */
+    size_t pattern_checked;  /* items that can show a copy pattern */
+    size_t pattern_items;    /* of those, items that show one */
+} es_dup_stats;
+
+int es_dup_new(es_dup **out);
+void es_dup_free(es_dup *d);
+/* One item's sample texts (texts[i] NULL: sample i has none).  Allocates
+ * only when an item has more samples than any before. */
+int es_dup_add(es_dup *d, const char *const *texts, size_t n);
+int es_dup_add_item(es_dup *d, const es_item *item);
+void es_dup_get(const es_dup *d, es_dup_stats *out);
+/* dup_samples / text_samples; NaN when no sample carries a text. */
+double es_dup_rate(const es_dup_stats *s);
+/* 1 when the copy rule fires: patterns in >= 2 items and >= half the checked ones. */
+int es_dup_suspicious(const es_dup_stats *s);
+/* The warning sentence for a suspicious set. */
+void es_dup_describe(const es_dup_stats *s, char *buf, size_t cap);
+/* 64-bit FNV-1a of s[0..n). */
+uint64_t es_text_hash(const char *s, size_t n);
+
 /* Majority of answers[0..n): ties go to the answer seen first.  counts must
  * hold n_answers zeroed ints and is left zeroed again (no allocation). */
 int32_t es_vote_majority(const int32_t *answers, uint32_t n, uint32_t *counts, uint32_t n_answers);

@@ -97,7 +97,11 @@ int es_trace_writer_free(es_trace_writer *w);
  * (a backslash escapes `.`, `[` or `\` inside a key).  The samples path may
  * end in `[].PATH` (e.g. `samples[].text`), short for --sample-text PATH.
  * Regular expressions are PCRE2; the answer is capture group 1 (the whole
- * match when the pattern has no group) of the LAST match; no match = null.
+ * match when the pattern has no group) of the LAST match (the first with
+ * ES_IMPORT_FIRST_MATCH); no match = null.  Named extractors ("boxed": the
+ * argument of the last \boxed{...} / \fbox{...}, braces balanced) stand in
+ * for a regex.  Records are checked as they stream: parallel arrays of the
+ * wrong length and ids seen before are errors naming the record.
  * See docs/import.md.
  */
 typedef struct es_import_opts {
@@ -106,15 +110,20 @@ typedef struct es_import_opts {
     int id_digits;                /* zero-pad integer ids / indexes to this width;
                                      -1: 4 for generated ids, none for ids from a field */
     const char *question_path;    /* NULL: no question; absent in a record: none */
-    const char *gold_path;        /* required: gold in the record, or in the gold file's record */
+    const char *gold_path;        /* gold in the record, or in the gold file's record; this or: */
+    const char *gold_scores_path; /* gold as an object of scores ({"a": 1, "b": 0}): the
+                                     top-scoring key(s); same places as gold_path */
     const char *gold_regex;       /* NULL: gold taken as is */
-    const char *gold_file;        /* NULL: gold in the record itself; else joined by id */
+    const char *gold_file;        /* NULL: gold in the record itself; else joined by id
+                                     (JSON Lines, an array, or a trace v1 file) */
     const char *gold_key;         /* key path in gold_file's records; NULL = "id" */
     const char *join_path;        /* key path in the input records; NULL = id_path or "id" */
     const char *samples_path;     /* required: array of strings or of objects */
     const char *sample_text_path; /* text inside object samples; NULL = "text" */
     const char *answer_path;      /* NULL: answer extracted from the text with answer_regex */
     const char *answer_regex;     /* applied to the answer field, or else to the text */
+    const char *answer_extract;   /* named extractor instead of a regex: "boxed"; NULL none */
+    size_t max_samples;           /* keep the first N samples of each record; 0 = all */
     const char *tokens_path;      /* NULL: estimated from the text (es_estimate_tokens) */
     const char *task;             /* NULL: input file name without extension */
     es_answer_type answer_type;
@@ -126,7 +135,8 @@ typedef struct es_import_opts {
 enum {
     ES_IMPORT_LOWER = 1,     /* ASCII-lower-case the answers and the gold */
     ES_IMPORT_SKIP_BAD = 2,  /* skip records that fail, count them */
-    ES_IMPORT_NO_TEXT = 4    /* leave samples[].text and question out of the items */
+    ES_IMPORT_NO_TEXT = 4,   /* leave samples[].text and question out of the items */
+    ES_IMPORT_FIRST_MATCH = 8 /* the first match of the regex / extractor, not the last */
 };
 
 /* Zero everything, answer type text, id_digits -1. */
@@ -147,11 +157,15 @@ int es_importer_open(es_importer *im, const char *path, es_error *err);
 int es_importer_next(es_importer *im, es_item *item, es_error *err);
 
 /* Convert one record (JSON object text of len bytes) as if read at the
- * current position; used by _next, tests and the fuzzer. */
+ * current position; used by _next, tests and the fuzzer.  Its id is
+ * remembered: a later record with the same id fails (ES_EFORMAT). */
 int es_importer_record(es_importer *im, const char *json, size_t len, es_item *item,
                        es_error *err);
 
 size_t es_importer_skipped(const es_importer *im);
+/* Duplicate sample texts of the items es_importer_next handed out (texts
+ * are hashed whether or not ES_IMPORT_NO_TEXT drops them). */
+void es_importer_dup_stats(const es_importer *im, es_dup_stats *out);
 const es_error *es_importer_last_skip(const es_importer *im);
 
 /* Header JSON text for es_trace_writer_open (provenance, extraction, token

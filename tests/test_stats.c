@@ -17,6 +17,9 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
+#include "clirun.h"
 #include "earlystop_io.h"
 #include "refdata.h"
 
@@ -224,6 +227,223 @@ static void test_reference_figures(void **state)
     assert_int_equal(failures, 0);
 }
 
+/* --------------------------------------------------------- duplicate texts */
+
+static void dup_add(es_dup *d, const char *const *t, size_t n)
+{
+    assert_int_equal(es_dup_add(d, t, n), ES_OK);
+}
+
+/* The duplicate rate and the copy patterns on hand-made items. */
+static void test_dup_hand(void **state)
+{
+    es_dup *d;
+    es_dup_stats s;
+    assert_int_equal(es_dup_new(&d), ES_OK);
+    es_dup_get(d, &s);
+    assert_true(isnan(es_dup_rate(&s)));   /* no texts: no rate */
+    const char *none[] = {NULL, NULL, NULL, NULL};
+    dup_add(d, none, 4);
+    es_dup_get(d, &s);
+    assert_int_equal(s.items, 1);
+    assert_int_equal(s.text_samples, 0);
+    assert_true(isnan(es_dup_rate(&s)));
+    assert_int_equal(s.pattern_checked, 0);
+    es_dup_free(d);
+
+    struct {
+        const char *t[8];
+        size_t n;
+        int dups, checked, pattern;
+    } cases[] = {
+        {{"a", "b", "c", "a", "b", "c"}, 6, 3, 1, 1},             /* list repeated */
+        {{"a", "b", "c", "d", "e", "a", "b", "c"}, 8, 3, 1, 0},   /* 3 of 8 copied: < half */
+        {{"a", "b", "c", "d", "a", "b", "c", "d"}, 8, 4, 1, 1},   /* halves */
+        {{"a", "b", "c", "a", "b"}, 5, 2, 1, 0},                  /* 2 of 5 copied: < half */
+        {{"a", "b", "c", "a", "b", "c", "a"}, 7, 4, 1, 1},        /* period 3: 4 of 7 copied */
+        {{"a", "a", "b", "b", "c", "c"}, 6, 3, 1, 1},             /* each sample doubled */
+        {{"a", "a", "a", "a", "a", "a"}, 6, 5, 0, 0},             /* one text: not checked */
+        {{"a", "a", "b"}, 3, 1, 0, 0},                            /* k = 3: not checked */
+        {{"a", "b", "a", "c", "a", "d"}, 6, 2, 1, 0},             /* duplicates, no pattern */
+        {{"a", NULL, "a", "b"}, 4, 1, 0, 0},                      /* a sample without text */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        assert_int_equal(es_dup_new(&d), ES_OK);
+        dup_add(d, cases[c].t, cases[c].n);
+        es_dup_get(d, &s);
+        print_message("case %zu\n", c);
+        assert_int_equal(s.dup_samples, cases[c].dups);
+        assert_int_equal(s.pattern_checked, cases[c].checked);
+        assert_int_equal(s.pattern_items, cases[c].pattern);
+        es_dup_free(d);
+    }
+    /* the rule: patterns in >= 2 items and >= half of the checked ones */
+    assert_int_equal(es_dup_new(&d), ES_OK);
+    const char *copy[] = {"a", "b", "a", "b"}, *honest[] = {"a", "b", "c", "a"};
+    dup_add(d, copy, 4);
+    es_dup_get(d, &s);
+    assert_false(es_dup_suspicious(&s));   /* one item is not enough */
+    dup_add(d, copy, 4);
+    dup_add(d, honest, 4);
+    dup_add(d, honest, 4);
+    es_dup_get(d, &s);
+    assert_true(es_dup_suspicious(&s));    /* 2 of 4 */
+    dup_add(d, honest, 4);
+    es_dup_get(d, &s);
+    assert_false(es_dup_suspicious(&s));   /* 2 of 5 */
+    assert_true(fabs(es_dup_rate(&s) - 7.0 / 20.0) < 1e-12);   /* 2 + 2 + 1 + 1 + 1 copies */
+    char msg[512];
+    es_dup_describe(&s, msg, sizeof msg);
+    assert_non_null(strstr(msg, "2 of 5 items"));
+    es_dup_free(d);
+}
+
+/* Items of a trace file into d (texts kept per item only). */
+static int dup_file(const char *path, es_dup *d)
+{
+    es_trace_reader *r;
+    es_error err = {0};
+    if (es_trace_reader_open(path, 0, &r, &err)) fail_msg("open %s: %s", path, err.msg);
+    es_item it;
+    int rc;
+    while ((rc = es_trace_reader_next(r, &it, &err)) == ES_OK) assert_int_equal(es_dup_add_item(d, &it), ES_OK);
+    es_trace_reader_free(r);
+    /* files of the math answer type need branch i7-answers; they carry no texts */
+    if (rc != ES_EOF && !strcmp(err.field, "answer_type")) return 0;
+    if (rc != ES_EOF) fail_msg("%s:%ld: %s: %s", path, err.line, err.field, err.msg);
+    return 1;
+}
+
+/* The rule stays quiet on every honest shared file, though some hold many
+ * identical texts (faithful_date: 97% of samples copy an earlier text;
+ * mot_gpt4_*: identical texts at k = 3). */
+static void test_dup_shared_files(void **state)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/traces", es_ref_data_dir());
+    DIR *dd = opendir(dir);
+    if (!dd) {
+        print_message("shared data absent (%s): set ES_SHARED_DATA; skipping\n", dir);
+        skip();
+    }
+    int files = 0, with_text = 0;
+    for (struct dirent *e; (e = readdir(dd));) {
+        size_t n = strlen(e->d_name);
+        if (n < 7 || strcmp(e->d_name + n - 6, ".jsonl")) continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        es_dup *d;
+        assert_int_equal(es_dup_new(&d), ES_OK);
+        if (dup_file(path, d)) {
+            es_dup_stats s;
+            es_dup_get(d, &s);
+            print_message("%-45s duplicate rate %.4f, copy patterns in %zu of %zu items\n", e->d_name,
+                          es_dup_rate(&s), s.pattern_items, s.pattern_checked);
+            assert_false(es_dup_suspicious(&s));
+            files++;
+            with_text += s.text_samples > 0;
+        }
+        es_dup_free(d);
+    }
+    closedir(dd);
+    assert_true(with_text >= 14);
+    assert_true(files >= with_text);
+}
+
+/* Write `src`'s items with each item's first `half` samples twice. */
+static void write_copied(const char *src, const char *dst, size_t half)
+{
+    es_trace_reader *r;
+    es_trace_writer *w;
+    es_error err = {0};
+    assert_int_equal(es_trace_reader_open(src, 0, &r, &err), ES_OK);
+    FILE *fp = fopen(dst, "w");
+    assert_non_null(fp);
+    assert_int_equal(es_trace_writer_open(fp, "{\"note\":\"copied\"}", &w, &err), ES_OK);
+    es_sample *buf = calloc(2 * half, sizeof *buf);
+    assert_non_null(buf);
+    es_item it;
+    while (es_trace_reader_next(r, &it, &err) == ES_OK) {
+        assert_true(it.n_samples >= half);
+        for (size_t i = 0; i < 2 * half; i++) buf[i] = it.samples[i % half];
+        it.samples = buf;
+        it.n_samples = 2 * half;
+        assert_int_equal(es_trace_writer_write(w, &it, &err), ES_OK);
+    }
+    free(buf);
+    assert_int_equal(es_trace_writer_free(w), ES_OK);
+    assert_int_equal(fclose(fp), 0);
+    es_trace_reader_free(r);
+}
+
+/* `stats --json` reports the duplicate rate (null without texts) and warns
+ * on a constructed copied file, not on the honest file it came from. */
+static void test_dup_stats_cli(void **state)
+{
+    if (!bin_present()) skip();
+    char src[1024], copied[512], notext[1024], args[4096], *out, *err;
+    snprintf(src, sizeof src, "%s/traces/mot_gpt35_date_cot1.jsonl", es_ref_data_dir());
+    snprintf(notext, sizeof notext, "%s/traces/boinf_aime2024_Qwen3-4B_k80.jsonl", es_ref_data_dir());
+    if (access(src, R_OK)) {
+        print_message("shared data absent (%s): set ES_SHARED_DATA; skipping\n", src);
+        skip();
+    }
+    snprintf(args, sizeof args, "stats --json '%s'", src);
+    assert_int_equal(run(args, &out, &err), 0);
+    assert_null(strstr(err, "warning"));
+    json_error_t je;
+    json_t *o = json_loads(out, 0, &je);
+    assert_non_null(o);
+    double honest = json_real_value(json_object_get(o, "duplicate_rate"));
+    assert_true(honest > 0.5 && honest < 0.7);   /* 0.6047: short date answers repeat honestly */
+    assert_int_equal(json_integer_value(json_object_get(o, "copy_checked_items")), 347);
+    json_decref(o);
+    free(out);
+    free(err);
+
+    snprintf(copied, sizeof copied, "%s/copied_cot1.jsonl", tmpdir);
+    write_copied(src, copied, 10);
+    snprintf(args, sizeof args, "stats --json '%s'", copied);
+    assert_int_equal(run(args, &out, &err), 0);
+    assert_non_null(strstr(err, "earlystop stats: warning: "));
+    assert_non_null(strstr(err, "copy pattern"));
+    o = json_loads(out, 0, &je);
+    assert_non_null(o);
+    double rate = json_real_value(json_object_get(o, "duplicate_rate"));
+    assert_true(rate >= 0.5 && rate > honest);
+    json_int_t checked = json_integer_value(json_object_get(o, "copy_checked_items"));
+    assert_true(checked > 300);
+    assert_int_equal(json_integer_value(json_object_get(o, "copy_pattern_items")), checked);
+    json_decref(o);
+    free(out);
+    free(err);
+
+    /* the table form warns too */
+    snprintf(args, sizeof args, "stats '%s'", copied);
+    assert_int_equal(run(args, &out, &err), 0);
+    assert_non_null(strstr(err, "warning"));
+    free(out);
+    free(err);
+
+    if (access(notext, R_OK) == 0) {
+        snprintf(args, sizeof args, "stats --json '%s'", notext);
+        assert_int_equal(run(args, &out, &err), 0);
+        assert_non_null(strstr(out, "\"duplicate_rate\":null"));
+        free(out);
+        free(err);
+    }
+}
+
+static int setup(void **state)
+{
+    return clirun_setup("test_stats");
+}
+
+static int teardown(void **state)
+{
+    return clirun_teardown();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +452,9 @@ int main(void)
         cmocka_unit_test(test_stable_final_tokens),
         cmocka_unit_test(test_stats_compute_small),
         cmocka_unit_test(test_reference_figures),
+        cmocka_unit_test(test_dup_hand),
+        cmocka_unit_test(test_dup_shared_files),
+        cmocka_unit_test(test_dup_stats_cli),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -161,15 +161,17 @@ static void regex_clear(es_regex *r)
 }
 
 /* Compile once per importer; UTF mode with Unicode \w \d \s (as in Python's
- * re, where most extraction patterns come from), tolerant of invalid UTF-8 so
- * no input can make matching fail, and a match limit so no pattern can hang. */
+ * re, where most extraction patterns come from), and a match limit so no
+ * pattern can hang.  Not PCRE2_MATCH_INVALID_UTF: in that mode every
+ * pcre2_match scans the rest of the subject for invalid UTF-8, which made
+ * finding every match quadratic in the subject's length; regex_find
+ * validates a subject once instead and then matches with NO_UTF_CHECK. */
 static int regex_compile(const char *text, es_regex *r, const char *option, es_error *err)
 {
     memset(r, 0, sizeof *r);
     int ec;
     PCRE2_SIZE off;
-    r->code = pcre2_compile((PCRE2_SPTR)text, PCRE2_ZERO_TERMINATED,
-                            PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &ec, &off, NULL);
+    r->code = pcre2_compile((PCRE2_SPTR)text, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec, &off, NULL);
     if (!r->code) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);
@@ -199,28 +201,105 @@ static size_t utf8_next(const char *s, size_t n, size_t at)
     return at;
 }
 
+/* What a search found: REGEX_NONE, or the span of the answer. */
+enum { FIND_NONE = 0, FIND_OK = 1, FIND_LIMIT = -1, FIND_BAD_UTF8 = -2 };
+
 /*
- * Last non-overlapping match of r in s[0..n), left to right like Python's
- * findall.  *start and *len get group 1 (or the whole match) of the last match;
- * returns 1 found, 0 none (also when that group is unset or empty), or a
- * negative ES_E* code when matching itself failed (match limit).
+ * The last (or, with `first`, the first) non-overlapping match of r in
+ * s[0..n), left to right like Python's findall.  *start and *len get group 1
+ * (or the whole match) of that match.  Returns FIND_OK, FIND_NONE (also when
+ * that group is unset or empty), FIND_LIMIT when the match limit was hit, or
+ * FIND_BAD_UTF8 with *start at the first invalid byte.  The subject's UTF-8
+ * is checked by the first pcre2_match only: once per subject, not per match.
  */
-static int regex_last(const es_regex *r, const char *s, size_t n, size_t *start, size_t *len)
+static int regex_find(const es_regex *r, const char *s, size_t n, int first, size_t *start, size_t *len)
 {
-    int found = 0;
+    int found = FIND_NONE;
     size_t at = 0;
+    uint32_t check = 0;
     while (at <= n) {
-        int rc = pcre2_match(r->code, (PCRE2_SPTR)s, n, at, 0, r->md, r->mctx);
+        int rc = pcre2_match(r->code, (PCRE2_SPTR)s, n, at, check, r->md, r->mctx);
+        check = PCRE2_NO_UTF_CHECK;
         if (rc == PCRE2_ERROR_NOMATCH) break;
-        if (rc < 0) return ES_ERANGE;
+        if (rc <= PCRE2_ERROR_UTF8_ERR1 && rc >= PCRE2_ERROR_UTF8_ERR21) {
+            *start = pcre2_get_startchar(r->md);
+            return FIND_BAD_UTF8;
+        }
+        if (rc < 0) return FIND_LIMIT;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
         uint32_t g = r->group;
         found = (uint32_t)rc > g && ov[2 * g] != PCRE2_UNSET && ov[2 * g + 1] > ov[2 * g];
         if (found) { *start = ov[2 * g]; *len = ov[2 * g + 1] - ov[2 * g]; }
+        if (first) break;
         size_t next = ov[1] > ov[0] ? ov[1] : utf8_next(s, n, ov[0]);
         at = next > at ? next : utf8_next(s, n, at);
     }
     return found;
+}
+
+/* -------------------------------------------------------------- extractors */
+
+/* 1 when s[i..) starts the command `cmd` (e.g. "\\boxed") as a whole
+ * command: `\boxedfoo` is another command. */
+static int at_command(const char *s, size_t n, size_t i, const char *cmd)
+{
+    size_t m = strlen(cmd);
+    return i + m <= n && !memcmp(s + i, cmd, m) && (i + m == n || !isalpha((unsigned char)s[i + m]));
+}
+
+/* Length of the command starting at s[i] if it is \boxed or \fbox, else 0. */
+static size_t box_command(const char *s, size_t n, size_t i)
+{
+    if (at_command(s, n, i, "\\boxed")) return 6;
+    if (at_command(s, n, i, "\\fbox")) return 5;
+    return 0;
+}
+
+/* The braced argument after a box command at s[i] (cmd bytes long):
+ * white space, '{', then text up to the '}' that balances it; \{ \} and
+ * \\ are escapes that do not count.  1 with the span, 0 when the argument
+ * is missing or never closed (a cut-off sample). */
+static int box_argument(const char *s, size_t n, size_t i, size_t cmd, size_t *start, size_t *len)
+{
+    size_t j = i + cmd;
+    while (j < n && isspace((unsigned char)s[j])) j++;
+    if (j >= n || s[j] != '{') return 0;
+    size_t open = j++, depth = 1;
+    for (; j < n; j++) {
+        if (s[j] == '\\') { j++; continue; }
+        if (s[j] == '{') depth++;
+        else if (s[j] == '}' && --depth == 0) break;
+    }
+    if (j >= n) return 0;
+    size_t a = open + 1, b = j;
+    while (a < b && isspace((unsigned char)s[a])) a++;
+    while (b > a && isspace((unsigned char)s[b - 1])) b--;
+    *start = a;
+    *len = b - a;
+    return b > a;
+}
+
+/*
+ * `--answer-extract boxed`: the argument of the last (or first) \boxed{...}
+ * or \fbox{...} in s, braces balanced, so \boxed{\frac{a}{b}} gives
+ * \frac{a}{b}.  As in the MATH graders (last_boxed_only_string), the last
+ * box decides: when it is never closed or empty the answer is null, not an
+ * earlier box.
+ */
+static int boxed_find(const char *s, size_t n, int first, size_t *start, size_t *len)
+{
+    size_t at = SIZE_MAX, cmd = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\') continue;
+        size_t c = box_command(s, n, i);
+        if (!c) { i++; continue; }   /* skip the escaped character (\\boxed is no box) */
+        at = i;
+        cmd = c;
+        if (first) break;
+        i += c - 1;
+    }
+    if (at == SIZE_MAX) return FIND_NONE;
+    return box_argument(s, n, at, cmd, start, len) ? FIND_OK : FIND_NONE;
 }
 
 /* ------------------------------------------------------- token estimator */
@@ -300,7 +379,11 @@ struct es_importer {
     int has_id, has_question, has_answer, has_tokens;
     es_regex answer_re, gold_re;
     int has_answer_re, has_gold_re;
+    int boxed;              /* --answer-extract boxed */
+    int gold_scores;        /* the gold path names an object of scores */
     json_t *gold_map;       /* join key -> gold value (gold file mode) */
+    json_t *ids;            /* id -> where it was seen (line, or array element) */
+    es_dup *dup;            /* duplicate texts of the items handed out */
     char *task;
     /* input */
     FILE *fp;
@@ -320,6 +403,7 @@ struct es_importer {
     char **strs;
     size_t n_strs, cap_strs;
     es_sample *smp;
+    const char **texts;     /* [cap_smp] each sample's text, kept or not */
     size_t cap_smp;
     const char **golds;
     size_t cap_gold;
@@ -465,13 +549,18 @@ static int compile_paths(es_importer *im, es_error *err)
 {
     const es_import_opts *o = &im->o;
     int rc;
-    if (!o->gold_path)
-        return es_error_set(err, ES_EINVAL, "", 0, "--gold", "the gold field path is required");
+    if (!o->gold_path == !o->gold_scores_path)
+        return es_error_set(err, ES_EINVAL, "", 0, o->gold_path ? "--gold-scores" : "--gold",
+                            o->gold_path ? "give --gold PATH or --gold-scores PATH, not both"
+                                         : "the gold field path is required (--gold PATH, or --gold-scores PATH)");
+    im->gold_scores = o->gold_scores_path != NULL;
     if ((rc = split_samples(im, err))) return rc;
     if ((rc = opt_path(o->id_path, NULL, &im->id, &im->has_id, "--id", err))) return rc;
     if ((rc = opt_path(o->question_path, NULL, &im->question, &im->has_question, "--question", err)))
         return rc;
-    if ((rc = path_compile(o->gold_path, &im->gold, "--gold", err))) return rc;
+    if (im->gold_scores) rc = path_compile(o->gold_scores_path, &im->gold, "--gold-scores", err);
+    else rc = path_compile(o->gold_path, &im->gold, "--gold", err);
+    if (rc) return rc;
     if ((rc = opt_path(o->answer_path, NULL, &im->answer, &im->has_answer, "--answer", err))) return rc;
     if ((rc = opt_path(o->tokens_path, NULL, &im->tokens, &im->has_tokens, "--tokens", err))) return rc;
     if (!o->gold_file) return ES_OK;
@@ -480,18 +569,32 @@ static int compile_paths(es_importer *im, es_error *err)
     return opt_path(o->gold_key, "id", &im->gold_key, NULL, "--gold-key", err);
 }
 
-static int compile_regexes(es_importer *im, es_error *err)
+/* The answer extraction: a regex or a named extractor, on the answer field
+ * or the text. */
+static int compile_extraction(es_importer *im, es_error *err)
 {
     int rc;
+    const char *ex = im->o.answer_extract;
     im->has_answer_re = im->o.answer_regex != NULL;
     im->has_gold_re = im->o.gold_regex != NULL;
+    if (ex && strcmp(ex, "boxed"))
+        return es_error_set(err, ES_EINVAL, "", 0, "--answer-extract",
+                            "unknown extractor '%s' (known: boxed)", ex);
+    if (ex && im->has_answer_re)
+        return es_error_set(err, ES_EINVAL, "", 0, "--answer-extract",
+                            "give --answer-extract or --answer-regex, not both");
+    im->boxed = ex != NULL;
     if (im->has_answer_re && (rc = regex_compile(im->o.answer_regex, &im->answer_re, "--answer-regex", err)))
         return rc;
     if (im->has_gold_re && (rc = regex_compile(im->o.gold_regex, &im->gold_re, "--gold-regex", err)))
         return rc;
-    if (!im->has_answer && !im->has_answer_re)
+    if (!im->has_answer && !im->has_answer_re && !im->boxed)
         return es_error_set(err, ES_EINVAL, "", 0, "--answer",
-                            "give --answer PATH or --answer-regex RE (or both)");
+                            "give --answer PATH, --answer-regex RE or --answer-extract boxed "
+                            "(a field, an extraction, or both)");
+    if ((im->o.flags & ES_IMPORT_FIRST_MATCH) && !im->has_answer_re && !im->boxed)
+        return es_error_set(err, ES_EINVAL, "", 0, "--match",
+                            "--match applies to --answer-regex or --answer-extract; neither is given");
     return ES_OK;
 }
 
@@ -526,8 +629,17 @@ static int gold_add(es_importer *im, json_t *rec, const char *file, long line, e
     return ES_OK;
 }
 
-/* Read every record of the gold file (JSON Lines or one array) into the
- * map up front: gold files are small and joins must not depend on order. */
+/* 1 for the header line of a trace file ({"format":"earlystop-traces",...}),
+ * which a trace file given as the gold file starts with. */
+static int is_trace_header(json_t *rec)
+{
+    json_t *f = json_object_get(rec, "format");
+    return json_is_string(f) && !strcmp(json_string_value(f), "earlystop-traces");
+}
+
+/* Read every record of the gold file (JSON Lines, one array, or a trace
+ * file) into the map up front: gold files are small and joins must not
+ * depend on order. */
 static int load_gold(es_importer *im, es_error *err)
 {
     const char *file = im->o.gold_file;
@@ -553,7 +665,7 @@ static int load_gold(es_importer *im, es_error *err)
     rewind(fp);
     char *buf = NULL;
     size_t cap = 0;
-    long line = 0;
+    long line = 0, records = 0;
     ssize_t n;
     while (rc == ES_OK && (n = getline(&buf, &cap, fp)) >= 0) {
         line++;
@@ -563,7 +675,7 @@ static int load_gold(es_importer *im, es_error *err)
         json_error_t je;
         json_t *rec = json_loadb(buf, len, 0, &je);
         if (!rec) { rc = es_error_set(err, ES_EPARSE, file, line, "", "bad JSON: %s", je.text); break; }
-        rc = gold_add(im, rec, file, line, err);
+        if (records++ > 0 || !is_trace_header(rec)) rc = gold_add(im, rec, file, line, err);
         json_decref(rec);
     }
     free(buf);
@@ -582,6 +694,23 @@ static char *task_from_path(const char *path)
     return n ? dup_n(b, n) : strdup("default");
 }
 
+/* Strings from the command line go into every item or the header as JSON
+ * strings, which must be UTF-8: refuse them here rather than fail later
+ * at the first write. */
+static int check_utf8_opts(const es_import_opts *o, es_error *err)
+{
+    const struct { const char *v, *option; } tab[] = {
+        {o->id_prefix, "--id-prefix"}, {o->task, "--task"}, {o->model, "--model"}, {o->source, "--source"},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
+        if (!tab[i].v) continue;
+        json_t *j = json_string(tab[i].v);
+        if (!j) return es_error_set(err, ES_EINVAL, "", 0, tab[i].option, "not valid UTF-8");
+        json_decref(j);
+    }
+    return ES_OK;
+}
+
 int es_importer_new(const es_import_opts *opts, es_importer **out, es_error *err)
 {
     *out = NULL;
@@ -591,9 +720,12 @@ int es_importer_new(const es_import_opts *opts, es_importer **out, es_error *err
     im->o = *opts;
     if (im->o.id_digits < 0) im->o.id_digits = im->o.id_path ? 0 : 4;
     if (im->o.id_digits > 20) im->o.id_digits = 20;
-    int rc = compile_paths(im, err);
-    if (!rc) rc = compile_regexes(im, err);
+    int rc = check_utf8_opts(opts, err);
+    if (!rc) rc = compile_paths(im, err);
+    if (!rc) rc = compile_extraction(im, err);
     if (!rc && im->o.gold_file) rc = load_gold(im, err);
+    if (!rc && (!(im->ids = json_object()) || es_dup_new(&im->dup)))
+        rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     if (!rc && !(im->task = opts->task ? strdup(opts->task) : task_from_path(NULL)))
         rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     if (rc) { es_importer_free(im); return rc; }
@@ -622,11 +754,14 @@ void es_importer_free(es_importer *im)
     regex_clear(&im->answer_re);
     regex_clear(&im->gold_re);
     json_decref(im->gold_map);
+    json_decref(im->ids);
+    es_dup_free(im->dup);
     free(im->task);
     free(im->buf);
     free(im->header);
     free(im->strs);
     free(im->smp);
+    free(im->texts);
     free(im->golds);
     free(im);
 }
@@ -658,19 +793,19 @@ static int conv_id(es_importer *im, json_t *rec, es_item *item, es_error *err)
     return ES_OK;
 }
 
-/* One gold value: string/number, through --gold-regex when given, and
- * lower-cased with the answers under ES_IMPORT_LOWER so both stay alike. */
-static int conv_gold1(es_importer *im, const json_t *v, const char **out, const char *field,
-                      es_error *err)
+/* One gold text, through --gold-regex when given, and lower-cased with the
+ * answers under ES_IMPORT_LOWER so both stay alike.  s lives as long as the
+ * record (or the gold file's map). */
+static int gold_text(es_importer *im, const char *s, size_t len, const char **out, const char *field,
+                     es_error *err)
 {
-    size_t len;
-    const char *s = value_text(im, v, &len);
-    if (!s) return rec_err(im, err, ES_EFORMAT, field, "gold is not a string or number");
     size_t at = 0, n = len;
     if (im->has_gold_re) {
-        int f = regex_last(&im->gold_re, s, len, &at, &n);
-        if (f < 0) return rec_err(im, err, ES_ERANGE, field, "--gold-regex hit its match limit");
-        if (!f) return rec_err(im, err, ES_EFORMAT, field, "--gold-regex does not match '%.60s'", s);
+        int f = regex_find(&im->gold_re, s, len, 0, &at, &n);
+        if (f == FIND_LIMIT) return rec_err(im, err, ES_ERANGE, field, "--gold-regex hit its match limit");
+        if (f == FIND_BAD_UTF8)
+            return rec_err(im, err, ES_EFORMAT, field, "invalid UTF-8 at byte %zu of the gold", at);
+        if (f == FIND_NONE) return rec_err(im, err, ES_EFORMAT, field, "--gold-regex does not match '%.60s'", s);
     } else if (!(im->o.flags & ES_IMPORT_LOWER)) {
         *out = s;
         return ES_OK;
@@ -679,6 +814,61 @@ static int conv_gold1(es_importer *im, const json_t *v, const char **out, const 
     if (!g) return ES_ENOMEM;
     if (im->o.flags & ES_IMPORT_LOWER) lower_ascii(g);
     *out = g;
+    return ES_OK;
+}
+
+/* One gold value: a string or a number. */
+static int conv_gold1(es_importer *im, const json_t *v, const char **out, const char *field,
+                      es_error *err)
+{
+    size_t len;
+    const char *s = value_text(im, v, &len);
+    if (!s) return rec_err(im, err, ES_EFORMAT, field, "gold is not a string or number");
+    return gold_text(im, s, len, out, field, err);
+}
+
+/* Room for n gold answers. */
+static int gold_reserve(es_importer *im, size_t n)
+{
+    if (n <= im->cap_gold) return ES_OK;
+    const char **p = realloc(im->golds, n * sizeof *p);
+    if (!p) return ES_ENOMEM;
+    im->golds = p;
+    im->cap_gold = n;
+    return ES_OK;
+}
+
+/*
+ * --gold-scores: gold given as an object of scores, as BIG-bench's
+ * target_scores ({"05/01/2021": 1, "05/02/2021": 0}).  The gold is the key
+ * with the top score, or every key sharing it (a list of accepted answers),
+ * in the object's order.  A top score <= 0 marks no answer correct: error.
+ */
+static int conv_gold_scores(es_importer *im, json_t *g, es_item *item, const char *field, es_error *err)
+{
+    if (!json_is_object(g) || json_object_size(g) == 0)
+        return rec_err(im, err, ES_EFORMAT, field,
+                       "gold scores must be a non-empty object of numbers ({\"answer\": score, ...})");
+    const char *key;
+    json_t *v;
+    double top = -INFINITY;
+    json_object_foreach(g, key, v) {
+        if (!json_is_number(v))
+            return rec_err(im, err, ES_EFORMAT, field, "the score of '%.60s' is not a number", key);
+        if (json_number_value(v) > top) top = json_number_value(v);
+    }
+    if (!(top > 0))
+        return rec_err(im, err, ES_EFORMAT, field, "no key has a score above 0 (top score %g)", top);
+    if (gold_reserve(im, json_object_size(g))) return ES_ENOMEM;
+    size_t n = 0;
+    json_object_foreach(g, key, v) {
+        if (json_number_value(v) != top) continue;
+        int rc = gold_text(im, key, strlen(key), &im->golds[n], field, err);
+        if (rc) return rc;
+        n++;
+    }
+    item->n_gold = n;
+    item->gold = im->golds;
     return ES_OK;
 }
 
@@ -708,14 +898,10 @@ static int conv_gold(es_importer *im, json_t *rec, es_item *item, es_error *err)
     int rc = ES_OK;
     json_t *g = find_gold(im, rec, &field, err, &rc);
     if (!g) return rc;
+    if (im->gold_scores) return conv_gold_scores(im, g, item, field, err);
     size_t n = json_is_array(g) ? json_array_size(g) : 1;
     if (n == 0) return rec_err(im, err, ES_EFORMAT, field, "empty gold list");
-    if (n > im->cap_gold) {
-        const char **p = realloc(im->golds, n * sizeof *p);
-        if (!p) return ES_ENOMEM;
-        im->golds = p;
-        im->cap_gold = n;
-    }
+    if (gold_reserve(im, n)) return ES_ENOMEM;
     for (size_t i = 0; i < n; i++)
         if ((rc = conv_gold1(im, json_is_array(g) ? json_array_get(g, i) : g, &im->golds[i], field, err)))
             return rc;
@@ -739,7 +925,8 @@ static json_t *sample_value(const field_path *p, json_t *rec, json_t *smp, size_
     return json_is_array(arr) ? json_array_get(arr, i) : NULL;
 }
 
-/* Answer of one sample: field and/or last regex match, null when none. */
+/* Answer of one sample: field and/or the extraction (regex, boxed), null
+ * when none. */
 static int conv_answer(es_importer *im, json_t *rec, json_t *smp, size_t i, const char *text,
                        es_sample *out, es_error *err)
 {
@@ -758,11 +945,13 @@ static int conv_answer(es_importer *im, json_t *rec, json_t *smp, size_t i, cons
         return rec_err(im, err, ES_EFORMAT, field, "no text to extract the answer from");
     }
     size_t at = 0, n = len;
-    if (im->has_answer_re) {
-        int f = regex_last(&im->answer_re, s, len, &at, &n);
+    int first = (im->o.flags & ES_IMPORT_FIRST_MATCH) != 0;
+    if (im->has_answer_re || im->boxed) {
+        int f = im->boxed ? boxed_find(s, len, first, &at, &n) : regex_find(&im->answer_re, s, len, first, &at, &n);
         sample_field(im, i, NULL, field, sizeof field);
-        if (f < 0) return rec_err(im, err, ES_ERANGE, field, "--answer-regex hit its match limit");
-        if (!f) return ES_OK;
+        if (f == FIND_LIMIT) return rec_err(im, err, ES_ERANGE, field, "--answer-regex hit its match limit");
+        if (f == FIND_BAD_UTF8) return rec_err(im, err, ES_EFORMAT, field, "invalid UTF-8 at byte %zu", at);
+        if (f == FIND_NONE) return ES_OK;
     }
     char *a = rec_keep(im, dup_n(s + at, n));
     if (!a) return ES_ENOMEM;
@@ -815,8 +1004,43 @@ static int conv_sample(es_importer *im, json_t *rec, json_t *smp, size_t i, es_s
     }
     int rc = conv_answer(im, rec, smp, i, text, out, err);
     if (!rc) rc = conv_tokens(im, rec, smp, i, text, out, err);
+    im->texts[i] = text;
     if (!(im->o.flags & ES_IMPORT_NO_TEXT)) out->text = text;
     return rc;
+}
+
+/*
+ * String samples take --answer and --tokens from arrays in the record, one
+ * element per sample.  An array of another length would pair answers with
+ * the wrong samples, so it is an error naming the record, never padded.
+ */
+static int check_parallel(es_importer *im, json_t *rec, const field_path *p, const char *option,
+                          size_t n, const char *id, es_error *err)
+{
+    json_t *arr = path_get(p, rec);
+    if (!json_is_array(arr))
+        return rec_err(im, err, ES_EFORMAT, p->text,
+                       "record '%s': missing, or not an array (with string samples, %s names an "
+                       "array parallel to %s)", id, option, im->samples.text);
+    if (json_array_size(arr) != n)
+        return rec_err(im, err, ES_EFORMAT, p->text,
+                       "record '%s': %s array %s has %zu element%s but %s has %zu sample%s "
+                       "(they must be parallel)", id, option, p->text, json_array_size(arr),
+                       json_array_size(arr) == 1 ? "" : "s", im->samples.text, n, n == 1 ? "" : "s");
+    return ES_OK;
+}
+
+/* Room for n samples. */
+static int samples_reserve(es_importer *im, size_t n)
+{
+    if (n <= im->cap_smp) return ES_OK;
+    es_sample *p = realloc(im->smp, n * sizeof *p);
+    if (p) im->smp = p;
+    const char **t = realloc(im->texts, n * sizeof *t);
+    if (t) im->texts = t;
+    if (!p || !t) return ES_ENOMEM;
+    im->cap_smp = n;
+    return ES_OK;
 }
 
 static int conv_samples(es_importer *im, json_t *rec, es_item *item, es_error *err)
@@ -826,16 +1050,17 @@ static int conv_samples(es_importer *im, json_t *rec, es_item *item, es_error *e
         return rec_err(im, err, ES_EFORMAT, im->samples.text, "missing, or not an array of samples");
     size_t n = json_array_size(arr);
     if (n == 0) return rec_err(im, err, ES_EFORMAT, im->samples.text, "no samples");
-    if (n > im->cap_smp) {
-        es_sample *p = realloc(im->smp, n * sizeof *p);
-        if (!p) return ES_ENOMEM;
-        im->smp = p;
-        im->cap_smp = n;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int rc = conv_sample(im, rec, json_array_get(arr, i), i, &im->smp[i], err);
-        if (rc) return rc;
-    }
+    int strings = 0;
+    for (size_t i = 0; i < n && !strings; i++) strings = !json_is_object(json_array_get(arr, i));
+    int rc = ES_OK;
+    if (strings && im->has_answer) rc = check_parallel(im, rec, &im->answer, "--answer", n, item->id, err);
+    if (!rc && strings && im->has_tokens) rc = check_parallel(im, rec, &im->tokens, "--tokens", n, item->id, err);
+    if (rc) return rc;
+    /* --max-samples: the first N, in generation order */
+    if (im->o.max_samples && n > im->o.max_samples) n = im->o.max_samples;
+    if (samples_reserve(im, n)) return ES_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = conv_sample(im, rec, json_array_get(arr, i), i, &im->smp[i], err))) return rc;
     item->n_samples = n;
     item->samples = im->smp;
     return ES_OK;
@@ -852,6 +1077,29 @@ static int conv_question(es_importer *im, json_t *rec, es_item *item)
     return ES_OK;
 }
 
+/*
+ * Ids must be unique in a trace file, and two records can agree on one
+ * after conversion (1 and "1", or 7 and "007" with --id-digits 3): the
+ * second is an error naming both records.  Every id is remembered with
+ * where it was seen (a line, or an element of an array input).
+ */
+static int check_id(es_importer *im, const char *id, es_error *err)
+{
+    json_t *seen = json_object_get(im->ids, id);
+    if (seen) {
+        long at = (long)json_integer_value(seen);
+        char where[64];
+        if (at <= 0) snprintf(where, sizeof where, "an earlier record");
+        else if (im->array) snprintf(where, sizeof where, "element [%ld]", at - 1);
+        else snprintf(where, sizeof where, "the record at line %ld", at);
+        return rec_err(im, err, ES_EFORMAT, im->has_id ? im->id.text : "",
+                       "duplicate id '%s': %s has it too", id, where);
+    }
+    long here = im->array ? (long)im->array_pos : im->line;
+    /* _nocheck: an --id-prefix from the command line need not be UTF-8 */
+    return json_object_set_new_nocheck(im->ids, id, json_integer(here)) ? ES_ENOMEM : ES_OK;
+}
+
 /* Convert the parsed record im->rec; ENOMEM gets its context here. */
 static int convert(es_importer *im, es_item *item, es_error *err)
 {
@@ -865,6 +1113,7 @@ static int convert(es_importer *im, es_item *item, es_error *err)
     if (!rc) rc = conv_question(im, rec, item);
     if (!rc) rc = conv_gold(im, rec, item, err);
     if (!rc) rc = conv_samples(im, rec, item, err);
+    if (!rc) rc = check_id(im, item->id, err);
     if (rc == ES_ENOMEM) rec_err(im, err, ES_ENOMEM, "", "out of memory");
     if (!rc) im->index++;
     return rc;
@@ -896,6 +1145,10 @@ int es_importer_open(es_importer *im, const char *path, es_error *err)
     im->index = 0;
     im->array_pos = 0;
     im->skipped = 0;
+    json_object_clear(im->ids);
+    es_dup_free(im->dup);
+    im->dup = NULL;
+    if (es_dup_new(&im->dup)) return es_error_set(err, ES_ENOMEM, path, 0, "", "out of memory");
     if (!im->o.task) {
         char *t = task_from_path(is_stdin ? NULL : path);
         if (t) { free(im->task); im->task = t; }
@@ -950,6 +1203,8 @@ int es_importer_next(es_importer *im, es_item *item, es_error *err)
         es_error e;
         memset(&e, 0, sizeof e);
         int rc = next_record(im, item, &e);
+        if (rc == ES_OK && es_dup_add(im->dup, im->texts, item->n_samples))
+            rc = rec_err(im, &e, ES_ENOMEM, "", "out of memory");
         int skippable = rc == ES_EPARSE || rc == ES_EFORMAT || rc == ES_ERANGE;
         if (rc && rc != ES_EOF && skippable && (im->o.flags & ES_IMPORT_SKIP_BAD)) {
             im->skipped++;
@@ -962,6 +1217,12 @@ int es_importer_next(es_importer *im, es_item *item, es_error *err)
 }
 
 size_t es_importer_skipped(const es_importer *im) { return im->skipped; }
+
+void es_importer_dup_stats(const es_importer *im, es_dup_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (im->dup) es_dup_get(im->dup, out);
+}
 
 const es_error *es_importer_last_skip(const es_importer *im) { return &im->last_skip; }
 
@@ -982,17 +1243,22 @@ const char *es_importer_header(es_importer *im)
     char buf[1024];
     set_str(h, "model", im->o.model);
     set_str(h, "source", im->o.source ? im->o.source : im->path);
-    if (im->has_answer_re)
-        snprintf(buf, sizeof buf, "last match of %s%s%s%s", im->answer_re.text,
-                 im->has_answer ? " in field " : "", im->has_answer ? im->answer.text : "",
-                 (im->o.flags & ES_IMPORT_LOWER) ? ", lower-cased" : "");
+    const char *which = (im->o.flags & ES_IMPORT_FIRST_MATCH) ? "first" : "last";
+    const char *lower = (im->o.flags & ES_IMPORT_LOWER) ? ", lower-cased" : "";
+    if (im->has_answer_re || im->boxed)
+        snprintf(buf, sizeof buf, "%s %s%s%s%s%s", which, im->boxed ? "\\boxed{...} or \\fbox{...} (braces balanced)" : "match of ",
+                 im->boxed ? "" : im->answer_re.text, im->has_answer ? " in field " : "",
+                 im->has_answer ? im->answer.text : "", lower);
     else
-        snprintf(buf, sizeof buf, "field %s%s", im->answer.text,
-                 (im->o.flags & ES_IMPORT_LOWER) ? ", lower-cased" : "");
+        snprintf(buf, sizeof buf, "field %s%s", im->answer.text, lower);
     set_str(h, "answer_extraction", buf);
-    if (im->has_gold_re || im->o.gold_file) {
-        snprintf(buf, sizeof buf, "field %s%s%s%s%s", im->gold.text,
-                 im->o.gold_file ? " of " : "", im->o.gold_file ? im->o.gold_file : "",
+    if (im->o.max_samples) {
+        snprintf(buf, sizeof buf, "the first %zu samples of each record", im->o.max_samples);
+        set_str(h, "samples_kept", buf);
+    }
+    if (im->has_gold_re || im->o.gold_file || im->gold_scores) {
+        snprintf(buf, sizeof buf, "%s %s%s%s%s%s", im->gold_scores ? "top-scoring key(s) of field" : "field",
+                 im->gold.text, im->o.gold_file ? " of " : "", im->o.gold_file ? im->o.gold_file : "",
                  im->has_gold_re ? ", last match of " : "", im->has_gold_re ? im->gold_re.text : "");
         set_str(h, "gold_extraction", buf);
     }
