@@ -28,6 +28,7 @@ static void drive(es_policy *p, const uint8_t *ev, size_t n)
 {
     enum { MAX_ANSWERS = 8 };
     if (es_policy_begin_item(p, 16, MAX_ANSWERS, 7) != ES_OK) abort();
+    if (es_policy_probe_lag(p) > 1) abort();
     es_policy_begin_sample(p);
     uint32_t at = 0;
     for (size_t i = 0; i + 4 <= n; i += 4) {

@@ -355,6 +355,14 @@ uint32_t es_policy_token_limit(const es_policy *p);
 /* 1 when the policy has a within-sample rule (probes are worth making). */
 int es_policy_probes(const es_policy *p);
 
+/* Probe points late that the policy reads a probe: 0, or 1 for Dynasor's
+ * timing (dynasor, decide=after-chunk), where the probe of the prefix runs
+ * beside the next chunk and is read once that chunk is generated.  With 1,
+ * feed probe j's answer when the sample reaches probe j+1 (ES_STOP then ends
+ * the sample there, and probe j+1 need not be made), and never feed the last
+ * probe of a sample that ends first.  es_replay_item does this. */
+uint32_t es_policy_probe_lag(const es_policy *p);
+
 /* Samples drawn at once per round: 1 for sequential rules, the window for
  * ESC, every sample for full and sample budgets (0 = all). */
 uint32_t es_policy_batch(const es_policy *p);

@@ -19,7 +19,7 @@ enum { BETA_TABLE = 128 };
 
 struct es_policy {
     rule_cfg within, across;
-    char spec[256];
+    char spec[512];
     char errmsg[200];
     /* AC-beta: smallest top count a that stops for second count b (b < BETA_TABLE) */
     uint32_t beta_min_a[BETA_TABLE];
@@ -31,7 +31,10 @@ struct es_policy {
     uint32_t *rank;          /* [cap] position of an answer's first vote: ties go to
                               * the answer seen first in this run's order, which is
                               * not the id order when a replay shuffles samples */
-    double *warm;            /* [warmup] deepconf lowest group confidences */
+    uint32_t *scratch;       /* [cap] entropy: counts in order of first vote */
+    double *warm;            /* [warmup] deepconf: each warm-up trace's confidence, NaN = none */
+    int32_t *warm_answer;    /* [warmup] and its answer */
+    double *sorted;          /* [warmup] percentile scratch */
     float *ring;             /* [window] deepconf per-token confidences */
     /* question state */
     uint32_t max_samples;
@@ -44,7 +47,7 @@ struct es_policy {
     int win_same;
     double dc_threshold, w_total;
     int32_t w_leader;
-    uint32_t n_warm;
+    uint32_t n_warm, n_scored;
     /* sample state */
     int32_t streak_answer, sample_answer;
     uint32_t streak, tokens_seen;
@@ -79,7 +82,9 @@ static int grow_answers(es_policy *p, uint32_t need)
     if (seen) p->seen = seen;
     uint32_t *rank = realloc(p->rank, c * sizeof *rank);
     if (rank) p->rank = rank;
-    if (!counts || !w || !seen || !rank) return ES_ENOMEM;
+    uint32_t *scratch = realloc(p->scratch, c * sizeof *scratch);
+    if (scratch) p->scratch = scratch;
+    if (!counts || !w || !seen || !rank || !scratch) return ES_ENOMEM;
     /* new buffers start clean; from here on only answers listed in `seen`
      * are ever non-zero, so es_policy_begin_item clears just those */
     memset(counts, 0, c * sizeof *counts);
@@ -102,8 +107,10 @@ int es_policy_new(const char *spec, es_policy **out, es_error *err)
     if (p->across.kind == RULE_AC_BETA || p->across.kind == RULE_AC_DIRICHLET) build_beta_table(p);
     if (p->across.kind == RULE_DEEPCONF) {
         p->warm = malloc(p->across.warmup * sizeof *p->warm);
+        p->warm_answer = malloc(p->across.warmup * sizeof *p->warm_answer);
+        p->sorted = malloc(p->across.warmup * sizeof *p->sorted);
         p->ring = malloc(p->across.window * sizeof *p->ring);
-        if (!p->warm || !p->ring) rc = ES_ENOMEM;
+        if (!p->warm || !p->warm_answer || !p->sorted || !p->ring) rc = ES_ENOMEM;
     }
     if (rc == ES_OK) rc = grow_answers(p, 64);
     if (rc) {
@@ -121,7 +128,10 @@ void es_policy_free(es_policy *p)
     free(p->weights);
     free(p->seen);
     free(p->rank);
+    free(p->scratch);
     free(p->warm);
+    free(p->warm_answer);
+    free(p->sorted);
     free(p->ring);
     free(p);
 }
@@ -136,6 +146,11 @@ uint32_t es_policy_token_limit(const es_policy *p)
 
 int es_policy_probes(const es_policy *p) { return p->within.kind != RULE_NONE; }
 
+uint32_t es_policy_probe_lag(const es_policy *p)
+{
+    return p->within.kind == RULE_DYNASOR && !p->within.at_probe;
+}
+
 uint32_t es_policy_batch(const es_policy *p)
 {
     switch (p->across.kind) {
@@ -143,6 +158,19 @@ uint32_t es_policy_batch(const es_policy *p)
     case RULE_FULL: case RULE_BUDGET_SAMPLES: return p->across.max_samples;
     default: return 1;
     }
+}
+
+/* DeepConf draws its warm-up traces at once, then (released code) all the
+ * others at once, or (consensus stop) one at a time. */
+uint32_t es_policy_rounds(const es_policy *p, uint32_t samples)
+{
+    if (p->across.kind == RULE_DEEPCONF) {
+        uint32_t w = p->across.warmup;
+        if (samples <= w) return samples ? 1 : 0;
+        return p->across.consensus < 0 ? 2 : 1 + samples - w;
+    }
+    uint32_t batch = es_policy_batch(p);
+    return batch == 0 ? 1 : (samples + batch - 1) / batch;
 }
 
 int es_policy_begin_item(es_policy *p, uint32_t max_samples, uint32_t max_answers, int32_t null_answer)
@@ -154,7 +182,13 @@ int es_policy_begin_item(es_policy *p, uint32_t max_samples, uint32_t max_answer
         p->counts[p->seen[i]] = 0;
         p->weights[p->seen[i]] = 0.0;
     }
-    p->max_samples = max_samples;
+    /* one cap: the caller's and the rule's max, the smaller */
+    uint32_t cap = p->across.max_samples;
+    if (max_samples && (!cap || max_samples < cap)) cap = max_samples;
+    /* ESC's scripts loop over k // window whole windows and never draw the
+     * last k mod window samples (remainder=skip); fewer than a window: all */
+    if (p->across.kind == RULE_ESC && p->across.skip_tail && cap >= p->across.window) cap -= cap % p->across.window;
+    p->max_samples = cap;
     p->null_answer = null_answer;
     p->n_samples = p->n_seen = 0;
     p->leader = p->esc_answer = p->w_leader = -1;
@@ -164,7 +198,7 @@ int es_policy_begin_item(es_policy *p, uint32_t max_samples, uint32_t max_answer
     p->win_answer = -1;
     p->dc_threshold = -INFINITY;
     p->w_total = 0;
-    p->n_warm = 0;
+    p->n_warm = p->n_scored = 0;
     p->errmsg[0] = '\0';
     return ES_OK;
 }
@@ -321,18 +355,12 @@ static int dirichlet_stop(const es_policy *p)
     return es_dirichlet_lead_prob(top, n) >= p->across.threshold;
 }
 
-static int entropy_stop(const es_policy *p)
+/* AC's EntropyStoppingCriteria: the counts go in order of first vote, as
+ * upstream's Counter lists them, so the float sum matches its order. */
+static int entropy_stop(es_policy *p)
 {
-    uint32_t c[64];
-    uint32_t n = p->n_seen;
-    double h;
-    if (n <= 64) {
-        for (uint32_t i = 0; i < n; i++) c[i] = p->counts[p->seen[i]];
-        h = es_vote_entropy_norm(c, n);
-    } else {
-        h = 1.0; /* 65+ distinct answers: nowhere near settled */
-    }
-    return h <= p->across.threshold;
+    for (uint32_t i = 0; i < p->n_seen; i++) p->scratch[i] = p->counts[p->seen[i]];
+    return es_vote_entropy_norm(p->scratch, p->n_seen) <= p->across.threshold;
 }
 
 /* ESC: unanimous window -> stop with that window's answer. */
@@ -351,10 +379,13 @@ static int esc_stop(es_policy *p, int32_t a)
     return 1;
 }
 
-/* Percentile with linear interpolation (numpy's default), q in [0, 100]. */
+/* np.percentile(v, q) with its default linear method, operation for
+ * operation: virtual index (n-1) * (q/100), and numpy's _lerp, which
+ * interpolates from the upper neighbour once the fraction reaches 1/2.
+ * Sorts v (n is a warm-up count: insertion sort is fine). */
 static double percentile(double *v, uint32_t n, double q)
 {
-    for (uint32_t i = 1; i < n; i++) { /* n is a warm-up count: insertion sort is fine */
+    for (uint32_t i = 1; i < n; i++) {
         double x = v[i];
         uint32_t j = i;
         while (j > 0 && v[j - 1] > x) {
@@ -363,40 +394,100 @@ static double percentile(double *v, uint32_t n, double q)
         }
         v[j] = x;
     }
-    double pos = q / 100.0 * (n - 1);
-    uint32_t lo = (uint32_t)pos;
+    double pos = (double)(n - 1) * (q / 100.0), fl = floor(pos);
+    uint32_t lo = (uint32_t)fl;
     if (lo + 1 >= n) return v[n - 1];
-    return v[lo] + (pos - lo) * (v[lo + 1] - v[lo]);
+    double t = pos - fl, a = v[lo], b = v[lo + 1], d = b - a;
+    return t >= 0.5 ? b - d * (1.0 - t) : a + d * t;
 }
 
-/* DeepConf: warm-up traces fix the threshold; kept traces vote with their
- * lowest group confidence as weight; stop once the weighted leader holds the
- * consensus threshold. */
+/* A kept trace votes for its answer, weighted by its confidence (or 1 with
+ * vote=count); no answer, no vote (upstream skips a falsy extracted_answer).
+ * count_vote keeps the order of first votes among voters: upstream's dict
+ * order, which breaks its ties. */
+static void deepconf_vote(es_policy *p, int32_t a, double conf)
+{
+    if (a == p->null_answer) return;
+    count_vote(p, a);
+    double w = p->across.plain_vote ? 1.0 : conf, wa = p->weights[a] += w;
+    p->w_total += w;
+    if (p->w_leader < 0 || wa > p->weights[p->w_leader] ||
+        (wa == p->weights[p->w_leader] && p->rank[a] < p->rank[p->w_leader]))
+        p->w_leader = a;
+}
+
+/* Threshold from the warm-up traces so far and their votes: a warm-up trace
+ * votes only when its confidence clears the threshold (wrapper.py,
+ * _perform_basic_voting).  Redone after every warm-up trace, so that a
+ * question with fewer samples than `warmup` ends with the votes its traces
+ * earn; O(warmup^2) per question, nothing per token. */
+static void deepconf_warmup_tally(es_policy *p)
+{
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < p->n_warm; i++)
+        if (!isnan(p->warm[i])) p->sorted[m++] = p->warm[i];
+    p->dc_threshold = m ? percentile(p->sorted, m, 100.0 - p->across.eta) : -INFINITY;
+    for (uint32_t i = 0; i < p->n_seen; i++) {
+        p->counts[p->seen[i]] = 0;
+        p->weights[p->seen[i]] = 0.0;
+    }
+    p->n_seen = 0;
+    p->leader = p->w_leader = -1;
+    p->top1 = p->top2 = 0;
+    p->w_total = 0;
+    for (uint32_t i = 0; i < p->n_warm; i++)
+        if (!isnan(p->warm[i]) && p->warm[i] >= p->dc_threshold) deepconf_vote(p, p->warm_answer[i], p->warm[i]);
+}
+
+/* x rounded to d decimals as Python's round(x, d) does it (the exact binary
+ * value, ties to even): printf's %.*f rounds the same way. */
+static double round_decimals(double x, uint32_t d)
+{
+    char buf[400];
+    snprintf(buf, sizeof buf, "%.*f", (int)d, x);
+    return strtod(buf, NULL);
+}
+
+/* A trace's confidence: its lowest group, rounded to `round` decimals as
+ * upstream's compute_least_grouped rounds its window means (its logits
+ * processor still cuts on unrounded ones); a trace shorter than the window
+ * gets the mean of all its tokens, unrounded as upstream's; NaN when it
+ * carries no confidence at all (no token events, no probe). */
+static double deepconf_trace_conf(const es_policy *p)
+{
+    if (!isinf(p->sample_cmin))
+        return p->across.round_digits == UINT32_MAX ? p->sample_cmin
+                                                     : round_decimals(p->sample_cmin, p->across.round_digits);
+    return p->ring_fill ? p->ring_sum / p->ring_fill : NAN;
+}
+
+/* DeepConf online as facebookresearch/deepconf's wrapper.py runs it: the
+ * warm-up traces fix the threshold; a later trace is cut at its first group
+ * below it (the within half) and a later trace votes when its confidence is
+ * at or above it; every sample is drawn.  consensus >= 0 adds the paper's
+ * stop: the weighted leader's share of the votes reaches it. */
 static int deepconf_end(es_policy *p, int32_t a)
 {
-    if (isinf(p->sample_cmin))
-        return fail(p, ES_ENOTSUP, "deepconf needs token confidences: window_confidence at probes or "
-                                   "per-token events; this sample carries neither");
+    double conf = deepconf_trace_conf(p);
+    p->n_scored += !isnan(conf);
     if (p->n_warm < p->across.warmup) {
-        p->warm[p->n_warm++] = p->sample_cmin;
-        if (p->n_warm == p->across.warmup)
-            p->dc_threshold = percentile(p->warm, p->n_warm, 100.0 - p->across.eta);
+        p->warm[p->n_warm] = conf;
+        p->warm_answer[p->n_warm++] = a;
+        deepconf_warmup_tally(p);
+    } else if (!p->dc_terminated && !isnan(conf) && conf >= p->dc_threshold) {
+        /* a cut trace never votes: upstream's forced EOS leaves it no answer,
+         * even where its rounded confidence is back at the threshold */
+        deepconf_vote(p, a, conf);
     }
-    if (!p->dc_terminated) {
-        double w = p->weights[a] += p->sample_cmin;
-        p->w_total += p->sample_cmin;
-        if (p->w_leader < 0 || w > p->weights[p->w_leader] || (w == p->weights[p->w_leader] && p->rank[a] < p->rank[p->w_leader]))
-            p->w_leader = a;
-    }
-    return p->n_warm >= p->across.warmup && p->w_leader >= 0 && p->w_total > 0 &&
-           p->weights[p->w_leader] / p->w_total >= p->across.threshold;
+    return p->across.consensus >= 0 && p->n_warm >= p->across.warmup && p->w_leader >= 0 && p->w_total > 0 &&
+           p->weights[p->w_leader] / p->w_total >= p->across.consensus;
 }
 
 static int across_stop(es_policy *p, int32_t a)
 {
     const rule_cfg *r = &p->across;
-    count_vote(p, a);
     if (r->kind == RULE_DEEPCONF) return deepconf_end(p, a);
+    count_vote(p, a);
     if (p->n_samples < r->min_samples) return 0;
     switch (r->kind) {
     case RULE_BUDGET_SAMPLES: return p->n_samples >= r->max_samples;
@@ -416,16 +507,18 @@ int es_policy_end_sample(es_policy *p, int32_t answer, uint32_t tokens, float co
     if (answer < 0 || (uint32_t)answer >= p->cap) return fail(p, ES_EINVAL, "answer id out of range");
     p->n_samples++;
     int stop = across_stop(p, answer);
-    if (stop < 0) return stop;
-    if (p->across.max_samples && p->n_samples >= p->across.max_samples) stop = 1;
     if (p->max_samples && p->n_samples >= p->max_samples) stop = 1;
+    if (stop && p->across.kind == RULE_DEEPCONF && !p->n_scored)
+        return fail(p, ES_ENOTSUP, "deepconf needs token confidences: window_confidence at probes or "
+                                   "per-token events; no sample of this question carries any");
     return stop ? ES_STOP : ES_CONTINUE;
 }
 
 int32_t es_policy_answer(const es_policy *p)
 {
     if (p->esc_answer >= 0) return p->esc_answer;
-    if (p->across.kind == RULE_DEEPCONF && p->w_leader >= 0) return p->w_leader;
-    /* deepconf with every trace ended early falls back to the plain vote */
+    /* deepconf with no kept trace that has an answer answers nothing, as
+     * upstream's weighted_majority_vote returns None */
+    if (p->across.kind == RULE_DEEPCONF) return p->w_leader >= 0 ? p->w_leader : p->null_answer;
     return p->leader;
 }

@@ -18,7 +18,11 @@ double es_dirichlet_lead_prob(const uint32_t *counts, uint32_t n);
 
 /* Entropy (bits) of the vote distribution divided by log2(number of distinct
  * answers), as Adaptive-Consistency's EntropyStoppingCriteria computes it:
- * with a single distinct answer a pseudo-count of 1 is appended first. */
+ * with a single distinct answer a pseudo-count of 1 is appended first.  The
+ * arithmetic is scipy.stats.entropy's step for step (entr terms in natural
+ * log, numpy's pairwise sum, then / ln 2 / log2 n), so that counts whose
+ * exact value equals the threshold, such as (8, 3, 1) at 0.75, land on the
+ * same side of it as upstream's: counts[] must be in order of first vote. */
 double es_vote_entropy_norm(const uint32_t *counts, uint32_t n);
 
 #endif

@@ -6,7 +6,7 @@
  * within rule stops ends at the probe's `at`; a sample never drawn costs
  * nothing.  Probes are only made (and paid for) when a within rule exists.
  */
-#include "earlystop.h"
+#include "policy.h"
 
 /* Cost of probe j under the chosen accounting. */
 static uint64_t probe_price(const es_item_view *v, uint32_t j, int32_t probe_cost)
@@ -16,9 +16,27 @@ static uint64_t probe_price(const es_item_view *v, uint32_t j, int32_t probe_cos
     return c > 0 ? (uint64_t)c : 0;
 }
 
-/* Feed sample s's probes; set its answer and tokens as the run would end it. */
+/* Read probe f to the policy; on ES_STOP the sample ends at `at` answering
+ * what the policy says (else that probe's answer). */
+static int read_probe(es_policy *p, const es_item_view *v, uint32_t f, uint32_t at, int32_t *answer, uint32_t *tokens)
+{
+    int rc = es_policy_probe(p, v->probe_at[f], v->probe_answer[f], v->probe_confidence[f],
+                             v->probe_window_confidence[f]);
+    if (rc == ES_STOP) {
+        *answer = es_policy_sample_answer(p);
+        if (*answer < 0) *answer = v->probe_answer[f];
+        *tokens = at;
+    }
+    return rc;
+}
+
+/* Feed sample s's probes; set its answer and tokens as the run would end it.
+ * With a probe lag (Dynasor's cot.py: the probe of the prefix runs beside
+ * the next chunk and is read once that chunk is out), probe j-1 is read when
+ * the sample reaches probe j: a stop there ends the sample at probe j's
+ * `at` without making probe j, and the last probe is never read. */
 static int replay_sample(es_policy *p, const es_item_view *v, uint32_t s, int32_t probe_cost, uint32_t limit,
-                         int32_t *answer, uint32_t *tokens, es_outcome *out)
+                         uint32_t lag, int32_t *answer, uint32_t *tokens, es_outcome *out)
 {
     *answer = v->answer[s];
     *tokens = v->tokens[s];
@@ -27,17 +45,13 @@ static int replay_sample(es_policy *p, const es_item_view *v, uint32_t s, int32_
     for (uint32_t j = b; j < e; j++) {
         uint32_t at = v->probe_at[j];
         if (at > limit) break;
+        int rc = lag && j > b ? read_probe(p, v, j - 1, at, answer, tokens) : ES_CONTINUE;
+        if (rc) return rc == ES_STOP ? ES_OK : rc;
         out->probes++;
         out->probe_tokens += probe_price(v, j, probe_cost);
         last = v->probe_answer[j];
-        int rc = es_policy_probe(p, at, last, v->probe_confidence[j], v->probe_window_confidence[j]);
-        if (rc < 0) return rc;
-        if (rc == ES_STOP) {
-            *answer = es_policy_sample_answer(p);
-            if (*answer < 0) *answer = last;
-            *tokens = at;
-            return ES_OK;
-        }
+        rc = lag ? ES_CONTINUE : read_probe(p, v, j, at, answer, tokens);
+        if (rc) return rc == ES_STOP ? ES_OK : rc;
     }
     if (*tokens > limit) {
         /* budget forcing: the answer forced at the cap is what the last probe
@@ -58,14 +72,14 @@ int es_replay_item(es_policy *p, const es_item_view *v, const uint32_t *order, i
                                   v->null_answer >= 0 ? v->null_answer : (int32_t)v->n_answers);
     if (rc) return rc;
     int probes = es_policy_probes(p);
-    uint32_t limit = es_policy_token_limit(p);
+    uint32_t limit = es_policy_token_limit(p), lag = es_policy_probe_lag(p);
     for (uint32_t i = 0; i < v->n_samples; i++) {
         uint32_t s = order ? order[i] : i;
         int32_t answer;
         uint32_t tokens;
         es_policy_begin_sample(p);
         if (probes) {
-            rc = replay_sample(p, v, s, probe_cost, limit, &answer, &tokens, out);
+            rc = replay_sample(p, v, s, probe_cost, limit, lag, &answer, &tokens, out);
             if (rc) return rc;
         } else {
             answer = v->answer[s];
@@ -77,8 +91,7 @@ int es_replay_item(es_policy *p, const es_item_view *v, const uint32_t *order, i
         if (rc < 0) return rc;
         if (rc == ES_STOP) break;
     }
-    uint32_t batch = es_policy_batch(p);
-    out->rounds = batch == 0 ? 1 : (out->samples + batch - 1) / batch;
+    out->rounds = es_policy_rounds(p, out->samples);
     out->answer = es_policy_answer(p);
     out->correct = out->answer >= 0 && (uint32_t)out->answer < v->n_answers && v->correct[out->answer];
     return ES_OK;

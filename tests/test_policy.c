@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "earlystop.h"
+#include "earlystop_io.h"
 #include "posterior.h"
 
 /* ------------------------------------------------ Gauss-Legendre in long double */
@@ -236,9 +237,17 @@ static void test_vote_entropy(void **state)
     assert_true(fabs(es_vote_entropy_norm(tie, 2) - 1.0) < 1e-12);
     uint32_t three[] = {2, 1, 1};
     assert_true(fabs(es_vote_entropy_norm(three, 3) - 1.5 / log2(3.0)) < 1e-12);
-    /* order does not matter */
+    /* order does not matter beyond the last bit */
     uint32_t three2[] = {1, 2, 1};
     assert_true(fabs(es_vote_entropy_norm(three2, 3) - es_vote_entropy_norm(three, 3)) < 1e-15);
+    /* (8, 3, 1) is 0.75 exactly (H = 0.75 log2 3); scipy.stats.entropy /
+     * np.log2, whose steps the library repeats, gives 0.7500000000000001 in
+     * every order, so the default entropy threshold does not stop there */
+    static const uint32_t ties[][3] = {{8, 3, 1}, {3, 8, 1}, {1, 3, 8}, {16, 6, 2}, {2, 16, 6}};
+    for (int i = 0; i < 5; i++) {
+        double v = es_vote_entropy_norm(ties[i], 3);
+        if (v != 0.7500000000000001) fail_msg("entropy(%u,%u,%u) = %.17g", ties[i][0], ties[i][1], ties[i][2], v);
+    }
 }
 
 /* ------------------------------------------------------------ spec parsing */
@@ -278,29 +287,65 @@ static void expect_parse_error(const char *spec, ...)
 
 static void test_spec_parse(void **state)
 {
-    /* canonical specs and defaults */
-    expect_canon("full", "full:max=0");
-    expect_canon("ac-beta", "ac-beta:threshold=0.95,min=1,max=0");
+    /* canonical specs and defaults: no cap is "max=all" (max=0 read as "no samples") */
+    expect_canon("full", "full:max=all");
+    expect_canon("ac-beta", "ac-beta:threshold=0.95,min=1,max=all");
     expect_canon("ac-beta:threshold=0.9,max=20", "ac-beta:threshold=0.9,min=1,max=20");
-    expect_canon("ac-dirichlet", "ac-dirichlet:threshold=0.95,top_k=5,min=1,max=0");
-    expect_canon("majority", "majority:fraction=0.8,min=2,max=0");
-    expect_canon("entropy", "entropy:threshold=0.75,min=2,max=0");
-    expect_canon("esc", "esc:window=5,max=0");
-    expect_canon("esc:window=4", "esc:window=4,max=0");
+    expect_canon("ac-dirichlet", "ac-dirichlet:threshold=0.95,top_k=5,min=1,max=all");
+    expect_canon("majority", "majority:fraction=0.8,min=2,max=all");
+    expect_canon("entropy", "entropy:threshold=0.75,min=2,max=all");
+    expect_canon("esc", "esc:window=5,remainder=draw,max=all");
+    expect_canon("esc:window=4", "esc:window=4,remainder=draw,max=all");
+    expect_canon("esc:remainder=skip,window=3", "esc:window=3,remainder=skip,max=all");
     expect_canon("deer", "deer:threshold=0.95,min_tokens=0");
-    expect_canon("dynasor", "dynasor:k=3,min_tokens=0");
+    expect_canon("dynasor", "dynasor:k=3,min_tokens=0,decide=after-chunk");
+    expect_canon("dynasor:decide=at-probe", "dynasor:k=3,min_tokens=0,decide=at-probe");
     expect_canon("convergence", "convergence:m=2,min_tokens=0");
-    expect_canon("deepconf", "deepconf:warmup=16,eta=10,window=2048,threshold=0.95,max=0");
-    expect_canon("budget:samples=8", "budget:samples=8,tokens=0");
+    expect_canon("deepconf", "deepconf:warmup=16,eta=10,window=2048,consensus=off,vote=weighted,round=3,max=all");
+    expect_canon("deepconf:consensus=0.95,vote=count,round=off,max=64",
+                 "deepconf:warmup=16,eta=10,window=2048,consensus=0.95,vote=count,round=off,max=64");
+    /* an unset budget is left out rather than spelt "samples=0" */
+    expect_canon("budget:samples=8", "budget:samples=8");
+    expect_canon("budget:samples=0,tokens=7", "budget:tokens=7");
+    /* max=all on input; max=0, the canonical spelling of earlier versions, means the same */
+    expect_canon("ac-beta:max=all", "ac-beta:threshold=0.95,min=1,max=all");
+    expect_canon("ac-beta:max=0", "ac-beta:threshold=0.95,min=1,max=all");
+    /* numbers round-trip with their shortest spelling, never with an exponent's '+' */
+    expect_canon("ac-beta:threshold=0.99999999999", "ac-beta:threshold=0.99999999999,min=1,max=all");
+    expect_canon("ac-beta:threshold=0.1234567890123456789", "ac-beta:threshold=0.12345678901234568,min=1,max=all");
+    expect_canon("majority:fraction=1e-300", "majority:fraction=1e-300,min=2,max=all");
+    expect_canon("deepconf:eta=10.0", "deepconf:warmup=16,eta=10,window=2048,consensus=off,vote=weighted,round=3,max=all");
+    expect_canon("deepconf:eta=100", "deepconf:warmup=16,eta=100,window=2048,consensus=off,vote=weighted,round=3,max=all");
     /* '+' combinations */
-    expect_canon("dynasor:k=3+ac-beta", "dynasor:k=3,min_tokens=0+ac-beta:threshold=0.95,min=1,max=0");
-    expect_canon("esc+deer:threshold=0.9", "esc:window=5,max=0+deer:threshold=0.9,min_tokens=0");
-    expect_canon("budget:tokens=100+esc", "budget:samples=0,tokens=100+esc:window=5,max=0");
+    expect_canon("dynasor:k=3+ac-beta", "dynasor:k=3,min_tokens=0,decide=after-chunk+ac-beta:threshold=0.95,min=1,max=all");
+    expect_canon("esc+deer:threshold=0.9", "esc:window=5,remainder=draw,max=all+deer:threshold=0.9,min_tokens=0");
+    expect_canon("budget:tokens=100+esc", "budget:tokens=100+esc:window=5,remainder=draw,max=all");
+
+    /* the canonical spec keeps the value: 0.99999999999 is not 1 */
+    {
+        es_policy *q = NULL;
+        assert_int_equal(es_policy_new("ac-beta:threshold=0.99999999999", &q, NULL), ES_OK);
+        assert_null(strstr(es_policy_spec(q), "threshold=1,"));
+        es_policy_free(q);
+    }
+    /* settings that cannot be meant together */
+    expect_parse_error("ac-beta:threshold=0.9,threshold=0.1", "threshold is given twice", (char *)NULL);
+    expect_parse_error("esc:window=3,max=9,window=4", "window is given twice", (char *)NULL);
+    expect_parse_error("ac-beta:min=5,max=3", "min=5 is more than max=3", (char *)NULL);
+    expect_parse_error("majority:max=1", "min=2 is more than max=1", (char *)NULL);
+    expect_parse_error("deepconf:warmup=16,max=8", "warmup=16 is more than max=8", (char *)NULL);
+    expect_parse_error("esc:remainder=drop", "remainder must be one of draw, skip", "drop", (char *)NULL);
+    expect_parse_error("dynasor:decide=later", "decide must be one of after-chunk, at-probe", (char *)NULL);
+    expect_parse_error("deepconf:consensus=1.5", "consensus", "or 'off'", (char *)NULL);
+    expect_parse_error("deepconf:threshold=0.9", "unknown", "consensus", (char *)NULL);
+    expect_parse_error("ac-beta:max=-1", "max", "or 'all'", (char *)NULL);
+    expect_parse_error("ac-beta:threshold= 0.5", "threshold", (char *)NULL);
+    expect_parse_error("ac-beta:threshold=0x", "threshold", (char *)NULL);
 
     /* unknown policy: the message lists the known ones */
     expect_parse_error("nope", "unknown policy 'nope'", "ac-beta", "esc", "deepconf", (char *)NULL);
     expect_parse_error("ac-beta:thresh=0.9", "thresh", "keys: threshold, min, max", (char *)NULL);
-    expect_parse_error("esc:k=3", "keys: window, max", (char *)NULL);
+    expect_parse_error("esc:k=3", "keys: window, remainder, max", (char *)NULL);
     expect_parse_error("dynasor:3", "key=value", "keys: k, min_tokens", (char *)NULL);
     /* bad values */
     expect_parse_error("ac-beta:threshold=1.5", "threshold", "1.5", (char *)NULL);
@@ -352,6 +397,60 @@ static void test_spec_parse(void **state)
     assert_int_equal(es_policy_new("dynasor", &p, NULL), ES_OK);
     assert_int_equal(es_policy_probes(p), 1);
     es_policy_free(p);
+}
+
+/* Policy files (@file.json): the spec they load, and the files that must be
+ * refused rather than read one way silently. */
+static int load_policy_file(const char *json, char *spec, size_t cap, es_error *err)
+{
+    char path[] = "/tmp/es_test_policy_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *fp = fdopen(fd, "w");
+    assert_non_null(fp);
+    fputs(json, fp);
+    fclose(fp);
+    int rc = es_policy_spec_load(path, spec, cap, err);
+    unlink(path);
+    return rc;
+}
+
+static void test_policy_file(void **state)
+{
+    char spec[1024];
+    es_error err = {0};
+    assert_int_equal(load_policy_file("{\"spec\": \"esc:window=4\", \"note\": \"tuned\"}", spec, sizeof spec, &err), ES_OK);
+    assert_string_equal(spec, "esc:window=4");
+    /* rules: numbers and words */
+    assert_int_equal(load_policy_file("{\"rules\": [{\"name\": \"dynasor\", \"k\": 2, \"decide\": \"at-probe\"},"
+                                      " {\"name\": \"esc\", \"remainder\": \"skip\", \"max\": \"all\"}]}",
+                                      spec, sizeof spec, &err), ES_OK);
+    es_policy *p = NULL;
+    assert_int_equal(es_policy_new(spec, &p, &err), ES_OK);
+    assert_string_equal(es_policy_spec(p), "dynasor:k=2,min_tokens=0,decide=at-probe+esc:window=5,remainder=skip,max=all");
+    es_policy_free(p);
+    /* both forms at once could disagree: refused */
+    memset(&err, 0, sizeof err);
+    assert_int_equal(load_policy_file("{\"spec\": \"esc\", \"rules\": [{\"name\": \"ac-beta\"}]}", spec, sizeof spec, &err),
+                     ES_EFORMAT);
+    assert_non_null(strstr(err.msg, "both \"spec\" and \"rules\""));
+    /* a key given twice, at any level */
+    assert_int_equal(load_policy_file("{\"rules\": [{\"name\": \"ac-beta\", \"threshold\": 0.9, \"threshold\": 0.1}]}",
+                                      spec, sizeof spec, &err), ES_EPARSE);
+    assert_non_null(strstr(err.msg, "duplicate"));
+    assert_int_equal(load_policy_file("{\"spec\": \"esc\", \"spec\": \"ac-beta\"}", spec, sizeof spec, &err), ES_EPARSE);
+    /* nothing may smuggle spec syntax past the JSON */
+    assert_int_equal(load_policy_file("{\"rules\": [{\"name\": \"ac-beta\", \"threshold\": \"0.9,min=30\"}]}", spec,
+                                      sizeof spec, &err), ES_EFORMAT);
+    assert_int_equal(load_policy_file("{\"rules\": [{\"name\": \"ac-beta+esc\"}]}", spec, sizeof spec, &err), ES_EFORMAT);
+    assert_int_equal(load_policy_file("{\"rules\": [{\"name\": \"ac-beta\", \"min=9,max\": 3}]}", spec, sizeof spec, &err),
+                     ES_EFORMAT);
+    assert_int_equal(load_policy_file("{\"rules\": [3]}", spec, sizeof spec, &err), ES_EFORMAT);
+    assert_int_equal(load_policy_file("{\"spec\": 3}", spec, sizeof spec, &err), ES_EFORMAT);
+    assert_int_equal(load_policy_file("[\"esc\"]", spec, sizeof spec, &err), ES_EFORMAT);
+    /* a repeated key inside the spec string is the spec parser's error */
+    assert_int_equal(load_policy_file("{\"spec\": \"ac-beta:threshold=0.9,threshold=0.1\"}", spec, sizeof spec, &err), ES_OK);
+    assert_int_equal(es_policy_new_any("@/nonexistent/policy.json", &p, &err), ES_EPARSE);
 }
 
 /* --------------------------------------------------------- event semantics */
@@ -431,6 +530,23 @@ static void test_esc_events(void **state)
     assert_int_equal(feed(p, d, 6, 2, -1), 6);
     assert_int_equal(es_policy_answer(p), 1);
     es_policy_free(p);
+    /* 7 samples in windows of 3: by default the 7th is drawn and votes; with
+     * remainder=skip, as ESC's scripts (k // window windows), it never is */
+    int32_t e[] = {0, 1, 1, 1, 0, 0, 1};
+    p = new_policy("esc:window=3");
+    assert_int_equal(feed(p, e, 7, 2, -1), 7);
+    assert_int_equal(es_policy_answer(p), 1); /* 4 to 3 */
+    es_policy_free(p);
+    p = new_policy("esc:window=3,remainder=skip");
+    assert_int_equal(feed(p, e, 7, 2, -1), 6);
+    assert_int_equal(es_policy_answer(p), 0); /* 3 to 3: the answer seen first */
+    /* fewer samples than a window: all of them */
+    assert_int_equal(feed(p, e, 2, 2, -1), 2);
+    es_policy_free(p);
+    /* the rule's own max is rounded down to whole windows too */
+    p = new_policy("esc:window=3,remainder=skip,max=5");
+    assert_int_equal(feed(p, e, 7, 2, -1), 3);
+    es_policy_free(p);
 }
 
 static void test_majority_entropy_events(void **state)
@@ -446,6 +562,9 @@ static void test_majority_entropy_events(void **state)
     p = new_policy("entropy");
     /* counts {k} + pseudo-count 1: k=2 .918, k=3 .811, k=4 .722 <= .75 */
     assert_int_equal(feed(p, same, 8, 1, -1), 4);
+    /* counts (8, 3, 1) after 12 samples: exactly 0.75, and upstream goes on */
+    int32_t t[] = {0, 1, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(feed(p, t, 13, 3, -1), 13);
     es_policy_free(p);
     p = new_policy("majority:min=1");
     assert_int_equal(feed(p, same, 8, 1, -1), 1);
@@ -535,67 +654,125 @@ static void test_within_events(void **state)
     es_policy_free(p);
 }
 
-/* DeepConf online: warm-up traces fix the threshold at a percentile of their
- * lowest group confidences; later, a group below it ends the trace, which
- * then leaves the vote; stop once the weighted leader holds the consensus. */
+/* DeepConf online as facebookresearch/deepconf's wrapper.py runs it: the
+ * warm-up traces fix the threshold at a percentile of their confidences and
+ * vote only when they clear it; later traces are cut at a group below it and
+ * then do not vote; a trace without an answer never votes; every sample is
+ * drawn (no consensus stop unless asked); a trace shorter than the window has
+ * the mean of all its tokens as its confidence. */
 static void test_deepconf_events(void **state)
 {
-    const int32_t A = 0, B = 1;
-    es_policy *p = new_policy("deepconf:warmup=2,eta=50,threshold=0.95");
-    assert_int_equal(es_policy_begin_item(p, 0, 2, -1), ES_OK);
+    const int32_t A = 0, B = 1, NUL = 2;
+    es_policy *p = new_policy("deepconf:warmup=2,eta=50,round=off");
+    assert_int_equal(es_policy_begin_item(p, 0, 3, NUL), ES_OK);
     int32_t aa[] = {A, A}, bb[] = {B, B}, b1[] = {B};
-    float w1[] = {0.9f, 0.8f}, w2[] = {0.6f, 0.7f}, w3[] = {0.9f, 0.65f}, w4[] = {0.69f};
+    float w1[] = {1.0f, 1.5f}, w2[] = {0.5f, 2.0f}, hi[] = {0.875f}, lo[] = {0.5f};
     assert_int_equal(probe_sample(p, aa, NULL, w1, 2), 0); /* warm-up: nothing ends a trace */
     assert_int_equal(es_policy_end_sample(p, A, 200, NAN), ES_CONTINUE);
     assert_int_equal(probe_sample(p, bb, NULL, w2, 2), 0);
-    /* threshold = 50th percentile of {0.8, 0.6} = 0.7; weights A .8, B .6 */
     assert_int_equal(es_policy_end_sample(p, B, 200, NAN), ES_CONTINUE);
-    for (int i = 0; i < 3; i++) {
-        /* B traces ended by a low group: they leave the vote */
-        int at = probe_sample(p, i ? b1 : bb, NULL, i ? w4 : w3, i ? 1 : 2);
-        assert_int_equal(at, i ? 1 : 2);
-        assert_int_equal(es_policy_sample_answer(p), B);
-        assert_int_equal(es_policy_end_sample(p, B, 100, NAN), ES_CONTINUE);
-    }
-    /* 4 B votes against 1 A by count, but only A and one B are kept */
+    /* threshold: 50th percentile of {1.0, 0.5} = 0.75; the warm-up B (0.5)
+     * is below it and does not vote, A (1.0) does */
     assert_int_equal(es_policy_answer(p), A);
-    /* consensus: A .8 + .9 + .9 ... until A / total >= .95 */
-    float hi[] = {0.9f};
+    /* a later trace with a group below 0.75 is cut there and does not vote */
+    assert_int_equal(probe_sample(p, b1, NULL, lo, 1), 1);
+    assert_int_equal(es_policy_sample_answer(p), B);
+    assert_int_equal(es_policy_end_sample(p, B, 16, NAN), ES_CONTINUE);
+    assert_int_equal(es_policy_answer(p), A);
+    /* a kept trace with no answer does not vote either */
+    int32_t n1[] = {NUL};
+    assert_int_equal(probe_sample(p, n1, NULL, hi, 1), 0);
+    assert_int_equal(es_policy_end_sample(p, NUL, 100, NAN), ES_CONTINUE);
+    assert_int_equal(es_policy_answer(p), A);
+    /* kept B traces vote with their confidence: 0.875 < 1.0, then 1.75 > 1.0 */
+    assert_int_equal(probe_sample(p, b1, NULL, hi, 1), 0);
+    assert_int_equal(es_policy_end_sample(p, B, 100, NAN), ES_CONTINUE);
+    assert_int_equal(es_policy_answer(p), A);
+    assert_int_equal(probe_sample(p, b1, NULL, hi, 1), 0);
+    assert_int_equal(es_policy_end_sample(p, B, 100, NAN), ES_CONTINUE);
+    assert_int_equal(es_policy_answer(p), B);
+    /* no consensus stop: 40 more unanimous traces, still drawing */
     int32_t a1[] = {A};
-    int stopped = 0, n;
-    for (n = 0; n < 30 && !stopped; n++) {
-        assert_int_equal(probe_sample(p, a1, NULL, hi, 1), 0);
-        stopped = es_policy_end_sample(p, A, 100, NAN) == ES_STOP;
+    float one[] = {1.0f};
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(probe_sample(p, a1, NULL, one, 1), 0);
+        assert_int_equal(es_policy_end_sample(p, A, 100, NAN), ES_CONTINUE);
     }
-    /* (0.8 + 0.9 n) / (1.4 + 0.9 n) >= 0.95 first at n = 12 */
-    assert_true(stopped);
-    assert_int_equal(n, 12);
     assert_int_equal(es_policy_answer(p), A);
-
-    /* warm-up consensus stops at the end of warm-up at the earliest */
-    assert_int_equal(es_policy_begin_item(p, 10, 2, -1), ES_OK);
-    assert_int_equal(probe_sample(p, a1, NULL, hi, 1), 0);
-    assert_int_equal(es_policy_end_sample(p, A, 100, NAN), ES_CONTINUE);
-    assert_int_equal(probe_sample(p, a1, NULL, hi, 1), 0);
-    assert_int_equal(es_policy_end_sample(p, A, 100, NAN), ES_STOP);
-
-    /* no confidences at all: an error that says why */
-    assert_int_equal(es_policy_begin_item(p, 10, 2, -1), ES_OK);
-    assert_int_equal(probe_sample(p, a1, NULL, NULL, 1), ES_ENOTSUP);
-    assert_true(strstr(es_policy_errmsg(p), "confidence") != NULL);
+    /* a sample with no confidence at all (too short for a probe) is no error:
+     * it sets no threshold and does not vote */
+    es_policy_begin_sample(p);
+    assert_int_equal(es_policy_end_sample(p, B, 10, NAN), ES_CONTINUE);
+    assert_int_equal(es_policy_answer(p), A);
     es_policy_free(p);
 
-    /* per-token events drive it as well: window of 2 tokens */
-    p = new_policy("deepconf:warmup=1,eta=50,window=2,threshold=0.95");
-    assert_int_equal(es_policy_begin_item(p, 10, 2, -1), ES_OK);
+    /* vote=count: every kept trace weighs 1 (compute_multiple_voting's majority) */
+    p = new_policy("deepconf:warmup=1,eta=100,vote=count,round=off");
+    assert_int_equal(es_policy_begin_item(p, 4, 3, NUL), ES_OK);
+    float c9[] = {0.9f}, c1[] = {0.1f}, c2[] = {0.2f};
+    int32_t bq[] = {B}, aq[] = {A};
+    assert_int_equal(probe_sample(p, aq, NULL, c9, 1), 0);
+    assert_int_equal(es_policy_end_sample(p, A, 10, NAN), ES_CONTINUE);
+    /* eta=100: the threshold is the lowest warm-up confidence, 0.9: both B cut */
+    assert_int_equal(probe_sample(p, bq, NULL, c1, 1), 1);
+    assert_int_equal(es_policy_end_sample(p, B, 10, NAN), ES_CONTINUE);
+    assert_int_equal(probe_sample(p, bq, NULL, c2, 1), 1);
+    assert_int_equal(es_policy_end_sample(p, B, 10, NAN), ES_CONTINUE);
+    assert_int_equal(probe_sample(p, bq, NULL, c9, 1), 0);
+    assert_int_equal(es_policy_end_sample(p, B, 10, NAN), ES_STOP); /* the caller's 4 samples */
+    assert_int_equal(es_policy_answer(p), A);                        /* 1 to 1: A voted first */
+    /* every trace cut or without an answer: no answer, as upstream's None */
+    assert_int_equal(es_policy_begin_item(p, 2, 3, NUL), ES_OK);
+    int32_t nq[] = {NUL};
+    assert_int_equal(probe_sample(p, nq, NULL, c9, 1), 0);
+    assert_int_equal(es_policy_end_sample(p, NUL, 10, NAN), ES_CONTINUE);
+    assert_int_equal(probe_sample(p, aq, NULL, c1, 1), 1);
+    assert_int_equal(es_policy_end_sample(p, A, 10, NAN), ES_STOP);
+    assert_int_equal(es_policy_answer(p), NUL);
+    /* no sample of the question carries a confidence: an error that says why */
+    assert_int_equal(es_policy_begin_item(p, 2, 3, NUL), ES_OK);
     es_policy_begin_sample(p);
-    float toks[] = {1.0f, 0.8f, 0.6f, 0.9f}; /* groups .9, .7, .75 -> min .7 */
-    for (int i = 0; i < 4; i++) assert_int_equal(es_policy_token(p, -0.1f, toks[i]), ES_CONTINUE);
-    assert_int_equal(es_policy_end_sample(p, A, 4, NAN), ES_STOP); /* A alone: consensus 1 */
-    assert_int_equal(es_policy_begin_item(p, 10, 2, -1), ES_OK);
+    assert_int_equal(es_policy_end_sample(p, A, 5, NAN), ES_CONTINUE);
     es_policy_begin_sample(p);
-    for (int i = 0; i < 4; i++) assert_int_equal(es_policy_token(p, -0.1f, toks[i]), ES_CONTINUE);
-    assert_int_equal(es_policy_end_sample(p, B, 4, NAN), ES_STOP);
+    assert_int_equal(es_policy_end_sample(p, A, 5, NAN), ES_ENOTSUP);
+    assert_true(strstr(es_policy_errmsg(p), "confidence") != NULL);
+    /* probes without window_confidence: the file has none */
+    assert_int_equal(es_policy_begin_item(p, 2, 3, NUL), ES_OK);
+    assert_int_equal(probe_sample(p, aq, NULL, NULL, 1), ES_ENOTSUP);
+    es_policy_free(p);
+
+    /* the paper's consensus stop, as an option: after warm-up, stop once the
+     * weighted leader holds `consensus` of the weight */
+    p = new_policy("deepconf:warmup=2,eta=100,consensus=0.95,round=off");
+    assert_int_equal(es_policy_begin_item(p, 0, 3, NUL), ES_OK);
+    assert_int_equal(probe_sample(p, aq, NULL, c9, 1), 0);
+    assert_int_equal(es_policy_end_sample(p, A, 10, NAN), ES_CONTINUE);
+    assert_int_equal(probe_sample(p, aq, NULL, c9, 1), 0);
+    assert_int_equal(es_policy_end_sample(p, A, 10, NAN), ES_STOP); /* unanimous at the end of warm-up */
+    es_policy_free(p);
+
+    /* per-token events: groups are full windows (of 2 here); a trace shorter
+     * than the window has the mean of all its tokens */
+    p = new_policy("deepconf:warmup=1,eta=100,window=4,round=off");
+    assert_int_equal(es_policy_begin_item(p, 0, 3, NUL), ES_OK);
+    es_policy_begin_sample(p);
+    float toks[] = {1.0f, 0.75f, 0.5f, 1.0f, 0.25f}; /* groups .8125, .625 -> .625 */
+    for (int i = 0; i < 5; i++) assert_int_equal(es_policy_token(p, -0.1f, toks[i]), ES_CONTINUE);
+    assert_int_equal(es_policy_end_sample(p, A, 5, NAN), ES_CONTINUE);
+    /* threshold .625; a 3-token trace: no full window, mean (.5+.5+.5)/3 = .5 < .625: no vote */
+    es_policy_begin_sample(p);
+    for (int i = 0; i < 3; i++) assert_int_equal(es_policy_token(p, -0.1f, 0.5f), ES_CONTINUE);
+    assert_int_equal(es_policy_end_sample(p, B, 3, NAN), ES_CONTINUE);
+    assert_int_equal(es_policy_answer(p), A);
+    /* mean .75 >= .625: votes (.75 > .625, B leads) */
+    es_policy_begin_sample(p);
+    for (int i = 0; i < 2; i++) assert_int_equal(es_policy_token(p, -0.1f, 0.75f), ES_CONTINUE);
+    assert_int_equal(es_policy_end_sample(p, B, 2, NAN), ES_CONTINUE);
+    assert_int_equal(es_policy_answer(p), B);
+    /* a full window below the threshold cuts the trace */
+    es_policy_begin_sample(p);
+    for (int i = 0; i < 3; i++) assert_int_equal(es_policy_token(p, -0.1f, 0.5f), ES_CONTINUE);
+    assert_int_equal(es_policy_token(p, -0.1f, 0.5f), ES_STOP);
     es_policy_free(p);
 }
 
@@ -696,14 +873,24 @@ static void test_replay_within_stop(void **state)
     es_traceset *ts = hand_set("3", hs, 1);
     es_item_view v;
     es_traceset_item(ts, 0, &v);
-    es_policy *p = new_policy("dynasor:k=3");
+    /* Dynasor's timing: the probe at 200 is read once the chunk after it is
+     * out, at 300; the sample ends there and the probe at 300 is never made.
+     * The last probe is never read: k=4 would need the probe at 300. */
+    static const struct { const char *spec; uint32_t lag; uint64_t tokens, probes; } dyn[] = {
+        {"dynasor:k=3", 1, 300, 4}, {"dynasor:k=3,decide=at-probe", 0, 200, 4},
+        {"dynasor:k=4", 1, 400, 5}, {"dynasor:k=4,decide=at-probe", 0, 300, 5}};
+    es_policy *p;
     es_outcome o;
-    assert_int_equal(es_replay_item(p, &v, NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
-    assert_int_equal(o.tokens, 200);
-    assert_int_equal(o.probes, 4);
-    assert_int_equal(o.probe_tokens, 4); /* only the probe with a cost field */
-    assert_int_equal(o.correct, 1);
-    es_policy_free(p);
+    for (int i = 0; i < 4; i++) {
+        p = new_policy(dyn[i].spec);
+        assert_int_equal(es_policy_probe_lag(p), dyn[i].lag);
+        assert_int_equal(es_replay_item(p, &v, NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
+        assert_int_equal(o.tokens, dyn[i].tokens);
+        assert_int_equal(o.probes, dyn[i].probes);
+        assert_int_equal(o.probe_tokens, 4); /* only the probe with a cost field */
+        assert_int_equal(o.correct, 1);
+        es_policy_free(p);
+    }
     p = new_policy("convergence:m=1");
     assert_int_equal(es_replay_item(p, &v, NULL, 10, &o), ES_OK);
     assert_int_equal(o.tokens, 150);
@@ -922,6 +1109,7 @@ int main(void)
         cmocka_unit_test(test_dirichlet_lead_prob),
         cmocka_unit_test(test_vote_entropy),
         cmocka_unit_test(test_spec_parse),
+        cmocka_unit_test(test_policy_file),
         cmocka_unit_test(test_ac_beta_events),
         cmocka_unit_test(test_esc_events),
         cmocka_unit_test(test_majority_entropy_events),

@@ -2,10 +2,11 @@
  * policy_json.c - policies stored as JSON files ("@policy.json" on the
  * command line), so that tuners can write what they found to disk.
  *
- * Accepted forms:
+ * Accepted forms (one of the two; both at once is an error):
  *   {"spec": "dynasor:k=3+ac-beta:threshold=0.9"}
- *   {"rules": [{"name": "dynasor", "k": 3}, {"name": "ac-beta", "threshold": 0.9}]}
- * Other top-level keys (provenance, tuning figures) are ignored.
+ *   {"rules": [{"name": "dynasor", "k": 3}, {"name": "esc", "remainder": "skip"}]}
+ * Other top-level keys (provenance, tuning figures) are ignored; a key given
+ * twice anywhere is an error.
  */
 #include <string.h>
 
@@ -13,13 +14,25 @@
 
 #include "earlystop_io.h"
 
-/* Append "name:key=value,..." for one rule object. */
+/* 1 when s can stand in a spec as a rule name, key or value: it must not
+ * carry the spec's own separators (':', ',', '=', '+'), or a file could
+ * smuggle in parameters or rules the JSON does not show. */
+static int spec_safe(const char *s)
+{
+    return *s && !strpbrk(s, ":,=+ \t\n");
+}
+
+/* Append "name:key=value,..." for one rule object.  Values are numbers, or
+ * words ("max": "all", "remainder": "skip"). */
 static int rule_to_spec(json_t *r, size_t idx, char *buf, size_t cap, size_t *at, const char *path, es_error *err)
 {
-    json_t *name = json_object_get(r, "name");
     char field[96];
+    snprintf(field, sizeof field, "rules[%zu]", idx);
+    if (!json_is_object(r)) return es_error_set(err, ES_EFORMAT, path, 0, field, "must be an object");
+    json_t *name = json_object_get(r, "name");
     snprintf(field, sizeof field, "rules[%zu].name", idx);
-    if (!json_is_string(name)) return es_error_set(err, ES_EFORMAT, path, 0, field, "must be a string");
+    if (!json_is_string(name) || !spec_safe(json_string_value(name)))
+        return es_error_set(err, ES_EFORMAT, path, 0, field, "must be a rule name (a string)");
     *at += (size_t)snprintf(buf + *at, *at < cap ? cap - *at : 0, "%s%s", idx ? "+" : "", json_string_value(name));
     const char *k;
     json_t *v;
@@ -27,9 +40,15 @@ static int rule_to_spec(json_t *r, size_t idx, char *buf, size_t cap, size_t *at
     json_object_foreach(r, k, v) {
         if (!strcmp(k, "name")) continue;
         snprintf(field, sizeof field, "rules[%zu].%.40s", idx, k);
-        if (!json_is_number(v)) return es_error_set(err, ES_EFORMAT, path, 0, field, "must be a number");
-        *at += (size_t)snprintf(buf + *at, *at < cap ? cap - *at : 0, "%s%s=%.17g", first ? ":" : ",", k,
-                                json_number_value(v));
+        if (!spec_safe(k)) return es_error_set(err, ES_EFORMAT, path, 0, field, "is not a parameter name");
+        char val[64];
+        if (json_is_number(v))
+            snprintf(val, sizeof val, "%.17g", json_number_value(v));
+        else if (json_is_string(v) && spec_safe(json_string_value(v)) && strlen(json_string_value(v)) < sizeof val)
+            snprintf(val, sizeof val, "%s", json_string_value(v));
+        else
+            return es_error_set(err, ES_EFORMAT, path, 0, field, "must be a number or a word such as \"all\"");
+        *at += (size_t)snprintf(buf + *at, *at < cap ? cap - *at : 0, "%s%s=%s", first ? ":" : ",", k, val);
         first = 0;
     }
     return ES_OK;
@@ -38,16 +57,24 @@ static int rule_to_spec(json_t *r, size_t idx, char *buf, size_t cap, size_t *at
 int es_policy_spec_load(const char *path, char *buf, size_t cap, es_error *err)
 {
     json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
+    /* a repeated key would otherwise keep its last value silently */
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!j) return es_error_set(err, ES_EPARSE, path, je.line, "", "%s", je.text);
     int rc = ES_OK;
     size_t at = 0;
     json_t *spec = json_object_get(j, "spec"), *rules = json_object_get(j, "rules");
-    if (json_is_string(spec)) {
+    if (!json_is_object(j)) {
+        rc = es_error_set(err, ES_EFORMAT, path, 0, "", "a policy file is a JSON object with \"spec\" or \"rules\"");
+    } else if (spec && rules) {
+        rc = es_error_set(err, ES_EFORMAT, path, 0, "spec",
+                          "the file has both \"spec\" and \"rules\": keep one, they could disagree");
+    } else if (json_is_string(spec)) {
         at = (size_t)snprintf(buf, cap, "%s", json_string_value(spec));
     } else if (json_is_array(rules) && json_array_size(rules)) {
         for (size_t i = 0; rc == ES_OK && i < json_array_size(rules); i++)
             rc = rule_to_spec(json_array_get(rules, i), i, buf, cap, &at, path, err);
+    } else if (spec) {
+        rc = es_error_set(err, ES_EFORMAT, path, 0, "spec", "must be a string such as \"ac-beta:threshold=0.9\"");
     } else {
         rc = es_error_set(err, ES_EFORMAT, path, 0, "spec", "a policy file needs \"spec\" or a non-empty \"rules\" list");
     }

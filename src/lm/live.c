@@ -17,8 +17,13 @@ struct es_lm_live {
     uint32_t max_samples, max_answers;
     int32_t null_id;          /* reserved id after every interned answer */
     uint32_t limit;           /* token budget, UINT32_MAX when none */
+    uint32_t lag;             /* es_policy_probe_lag: probes read one probe point late */
     /* per sample */
     int32_t last;             /* last probe's answer id */
+    int32_t read;             /* answer id of the probe last read by the policy */
+    int pending;              /* with a lag: a probe made and not yet read */
+    es_lm_probe held;         /* that probe (its answer already interned: held_id) */
+    int32_t held_id;
     uint32_t probes;
     uint64_t probe_tokens;
 };
@@ -34,6 +39,7 @@ int es_lm_live_new(const es_lm *m, const es_lm_gen_opts *gen, es_policy *p, es_a
     es_lm_gen_opts o = *gen;
     if (!es_policy_probes(p)) o.probe_every = 0;
     lv->limit = es_policy_token_limit(p);
+    lv->lag = es_policy_probe_lag(p);
     if (lv->limit != UINT32_MAX) o.max_tokens = lv->limit > (1u << 30) ? 1 << 30 : (int)lv->limit;
     int seq = m->cfg.seq_len, every = o.probe_every > 0 ? o.probe_every : seq;
     lv->m = m;
@@ -81,16 +87,34 @@ static int32_t intern_answer(es_lm_live *lv, int has, const char *answer)
     return id < 0 ? lv->null_id : id;
 }
 
+/* The policy reads one probe (replay.c: read_probe). */
+static int read_probe(es_lm_live *lv, const es_lm_probe *pr, int32_t id)
+{
+    lv->read = id;
+    return es_policy_probe(lv->p, pr->at, id, pr->confidence, pr->window_confidence);
+}
+
 /* Interns the probed answer and asks the policy; the verdict ends the
- * sample inside the generator, so the tokens after it are never computed. */
+ * sample inside the generator, so the tokens after it are never computed.
+ * With a lag the held probe is read first, as the chunk after it is out: a
+ * stop then ends the sample here, and this probe counts as never made (the
+ * generator has computed it before asking: its cost is not charged, as
+ * Dynasor would not have launched it). */
 static int live_on_probe(void *ctx, const es_lm_probe *pr)
 {
     es_lm_live *lv = ctx;
+    int rc = lv->lag && lv->pending ? read_probe(lv, &lv->held, lv->held_id) : ES_CONTINUE;
+    if (rc == ES_STOP) return ES_STOP;
     lv->last = intern_answer(lv, pr->has_answer, pr->answer);
     lv->probes++;
     lv->probe_tokens += (uint64_t)(pr->cost > 0 ? pr->cost : 0);
-    int rc = es_policy_probe(lv->p, pr->at, lv->last, pr->confidence, pr->window_confidence);
-    return rc == ES_STOP ? ES_STOP : ES_CONTINUE;
+    if (lv->lag) {
+        lv->held = *pr;
+        lv->held_id = lv->last;
+        lv->pending = 1;
+        return ES_CONTINUE;
+    }
+    return read_probe(lv, pr, lv->last) == ES_STOP ? ES_STOP : ES_CONTINUE;
 }
 
 /* One sample; returns es_policy_end_sample's verdict.  A stopped sample
@@ -103,14 +127,15 @@ static int live_sample(es_lm_live *lv, const char *prompt, uint64_t seed, uint64
     es_lm_sample_rng(&r, seed, item, i);
     es_lm_gen_hooks h = {NULL, live_on_probe, lv};
     es_lm_sample_result res;
-    lv->last = lv->null_id;
+    lv->last = lv->read = lv->null_id;
+    lv->pending = 0;
     es_policy_begin_sample(lv->p);
     int rc = es_lm_gen_sample(lv->g, prompt, &r, &h, &res);
     if (rc) return rc;
     int32_t ans;
     if (res.stopped) {
         ans = es_policy_sample_answer(lv->p);
-        if (ans < 0) ans = lv->last;
+        if (ans < 0) ans = lv->read;
     } else if (!res.ended && lv->limit != UINT32_MAX && res.tokens >= lv->limit) {
         ans = lv->last;
     } else {
