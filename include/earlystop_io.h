@@ -89,6 +89,48 @@ int es_trace_writer_write(es_trace_writer *w, const es_item *item, es_error *err
 /* Flushes; does not close fp. */
 int es_trace_writer_free(es_trace_writer *w);
 
+/* ----------------------------------------------------------- output files */
+
+/*
+ * es_outfile: an output file that a failed run cannot damage.  A regular
+ * file (or a new name) is written to a temporary file beside it and renamed
+ * over the name on commit; a symlink is followed (its target is replaced,
+ * the link stays).  A name that is not a regular file (/dev/stdout,
+ * /dev/null, a pipe) is written directly; "-" is stdout.  Nothing the run did
+ * not create is ever unlinked, so an existing output survives a failed run
+ * byte for byte.  Hard links to the old file keep the old content.
+ *
+ *   es_outfile *of;
+ *   if (es_outfile_open(path, inputs, &of, &err)) ...   // before the work
+ *   ... write to es_outfile_fp(of) ...
+ *   rc = ok ? es_outfile_commit(of, &err) : (es_outfile_abort(of), rc);
+ */
+typedef struct es_outfile es_outfile;
+
+/* Open `path` for writing.  Call it before the work, so that a bad output
+ * (missing directory, not writable, a directory) fails before any input is
+ * read.  inputs: NULL-terminated list of the run's input files ("-" =
+ * stdin), may be NULL; an output that is one of them (same name, or same
+ * device and inode) is refused with ES_EINVAL.  Errors name the output. */
+int es_outfile_open(const char *path, const char *const *inputs, es_outfile **out, es_error *err);
+FILE *es_outfile_fp(es_outfile *of);
+/* The name as given (for messages). */
+const char *es_outfile_name(const es_outfile *of);
+/* Where a writer that opens files by name (e.g. es_lm_save) must write: the
+ * temporary file, or the name itself when written directly. */
+const char *es_outfile_write_path(const es_outfile *of);
+/* Flush, check every write, fsync and close, then rename over the name.
+ * On failure the error names the output, the temporary is removed and the
+ * old file is left as it was.  Frees of (NULL is fine) either way. */
+int es_outfile_commit(es_outfile *of, es_error *err);
+/* For a writer that rewrites the whole file each time (a model checkpoint):
+ * publish what was written so far as in commit, then continue on a fresh
+ * temporary file; es_outfile_fp and _write_path may change. */
+int es_outfile_checkpoint(es_outfile *of, es_error *err);
+/* Close and remove the temporary file; the name keeps what it held.  Frees
+ * of (NULL is fine). */
+void es_outfile_abort(es_outfile *of);
+
 /* ================================================================= import
  * (section owned by src/io/import.c)
  *
