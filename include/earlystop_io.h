@@ -30,7 +30,30 @@ enum {
     ES_READ_SKIP_BAD = 2   /* skip items that break the format, count them */
 };
 
-/* Open `path` ("-" = stdin) and read its header line.  Errors name the file. */
+/* Longest line the reader accepts by default (a real trace line is a few
+ * MB at most; /dev/zero or a binary file would otherwise fill memory). */
+#define ES_READ_MAX_LINE ((uint64_t)256 << 20)
+/* How many skipped items' errors a reader keeps (the first ones). */
+enum { ES_READ_REASONS = 5 };
+
+typedef struct es_read_opts {
+    unsigned flags;     /* ES_READ_* */
+    uint64_t max_line;  /* longest line in bytes; 0 = ES_READ_MAX_LINE.  Longer: ES_ERANGE */
+    int threads;        /* parsing threads, the caller's included: 1 = none
+                           started; 0 = one per online core.  Helpers wait
+                           passively and the caller never waits for them, so
+                           more threads are never much slower than one. */
+} es_read_opts;
+
+/* Defaults: no flags, ES_READ_MAX_LINE, threads 0. */
+void es_read_opts_init(es_read_opts *o);
+
+/* Open `path` ("-" = stdin) and read its header line.  Errors name the file.
+ * Compressed input (gzip, zstd, xz, bzip2, zip) is refused by name; a UTF-8
+ * byte order mark before the header is skipped.  opts NULL = defaults. */
+int es_trace_reader_open_opts(const char *path, const es_read_opts *opts, es_trace_reader **out,
+                              es_error *err);
+/* es_trace_reader_open_opts with default options and these flags. */
 int es_trace_reader_open(const char *path, unsigned flags, es_trace_reader **out, es_error *err);
 void es_trace_reader_free(es_trace_reader *r);
 
@@ -44,6 +67,9 @@ const char *es_trace_reader_header(const es_trace_reader *r);
 size_t es_trace_reader_skipped(const es_trace_reader *r);
 /* Last skipped item's error (valid when skipped > 0). */
 const es_error *es_trace_reader_last_skip(const es_trace_reader *r);
+/* Error of skipped item i (0 = the first), for i < ES_READ_REASONS; NULL
+ * past what was kept or skipped. */
+const es_error *es_trace_reader_skip_reason(const es_trace_reader *r, size_t i);
 long es_trace_reader_line(const es_trace_reader *r);
 /* Bytes consumed so far (for progress and MB/s). */
 uint64_t es_trace_reader_bytes(const es_trace_reader *r);
@@ -51,6 +77,18 @@ uint64_t es_trace_reader_bytes(const es_trace_reader *r);
 /* Read a whole file into a traceset (ES_KEEP_TEXT unless ES_READ_NO_TEXT). */
 int es_traceset_load(const char *path, unsigned read_flags, es_traceset **out,
                      size_t *skipped, es_error *err);
+
+/* What a load skipped (ES_READ_SKIP_BAD): how many items, and the errors of
+ * the first ES_READ_REASONS in file order (bad lines and duplicate ids). */
+typedef struct es_read_report {
+    size_t skipped;
+    size_t n_reasons;
+    es_error reasons[ES_READ_REASONS];
+} es_read_report;
+
+/* es_traceset_load with options (NULL = defaults); rep may be NULL. */
+int es_traceset_load_opts(const char *path, const es_read_opts *opts, es_traceset **out,
+                          es_read_report *rep, es_error *err);
 
 /* ---------------------------------------------------------- policy files */
 
@@ -65,10 +103,13 @@ int es_policy_new_any(const char *spec, es_policy **out, es_error *err);
 
 /*
  * es_eval_policy over orders [0, shuffles) (shuffles == 0: the file order
- * once) split across `threads` OpenMP threads (0 = all cores), each with its
- * own policy made from `spec` (or @file.json).  Adds integer sums into acc,
+ * once) on `threads` threads (0 = one per online core; the caller's thread
+ * is one of them), each with its own policy made from `spec` (or
+ * @file.json).  The orders are cut into at most 16 chunks the threads take
+ * in turn (pthreads; no thread waits actively).  Adds integer sums into acc,
  * so results do not depend on the thread count.  canon (may be NULL) gets
- * the canonical spec.  On error err names the item and the policy's reason.
+ * the canonical spec.  On error err names the item and the policy's reason
+ * (the first failing chunk's, the same whatever the thread count).
  */
 int es_eval_policy_threads(const es_traceset *ts, const char *spec, uint64_t seed, uint32_t shuffles,
                            int threads, int32_t probe_cost, es_eval_acc *acc, char *canon, size_t canon_cap,
