@@ -2,9 +2,9 @@
 # Run every cmocka test binary in BUILD/tests; fail if any fails.
 #
 # One line per binary ("TEST  test_x  12 passed, 2 skipped"); a failing
-# binary's output (less the passing tests' lines) follows its line.  Every output is kept in
-# BUILD/tests/log/NAME.log.  At the end: totals, and each reason a test gave
-# for skipping (e.g. no ../shared/data) with how many tests it skipped.
+# binary's output (less the passing tests' lines) follows its line.  Every
+# output is kept in BUILD/tests/log/NAME.log.  At the end: totals, and the
+# reasons the tests printed for skipping (e.g. no ../shared/data).
 # V=1 prints every binary's whole output too.
 #
 # Tests find the shared data at ES_SHARED_DATA (default ../shared/data) and
@@ -19,34 +19,27 @@ logdir="$build/tests/log"
 mkdir -p "$logdir"
 reasons="$logdir/skip-reasons"
 : >"$reasons"
-# Line-buffered stdout keeps a test's messages (stdout) next to its cmocka
-# lines and its stderr lines, so the reason for a skip is found beside it.
-lb=""
-command -v stdbuf >/dev/null 2>&1 && lb="stdbuf -oL -eL"
 
 fail=0; pass=0; tests_pass=0; tests_skip=0; tests_fail=0
 for t in "$build"/tests/test_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     log="$logdir/$name.log"
-    $lb "$t" >"$log" 2>&1
+    "$t" >"$log" 2>&1
     rc=$?
     if [ "$V" = 1 ]; then echo "== $t"; cat "$log"; fi
-    # counts from cmocka's lines; a skipped test is "[  SKIPPED ] name" right
-    # after it ran, and the reason is the last other line it printed.
+    # counts from cmocka's lines ("[  SKIPPED ] name" right after a test ran;
+    # the list at the end repeats them); the reasons are the lines a test
+    # printed that say "skip" (stdout and stderr interleave, so they are not
+    # matched to tests).
     counts=$(awk -v reasons="$reasons" '
-        /^\[ RUN      \]/ { reason = ""; next }
         /^\[  PASSED  \] [0-9]+ test/ { passed = $4; next }
         /^\[  FAILED  \] [0-9]+ test/ { failed = $4; listing = 1; next }
         /^\[  SKIPPED \] [0-9]+ test/ { listing = 1; next }
-        /^\[  SKIPPED \] / && !listing {
-            skipped++
-            r = reason == "" ? "(no reason printed)" : reason
-            print r >> reasons
-            next
-        }
+        /^\[  SKIPPED \] / && !listing { skipped++; next }
         /^\[/ { next }
-        NF { reason = $0 }
+        /SKIPPED TEST/ { next }
+        tolower($0) ~ /skip/ { print >> reasons }
         END { printf "%d %d %d\n", passed, skipped, failed }' "$log")
     set -- $counts
     p=$1 s=$2 f=$3
@@ -65,8 +58,8 @@ for t in "$build"/tests/test_*; do
     fi
 done
 echo "tests: $pass binaries passed, $fail failed; $tests_pass tests passed, $tests_skip skipped, $tests_fail failed (logs: $logdir)"
-if [ "$tests_skip" -gt 0 ]; then
-    echo "skipped, by reason:"
-    sort "$reasons" | uniq -c | sort -rn | sed 's/^ *\([0-9]*\) /  \1 test(s): /'
+if [ -s "$reasons" ]; then
+    echo "why tests skipped (or skipped a part), as they said it:"
+    sort "$reasons" | uniq -c | sort -rn | sed 's/^ *\([0-9]*\) /  \1x /'
 fi
 [ "$fail" -eq 0 ]

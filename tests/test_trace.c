@@ -659,8 +659,9 @@ static void test_compressed_input(void **state)
 {
     static const unsigned char gz[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03,
                                        0x4b, 0x4c, 0x4a, 0x06, 0x00, 0xc2, 0x41, 0x24, 0x35, 0x03, 0, 0, 0};
-    static const char *const kinds[][2] = {{"\x28\xb5\x2f\xfd\x04", "zstd"}, {"\xfd" "7zXZ\x00\x00", "xz"},
-                                           {"BZh91AY&SY", "bzip2"}};
+    static const struct { char magic[11]; const char *name; } kinds[] = {
+        {"\x28\xb5\x2f\xfd\x04\x58\x01\x02\x03\x04", "zstd"}, {"\xfd" "7zXZ\x00\x00\x04\x01\x02", "xz"},
+        {"BZh91AY&SY", "bzip2"}};
     char path[512];
     es_trace_reader *r = NULL;
     es_error err = {0};
@@ -670,9 +671,9 @@ static void test_compressed_input(void **state)
     if (!strstr(err.msg, "gzip-compressed input: decompress it first")) fail_msg("message '%s'", err.msg);
     assert_string_equal(err.file, path);
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        write_file_n(path, sizeof path, kinds[i][0], 10);
+        write_file_n(path, sizeof path, kinds[i].magic, 10);
         assert_int_equal(es_trace_reader_open(path, 0, &r, &err), ES_EFORMAT);
-        if (!strstr(err.msg, kinds[i][1])) fail_msg("message '%s' lacks %s", err.msg, kinds[i][1]);
+        if (!strstr(err.msg, kinds[i].name)) fail_msg("message '%s' lacks %s", err.msg, kinds[i].name);
     }
 }
 
