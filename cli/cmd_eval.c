@@ -536,8 +536,10 @@ int cmd_eval(int argc, char **argv)
     if (rc != CLI_FAIL && o.json) {
         json_t *doc = json_pack("{s:s, s:I, s:I, s:o}", "format", "earlystop-eval", "shuffles", (json_int_t)o.shuffles,
                                 "seed", (json_int_t)o.seed, "rows", json_incref(rows));
-        if (!doc || json_dumpf(doc, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)))
+        if (!doc || json_dumpf(doc, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))) {
+            fprintf(stderr, "earlystop eval: %s\n", doc ? "standard output: write failed" : "out of memory");
             rc = worse(rc, CLI_FAIL);
+        }
         putchar('\n');
         json_decref(doc);
     }
