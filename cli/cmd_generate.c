@@ -240,8 +240,10 @@ int cmd_generate(int argc, char **argv)
         rc = es_error_set(&err, ES_ENOMEM, NULL, 0, NULL, "out of memory");
     if (!rc) rc = open_out(&o, m, &of, &w, &err);
     if (!rc) rc = generate_loop(&o, m, gens, slots, samples, w, &sum, &err);
-    if (w && es_trace_writer_free(w) && !rc)
+    if (w && es_trace_writer_free(w) && !rc) {
         rc = es_error_set(&err, ES_EIO, es_outfile_name(of), 0, NULL, "write failed: %s", strerror(errno));
+        clearerr(es_outfile_fp(of)); /* said here: not again at exit for stdout */
+    }
     if (rc == ES_EIO && of && !err.file[0]) snprintf(err.file, sizeof err.file, "%s", es_outfile_name(of));
     if (!rc) rc = es_outfile_commit(of, &err);
     else es_outfile_abort(of);

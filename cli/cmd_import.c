@@ -155,7 +155,10 @@ static int import_all(es_importer *im, es_outfile *of, size_t *items, size_t *sa
     }
     if (rc == ES_EOF) rc = ES_OK;
     int frc = w ? es_trace_writer_free(w) : ES_OK;
-    if (rc == ES_OK && frc) rc = es_error_set(err, frc, "", 0, "", "write failed: %s", strerror(errno));
+    if (rc == ES_OK && frc) {
+        rc = es_error_set(err, frc, "", 0, "", "write failed: %s", strerror(errno));
+        clearerr(es_outfile_fp(of)); /* said here: not again at exit for stdout */
+    }
     /* the writer does not know the output's name: a write error gets it */
     if (rc == ES_EIO && err && !err->file[0]) snprintf(err->file, sizeof err->file, "%s", es_outfile_name(of));
     return rc;

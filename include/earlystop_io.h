@@ -40,7 +40,9 @@ typedef struct es_read_opts {
     unsigned flags;     /* ES_READ_* */
     uint64_t max_line;  /* longest line in bytes; 0 = ES_READ_MAX_LINE.  Longer: ES_ERANGE */
     int threads;        /* parsing threads, the caller's included: 1 = none
-                           started; 0 = one per online core.  Helpers wait
+                           started; 0 = one per online core, at most 4
+                           (the caller's thread is the limit beyond that;
+                           at most 64 are started).  Helpers wait
                            passively and the caller never waits for them, so
                            more threads are never much slower than one. */
 } es_read_opts;

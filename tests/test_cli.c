@@ -482,6 +482,13 @@ static void test_lost_output(void **state)
     free(e);
     snprintf(args, sizeof args, "eval '%s' --decisions /dev/null", path);
     assert_int_equal(run_to(args, "/dev/null", &e), 0);
+    free(e);    /* import to stdout: said once, not again by the check at exit */
+    char raw[512];
+    write_named(tmp_name(raw, sizeof raw, "lost.jsonl"), RAW_OK);
+    snprintf(args, sizeof args, IMPORT_ARGS " '%s'", raw);
+    assert_int_equal(run_to(args, "/dev/full", &e), 1);
+    const char *first = strstr(e, "write failed");
+    if (!first || strstr(first + 1, "write failed")) fail_msg("stderr: %s", e);
     free(e);
 }
 

@@ -231,6 +231,9 @@ static int finish_writes(es_outfile *of, es_error *err)
     if (fflush(of->fp)) { bad = 1; e = errno; }
     if (!bad && ferror(of->fp)) { bad = 1; e = errno; }
     if (!bad && !of->direct && fsync(fileno(of->fp))) { bad = 1; e = errno; }
+    /* the error is reported here, once: stdout's own check at exit (the
+     * CLI's) must not say it again */
+    if (bad && of->is_stdout) clearerr(of->fp);
     if (bad)
         return es_error_set(err, ES_EIO, of->name, 0, "", "write failed: %s",
                             e ? strerror(e) : "I/O error");

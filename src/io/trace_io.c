@@ -35,7 +35,7 @@
  * helpers sleep on a condition variable (no spinning) when there is nothing
  * to parse.  Items are still handed out one at a time, in file order.
  */
-enum { BATCH = 64, MIN_PARALLEL = 16, MAX_THREADS = 64, IN_CAP = 1 << 16 };
+enum { BATCH = 64, MIN_PARALLEL = 16, MAX_THREADS = 64, DEFAULT_THREADS = 4, IN_CAP = 1 << 16 };
 
 /* A line taken by a helper is PENDING until the helper hands its parse over
  * (DONE) or the reader, arriving first, takes the line back (STOLEN). */
@@ -293,11 +293,13 @@ void es_read_opts_init(es_read_opts *o)
     o->max_line = ES_READ_MAX_LINE;
 }
 
-/* Online cores, at least 1 (the default thread count). */
-static int cores(void)
+/* The default thread count: one per online core, at most DEFAULT_THREADS
+ * (the reader's own thread converts and hands out every item, so more
+ * helpers than that only wait). */
+static int default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+    return n < 1 ? 1 : n > DEFAULT_THREADS ? DEFAULT_THREADS : (int)n;
 }
 
 int es_trace_reader_open_opts(const char *path, const es_read_opts *opts, es_trace_reader **out, es_error *err)
@@ -318,7 +320,7 @@ int es_trace_reader_open_opts(const char *path, const es_read_opts *opts, es_tra
     snprintf(r->path, sizeof r->path, "%s", path);
     r->flags = opts->flags;
     r->max_line = opts->max_line ? opts->max_line : ES_READ_MAX_LINE;
-    r->threads = opts->threads > 0 ? (opts->threads > MAX_THREADS ? MAX_THREADS : opts->threads) : cores();
+    r->threads = opts->threads > 0 ? (opts->threads > MAX_THREADS ? MAX_THREADS : opts->threads) : default_threads();
     if (!strcmp(path, "-")) {
         r->fp = stdin;
     } else {
