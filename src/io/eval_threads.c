@@ -6,10 +6,11 @@
  * the threads take one at a time, so a thread the machine starves takes
  * fewer and no one waits for it longer than one chunk; threads that have
  * nothing to take exit (no spinning).  Each thread owns its policy object
- * and its integer accumulators; orders are pure functions of (seed, shuffle,
- * item) and sums are integers, so the result is the same bytes whatever the
- * thread count, and the error reported is that of the first failing chunk,
- * whose bounds do not depend on the thread count either.
+ * (made before the threads start) and its integer accumulators; orders are
+ * pure functions of (seed, shuffle, item) and sums are integers, so the
+ * result is the same bytes whatever the thread count, and the error reported
+ * is that of the first failing chunk, whose bounds do not depend on the
+ * thread count either.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -69,13 +70,21 @@ static void chunk_range(const job *j, uint32_t c, uint32_t *b, uint32_t *e)
     *e = (uint32_t)((uint64_t)j->shuffles * (c + 1) / j->n_chunks);
 }
 
+/* One thread's share: its own policy (made by the caller: building one
+ * calls lgamma, which writes the global signgam) and accumulators. */
+typedef struct share {
+    job *j;
+    es_policy *p;
+} share;
+
 static void *worker(void *arg)
 {
-    job *j = arg;
-    es_policy *p = NULL;
+    share *sh = arg;
+    job *j = sh->j;
+    es_policy *p = sh->p;
     es_eval_acc *mine = calloc(j->n ? j->n : 1, sizeof *mine);
     es_error e = {0};
-    int rc = mine ? es_policy_new_any(j->spec, &p, &e) : ES_ENOMEM;
+    int rc = mine ? ES_OK : es_error_set(&e, ES_ENOMEM, "", 0, "", "out of memory");
     for (;;) {
         pthread_mutex_lock(&j->mu);
         uint32_t c = j->next;
@@ -110,7 +119,6 @@ static void *worker(void *arg)
         if (j->canon && p) snprintf(j->canon, j->canon_cap, "%s", es_policy_spec(p));
     }
     pthread_mutex_unlock(&j->mu);
-    es_policy_free(p);
     free(mine);
     return NULL;
 }
@@ -128,16 +136,30 @@ int es_eval_policy_threads(const es_traceset *ts, const char *spec, uint64_t see
     }
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if ((uint32_t)threads > j.n_chunks) threads = (int)j.n_chunks;
-    if (pthread_mutex_init(&j.mu, NULL)) return es_error_set(err, ES_ENOMEM, "", 0, "", "cannot start threads");
+    share sh[MAX_THREADS];
+    for (int t = 0; t < threads; t++) {
+        sh[t].j = &j;
+        sh[t].p = NULL;
+        int rc = es_policy_new_any(spec, &sh[t].p, err);
+        if (rc) {
+            for (int k = 0; k < t; k++) es_policy_free(sh[k].p);
+            return rc;
+        }
+    }
+    if (pthread_mutex_init(&j.mu, NULL)) {
+        for (int t = 0; t < threads; t++) es_policy_free(sh[t].p);
+        return es_error_set(err, ES_ENOMEM, "", 0, "", "cannot start threads");
+    }
     /* the caller's thread works too; helpers the system refuses are not needed */
     pthread_t tid[MAX_THREADS];
     int started = 0;
     for (int t = 1; t < threads; t++) {
-        if (pthread_create(&tid[started], NULL, worker, &j)) break;
+        if (pthread_create(&tid[started], NULL, worker, &sh[t])) break;
         started++;
     }
-    worker(&j);
+    worker(&sh[0]);
     for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    for (int t = 0; t < threads; t++) es_policy_free(sh[t].p);
     pthread_mutex_destroy(&j.mu);
     if (j.failed && err) *err = j.err;
     return j.failed ? j.rc : ES_OK;
