@@ -7,8 +7,22 @@
 #   make bench    build and run the benchmarks under bench/
 #   make fuzz     build the libFuzzer targets (clang) and run each briefly
 #
+#   One line per step (CC file, AR lib, LD binary, TEST binary); V=1 prints
+#   the full command lines and every test's own output.
+#
 # Layers: src/*.c is the core (libc + libm only, embeddable); src/io/*.c reads
-# and writes JSON (jansson, pcre2); src/lm/*.c is the built-in model (OpenMP).
+# and writes JSON (jansson, pcre2; pthreads); src/lm/*.c is the built-in model (OpenMP).
+
+# V=1: full command lines.  Otherwise one short line per step.
+V ?= 0
+ifeq ($(V),1)
+Q :=
+say = :
+else
+Q := @
+say = printf '  %-5s %s\n'
+endif
+MAKEFLAGS += --no-print-directory
 
 BUILD   ?= build
 CC      ?= cc
@@ -25,8 +39,12 @@ CMOCKA_LIBS   = $(shell pkg-config --libs $(CMOCKA) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CPPFLAGS_ALL := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
-CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -fopenmp $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lm -fopenmp $(SAN)
+CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) -fPIC $(CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lm -pthread -fopenmp $(SAN)
+# OpenMP only where it is used: the built-in model (src/lm) and the commands
+# that drive it.  The io layer's threads are pthreads that wait passively
+# (OpenMP's spinning wait made 2 threads slower than 1 on a busy machine).
+OMP     := -fopenmp
 
 CORE_SRC := $(wildcard src/*.c)
 IO_SRC   := $(wildcard src/io/*.c)
@@ -54,63 +72,77 @@ cli: $(BUILD)/earlystop
 
 $(BUILD)/obj/src/io/%.o: src/io/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	@$(say) CC $<
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CFLAGS_ALL) -pthread -MMD -MP -c $< -o $@
+
+$(LM_OBJ) $(CLI_OBJ): XFLAGS := $(OMP)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	@$(say) CC $<
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(XFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	@$(say) CC $<
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) $(CFLAGS_ALL) $(OMP) -MMD -MP -c $< -o $@
 
 $(BUILD)/libearlystop.a: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 # The core links libc and libm only, so an inference engine can embed it.
 $(BUILD)/libearlystop.so: $(CORE_OBJ)
-	$(CC) -shared -o $@ $^ -lm $(SAN)
+	@$(say) LD $@
+	$(Q)$(CC) -shared -o $@ $^ -lm $(SAN)
 
 $(BUILD)/libearlystop-io.a: $(IO_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/libearlystop-lm.a: $(LM_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/earlystop: $(CLI_OBJ) $(LIBS)
-	$(CC) -o $@ $(CLI_OBJ) $(LIBS) $(LDLIBS_ALL)
+	@$(say) LD $@
+	$(Q)$(CC) -o $@ $(CLI_OBJ) $(LIBS) $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $< $(LIBS) $(LDLIBS_ALL) $(CMOCKA_LIBS)
+	@$(say) LD $@
+	$(Q)$(CC) -o $@ $< $(LIBS) $(LDLIBS_ALL) $(CMOCKA_LIBS)
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $< $(LIBS) $(LDLIBS_ALL)
+	@$(say) LD $@
+	$(Q)$(CC) -o $@ $< $(LIBS) $(LDLIBS_ALL)
 
 $(BUILD)/obj/bench/%.o: bench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	@$(say) CC $<
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CFLAGS_ALL) $(OMP) -MMD -MP -c $< -o $@
 
 deps:
 	@scripts/deps.sh
 
 # Run every test binary, then the CLI end-to-end suite (a cmocka binary too).
 test-run: all $(TEST_BIN)
-	@scripts/run-tests.sh $(BUILD)
+	@V=$(V) scripts/run-tests.sh $(BUILD)
 
 test-asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-run
+	@$(say) ASAN "rebuild and rerun the tests under ASan + UBSan in build-asan/"
+	$(Q)$(MAKE) BUILD=build-asan OPT="-O1 -g" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-run
 
 test: deps
-	$(MAKE) test-run
-	$(MAKE) test-asan
+	$(Q)$(MAKE) test-run
+	$(Q)$(MAKE) test-asan
 
 demo: deps
-	$(MAKE) all
+	$(Q)$(MAKE) all
 	@scripts/demo.sh $(BUILD)
 
 bench: all $(BENCH_BIN)
@@ -120,6 +152,7 @@ fuzz: deps
 	@scripts/fuzz.sh
 
 clean:
-	rm -rf build build-asan build-fuzz
+	@$(say) RM "build build-asan build-fuzz"
+	$(Q)rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

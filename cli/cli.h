@@ -2,6 +2,7 @@
 #ifndef ES_CLI_H
 #define ES_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include "earlystop.h"
 
@@ -35,6 +36,24 @@ int cli_is_help(const char *arg);
 /* Strict number parsing for options: 0 ok, -1 bad. */
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *s, double *out);
+
+/* --threads N for any command: a whole number >= 0 (0 = one per online
+ * core), capped at the online cores (more threads than cores only slow a
+ * run down, and thousands of threads exhaust memory); a note on stderr says
+ * so when it caps.  0 ok; else a usage error is printed and CLI_USAGE
+ * returned. */
+int cli_parse_threads(const char *cmd, const char *value, int *out);
+/* Online cores, at least 1. */
+int cli_cores(void);
+
+/* A size in bytes with an optional K, M or G suffix (powers of 1024), in
+ * [lo, hi]: 0 ok, -1 bad. */
+int cli_parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+
+/* --skip-bad reporting shared by stats and eval: "CMD: FILE: skipped N bad
+ * item(s)", then the first reasons (file:line: field: message). */
+struct es_read_report;
+void cli_report_skips(const char *cmd, const char *path, const struct es_read_report *rep);
 
 /* Progress line on stderr ("\r<label> done/total"), only when stderr is a tty
  * or force is set; cli_progress_end ends the line. */

@@ -3,10 +3,12 @@
  * policies on recorded traces and report tokens against EM.
  *
  * Rows per file: `full` (the baseline every delta is paired against), each
- * policy, then the oracles.  Random orders are split across OpenMP threads;
- * each thread owns its policy object and integer accumulators, so the output
- * is byte for byte the same whatever the thread count.
+ * policy, then the oracles.  Random orders are split across threads
+ * (es_eval_policy_threads); each thread owns its policy object and integer
+ * accumulators, so the output is byte for byte the same whatever the thread
+ * count.  A row that cannot run on a file is reported and the rest go on.
  */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,11 +22,35 @@
 static const char usage_text[] =
     "usage: earlystop eval FILE... [--policy SPEC]... [options]\n"
     "\n"
-    "Replay stopping policies on trace files and print, per policy: EM, the EM\n"
-    "change against `full` in points with a paired bootstrap 95% interval, mean\n"
-    "tokens (generated + probe cost), token reduction against `full`, mean\n"
-    "samples and rounds, and the oracle multiple (tokens / consistency-oracle\n"
-    "tokens; stable-final oracle for traces with probes).  Oracle rows follow.\n"
+    "Replay stopping policies on trace files and print one row per policy and\n"
+    "file: the baseline `full` (every sample, majority vote) first, then each\n"
+    "--policy, then the oracle rows.\n"
+    "\n"
+    "columns (--json / --csv names in brackets):\n"
+    "  policy             canonical spec, every parameter spelled out [policy]\n"
+    "  EM                 exact match, mean over items (and over orders) [em]\n"
+    "  dEM pts [95% CI]   EM minus full's EM, in points, with a paired bootstrap\n"
+    "                     95% interval over items [em_delta_pts, _lo_pts, _hi_pts]\n"
+    "  tokens             mean tokens per item: generated + probe cost [tokens];\n"
+    "                     a second line gives them without the probe cost\n"
+    "                     [tokens_no_probe_cost] and the probes per item [probes]\n"
+    "  reduct%            token reduction against full [token_reduction_pct]\n"
+    "  samples, rounds    mean samples drawn and rounds (a window of ESC, a\n"
+    "                     batch) per item [samples, rounds]\n"
+    "  oracle x           tokens / the oracle's tokens: how far from the best\n"
+    "                     stop (1.00) a rule is [oracle_multiple]; measured against\n"
+    "                     oracle:stable-final for traces with probes, else\n"
+    "                     oracle:consistency; '-' with --no-oracle\n"
+    "oracle rows (they know the future; bounds, not rules):\n"
+    "  oracle:consistency   the fewest first samples whose running majority equals\n"
+    "                       the full majority from then on (stats: c-oracle)\n"
+    "  oracle:correctness   the fewest first samples whose running majority is\n"
+    "                       correct (uses the gold).  Its EM counts items whose\n"
+    "                       majority is right at SOME point, so it lies between\n"
+    "                       full's EM and stats' oracle@k, which counts items with\n"
+    "                       ANY correct sample (the ceiling of any answer picker)\n"
+    "  oracle:stable-final  each trace cut at the probe from which its answer stays\n"
+    "                       its final one (files with probes)\n"
     "\n"
     "policies (SPEC, or @file.json; combine a within- and an across-sample rule\n"
     "with '+', e.g. dynasor:k=3+ac-beta):\n"
@@ -39,76 +65,105 @@ static const char usage_text[] =
     "  convergence[:m=2]                 stop when the probed answer repeats m times\n"
     "  deepconf[:warmup=16,eta=10,consensus=off,vote=weighted|count]  DeepConf online\n"
     "(max=N caps the samples of an across rule, max=all = no cap; docs/policies.md)\n"
-    "(default policies: ac-beta and esc)\n"
+    "(default policies: ac-beta and esc; a policy given twice, or `full`, which\n"
+    "is always the first row, is listed once)\n"
     "\n"
     "options:\n"
     "  --policy SPEC       add a policy row (repeatable)\n"
-    "  --shuffles R        average over R random sample orders (default 0: file order)\n"
+    "  --shuffles R        average over R random sample orders (default 0: the\n"
+    "                      file order once); the header says how many\n"
     "  --seed S            seed of the orders and the bootstrap (default 1)\n"
-    "  --threads N         threads for --shuffles (default: all cores)\n"
+    "  --threads N         threads for --shuffles and for reading (default: one\n"
+    "                      per core; capped at the cores).  Figures do not\n"
+    "                      depend on it\n"
     "  --probe-cost N      charge N tokens per probe (default: each probe's cost field)\n"
     "  --bootstrap B       bootstrap resamples (default 1000)\n"
     "  --no-oracle         leave out the oracle rows\n"
     "  --json | --csv      machine-readable output\n"
-    "  --decisions FILE    write each item's stop point and answer (JSON Lines, file order)\n"
-    "  --skip-bad          skip items that break the format and report how many\n"
-    "  -h, --help          this text\n";
+    "  --decisions FILE    write each item's stop point and answer (JSON Lines, file\n"
+    "                      order); FILE is replaced only when the run succeeds\n"
+    "  --skip-bad          skip items that break the format; report how many and\n"
+    "                      why (the first 5 reasons)\n"
+    "  --max-line SIZE     longest line accepted, e.g. 512M (default 256M)\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "A policy that cannot run on a file (deer on traces without confidences, a\n"
+    "probe rule on traces without probes) gets an error for that row; the other\n"
+    "rows and files are still computed, and the exit status is then 2.\n"
+    "exit status: 0 ok, 1 I/O failure, 2 bad usage or input, or a row not computed\n";
 
-enum { MAX_POLICIES = 32, ROW_ORACLE = 1 };
+enum { MAX_POLICIES = 32, ROW_ORACLE = 1, HELP = -1 };
 
 typedef struct eval_opts {
-    const char *specs[MAX_POLICIES];
+    const char *specs[MAX_POLICIES];  /* as given, duplicates removed */
+    char canon[MAX_POLICIES][256];    /* their canonical specs */
     int n_specs;
     uint32_t shuffles, bootstrap;
     uint64_t seed;
     int threads, json, csv, oracles;
     int32_t probe_cost;
-    unsigned read_flags;
-    FILE *decisions;
+    es_read_opts read;
+    const char *decisions_path;
+    es_outfile *decisions;
 } eval_opts;
 
 /* One output row: sums over orders for each item. */
 typedef struct row {
     char name[256];
     int oracle;
-    int skip;          /* not applicable to this file */
+    int failed;        /* not computed on this file: err says why */
+    es_error err;
     es_eval_acc *acc;
 } row;
 
+/* The exit status of a run that went on after an error: 1 when any I/O
+ * failure happened, else 2 when some input or row was bad, else 0. */
+static int worse(int a, int b)
+{
+    if (a == CLI_FAIL || b == CLI_FAIL) return CLI_FAIL;
+    return a ? a : b;
+}
+
 static int parse_args(int argc, char **argv, eval_opts *o, const char **files, int *n_files)
 {
-    *o = (eval_opts){.bootstrap = 1000, .seed = 1, .oracles = 1, .probe_cost = ES_PROBE_COST_FIELD,
-                     .read_flags = ES_READ_NO_TEXT};
-    const char *dec = NULL;
+    *o = (eval_opts){.bootstrap = 1000, .seed = 1, .oracles = 1, .probe_cost = ES_PROBE_COST_FIELD};
+    es_read_opts_init(&o->read);
+    o->read.flags = ES_READ_NO_TEXT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
-        if (cli_is_help(a)) { fputs(usage_text, stdout); exit(0); }
+        if (cli_is_help(a)) { fputs(usage_text, stdout); return HELP; }
         if (!strcmp(a, "--json")) o->json = 1;
         else if (!strcmp(a, "--csv")) o->csv = 1;
         else if (!strcmp(a, "--no-oracle")) o->oracles = 0;
-        else if (!strcmp(a, "--skip-bad")) o->read_flags |= ES_READ_SKIP_BAD;
+        else if (!strcmp(a, "--skip-bad")) o->read.flags |= ES_READ_SKIP_BAD;
         else if (a[0] == '-' && a[1] && !v) return cli_usage_error("eval", "option '%s' needs a value or is unknown", a);
         else if (!strcmp(a, "--policy")) {
             if (o->n_specs == MAX_POLICIES) return cli_usage_error("eval", "at most %d policies", MAX_POLICIES);
             o->specs[o->n_specs++] = argv[++i];
         } else if (!strcmp(a, "--shuffles")) {
-            if (cli_parse_long(argv[++i], 0, 1000000, &n)) return cli_usage_error("eval", "--shuffles: bad count '%s'", v);
+            if (cli_parse_long(argv[++i], 0, 1000000, &n))
+                return cli_usage_error("eval", "--shuffles: '%s' is not a whole number in 0..1000000", v);
             o->shuffles = (uint32_t)n;
         } else if (!strcmp(a, "--seed")) {
-            if (cli_parse_long(argv[++i], 0, LONG_MAX, &n)) return cli_usage_error("eval", "--seed: bad seed '%s'", v);
+            if (cli_parse_long(argv[++i], 0, LONG_MAX, &n))
+                return cli_usage_error("eval", "--seed: '%s' is not a whole number in 0..%ld", v, LONG_MAX);
             o->seed = (uint64_t)n;
         } else if (!strcmp(a, "--threads")) {
-            if (cli_parse_long(argv[++i], 1, 1024, &n)) return cli_usage_error("eval", "--threads: bad count '%s'", v);
-            o->threads = (int)n;
+            if (cli_parse_threads("eval", argv[++i], &o->threads)) return CLI_USAGE;
         } else if (!strcmp(a, "--probe-cost")) {
-            if (cli_parse_long(argv[++i], 0, 1000000, &n)) return cli_usage_error("eval", "--probe-cost: bad count '%s'", v);
+            if (cli_parse_long(argv[++i], 0, 1000000, &n))
+                return cli_usage_error("eval", "--probe-cost: '%s' is not a whole number of tokens in 0..1000000", v);
             o->probe_cost = (int32_t)n;
         } else if (!strcmp(a, "--bootstrap")) {
-            if (cli_parse_long(argv[++i], 0, 1000000, &n)) return cli_usage_error("eval", "--bootstrap: bad count '%s'", v);
+            if (cli_parse_long(argv[++i], 0, 1000000, &n))
+                return cli_usage_error("eval", "--bootstrap: '%s' is not a whole number in 0..1000000", v);
             o->bootstrap = (uint32_t)n;
+        } else if (!strcmp(a, "--max-line")) {
+            if (cli_parse_size(argv[++i], 1, UINT64_MAX, &o->read.max_line))
+                return cli_usage_error("eval", "--max-line: '%s' is not a size in bytes >= 1 (suffix K, M or G allowed)", v);
         } else if (!strcmp(a, "--decisions")) {
-            dec = argv[++i];
+            o->decisions_path = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             return cli_usage_error("eval", "unknown option '%s'", a);
         } else {
@@ -121,9 +176,66 @@ static int parse_args(int argc, char **argv, eval_opts *o, const char **files, i
         o->specs[o->n_specs++] = "ac-beta";
         o->specs[o->n_specs++] = "esc";
     }
-    if (dec && !(o->decisions = fopen(dec, "w"))) {
-        perror(dec);
-        return CLI_FAIL;
+    o->read.threads = o->threads;
+    return CLI_OK;
+}
+
+/* Every --policy is checked before any file is read (a typo should not
+ * wait for a large file to load), and errors name the policy, not a trace
+ * file.  A policy whose canonical spec is full's or an earlier one's would
+ * print the same row twice and write its decisions twice: listed once. */
+static int check_policies(eval_opts *o)
+{
+    char full[256];
+    es_policy *p;
+    es_error err = {0};
+    if (es_policy_new("full", &p, &err)) return cli_report(&err, err.code);
+    snprintf(full, sizeof full, "%s", es_policy_spec(p));
+    es_policy_free(p);
+    int kept = 0;
+    for (int i = 0; i < o->n_specs; i++) {
+        memset(&err, 0, sizeof err);
+        int rc = es_policy_new_any(o->specs[i], &p, &err);
+        if (rc) {
+            char buf[1024];
+            es_error_format(&err, buf, sizeof buf);
+            fprintf(stderr, "earlystop eval: --policy '%s': %s\n", o->specs[i], buf);
+            return rc == ES_ENOMEM || rc == ES_EIO ? CLI_FAIL : CLI_USAGE;
+        }
+        char canon[256];
+        snprintf(canon, sizeof canon, "%s", es_policy_spec(p));
+        es_policy_free(p);
+        int dup = !strcmp(canon, full);
+        for (int k = 0; k < kept && !dup; k++) dup = !strcmp(canon, o->canon[k]);
+        if (dup) {
+            fprintf(stderr, "earlystop eval: --policy '%s' is %s, %s: listed once\n", o->specs[i], canon,
+                    strcmp(canon, full) ? "given earlier" : "the baseline row every file gets");
+            continue;
+        }
+        o->specs[kept] = o->specs[i];
+        memcpy(o->canon[kept], canon, sizeof canon);
+        kept++;
+    }
+    o->n_specs = kept;
+    return CLI_OK;
+}
+
+/* The decisions file is opened before any work; it must not be an input. */
+static int open_decisions(eval_opts *o, const char **files, int n_files)
+{
+    if (!o->decisions_path) return CLI_OK;
+    const char **inputs = calloc((size_t)(n_files + o->n_specs + 1), sizeof *inputs);
+    if (!inputs) return cli_report(NULL, ES_ENOMEM);
+    int n = 0;
+    for (int i = 0; i < n_files; i++) inputs[n++] = files[i];
+    for (int i = 0; i < o->n_specs; i++)
+        if (o->specs[i][0] == '@') inputs[n++] = o->specs[i] + 1;
+    es_error err = {0};
+    int rc = es_outfile_open(o->decisions_path, inputs, &o->decisions, &err);
+    free(inputs);
+    if (rc) {
+        snprintf(err.field, sizeof err.field, "--decisions");
+        return cli_report(&err, rc);
     }
     return CLI_OK;
 }
@@ -141,18 +253,20 @@ static int probe_rule_without_probes(const es_traceset *ts, const char *spec)
     return bad;
 }
 
-/* Replay one policy over all orders (threads split them) into acc. */
-static int run_policy(const es_traceset *ts, const char *spec, const eval_opts *o, es_eval_acc *acc,
-                      char *canon, size_t canon_cap, const char *path)
+/* Replay one policy over all orders (threads split them) into r->acc; on
+ * failure the row keeps the error (naming file, item and policy). */
+static int run_policy(const es_traceset *ts, const char *spec, const eval_opts *o, row *r, const char *path)
 {
     es_error err = {0};
-    int rc = es_eval_policy_threads(ts, spec, o->seed, o->shuffles, o->threads, o->probe_cost, acc, canon,
-                                    canon_cap, &err);
+    int rc = es_eval_policy_threads(ts, spec, o->seed, o->shuffles, o->threads, o->probe_cost, r->acc, r->name,
+                                    sizeof r->name, &err);
     if (rc) {
-        if (!err.file[0]) snprintf(err.file, sizeof err.file, "%s", path); /* a policy file names itself */
-        return cli_report(&err, rc);
+        if (!err.file[0]) snprintf(err.file, sizeof err.file, "%s", path);
+        if (err.code != rc) es_error_set(&err, rc, path, 0, "", "%s: %s", spec, es_strerror(rc));
+        r->err = err;
+        r->failed = rc;
     }
-    return CLI_OK;
+    return rc;
 }
 
 /* Means over items of the row's per-item means over orders. */
@@ -187,10 +301,29 @@ static void figures(const es_eval_acc *acc, size_t n, double orders, row_figs *f
 
 static void print_header(const char *path, size_t n_items, const eval_opts *o)
 {
-    printf("%s: %zu items, %s\n", path, n_items,
-           o->shuffles ? "averaged over random orders" : "samples in file order");
+    if (o->shuffles)
+        printf("%s: %zu items, each figure the mean over %u random sample orders (--shuffles %u, seed %llu)\n",
+               path, n_items, o->shuffles, o->shuffles, (unsigned long long)o->seed);
+    else
+        printf("%s: %zu items, samples in file order (--shuffles R averages over R random orders)\n", path,
+               n_items);
     printf("%-56s %7s %22s %9s %9s %7s %7s %7s\n", "policy", "EM", "dEM pts [95% CI]", "tokens", "reduct%",
            "samples", "rounds", "oracle x");
+}
+
+/* A row that could not be computed: its name and why, in every format
+ * (CSV leaves it out: the error is on stderr). */
+static void print_failed_row(const row *r, const eval_opts *o, const char *path, json_t *rows)
+{
+    char buf[1024];
+    es_error_format(&r->err, buf, sizeof buf);
+    if (o->json) {
+        json_t *j = json_pack("{s:s, s:s, s:b, s:s}", "file", path, "policy", r->name, "oracle", 0, "error", buf);
+        if (j) json_array_append_new(rows, j);
+    } else if (!o->csv) {
+        if (strlen(r->name) > 56) printf("%s\n", r->name);
+        printf("%-56.56s not computed: %s\n", strlen(r->name) > 56 ? "" : r->name, r->err.msg);
+    }
 }
 
 /* A CSV field, quoted (RFC 4180) since canonical specs contain commas. */
@@ -247,16 +380,19 @@ static void print_row(const row *r, const row_figs *f, const eval_opts *o, const
                f->probes);
 }
 
-/* Decisions of each policy on each item, file order. */
+/* Decisions of each policy on each item, file order.  A failed write stops
+ * the run (the message names the file when the output is committed). */
 static int write_decisions(const es_traceset *ts, const char *spec, const eval_opts *o, const char *path)
 {
     es_policy *p;
     es_error err = {0};
     int rc = es_policy_new_any(spec, &p, &err);
     if (rc) return cli_report(&err, rc);
+    FILE *fp = es_outfile_fp(o->decisions);
     es_item_view v;
     es_outcome out;
-    for (size_t i = 0; i < es_traceset_n_items(ts) && rc == ES_OK; i++) {
+    size_t i = 0;
+    for (; i < es_traceset_n_items(ts) && rc == ES_OK; i++) {
         es_traceset_item(ts, i, &v);
         rc = es_replay_item(p, &v, NULL, o->probe_cost, &out);
         if (rc) break;
@@ -266,49 +402,76 @@ static int write_decisions(const es_traceset *ts, const char *spec, const eval_o
                               (json_int_t)out.rounds, "tokens", (json_int_t)out.tokens, "probe_tokens",
                               (json_int_t)out.probe_tokens, "answer", ans ? json_string(ans) : json_null(),
                               "correct", out.correct);
-        json_dumpf(j, o->decisions, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        fputc('\n', o->decisions);
+        if (!j) rc = ES_ENOMEM;
+        else if (json_dumpf(j, fp, JSON_COMPACT | JSON_PRESERVE_ORDER) || fputc('\n', fp) == EOF) rc = ES_EIO;
         json_decref(j);
     }
+    if (rc == ES_EIO) {
+        es_error_set(&err, rc, es_outfile_name(o->decisions), 0, "--decisions", "write failed: %s",
+                     strerror(errno ? errno : EIO));
+    } else if (rc == ES_ENOMEM) {
+        es_error_set(&err, rc, "", 0, "", "out of memory");
+    } else if (rc) {
+        es_item_view bad;
+        es_traceset_item(ts, i, &bad);
+        es_error_set(&err, rc, path, 0, "", "--decisions: item %s: %s: %s", bad.id, spec,
+                     es_policy_errmsg(p)[0] ? es_policy_errmsg(p) : es_strerror(rc));
+    }
     es_policy_free(p);
-    return rc ? CLI_USAGE : CLI_OK;
+    return rc ? cli_report(&err, rc) : CLI_OK;
 }
 
+/* Rows of one file.  A row that cannot run here (a rule the data cannot
+ * feed) keeps its error and the others go on; the status says so. */
 static int eval_file(const char *path, const eval_opts *o, json_t *rows)
 {
     es_traceset *ts;
     es_error err = {0};
-    size_t skipped = 0;
-    int rc = es_traceset_load(path, o->read_flags, &ts, &skipped, &err);
+    es_read_report rep;
+    int rc = es_traceset_load_opts(path, &o->read, &ts, &rep, &err);
     if (rc) return cli_report(&err, rc);
-    if (skipped) fprintf(stderr, "earlystop eval: %s: skipped %zu bad item(s)\n", path, skipped);
+    cli_report_skips("eval", path, &rep);
     size_t n = es_traceset_n_items(ts);
     int has_probes = es_traceset_n_probes(ts) > 0, n_rows = 1 + o->n_specs + (o->oracles ? 2 + has_probes : 0);
     row *rows_ = calloc((size_t)n_rows, sizeof *rows_);
-    double *em = malloc(n * sizeof *em), *em_full = malloc(n * sizeof *em_full);
+    double *em = malloc((n ? n : 1) * sizeof *em), *em_full = malloc((n ? n : 1) * sizeof *em_full);
     rc = rows_ && em && em_full ? CLI_OK : CLI_FAIL;
     for (int r = 0; r < n_rows && rc == CLI_OK; r++)
         if (!(rows_[r].acc = calloc(n ? n : 1, sizeof(es_eval_acc)))) rc = CLI_FAIL;
+    if (rc) {
+        fprintf(stderr, "earlystop eval: %s: out of memory for %d rows of %zu items\n", path, n_rows, n);
+        goto out;
+    }
+    int status = CLI_OK; /* rows that failed */
     uint32_t e = o->shuffles; /* orders [0, e); 0 = file order */
     for (int r = 0; r < n_rows && rc == CLI_OK; r++) {
+        row *w = &rows_[r];
         if (r <= o->n_specs) {
             const char *spec = r == 0 ? "full" : o->specs[r - 1];
+            snprintf(w->name, sizeof w->name, "%s", r == 0 ? "full" : o->canon[r - 1]);
             cli_progress("eval: replaying", (size_t)r, (size_t)o->n_specs + 1);
             if (probe_rule_without_probes(ts, spec)) {
-                /* replaying it would silently be `full`: say so and leave the row out */
-                fprintf(stderr, "earlystop eval: %s: no row for '%s': it decides on probes and this file has "
-                                "none (record traces with probes: earlystop generate --probe-every N)\n", path, spec);
-                rows_[r].skip = 1;
-                continue;
+                /* replaying it would silently be `full`: an error for this row */
+                es_error_set(&w->err, ES_ENOTSUP, path, 0, "",
+                             "no row for '%s': it decides on probes and this file has none (record traces "
+                             "with probes: earlystop generate --probe-every N)", spec);
+                w->failed = ES_ENOTSUP;
+            } else if (run_policy(ts, spec, o, w, path) == ES_OK && o->decisions) {
+                rc = write_decisions(ts, spec, o, path);
             }
-            rc = run_policy(ts, spec, o, rows_[r].acc, rows_[r].name, sizeof rows_[r].name, path);
-            if (rc == CLI_OK && o->decisions) rc = write_decisions(ts, spec, o, path);
+            if (w->failed) {
+                status = worse(status, cli_report(&w->err, w->failed));
+                if (r == 0) rc = status; /* no baseline, no table */
+            }
         } else {
             int which = r - o->n_specs - 1;
             static const char *const names[] = {"oracle:consistency", "oracle:correctness", "oracle:stable-final"};
-            snprintf(rows_[r].name, sizeof rows_[r].name, "%s", names[which]);
-            rows_[r].oracle = 1;
-            rc = es_eval_oracle(ts, (es_oracle)which, o->seed, 0, e, rows_[r].acc) ? CLI_FAIL : CLI_OK;
+            snprintf(w->name, sizeof w->name, "%s", names[which]);
+            w->oracle = 1;
+            if (es_eval_oracle(ts, (es_oracle)which, o->seed, 0, e, w->acc)) {
+                fprintf(stderr, "earlystop eval: %s: %s: out of memory\n", path, names[which]);
+                rc = CLI_FAIL;
+            }
         }
     }
     cli_progress_end();
@@ -320,12 +483,18 @@ static int eval_file(const char *path, const eval_opts *o, json_t *rows)
         /* the oracle to measure against: stable-final cuts each trace where it settles */
         if (o->oracles) figures(rows_[has_probes ? n_rows - 1 : 1 + o->n_specs].acc, n, orders, &oracle);
         if (!o->json && !o->csv) print_header(path, n, o);
-        for (int r = 0; r < n_rows; r++) {
-            if (rows_[r].skip) continue;
+        for (int r = 0; r < n_rows && rc == CLI_OK; r++) {
+            if (rows_[r].failed) {
+                print_failed_row(&rows_[r], o, path, rows);
+                continue;
+            }
             figures(rows_[r].acc, n, orders, &f);
             per_item_em(rows_[r].acc, n, orders, em);
-            if (!rows_[r].oracle && es_bootstrap_diff(em, em_full, n, o->bootstrap, o->seed, &f.d_lo, &f.d_hi))
+            if (!rows_[r].oracle && es_bootstrap_diff(em, em_full, n, o->bootstrap, o->seed, &f.d_lo, &f.d_hi)) {
+                fprintf(stderr, "earlystop eval: %s: bootstrap: out of memory\n", path);
                 rc = CLI_FAIL;
+                break;
+            }
             f.d_mean = f.em - full.em;
             f.reduction = full.tokens > 0 ? 100.0 * (1.0 - f.tokens / full.tokens) : 0;
             f.oracle_x = o->oracles && oracle.tokens > 0 ? f.tokens / oracle.tokens : NAN;
@@ -333,6 +502,8 @@ static int eval_file(const char *path, const eval_opts *o, json_t *rows)
         }
         if (!o->json && !o->csv) putchar('\n');
     }
+    rc = worse(rc, status);
+out:
     for (int r = 0; rows_ && r < n_rows; r++) free(rows_[r].acc);
     free(rows_);
     free(em);
@@ -341,27 +512,50 @@ static int eval_file(const char *path, const eval_opts *o, json_t *rows)
     return rc;
 }
 
+/* Every file is evaluated even when an earlier one failed; the status is
+ * the worst met.  The decisions file replaces its old content only when
+ * everything succeeded. */
 int cmd_eval(int argc, char **argv)
 {
     const char **files = calloc((size_t)argc, sizeof *files);
     int n_files = 0;
     eval_opts o;
-    if (!files) return CLI_FAIL;
+    if (!files) return cli_report(NULL, ES_ENOMEM);
     int rc = parse_args(argc, argv, &o, files, &n_files);
+    if (rc == CLI_OK) rc = check_policies(&o);
+    if (rc == CLI_OK) rc = open_decisions(&o, files, n_files);
+    if (rc) {
+        free(files);
+        return rc == HELP ? CLI_OK : rc;
+    }
     json_t *rows = json_array();
+    if (!rows) rc = cli_report(NULL, ES_ENOMEM);
     if (o.csv && rc == CLI_OK)
         puts("file,policy,oracle,em,em_delta_pts,em_delta_lo_pts,em_delta_hi_pts,tokens,tokens_no_probe_cost,"
              "token_reduction_pct,samples,rounds,probes,oracle_multiple");
-    for (int i = 0; i < n_files && rc == CLI_OK; i++) rc = eval_file(files[i], &o, rows);
-    if (rc == CLI_OK && o.json) {
+    for (int i = 0; i < n_files && rc != CLI_FAIL; i++) rc = worse(rc, eval_file(files[i], &o, rows));
+    if (rc != CLI_FAIL && o.json) {
         json_t *doc = json_pack("{s:s, s:I, s:I, s:o}", "format", "earlystop-eval", "shuffles", (json_int_t)o.shuffles,
                                 "seed", (json_int_t)o.seed, "rows", json_incref(rows));
-        json_dumpf(doc, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+        if (!doc || json_dumpf(doc, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))) {
+            fprintf(stderr, "earlystop eval: %s\n", doc ? "standard output: write failed" : "out of memory");
+            rc = worse(rc, CLI_FAIL);
+        }
         putchar('\n');
         json_decref(doc);
     }
     json_decref(rows);
-    if (o.decisions) fclose(o.decisions);
+    if (o.decisions) {
+        es_error err = {0};
+        if (rc == CLI_OK) {
+            int crc = es_outfile_commit(o.decisions, &err);
+            if (crc) rc = cli_report(&err, crc);
+        } else {
+            fprintf(stderr, "earlystop eval: --decisions %s not written (the run failed; the file keeps what it held)\n",
+                    es_outfile_name(o.decisions));
+            es_outfile_abort(o.decisions);
+        }
+    }
     free(files);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* cmd_generate.c - `earlystop generate`: record traces (trace format v1) from
  * the built-in model, with probes, confidences and exact token counts. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,8 @@ static void generate_help(void)
            "  --probe-every P   tokens between probes, 0 = none (default 16)\n"
            "  --temperature X   sampling temperature (default %.2f)\n"
            "  --seed S          questions and samples (default 1)\n"
-           "  --out F           trace file to write, - = stdout (default -)\n"
+           "  --out F           trace file to write, - = stdout (default -); F is replaced\n"
+           "                    only when the run succeeds\n"
            "  --no-text         leave the sample texts out\n"
            "  --threads N       OpenMP threads (default: all)\n"
            "  --json            summary as JSON on stdout (needs --out FILE)\n",
@@ -169,10 +171,12 @@ static int write_item(es_trace_writer *w, const gen_cli *o, const es_task_exampl
 
 /* The header records model, shape, seed, temperature and probe cue: what
  * is needed to regenerate or interpret the file. */
-static int open_out(const gen_cli *o, const es_lm *m, FILE **fp, es_trace_writer **w, es_error *err)
+static int open_out(const gen_cli *o, const es_lm *m, es_outfile **of, es_trace_writer **w, es_error *err)
 {
-    *fp = strcmp(o->out, "-") ? fopen(o->out, "w") : stdout;
-    if (!*fp) return es_error_set(err, ES_EIO, o->out, 0, NULL, "cannot create the trace file");
+    /* written beside and renamed on success: a failed run leaves the old file */
+    const char *inputs[] = {o->g.model, NULL};
+    int rc = es_outfile_open(o->out, inputs, of, err);
+    if (rc) return rc;
     const es_lm_config *c = es_lm_get_config(m);
     char hdr[1024];
     snprintf(hdr, sizeof hdr,
@@ -183,7 +187,7 @@ static int open_out(const gen_cli *o, const es_lm *m, FILE **fp, es_trace_writer
              "\"answer_extraction\":\"text after the last 'So the answer is ' up to '.'\"}",
              o->g.model, es_lm_n_params(m), c->dim, c->hidden_dim, c->n_layers, c->n_heads,
              c->seq_len, es_task_name(o->g.task), o->g.seed, o->g.temperature, o->g.probe_every);
-    return es_trace_writer_open(*fp, hdr, w, err);
+    return es_trace_writer_open(es_outfile_fp(*of), hdr, w, err);
 }
 
 /* Items in order (the file is deterministic); samples of an item in parallel. */
@@ -226,7 +230,7 @@ int cmd_generate(int argc, char **argv)
     es_lm_gen **gens = calloc((size_t)nt, sizeof *gens);
     slot *slots = NULL;
     es_sample *samples = calloc((size_t)o.g.samples, sizeof *samples);
-    FILE *fp = NULL;
+    es_outfile *of = NULL;
     es_trace_writer *w = NULL;
     lm_summary sum;
     lm_summary_init(&sum);
@@ -234,10 +238,15 @@ int cmd_generate(int argc, char **argv)
     for (int i = 0; gens && i < nt && !rc; i++) rc = es_lm_gen_new(m, &go, &gens[i], &err);
     if (!rc && (!gens || !samples || slots_new(&slots, o.g.samples, es_lm_get_config(m)->seq_len, o.g.probe_every)))
         rc = es_error_set(&err, ES_ENOMEM, NULL, 0, NULL, "out of memory");
-    if (!rc) rc = open_out(&o, m, &fp, &w, &err);
+    if (!rc) rc = open_out(&o, m, &of, &w, &err);
     if (!rc) rc = generate_loop(&o, m, gens, slots, samples, w, &sum, &err);
-    if (w && es_trace_writer_free(w) && !rc) rc = es_error_set(&err, ES_EIO, o.out, 0, NULL, "write failed");
-    if (fp && fp != stdout && fclose(fp) && !rc) rc = es_error_set(&err, ES_EIO, o.out, 0, NULL, "write failed");
+    if (w && es_trace_writer_free(w) && !rc) {
+        rc = es_error_set(&err, ES_EIO, es_outfile_name(of), 0, NULL, "write failed: %s", strerror(errno));
+        clearerr(es_outfile_fp(of)); /* said here: not again at exit for stdout */
+    }
+    if (rc == ES_EIO && of && !err.file[0]) snprintf(err.file, sizeof err.file, "%s", es_outfile_name(of));
+    if (!rc) rc = es_outfile_commit(of, &err);
+    else es_outfile_abort(of);
     if (!rc) lm_summary_print(&sum, o.g.task, o.g.samples, lm_now() - t0, o.json, strcmp(o.out, "-") ? stdout : stderr);
     for (int i = 0; gens && i < nt; i++) es_lm_gen_free(gens[i]);
     free(gens);

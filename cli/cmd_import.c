@@ -1,4 +1,5 @@
 /* cmd_import.c - `earlystop import`: other people's JSON -> trace format v1. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,8 @@ static const char import_usage[] =
     "                       estimated and the header says so\n"
     "\n"
     "output:\n"
-    "  --out FILE           write to FILE instead of stdout (removed on failure)\n"
+    "  --out FILE           write to FILE instead of stdout; FILE is replaced only\n"
+    "                       when the import succeeds (else it keeps what it held)\n"
     "  --model NAME         header provenance: model\n"
     "  --source TEXT        header provenance: source (default: INPUT)\n"
     "  --no-text            leave sample texts and questions out\n"
@@ -170,12 +172,12 @@ static int check_args(import_args *a)
 }
 
 /* Stream every item from the importer into the writer. */
-static int import_all(es_importer *im, FILE *fp, size_t *items, size_t *samples, es_error *err)
+static int import_all(es_importer *im, es_outfile *of, size_t *items, size_t *samples, es_error *err)
 {
     es_trace_writer *w = NULL;
     const char *header = es_importer_header(im);
     if (!header) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
-    int rc = es_trace_writer_open(fp, header, &w, err);
+    int rc = es_trace_writer_open(es_outfile_fp(of), header, &w, err);
     es_item item;
     while (rc == ES_OK && (rc = es_importer_next(im, &item, err)) == ES_OK) {
         rc = es_trace_writer_write(w, &item, err);
@@ -184,7 +186,12 @@ static int import_all(es_importer *im, FILE *fp, size_t *items, size_t *samples,
     }
     if (rc == ES_EOF) rc = ES_OK;
     int frc = w ? es_trace_writer_free(w) : ES_OK;
-    if (rc == ES_OK && frc) rc = es_error_set(err, frc, "", 0, "", "write failed");
+    if (rc == ES_OK && frc) {
+        rc = es_error_set(err, frc, "", 0, "", "write failed: %s", strerror(errno));
+        clearerr(es_outfile_fp(of)); /* said here: not again at exit for stdout */
+    }
+    /* the writer does not know the output's name: a write error gets it */
+    if (rc == ES_EIO && err && !err->file[0]) snprintf(err->file, sizeof err->file, "%s", es_outfile_name(of));
     return rc;
 }
 
@@ -199,24 +206,28 @@ static void warn_copies(const es_importer *im)
     fprintf(stderr, "earlystop import: warning: %s\n", msg);
 }
 
+/* The output is opened before the input is read (a bad --out fails first)
+ * and replaces the old file only once the import succeeded: an existing
+ * output survives a failed run, and --out naming an input is refused. */
 static int run_import(import_args *a)
 {
     es_error err;
     memset(&err, 0, sizeof err);
-    es_importer *im = NULL;
-    int rc = es_importer_new(&a->o, &im, &err);
-    if (!rc) rc = es_importer_open(im, a->input, &err);
-    if (rc) { es_importer_free(im); return cli_report(&err, rc); }
-    FILE *fp = a->out ? fopen(a->out, "wb") : stdout;
-    if (!fp) {
-        es_importer_free(im);
-        es_error_set(&err, ES_EIO, a->out, 0, "--out", "cannot open for writing");
-        return cli_report(&err, ES_EIO);
+    const char *inputs[] = {a->input, a->o.gold_file, NULL};
+    es_outfile *of = NULL;
+    int rc = es_outfile_open(a->out ? a->out : "-", inputs, &of, &err);
+    if (rc) {
+        snprintf(err.field, sizeof err.field, "--out");
+        return cli_report(&err, rc);
     }
+    es_importer *im = NULL;
+    rc = es_importer_new(&a->o, &im, &err);
+    if (!rc) rc = es_importer_open(im, a->input, &err);
     size_t items = 0, samples = 0;
-    rc = import_all(im, fp, &items, &samples, &err);
-    if (a->out && fclose(fp) && !rc) rc = es_error_set(&err, ES_EIO, a->out, 0, "", "write failed");
-    size_t skipped = es_importer_skipped(im);
+    if (!rc) rc = import_all(im, of, &items, &samples, &err);
+    if (!rc) rc = es_outfile_commit(of, &err);
+    else es_outfile_abort(of);
+    size_t skipped = im ? es_importer_skipped(im) : 0;
     if (!rc) {
         fprintf(stderr, "earlystop import: %zu items, %zu samples", items, samples);
         if (skipped) {
@@ -229,7 +240,6 @@ static int run_import(import_args *a)
     }
     es_importer_free(im);
     if (!rc) return CLI_OK;
-    if (a->out) remove(a->out);
     return cli_report(&err, rc);
 }
 

@@ -1,5 +1,6 @@
 /* cmd_stats.c - `earlystop stats FILE...`: summary figures per trace file. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -8,7 +9,7 @@
 #include "earlystop_io.h"
 
 static const char usage_text[] =
-    "usage: earlystop stats [--json] [--skip-bad] FILE...\n"
+    "usage: earlystop stats [--json] [--skip-bad] [--threads N] [--max-line SIZE] FILE...\n"
     "\n"
     "Summary figures of trace files (format v1), samples taken in file order:\n"
     "  items, samples per item (k), single-sample EM (first sample), maj@k EM\n"
@@ -22,12 +23,36 @@ static const char usage_text[] =
     "  whose text equals an earlier sample's in the same item) and a warning\n"
     "  on stderr when texts repeat in a copy pattern (docs/import.md).\n"
     "\n"
-    "options:\n"
-    "  --json       one JSON object per file, one per line\n"
-    "  --skip-bad   skip items that break the format and report how many\n"
-    "  -h, --help   this text\n"
+    "columns (--json keys in brackets):\n"
+    "  items        items in the file [items]\n"
+    "  k            samples per item [samples_per_item]\n"
+    "  single       EM of each item's first sample [single_em]\n"
+    "  maj@k        EM of the majority vote over all k samples [maj_em]\n"
+    "  oracle@k     share of items with at least one correct sample: the ceiling\n"
+    "               of any answer-picking rule [oracle_em].  Not eval's\n"
+    "               oracle:correctness row, which is the fewest first samples\n"
+    "               whose running MAJORITY is correct (its EM counts items where\n"
+    "               the majority is right at some point, so it lies between\n"
+    "               maj@k and oracle@k)\n"
+    "  tokens/item  mean tokens of all k samples [tokens_per_item]\n"
+    "  c-oracle     consistency oracle, samples: the fewest first samples after\n"
+    "               which the running majority already equals the full one and\n"
+    "               stays [consistency_oracle_samples]\n"
+    "  c-tokens     the same in tokens [consistency_oracle_tokens]\n"
     "\n"
-    "exit status: 0 ok, 2 bad usage or bad input (the message names file, line, field)\n";
+    "options:\n"
+    "  --json            one JSON object per file, one per line\n"
+    "  --skip-bad        skip items that break the format; report how many and why\n"
+    "                    (the first 5 reasons, as file:line: field: message)\n"
+    "  --threads N       threads parsing the file (default: one per core, up to 4;\n"
+    "                    capped at the cores; 1 = no helper thread)\n"
+    "  --max-line SIZE   longest line accepted, e.g. 512M (default 256M): a longer\n"
+    "                    one is an error (a binary file or /dev/zero is not read\n"
+    "                    to the end of memory)\n"
+    "  -h, --help        this text\n"
+    "\n"
+    "exit status: 0 ok, 1 I/O failure (an unreadable file, output that could not\n"
+    "be written), 2 bad usage or bad input (the message names file, line, field)\n";
 
 static json_t *stats_json(const char *path, const es_stats *s, const es_dup_stats *d, size_t skipped)
 {
@@ -75,62 +100,33 @@ static void print_row(const char *path, const es_stats *s)
     putchar('\n');
 }
 
-/*
- * es_traceset_load, plus the duplicate-text count of every item: the reader
- * hands out each item's texts (inside its parsed line, nothing copied), the
- * set keeps none of them, so memory does not grow with the texts.
- */
-static int load_counting_dups(const char *path, unsigned flags, es_traceset **out, size_t *skipped,
-                              es_dup_stats *dup, es_error *err)
+/* Counts each item's duplicate texts as it is loaded (the set keeps none). */
+static int count_dups(void *ctx, const es_item *item)
 {
-    es_trace_reader *r = NULL;
-    es_traceset *ts = NULL;
-    es_dup *d = NULL;
-    *out = NULL;
-    int rc = es_trace_reader_open(path, flags & ~(unsigned)ES_READ_NO_TEXT, &r, err);
-    if (rc) return rc;
-    if (es_traceset_new(0, &ts) || es_dup_new(&d)) rc = es_error_set(err, ES_ENOMEM, path, 0, "", "out of memory");
-    es_item item;
-    size_t set_skipped = 0;
-    while (rc == ES_OK && (rc = es_trace_reader_next(r, &item, err)) == ES_OK) {
-        rc = es_traceset_add(ts, &item, err);
-        if (rc) {   /* what a single line cannot show (a duplicate id): name the line */
-            snprintf(err->file, sizeof err->file, "%s", path);
-            err->line = es_trace_reader_line(r);
-        }
-        if (rc == ES_EFORMAT && (flags & ES_READ_SKIP_BAD)) {
-            set_skipped++;
-            rc = ES_OK;
-        } else if (rc == ES_OK && es_dup_add_item(d, &item)) {
-            rc = es_error_set(err, ES_ENOMEM, path, es_trace_reader_line(r), "", "out of memory");
-        }
-    }
-    *skipped = es_trace_reader_skipped(r) + set_skipped;
-    memset(dup, 0, sizeof *dup);
-    if (d) es_dup_get(d, dup);
-    es_dup_free(d);
-    es_trace_reader_free(r);
-    if (rc != ES_EOF) {
-        es_traceset_free(ts);
-        return rc;
-    }
-    *out = ts;
-    return ES_OK;
+    return es_dup_add_item(ctx, item);
 }
 
-static int stats_file(const char *path, unsigned flags, int as_json, int *printed_header)
+static int stats_file(const char *path, const es_read_opts *opts, int as_json, int *printed_header)
 {
     es_error err = {0};
     es_traceset *ts;
-    size_t skipped = 0;
+    es_read_report rep;
+    es_dup *d = NULL;
+    if (es_dup_new(&d)) return cli_report(NULL, ES_ENOMEM);
+    es_read_opts ro = *opts;
+    ro.on_item = count_dups;
+    ro.on_item_ctx = d;
     es_dup_stats dup;
-    int rc = load_counting_dups(path, flags, &ts, &skipped, &dup, &err);
+    int rc = es_traceset_load_opts(path, &ro, &ts, &rep, &err);
+    es_dup_get(d, &dup);
+    es_dup_free(d);
     if (rc) return cli_report(&err, rc);
+    size_t skipped = rep.skipped;
     es_stats s;
     rc = es_stats_compute(ts, &s);
     es_traceset_free(ts);
     if (rc) return cli_report(NULL, rc);
-    if (skipped) fprintf(stderr, "earlystop stats: %s: skipped %zu bad item(s)\n", path, skipped);
+    cli_report_skips("stats", path, &rep);
     if (es_dup_suspicious(&dup)) {
         char msg[512];
         es_dup_describe(&dup, msg, sizeof msg);
@@ -156,22 +152,34 @@ static int stats_file(const char *path, unsigned flags, int as_json, int *printe
 int cmd_stats(int argc, char **argv)
 {
     int as_json = 0, nfiles = 0, printed = 0;
-    unsigned flags = ES_READ_NO_TEXT;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
+    es_read_opts ro;
+    es_read_opts_init(&ro);
+    ro.flags = ES_READ_NO_TEXT;
+    char **files = calloc((size_t)argc, sizeof *files);
+    if (!files) return cli_report(NULL, ES_ENOMEM);
+    int rc = CLI_OK;
+    for (int i = 1; i < argc && rc == CLI_OK; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (cli_is_help(a)) {
             fputs(usage_text, stdout);
+            free(files);
             return CLI_OK;
         }
-        if (!strcmp(argv[i], "--json")) as_json = 1;
-        else if (!strcmp(argv[i], "--skip-bad")) flags |= ES_READ_SKIP_BAD;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error("stats", "unknown option '%s'", argv[i]);
-        else nfiles++;
+        if (!strcmp(a, "--json")) as_json = 1;
+        else if (!strcmp(a, "--skip-bad")) ro.flags |= ES_READ_SKIP_BAD;
+        else if (!strcmp(a, "--threads")) {
+            if (cli_parse_threads("stats", v, &ro.threads)) rc = CLI_USAGE;
+            i++;
+        } else if (!strcmp(a, "--max-line")) {
+            if (cli_parse_size(v, 1, UINT64_MAX, &ro.max_line))
+                rc = cli_usage_error("stats", "--max-line: '%s' is not a size in bytes >= 1 (suffix K, M or G allowed)",
+                                     v ? v : "");
+            i++;
+        } else if (a[0] == '-' && a[1]) rc = cli_usage_error("stats", "unknown option '%s'", a);
+        else files[nfiles++] = argv[i];
     }
-    if (!nfiles) return cli_usage_error("stats", "no trace file given");
-    for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-' && argv[i][1]) continue;
-        int rc = stats_file(argv[i], flags, as_json, &printed);
-        if (rc) return rc;
-    }
-    return CLI_OK;
+    if (rc == CLI_OK && !nfiles) rc = cli_usage_error("stats", "no trace file given");
+    for (int i = 0; i < nfiles && rc == CLI_OK; i++) rc = stats_file(files[i], &ro, as_json, &printed);
+    free(files);
+    return rc;
 }

@@ -9,6 +9,7 @@
 #endif
 
 #include "cli.h"
+#include "earlystop_io.h"
 #include "earlystop_lm.h"
 
 #define TRAIN_SALT 0x545241494e494e47ULL
@@ -35,7 +36,8 @@ static void train_help(void)
            "(last_letters, date, arithmetic) and write the model file.  The shipped\n"
            "data/model.bin comes from four runs, see docs/model.md.\n\n"
            "  --out FILE      model file to write (default model.bin; the shipped model\n"
-           "                  data/model.bin is never overwritten unless named)\n"
+           "                  data/model.bin is never overwritten unless named); checked\n"
+           "                  before training, replaced at each checkpoint and at the end\n"
            "  --steps N       optimizer steps (default 3000)\n"
            "  --batch B       examples per step (default 16)\n"
            "  --lr X          peak learning rate (default 2e-3; warmup, then cosine to 10%%)\n"
@@ -194,9 +196,26 @@ static float lr_at(const train_opts *o, long step)
     return (float)(o->lr * (o->min_lr_frac + (1.0 - o->min_lr_frac) * c));
 }
 
+/* The model goes to the output's temporary file, then replaces the old one:
+ * a checkpoint (final = 0) publishes it and continues on a fresh temporary,
+ * the final save commits.  Errors name --out, not the temporary. */
+static int save_model(const es_lm *m, es_outfile **of, int final, es_error *err)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s", es_outfile_name(*of));
+    int rc = es_lm_save(m, es_outfile_write_path(*of), err);
+    if (!rc && !final) rc = es_outfile_checkpoint(*of, err);
+    if (!rc && final) {
+        rc = es_outfile_commit(*of, err);
+        *of = NULL; /* commit frees it, success or not */
+    }
+    if (rc && err) snprintf(err->file, sizeof err->file, "%s", name);
+    return rc;
+}
+
 /* Draw a batch, forward, backward, AdamW; a checkpoint every 500 steps so
  * an interrupted run leaves a usable model. */
-static int train_loop(const train_opts *o, es_lm *m, es_lm_trainer *t, int *inp, int *tgt)
+static int train_loop(const train_opts *o, es_lm *m, es_lm_trainer *t, int *inp, int *tgt, es_outfile **of)
 {
     es_rng r;
     es_rng_stream(&r, (uint64_t)o->seed ^ TRAIN_SALT, 0, 0);
@@ -219,10 +238,10 @@ static int train_loop(const train_opts *o, es_lm *m, es_lm_trainer *t, int *inp,
             fprintf(stderr, "step %ld/%ld loss %.4f (avg %.4f) gnorm %.3f lr %.2e | %.0f tok/s, %.0fs\n",
                     s + 1, o->steps, loss, ema, gn, opt.lr, ntok / el, el);
         }
-        if ((s + 1) % 500 == 0 && es_lm_save(m, o->out, &err)) return cli_report(&err, err.code);
+        if ((s + 1) % 500 == 0 && save_model(m, of, 0, &err)) return cli_report(&err, err.code);
     }
     double el = now_s() - t0;
-    if (es_lm_save(m, o->out, &err)) return cli_report(&err, err.code);
+    if (save_model(m, of, 1, &err)) return cli_report(&err, err.code);
     if (o->json)
         printf("{\"out\":\"%s\",\"steps\":%ld,\"batch\":%ld,\"seed\":%ld,\"params\":%zu,"
                "\"final_loss_avg\":%.5f,\"tokens\":%ld,\"seconds\":%.1f,\"tokens_per_s\":%.1f}\n",
@@ -248,8 +267,18 @@ int cmd_train(int argc, char **argv)
     es_error err;
     es_lm *m = NULL;
     es_lm_trainer *t = NULL;
+    /* the output is checked (and refused if it is --init) before any work */
+    es_outfile *of = NULL;
+    const char *inputs[] = {o.init, NULL};
+    if ((rc = es_outfile_open(o.out, inputs, &of, &err))) {
+        snprintf(err.field, sizeof err.field, "--out");
+        return cli_report(&err, rc);
+    }
     rc = o.init ? es_lm_load(o.init, &m, &err) : es_lm_new(&o.cfg, (uint64_t)o.seed, &m, &err);
-    if (rc) return cli_report(&err, rc);
+    if (rc) {
+        es_outfile_abort(of);
+        return cli_report(&err, rc);
+    }
     o.cfg = *es_lm_get_config(m);
     size_t cells = (size_t)o.batch * (size_t)o.cfg.seq_len;
     int *inp = malloc(cells * sizeof(int)), *tgt = malloc(cells * sizeof(int));
@@ -260,8 +289,9 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "earlystop train: %zu parameters (dim %d, hidden %d, %d layers, %d heads, "
                 "seq %d), batch %ld, %ld steps, seed %ld\n", es_lm_n_params(m), o.cfg.dim,
                 o.cfg.hidden_dim, o.cfg.n_layers, o.cfg.n_heads, o.cfg.seq_len, o.batch, o.steps, o.seed);
-        rc = train_loop(&o, m, t, inp, tgt);
+        rc = train_loop(&o, m, t, inp, tgt, &of);
     }
+    es_outfile_abort(of);
     free(inp);
     free(tgt);
     es_lm_trainer_free(t);

@@ -1,4 +1,5 @@
 /* main.c - `earlystop COMMAND ...`: dispatch to the subcommands. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,7 +28,20 @@ static void usage(FILE *fp)
     fprintf(fp, "\n'earlystop COMMAND --help' describes each command.\n");
 }
 
-int main(int argc, char **argv)
+/* Output that did not reach stdout is a failure, not a success with nothing
+ * said (`eval FILE > /dev/full`): flush and close it, and say why. */
+static int finish_stdout(int rc)
+{
+    errno = 0;
+    int bad = fflush(stdout) != 0, e = errno;
+    if (!bad && ferror(stdout)) bad = 1, e = 0;
+    if (fclose(stdout) && !bad) bad = 1, e = errno;
+    if (!bad) return rc;
+    fprintf(stderr, "earlystop: standard output: write failed: %s\n", e ? strerror(e) : "I/O error");
+    return rc ? rc : CLI_FAIL;
+}
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -47,4 +61,9 @@ int main(int argc, char **argv)
     fprintf(stderr, "earlystop: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return CLI_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    return finish_stdout(dispatch(argc, argv));
 }

@@ -1,11 +1,13 @@
 /* util.c - helpers shared by the subcommands: errors, numbers, progress. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "earlystop_io.h"
 
 int cli_report(const es_error *err, int code)
 {
@@ -59,6 +61,60 @@ int cli_parse_double(const char *s, double *out)
     if (errno || *end || v != v) return -1;
     *out = v;
     return 0;
+}
+
+int cli_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 4096 ? 4096 : (int)n;
+}
+
+int cli_parse_threads(const char *cmd, const char *value, int *out)
+{
+    long n;
+    if (cli_parse_long(value, 0, LONG_MAX, &n))
+        return cli_usage_error(cmd, "--threads: '%s' is not a whole number >= 0 (0 = one per core)",
+                               value ? value : "");
+    int cores = cli_cores();
+    if (n > cores) {
+        fprintf(stderr, "earlystop %s: --threads %ld: using %d, the cores of this machine\n", cmd, n, cores);
+        n = cores;
+    }
+    *out = n == 0 ? cores : (int)n;
+    return 0;
+}
+
+int cli_parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (!s || !*s || *s == '-') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s) return -1;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k') shift = 10;
+    else if (*end == 'M' || *end == 'm') shift = 20;
+    else if (*end == 'G' || *end == 'g') shift = 30;
+    if (shift) end++;
+    if (*end == 'i' && shift) end++;       /* KiB, MiB, GiB */
+    if ((*end == 'B' || *end == 'b') && shift) end++;
+    if (*end || v > (UINT64_MAX >> shift)) return -1;
+    uint64_t x = (uint64_t)v << shift;
+    if (x < lo || x > hi) return -1;
+    *out = x;
+    return 0;
+}
+
+void cli_report_skips(const char *cmd, const char *path, const es_read_report *rep)
+{
+    if (!rep->skipped) return;
+    fprintf(stderr, "earlystop %s: %s: skipped %zu bad item(s)%s\n", cmd, path, rep->skipped,
+            rep->skipped > rep->n_reasons ? "; the first:" : ":");
+    for (size_t i = 0; i < rep->n_reasons; i++) {
+        char buf[1024];
+        es_error_format(&rep->reasons[i], buf, sizeof buf);
+        fprintf(stderr, "  %s\n", buf);
+    }
 }
 
 void cli_progress(const char *label, size_t done, size_t total)

@@ -4,9 +4,11 @@
  * crash, read out of bounds, overflow or leak; errors are fine.
  *
  * The bytes go to a memfd so the reader sees a real file (it wants a path).
- * Each input runs twice: strict (stop at the first error) and with
- * ES_READ_SKIP_BAD | ES_READ_NO_TEXT (read to the end), so both paths are
- * reached from the same corpus.
+ * Each input runs three ways: strict (stop at the first error) on one
+ * thread; ES_READ_SKIP_BAD | ES_READ_NO_TEXT (read to the end) on two
+ * threads (the parallel read-ahead and its hand-over); and es_traceset_load_opts
+ * with a line limit taken from the first byte, so the over-long-line path
+ * and the skip report are reached from the same corpus.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -20,11 +22,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void run(const char *path, unsigned flags)
+static void run(const char *path, unsigned flags, int threads)
 {
     es_trace_reader *r;
     es_error err;
-    if (es_trace_reader_open(path, flags, &r, &err)) return;
+    es_read_opts o;
+    es_read_opts_init(&o);
+    o.flags = flags;
+    o.threads = threads;
+    if (es_trace_reader_open_opts(path, &o, &r, &err)) return;
     es_traceset *ts;
     if (es_traceset_new((flags & ES_READ_NO_TEXT) ? 0 : ES_KEEP_TEXT, &ts)) {
         es_trace_reader_free(r);
@@ -69,8 +75,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    run(path, 0);
-    run(path, ES_READ_SKIP_BAD | ES_READ_NO_TEXT);
+    run(path, 0, 1);
+    run(path, ES_READ_SKIP_BAD | ES_READ_NO_TEXT, 2);
+    es_read_opts o;
+    es_read_opts_init(&o);
+    o.flags = ES_READ_SKIP_BAD;
+    o.max_line = size ? 16 + (uint64_t)data[0] * 4 : 1;
+    es_read_report rep;
+    es_traceset *ts = NULL;
+    es_error err;
+    if (es_traceset_load_opts(path, &o, &ts, &rep, &err) == ES_OK) {
+        if (rep.n_reasons > ES_READ_REASONS || rep.n_reasons > rep.skipped) abort();
+        es_traceset_free(ts);
+    }
     close(fd);
     return 0;
 }

@@ -30,7 +30,38 @@ enum {
     ES_READ_SKIP_BAD = 2   /* skip items that break the format, count them */
 };
 
-/* Open `path` ("-" = stdin) and read its header line.  Errors name the file. */
+/* Longest line the reader accepts by default (a real trace line is a few
+ * MB at most; /dev/zero or a binary file would otherwise fill memory). */
+#define ES_READ_MAX_LINE ((uint64_t)256 << 20)
+/* How many skipped items' errors a reader keeps (the first ones). */
+enum { ES_READ_REASONS = 5 };
+
+typedef struct es_read_opts {
+    unsigned flags;     /* ES_READ_* */
+    uint64_t max_line;  /* longest line in bytes; 0 = ES_READ_MAX_LINE.  Longer: ES_ERANGE */
+    int threads;        /* parsing threads, the caller's included: 1 = none
+                           started; 0 = one per online core, at most 4
+                           (the caller's thread is the limit beyond that;
+                           at most 64 are started).  Helpers wait
+                           passively and the caller never waits for them, so
+                           more threads are never much slower than one. */
+    /* es_traceset_load_opts only: called with every item added to the set,
+     * texts included even under ES_READ_NO_TEXT (the set still keeps none),
+     * so a caller can look at what the set drops (e.g. duplicate texts).
+     * A non-zero return ends the load with that code. */
+    int (*on_item)(void *ctx, const es_item *item);
+    void *on_item_ctx;
+} es_read_opts;
+
+/* Defaults: no flags, ES_READ_MAX_LINE, threads 0. */
+void es_read_opts_init(es_read_opts *o);
+
+/* Open `path` ("-" = stdin) and read its header line.  Errors name the file.
+ * Compressed input (gzip, zstd, xz, bzip2, zip) is refused by name; a UTF-8
+ * byte order mark before the header is skipped.  opts NULL = defaults. */
+int es_trace_reader_open_opts(const char *path, const es_read_opts *opts, es_trace_reader **out,
+                              es_error *err);
+/* es_trace_reader_open_opts with default options and these flags. */
 int es_trace_reader_open(const char *path, unsigned flags, es_trace_reader **out, es_error *err);
 void es_trace_reader_free(es_trace_reader *r);
 
@@ -44,6 +75,9 @@ const char *es_trace_reader_header(const es_trace_reader *r);
 size_t es_trace_reader_skipped(const es_trace_reader *r);
 /* Last skipped item's error (valid when skipped > 0). */
 const es_error *es_trace_reader_last_skip(const es_trace_reader *r);
+/* Error of skipped item i (0 = the first), for i < ES_READ_REASONS; NULL
+ * past what was kept or skipped. */
+const es_error *es_trace_reader_skip_reason(const es_trace_reader *r, size_t i);
 long es_trace_reader_line(const es_trace_reader *r);
 /* Bytes consumed so far (for progress and MB/s). */
 uint64_t es_trace_reader_bytes(const es_trace_reader *r);
@@ -51,6 +85,18 @@ uint64_t es_trace_reader_bytes(const es_trace_reader *r);
 /* Read a whole file into a traceset (ES_KEEP_TEXT unless ES_READ_NO_TEXT). */
 int es_traceset_load(const char *path, unsigned read_flags, es_traceset **out,
                      size_t *skipped, es_error *err);
+
+/* What a load skipped (ES_READ_SKIP_BAD): how many items, and the errors of
+ * the first ES_READ_REASONS in file order (bad lines and duplicate ids). */
+typedef struct es_read_report {
+    size_t skipped;
+    size_t n_reasons;
+    es_error reasons[ES_READ_REASONS];
+} es_read_report;
+
+/* es_traceset_load with options (NULL = defaults); rep may be NULL. */
+int es_traceset_load_opts(const char *path, const es_read_opts *opts, es_traceset **out,
+                          es_read_report *rep, es_error *err);
 
 /* ---------------------------------------------------------- policy files */
 
@@ -65,10 +111,13 @@ int es_policy_new_any(const char *spec, es_policy **out, es_error *err);
 
 /*
  * es_eval_policy over orders [0, shuffles) (shuffles == 0: the file order
- * once) split across `threads` OpenMP threads (0 = all cores), each with its
- * own policy made from `spec` (or @file.json).  Adds integer sums into acc,
+ * once) on `threads` threads (0 = one per online core; the caller's thread
+ * is one of them), each with its own policy made from `spec` (or
+ * @file.json).  The orders are cut into at most 16 chunks the threads take
+ * in turn (pthreads; no thread waits actively).  Adds integer sums into acc,
  * so results do not depend on the thread count.  canon (may be NULL) gets
- * the canonical spec.  On error err names the item and the policy's reason.
+ * the canonical spec.  On error err names the item and the policy's reason
+ * (the first failing chunk's, the same whatever the thread count).
  */
 int es_eval_policy_threads(const es_traceset *ts, const char *spec, uint64_t seed, uint32_t shuffles,
                            int threads, int32_t probe_cost, es_eval_acc *acc, char *canon, size_t canon_cap,
@@ -88,6 +137,48 @@ int es_trace_writer_open(FILE *fp, const char *header_json, es_trace_writer **ou
 int es_trace_writer_write(es_trace_writer *w, const es_item *item, es_error *err);
 /* Flushes; does not close fp. */
 int es_trace_writer_free(es_trace_writer *w);
+
+/* ----------------------------------------------------------- output files */
+
+/*
+ * es_outfile: an output file that a failed run cannot damage.  A regular
+ * file (or a new name) is written to a temporary file beside it and renamed
+ * over the name on commit; a symlink is followed (its target is replaced,
+ * the link stays).  A name that is not a regular file (/dev/stdout,
+ * /dev/null, a pipe) is written directly; "-" is stdout.  Nothing the run did
+ * not create is ever unlinked, so an existing output survives a failed run
+ * byte for byte.  Hard links to the old file keep the old content.
+ *
+ *   es_outfile *of;
+ *   if (es_outfile_open(path, inputs, &of, &err)) ...   // before the work
+ *   ... write to es_outfile_fp(of) ...
+ *   rc = ok ? es_outfile_commit(of, &err) : (es_outfile_abort(of), rc);
+ */
+typedef struct es_outfile es_outfile;
+
+/* Open `path` for writing.  Call it before the work, so that a bad output
+ * (missing directory, not writable, a directory) fails before any input is
+ * read.  inputs: NULL-terminated list of the run's input files ("-" =
+ * stdin), may be NULL; an output that is one of them (same name, or same
+ * device and inode) is refused with ES_EINVAL.  Errors name the output. */
+int es_outfile_open(const char *path, const char *const *inputs, es_outfile **out, es_error *err);
+FILE *es_outfile_fp(es_outfile *of);
+/* The name as given (for messages). */
+const char *es_outfile_name(const es_outfile *of);
+/* Where a writer that opens files by name (e.g. es_lm_save) must write: the
+ * temporary file, or the name itself when written directly. */
+const char *es_outfile_write_path(const es_outfile *of);
+/* Flush, check every write, fsync and close, then rename over the name.
+ * On failure the error names the output, the temporary is removed and the
+ * old file is left as it was.  Frees of (NULL is fine) either way. */
+int es_outfile_commit(es_outfile *of, es_error *err);
+/* For a writer that rewrites the whole file each time (a model checkpoint):
+ * publish what was written so far as in commit, then continue on a fresh
+ * temporary file; es_outfile_fp and _write_path may change. */
+int es_outfile_checkpoint(es_outfile *of, es_error *err);
+/* Close and remove the temporary file; the name keeps what it held.  Frees
+ * of (NULL is fine). */
+void es_outfile_abort(es_outfile *of);
 
 /* ================================================================= import
  * (section owned by src/io/import.c)

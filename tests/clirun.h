@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,6 +69,29 @@ static inline int run(const char *args, char **out, char **err)
     *out = slurp(o);
     *err = slurp(e);
     return WEXITSTATUS(st);
+}
+
+/* Run `$ES_BIN args` with stdout sent to `out_path` (e.g. /dev/full);
+ * returns the exit status, stderr in *err (caller frees). */
+static inline int run_to(const char *args, const char *out_path, char **err)
+{
+    char e[512], cmd[4096];
+    snprintf(e, sizeof e, "%s/err", tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin, args, out_path, e);
+    int st = system(cmd);
+    assert_true(st != -1 && WIFEXITED(st));
+    *err = slurp(e);
+    return WEXITSTATUS(st);
+}
+
+/* 1 when files a and b hold the same bytes (both readable). */
+static inline int same_bytes(const char *a, const char *b)
+{
+    char *x = slurp(a), *y = slurp(b);
+    int same = !strcmp(x, y);
+    free(x);
+    free(y);
+    return same;
 }
 
 #endif

@@ -273,6 +273,102 @@ static void test_eval_policy_file(void **state)
     free(err);
 }
 
+/* One row that cannot run on one file (deer without confidences) made eval
+ * exit 2 and drop every other row: the row reports its error, the rest are
+ * computed, later files too, and the status is 2 at the end. */
+static void test_eval_row_error_keeps_the_rest(void **state)
+{
+    if (!bin_present()) skip();
+    char path[512], votes[512], args[1600], *out, *err;
+    snprintf(path, sizeof path, "%s/probes2.jsonl", tmpdir);
+    write_file(path, probes_file);
+    snprintf(votes, sizeof votes, "%s/votes2.jsonl", tmpdir);
+    write_file(votes, HDR "{\"id\":\"v1\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"a\",\"samples\":["
+                          "{\"answer\":\"a\",\"tokens\":10},{\"answer\":\"a\",\"tokens\":10}]}\n");
+    snprintf(args, sizeof args, "eval '%s' '%s' --policy deer --policy dynasor:k=2 --policy ac-beta", path, votes);
+    assert_int_equal(run(args, &out, &err), 2);
+    if (!strstr(err, "q-noconf") || !strstr(err, "confidence")) fail_msg("stderr: %s", err);
+    /* every other row of the probe file, and the second file's table */
+    const char *want[] = {"full:", "dynasor:k=2", "ac-beta:", "oracle:stable-final", "not computed", votes};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(out, want[i])) fail_msg("stdout lacks '%s': %s", want[i], out);
+    free(out);
+    free(err);
+    /* --json: the failed row carries its error, the others their figures */
+    snprintf(args, sizeof args, "eval '%s' --policy deer --policy dynasor:k=2 --json", path);
+    assert_int_equal(run(args, &out, &err), 2);
+    json_error_t je;
+    json_t *doc = json_loads(out, 0, &je), *rows = json_object_get(doc, "rows");
+    if (!json_is_array(rows)) fail_msg("no rows: %s", out);
+    json_t *deer = find_row(rows, "deer:"), *dyn = find_row(rows, "dynasor:");
+    assert_non_null(deer);
+    assert_non_null(dyn);
+    assert_true(json_is_string(json_object_get(deer, "error")));
+    assert_true(json_is_number(json_object_get(dyn, "em")));
+    json_decref(doc);
+    free(out);
+    free(err);
+    /* a probe rule on a file without probes is such a row too */
+    snprintf(args, sizeof args, "eval '%s' --policy dynasor --policy esc:window=2", votes);
+    assert_int_equal(run(args, &out, &err), 2);
+    if (!strstr(err, "decides on probes") || !strstr(out, "esc:window=2")) fail_msg("stdout %s stderr %s", out, err);
+    free(out);
+    free(err);
+}
+
+/* `--policy full` printed the baseline twice and wrote its decisions twice;
+ * a policy given twice (in two spellings) too.  The header says how many
+ * shuffles were averaged. */
+static void test_eval_dedupe_and_header(void **state)
+{
+    if (!bin_present()) skip();
+    char path[512], dec[512], args[1600], *out, *err;
+    snprintf(path, sizeof path, "%s/votes3.jsonl", tmpdir);
+    write_file(path, HDR "{\"id\":\"v1\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"a\",\"samples\":["
+                         "{\"answer\":\"a\",\"tokens\":10},{\"answer\":\"b\",\"tokens\":10}]}\n"
+                         "{\"id\":\"v2\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"a\",\"samples\":["
+                         "{\"answer\":\"a\",\"tokens\":10},{\"answer\":\"a\",\"tokens\":10}]}\n");
+    snprintf(dec, sizeof dec, "%s/dec.jsonl", tmpdir);
+    snprintf(args, sizeof args, "eval '%s' --policy full --policy esc --policy esc:window=5 --shuffles 7 --decisions '%s'",
+             path, dec);
+    assert_int_equal(run(args, &out, &err), 0);
+    int fulls = 0, escs = 0;
+    for (const char *p = out; (p = strstr(p, "\nfull:")); p++) fulls++;
+    for (const char *p = out; (p = strstr(p, "\nesc:")); p++) escs++;
+    assert_int_equal(fulls, 1);
+    assert_int_equal(escs, 1);
+    if (!strstr(out, "mean over 7 random sample orders")) fail_msg("stdout: %s", out);
+    if (!strstr(err, "listed once")) fail_msg("stderr: %s", err);
+    char *d = slurp(dec);
+    int lines = 0;
+    for (const char *p = d; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 2 * 2); /* full and esc, 2 items each */
+    free(d);
+    free(out);
+    free(err);
+    /* --decisions naming an input is refused; a failed run leaves it alone */
+    snprintf(args, sizeof args, "eval '%s' --decisions '%s'", path, path);
+    assert_int_equal(run(args, &out, &err), 2);
+    if (!strstr(err, "also an input")) fail_msg("stderr: %s", err);
+    free(out);
+    free(err);
+    write_file(dec, "precious\n");
+    snprintf(args, sizeof args, "eval '%s' '%s/missing.jsonl' --decisions '%s'", path, tmpdir, dec);
+    assert_int_not_equal(run(args, &out, &err), 0);
+    d = slurp(dec);
+    assert_string_equal(d, "precious\n");
+    free(d);
+    free(out);
+    free(err);
+    /* a bad policy is named as the policy, not as the trace file, and is
+     * found before any file is read */
+    snprintf(args, sizeof args, "eval '%s/missing.jsonl' --policy esc:window=0", tmpdir);
+    assert_int_equal(run(args, &out, &err), 2);
+    if (!strstr(err, "--policy 'esc:window=0'") || strstr(err, "missing.jsonl")) fail_msg("stderr: %s", err);
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +376,8 @@ int main(void)
         cmocka_unit_test(test_eval_threads_identical),
         cmocka_unit_test(test_eval_errors),
         cmocka_unit_test(test_eval_policy_file),
+        cmocka_unit_test(test_eval_row_error_keeps_the_rest),
+        cmocka_unit_test(test_eval_dedupe_and_header),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -108,6 +108,16 @@ static void test_bad_tokens(void **state)
         int rc = expect_error(content, 0, 2, "samples[1].tokens", "non-negative integer");
         assert_int_equal(rc, ES_EFORMAT);
     }
+    /* 2^32 is too large, not negative: the message gives the limit and the value */
+    char content[512];
+    snprintf(content, sizeof content,
+             HDR "{\"id\":\"a\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"x\","
+                 "\"samples\":[{\"answer\":\"x\",\"tokens\":4294967296}]}\n");
+    expect_error(content, 0, 2, "samples[0].tokens", "at most 4294967295 (2^32 - 1), got 4294967296");
+    snprintf(content, sizeof content,
+             HDR "{\"id\":\"a\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"x\","
+                 "\"samples\":[{\"answer\":\"x\",\"tokens\":-7}]}\n");
+    expect_error(content, 0, 2, "samples[0].tokens", "got -7");
     /* absent tokens is named as missing */
     expect_error(HDR "{\"id\":\"a\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"x\","
                      "\"samples\":[{\"answer\":\"x\"}]}\n",
@@ -599,11 +609,237 @@ static void test_writer_rejects(void **state)
     fclose(fp);
 }
 
+/* ------------------------------------------------ hostile input (issue 7) */
+
+/* "a\u0000b" and "a\u0000c" were read with JSON_ALLOW_NUL and compared as C
+ * strings, so the two ids collided: NUL in a string is refused, field named. */
+static void test_nul_in_strings(void **state)
+{
+    expect_error(HDR "{\"id\":\"a\\u0000b\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"x\","
+                     "\"samples\":[{\"answer\":\"x\",\"tokens\":3}]}\n"
+                     "{\"id\":\"a\\u0000c\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"x\","
+                     "\"samples\":[{\"answer\":\"x\",\"tokens\":3}]}\n",
+                 0, 2, "id", "NUL character");
+    expect_error(HDR "{\"id\":\"a\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"x\","
+                     "\"samples\":[{\"answer\":\"x\",\"tokens\":3},{\"answer\":\"x\\u0000y\",\"tokens\":3}]}\n",
+                 0, 2, "samples[1].answer", "NUL character");
+    expect_error(HDR "{\"id\":\"a\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":[\"x\",\"y\\u0000\"],"
+                     "\"samples\":[{\"answer\":\"x\",\"tokens\":3}]}\n",
+                 0, 2, "gold[1]", "NUL character");
+    expect_error(HDR "{\"id\":\"a\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"x\","
+                     "\"samples\":[{\"answer\":\"x\",\"tokens\":3,\"text\":\"ab\\u0000\"}]}\n",
+                 0, 2, "samples[0].text", "NUL character");
+}
+
+/* A raw NUL byte mid-line said "near end of file"; now it is named, with
+ * its column, also with --skip-bad (where the line is skipped). */
+static void test_nul_byte(void **state)
+{
+    static const char line[] = HDR "{\"id\":\"a\",\"task\"\0:\"t\"}\n" GOOD("b");
+    char path[512];
+    write_file_n(path, sizeof path, line, sizeof line - 1);
+    es_trace_reader *r;
+    es_error err = {0};
+    es_item it;
+    assert_int_equal(es_trace_reader_open(path, 0, &r, &err), ES_OK);
+    assert_int_equal(es_trace_reader_next(r, &it, &err), ES_EPARSE);
+    assert_int_equal(err.line, 2);
+    if (!strstr(err.msg, "NUL byte at column 17")) fail_msg("message '%s'", err.msg);
+    es_trace_reader_free(r);
+    assert_int_equal(es_trace_reader_open(path, ES_READ_SKIP_BAD, &r, &err), ES_OK);
+    assert_int_equal(es_trace_reader_next(r, &it, &err), ES_OK);
+    assert_string_equal(it.id, "b");
+    assert_int_equal(es_trace_reader_skipped(r), 1);
+    if (!strstr(es_trace_reader_skip_reason(r, 0)->msg, "NUL byte")) fail_msg("reason '%s'", es_trace_reader_skip_reason(r, 0)->msg);
+    es_trace_reader_free(r);
+}
+
+/* gzip input said "truncated line"; it is named, as are other compressors. */
+static void test_compressed_input(void **state)
+{
+    static const unsigned char gz[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03,
+                                       0x4b, 0x4c, 0x4a, 0x06, 0x00, 0xc2, 0x41, 0x24, 0x35, 0x03, 0, 0, 0};
+    static const struct { char magic[11]; const char *name; } kinds[] = {
+        {"\x28\xb5\x2f\xfd\x04\x58\x01\x02\x03\x04", "zstd"}, {"\xfd" "7zXZ\x00\x00\x04\x01\x02", "xz"},
+        {"BZh91AY&SY", "bzip2"}};
+    char path[512];
+    es_trace_reader *r = NULL;
+    es_error err = {0};
+    write_file_n(path, sizeof path, (const char *)gz, sizeof gz);
+    assert_int_equal(es_trace_reader_open(path, ES_READ_SKIP_BAD, &r, &err), ES_EFORMAT);
+    assert_null(r);
+    if (!strstr(err.msg, "gzip-compressed input: decompress it first")) fail_msg("message '%s'", err.msg);
+    assert_string_equal(err.file, path);
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        write_file_n(path, sizeof path, kinds[i].magic, 10);
+        assert_int_equal(es_trace_reader_open(path, 0, &r, &err), ES_EFORMAT);
+        if (!strstr(err.msg, kinds[i].name)) fail_msg("message '%s' lacks %s", err.msg, kinds[i].name);
+    }
+}
+
+/* A UTF-8 byte order mark (Notepad, PowerShell) before the header is skipped. */
+static void test_bom(void **state)
+{
+    char path[512];
+    write_file(path, sizeof path, "\xef\xbb\xbf" HDR GOOD("a") GOOD("b"));
+    es_traceset *ts;
+    es_error err = {0};
+    assert_int_equal(es_traceset_load(path, 0, &ts, NULL, &err), ES_OK);
+    assert_int_equal(es_traceset_n_items(ts), 2);
+    es_traceset_free(ts);
+}
+
+/* `stats /dev/zero` grew without bound: lines are capped (ES_READ_MAX_LINE by
+ * default), a NUL byte stops the reading of a header at once, and a
+ * too-long line is an error even with --skip-bad. */
+static void test_max_line(void **state)
+{
+    es_read_opts o;
+    es_read_opts_init(&o);
+    assert_true(o.max_line == ES_READ_MAX_LINE && ES_READ_MAX_LINE == (uint64_t)256 << 20);
+    es_trace_reader *r = NULL;
+    es_error err = {0};
+    o.flags = ES_READ_SKIP_BAD;
+    assert_int_equal(es_trace_reader_open_opts("/dev/zero", &o, &r, &err), ES_EPARSE);
+    if (!strstr(err.msg, "NUL byte at column 1")) fail_msg("message '%s'", err.msg);
+    /* a header, then a line of 3000 bytes under a limit of 1000 */
+    size_t n = strlen(HDR) + 3000 + 1;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memcpy(big, HDR, strlen(HDR));
+    memset(big + strlen(HDR), 'x', 3000);
+    big[n - 1] = '\n';
+    char path[512];
+    write_file_n(path, sizeof path, big, n);
+    o.max_line = 1000;
+    assert_int_equal(es_trace_reader_open_opts(path, &o, &r, &err), ES_OK);
+    es_item it;
+    assert_int_equal(es_trace_reader_next(r, &it, &err), ES_ERANGE);
+    assert_int_equal(err.line, 2);
+    if (!strstr(err.msg, "longer than the limit of 1000 bytes")) fail_msg("message '%s'", err.msg);
+    es_trace_reader_free(r);
+    /* the same file loads under a limit above the line */
+    o.max_line = 3000;
+    es_traceset *ts;
+    assert_int_equal(es_traceset_load_opts(path, &o, &ts, NULL, &err), ES_OK); /* the line is skipped as bad JSON */
+    es_traceset_free(ts);
+    o.max_line = 2999;
+    assert_int_equal(es_traceset_load_opts(path, &o, &ts, NULL, &err), ES_ERANGE);
+    free(big);
+}
+
+/* --skip-bad gave a count and the last reason: the first ES_READ_REASONS
+ * reasons are kept in file order, duplicate ids (found by the set) included. */
+static void test_skip_reasons(void **state)
+{
+    char path[512];
+    write_file(path, sizeof path,
+               HDR GOOD("a") "[1]\n" GOOD("a") "{\"id\":\"c\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"x\","
+                   "\"samples\":[{\"answer\":\"x\",\"tokens\":-1}]}\n" "nope\n" "{}\n" GOOD("d") "[2]\n" GOOD("e"));
+    es_read_opts o;
+    es_read_opts_init(&o);
+    o.flags = ES_READ_SKIP_BAD;
+    es_read_report rep;
+    es_traceset *ts;
+    es_error err = {0};
+    assert_int_equal(es_traceset_load_opts(path, &o, &ts, &rep, &err), ES_OK);
+    assert_int_equal(es_traceset_n_items(ts), 3);
+    assert_int_equal(rep.skipped, 6);
+    assert_int_equal(rep.n_reasons, ES_READ_REASONS);
+    const long lines[] = {3, 4, 5, 6, 7};
+    const char *fields[] = {"", "id", "samples[0].tokens", "", "id"};
+    for (int i = 0; i < ES_READ_REASONS; i++) {
+        assert_int_equal(rep.reasons[i].line, lines[i]);
+        assert_string_equal(rep.reasons[i].field, fields[i]);
+        assert_string_equal(rep.reasons[i].file, path);
+    }
+    es_traceset_free(ts);
+    /* the reader alone keeps its own first reasons */
+    es_trace_reader *r;
+    assert_int_equal(es_trace_reader_open(path, ES_READ_SKIP_BAD, &r, &err), ES_OK);
+    es_item it;
+    while (es_trace_reader_next(r, &it, &err) == ES_OK) {}
+    assert_int_equal(es_trace_reader_skipped(r), 5);
+    assert_int_equal(es_trace_reader_skip_reason(r, 0)->line, 3);
+    assert_int_equal(es_trace_reader_skip_reason(r, 4)->line, 9);
+    assert_null(es_trace_reader_skip_reason(r, 5));
+    es_trace_reader_free(r);
+}
+
+/* The parallel read-ahead must hand out the same items, and stop at the same
+ * error, whatever the thread count. */
+static void test_threads_identical(void **state)
+{
+    enum { N = 2000 };
+    size_t cap = (size_t)N * 200 + 256, at = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    at += (size_t)snprintf(buf + at, cap - at, "%s", HDR);
+    for (int i = 0; i < N; i++)
+        at += (size_t)snprintf(buf + at, cap - at,
+                               "{\"id\":\"q%d\",\"task\":\"t\",\"answer_type\":\"number\",\"gold\":\"%d\","
+                               "\"samples\":[{\"answer\":\"%d\",\"tokens\":%d},{\"answer\":%d,\"tokens\":%d}]}\n%s",
+                               i, i % 7, i % 5, i, i % 3, i + 1, i % 97 == 0 ? "\n" : "");
+    char path[512];
+    write_file_n(path, sizeof path, buf, at);
+    const int threads[] = {1, 2, 3, 8};
+    es_stats ref = {0};
+    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+        es_read_opts o;
+        es_read_opts_init(&o);
+        o.threads = threads[t];
+        es_trace_reader *r;
+        es_error err = {0};
+        assert_int_equal(es_trace_reader_open_opts(path, &o, &r, &err), ES_OK);
+        es_item it;
+        int i = 0, rc;
+        while ((rc = es_trace_reader_next(r, &it, &err)) == ES_OK) {
+            char want[32];
+            snprintf(want, sizeof want, "q%d", i);
+            assert_string_equal(it.id, want);
+            assert_int_equal(it.samples[1].tokens, i + 1);
+            i++;
+        }
+        assert_int_equal(rc, ES_EOF);
+        assert_int_equal(i, N);
+        es_trace_reader_free(r);
+        es_traceset *ts;
+        assert_int_equal(es_traceset_load_opts(path, &o, &ts, NULL, &err), ES_OK);
+        es_stats st;
+        assert_int_equal(es_stats_compute(ts, &st), ES_OK);
+        if (t == 0) ref = st;
+        assert_memory_equal(&st, &ref, sizeof st);
+        es_traceset_free(ts);
+    }
+    /* a bad line deep in the file: the same error on every thread count */
+    char *bad = strstr(buf, "{\"id\":\"q1500\"");
+    assert_non_null(bad);
+    memcpy(bad, "[\"", 2);
+    write_file_n(path, sizeof path, buf, at);
+    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+        es_read_opts o;
+        es_read_opts_init(&o);
+        o.threads = threads[t];
+        es_traceset *ts = NULL;
+        es_error err = {0};
+        assert_int_equal(es_traceset_load_opts(path, &o, &ts, NULL, &err), ES_EPARSE);
+        assert_int_equal(err.line, 1500 + 2 + 1500 / 97 + 1);
+    }
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_missing_gold),
         cmocka_unit_test(test_bad_tokens),
+        cmocka_unit_test(test_nul_in_strings),
+        cmocka_unit_test(test_nul_byte),
+        cmocka_unit_test(test_compressed_input),
+        cmocka_unit_test(test_bom),
+        cmocka_unit_test(test_max_line),
+        cmocka_unit_test(test_skip_reasons),
+        cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_probe_backwards),
         cmocka_unit_test(test_truncated_last_line),
         cmocka_unit_test(test_not_an_object),
