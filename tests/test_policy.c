@@ -719,8 +719,9 @@ static void test_replay_within_stop(void **state)
 
 /* ------------------------------------------------------------- determinism */
 
-/* 40 items of 12..27 samples over a few answers, some null. */
-static es_traceset *random_set(void)
+/* 40 items of 12..27 samples over a few answers, some null; with `probes`,
+ * each sample also carries 0..3 probes, mostly agreeing with its answer. */
+static es_traceset *random_set_probes(int probes)
 {
     es_traceset *ts = NULL;
     assert_int_equal(es_traceset_new(0, &ts), ES_OK);
@@ -728,12 +729,20 @@ static es_traceset *random_set(void)
     char id[16];
     for (int i = 0; i < 40; i++) {
         es_sample smp[32];
+        es_probe pr[32][3];
         uint32_t n = 12 + (uint32_t)(urand() * 16);
         for (uint32_t s = 0; s < n; s++) {
             double u = urand();
             /* skewed towards "1" so that rules stop at various points */
             int k = u < 0.55 ? 0 : (int)(urand() * 5);
             smp[s] = (es_sample){.answer = vals[k], .tokens = 10 + (uint32_t)(urand() * 90), .confidence = NAN};
+            uint32_t np = probes ? (uint32_t)(urand() * 4) : 0;
+            for (uint32_t j = 0; j < np; j++)
+                pr[s][j] = (es_probe){.at = (j + 1) * smp[s].tokens / 4,
+                                      .answer = urand() < 0.7 ? vals[k] : vals[(int)(urand() * 5)],
+                                      .confidence = NAN, .window_confidence = NAN, .cost = (int32_t)j - 1};
+            smp[s].n_probes = np;
+            smp[s].probes = pr[s];
         }
         snprintf(id, sizeof id, "i%d", i);
         const char *golds[] = {i % 3 ? "1" : "2"};
@@ -744,12 +753,16 @@ static es_traceset *random_set(void)
     return ts;
 }
 
+static es_traceset *random_set(void) { return random_set_probes(0); }
+
 static void test_eval_chunking_deterministic(void **state)
 {
-    es_traceset *ts = random_set();
+    es_traceset *ts = random_set_probes(1);
     size_t n = es_traceset_n_items(ts);
     /* ac-dirichlet is left out: each of its decisions integrates (slow) */
-    static const char *const specs[] = {"ac-beta", "esc:window=3", "entropy", "majority", "full"};
+    static const char *const specs[] = {"ac-beta", "esc:window=3", "entropy", "majority", "full",
+                                        "budget:samples=2", "dynasor:k=2+ac-beta", "budget:tokens=40+majority",
+                                        "dynasor:k=2"};
     for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
         es_eval_acc *one = calloc(n, sizeof *one), *three = calloc(n, sizeof *three);
         assert_non_null(one);
@@ -761,6 +774,31 @@ static void test_eval_chunking_deterministic(void **state)
         assert_int_equal(es_eval_policy(ts, q, 7, 0, 7, ES_PROBE_COST_FIELD, three, NULL), ES_OK);
         assert_int_equal(es_eval_policy(ts, q, 7, 7, 20, ES_PROBE_COST_FIELD, three, NULL), ES_OK);
         assert_memory_equal(one, three, n * sizeof *one);
+        /* es_eval_policy draws each order lazily, only as far as the policy
+         * reads it: the sums of replays on the full orders of
+         * es_shuffle_order (the orders the oracles see) */
+        memset(three, 0, n * sizeof *three);
+        uint64_t drawn = 0, all = 0;
+        for (size_t i = 0; i < n; i++) {
+            es_item_view v;
+            es_outcome o;
+            uint32_t order[32];
+            es_traceset_item(ts, i, &v);
+            for (uint32_t r = 0; r < 30; r++) {
+                es_shuffle_order(7, r, (uint32_t)i, v.n_samples, order);
+                assert_int_equal(es_replay_item(q, &v, order, ES_PROBE_COST_FIELD, &o), ES_OK);
+                three[i].correct += o.correct;
+                three[i].samples += o.samples;
+                three[i].rounds += o.rounds;
+                three[i].probes += o.probes;
+                three[i].tokens += o.tokens;
+                three[i].probe_tokens += o.probe_tokens;
+                drawn += o.samples;
+                all += v.n_samples;
+            }
+        }
+        assert_memory_equal(one, three, n * sizeof *one);
+        if (k == 0) assert_true(drawn < all); /* ac-beta stops early: the rest of an order is never drawn */
         uint64_t samples = 0;
         for (size_t i = 0; i < n; i++) samples += one[i].samples;
         assert_true(samples > 0);
@@ -785,9 +823,12 @@ static void test_eval_chunking_deterministic(void **state)
 }
 
 /* The orders, written out the plain way: splitmix64 seeded from (seed,
- * shuffle, item), Fisher-Yates from the back, j uniform in [0, i) by
- * rejection.  Pinning them keeps a speed-up of es_shuffle_order from silently
- * changing every --shuffles figure. */
+ * shuffle, item), each output giving two 32-bit values (high half first);
+ * Fisher-Yates from the front (a replay draws only the samples a policy
+ * reads), j uniform in [i, n) as the high half of (value * range), redrawn
+ * while the low half is below 2^32 mod range.  Pinning them keeps a
+ * speed-up of es_shuffle_order from silently changing every --shuffles
+ * figure. */
 static uint64_t ref_splitmix(uint64_t *s)
 {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
@@ -800,13 +841,21 @@ static void ref_shuffle(uint64_t seed, uint32_t shuffle, uint32_t item, uint32_t
 {
     uint64_t s = seed ^ ((uint64_t)shuffle << 32 | item) * 0xD6E8FEB86659FD93ULL;
     ref_splitmix(&s);
+    uint32_t vals[2 * 200 + 64], used = 0, have = 0;
     for (uint32_t i = 0; i < n; i++) order[i] = i;
-    for (uint32_t i = n; i > 1; i--) {
-        uint64_t lim = UINT64_MAX - UINT64_MAX % i, x;
-        do x = ref_splitmix(&s);
-        while (x >= lim);
-        uint32_t j = (uint32_t)(x % i), t = order[i - 1];
-        order[i - 1] = order[j];
+    for (uint32_t i = 0; i + 1 < n; i++) {
+        uint64_t range = n - i, lim = (1ULL << 32) % range, m;
+        do {
+            if (used == have) {
+                assert_true(have + 2 <= sizeof vals / sizeof vals[0]);
+                uint64_t x = ref_splitmix(&s);
+                vals[have++] = (uint32_t)(x >> 32);
+                vals[have++] = (uint32_t)x;
+            }
+            m = vals[used++] * range;
+        } while ((m & 0xFFFFFFFFULL) < lim);
+        uint32_t j = i + (uint32_t)(m >> 32), t = order[i];
+        order[i] = order[j];
         order[j] = t;
     }
 }
