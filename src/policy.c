@@ -17,12 +17,22 @@
 
 enum { BETA_TABLE = 128 };
 
+/* Rarely taken rules stay out of line, so that the per-sample path of the
+ * common ones (ac-beta, esc, majority) keeps a small stack frame. */
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
 struct es_policy {
     rule_cfg within, across;
     char spec[256];
     char errmsg[200];
-    /* AC-beta: smallest top count a that stops for second count b (b < BETA_TABLE) */
+    /* AC-beta: smallest top count a that stops for second count b, known for
+     * b < beta_filled (see beta_min) */
     uint32_t beta_min_a[BETA_TABLE];
+    uint32_t beta_filled;
     /* buffers */
     uint32_t cap;            /* answers the buffers hold */
     uint32_t *counts;        /* [cap] votes per answer */
@@ -53,17 +63,23 @@ struct es_policy {
     uint32_t ring_fill, ring_pos;
 };
 
-/* Fill beta_min_a: P(p1 > p2) grows with a, so the first a that clears the
- * threshold is the whole decision for that b. */
-static void build_beta_table(es_policy *p)
+/* beta_min_a[b], filling the table up to b first.  P(p1 > p2) grows with a,
+ * so the first a that clears the threshold is the whole decision for that
+ * b, and the smallest stopping a never decreases as b grows, so each entry
+ * resumes where the one before it stopped.  Filled on demand, in order of b:
+ * replays rarely see a second count above ~20, and the entries for large b
+ * cost the most (each probability sums O(a) terms), so a policy that
+ * evaluates one --shuffles row no longer spends more time building its
+ * table than replaying. */
+NOINLINE static uint32_t beta_min(es_policy *p, uint32_t b)
 {
-    uint32_t a = 0;
-    for (uint32_t b = 0; b < BETA_TABLE; b++) {
-        /* the smallest stopping a never decreases as b grows: resume there */
-        if (a < b) a = b;
-        while (a < 100000 && es_beta_lead_prob(a, b) < p->across.threshold) a++;
-        p->beta_min_a[b] = a;
+    while (p->beta_filled <= b) {
+        uint32_t k = p->beta_filled, a = k ? p->beta_min_a[k - 1] : 0;
+        if (a < k) a = k;
+        while (a < 100000 && es_beta_lead_prob(a, k) < p->across.threshold) a++;
+        p->beta_min_a[p->beta_filled++] = a;
     }
+    return p->beta_min_a[b];
 }
 
 static int grow_answers(es_policy *p, uint32_t need)
@@ -99,7 +115,6 @@ int es_policy_new(const char *spec, es_policy **out, es_error *err)
         free(p);
         return rc;
     }
-    if (p->across.kind == RULE_AC_BETA || p->across.kind == RULE_AC_DIRICHLET) build_beta_table(p);
     if (p->across.kind == RULE_DEEPCONF) {
         p->warm = malloc(p->across.warmup * sizeof *p->warm);
         p->ring = malloc(p->across.window * sizeof *p->ring);
@@ -147,7 +162,7 @@ uint32_t es_policy_batch(const es_policy *p)
 
 int es_policy_begin_item(es_policy *p, uint32_t max_samples, uint32_t max_answers, int32_t null_answer)
 {
-    if (grow_answers(p, max_answers ? max_answers : 1)) return ES_ENOMEM;
+    if (max_answers > p->cap && grow_answers(p, max_answers)) return ES_ENOMEM;
     /* only voted answers are non-zero (grow_answers clears new buffers):
      * clearing those is O(answers seen) rather than O(capacity) per item */
     for (uint32_t i = 0; i < p->n_seen; i++) {
@@ -270,7 +285,7 @@ int32_t es_policy_sample_answer(const es_policy *p) { return p->sample_answer; }
 
 /* Count a vote, keeping the leader (ties to the answer whose first vote came
  * first) and the top two counts up to date in O(1). */
-static void count_vote(es_policy *p, int32_t a)
+static inline void count_vote(es_policy *p, int32_t a)
 {
     uint32_t c = ++p->counts[a];
     if (c == 1) {
@@ -288,9 +303,10 @@ static void count_vote(es_policy *p, int32_t a)
     }
 }
 
-static int beta_stop(const es_policy *p)
+static inline int beta_stop(es_policy *p)
 {
-    if (p->top2 < BETA_TABLE) return p->top1 >= p->beta_min_a[p->top2];
+    if (p->top2 < p->beta_filled) return p->top1 >= p->beta_min_a[p->top2];
+    if (p->top2 < BETA_TABLE) return p->top1 >= beta_min(p, p->top2);
     return es_beta_lead_prob(p->top1, p->top2) >= p->across.threshold;
 }
 
@@ -313,7 +329,7 @@ static uint32_t top_counts(const es_policy *p, uint32_t *out, uint32_t k)
     return n;
 }
 
-static int dirichlet_stop(const es_policy *p)
+NOINLINE static int dirichlet_stop(es_policy *p)
 {
     if (p->n_seen < 3) return beta_stop(p); /* as upstream: two answers are the Beta case */
     uint32_t top[64];
@@ -321,7 +337,7 @@ static int dirichlet_stop(const es_policy *p)
     return es_dirichlet_lead_prob(top, n) >= p->across.threshold;
 }
 
-static int entropy_stop(const es_policy *p)
+NOINLINE static int entropy_stop(const es_policy *p)
 {
     uint32_t c[64];
     uint32_t n = p->n_seen;
@@ -372,7 +388,7 @@ static double percentile(double *v, uint32_t n, double q)
 /* DeepConf: warm-up traces fix the threshold; kept traces vote with their
  * lowest group confidence as weight; stop once the weighted leader holds the
  * consensus threshold. */
-static int deepconf_end(es_policy *p, int32_t a)
+NOINLINE static int deepconf_end(es_policy *p, int32_t a)
 {
     if (isinf(p->sample_cmin))
         return fail(p, ES_ENOTSUP, "deepconf needs token confidences: window_confidence at probes or "

@@ -409,6 +409,47 @@ static void test_ac_beta_events(void **state)
     es_policy_free(p);
 }
 
+/* AC-beta's threshold table is filled on demand, in order of the second
+ * count, and kept across items: every stop must be where the whole table,
+ * built up front the plain way, puts it, whichever second counts the items
+ * reach first (and past the table, at 128+, the direct probability). */
+static void test_ac_beta_table_on_demand(void **state)
+{
+    static const double th[] = {0.95, 0.99, 0.9};
+    static const uint32_t bs[] = {30, 2, 0, 17, 5, 31, 1, 127, 64, 3, 130, 40};
+    for (size_t t = 0; t < sizeof th / sizeof th[0]; t++) {
+        uint32_t ref[131], a = 0;
+        for (uint32_t b = 0; b < 131; b++) {
+            if (a < b) a = b;
+            while (es_beta_lead_prob(a, b) < th[t]) a++;
+            ref[b] = a;
+        }
+        char spec[64];
+        snprintf(spec, sizeof spec, "ac-beta:threshold=%g", th[t]);
+        es_policy *p = new_policy(spec);
+        for (size_t k = 0; k < sizeof bs / sizeof bs[0]; k++) {
+            uint32_t b = bs[k], n = 0;
+            es_policy_begin_item(p, 0, 4, -1);
+            /* 1, 0, 1, 0, ...: ties and one-vote leads never reach 0.9 */
+            for (uint32_t i = 0; i < 2 * b; i++, n++) {
+                es_policy_begin_sample(p);
+                assert_int_equal(es_policy_end_sample(p, (int32_t)(1 - i % 2), 1, NAN), ES_CONTINUE);
+            }
+            /* then 0 until the lead is enough: counts (a, b) */
+            int rc;
+            do {
+                es_policy_begin_sample(p);
+                rc = es_policy_end_sample(p, 0, 1, NAN);
+                n++;
+            } while (rc == ES_CONTINUE && n < 1000);
+            assert_int_equal(rc, ES_STOP);
+            assert_int_equal(n, b + ref[b]);
+            assert_int_equal(es_policy_answer(p), 0);
+        }
+        es_policy_free(p);
+    }
+}
+
 static void test_esc_events(void **state)
 {
     es_policy *p = new_policy("esc");
@@ -972,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_vote_entropy),
         cmocka_unit_test(test_spec_parse),
         cmocka_unit_test(test_ac_beta_events),
+        cmocka_unit_test(test_ac_beta_table_on_demand),
         cmocka_unit_test(test_esc_events),
         cmocka_unit_test(test_majority_entropy_events),
         cmocka_unit_test(test_ties_first_seen),
