@@ -98,7 +98,39 @@ static uint64_t prefix_tokens(const es_item_view *v, const uint32_t *order, uint
 typedef struct oracle_scratch {
     int32_t *ans, *map, *orig;
     uint32_t *counts;
+    /* the item's votes over all its samples, which no order changes: top is
+     * the largest count, unique the answer holding it alone (-1 on a tie) */
+    uint32_t *all, top;
+    int32_t unique;
 } oracle_scratch;
+
+/* Count the item's votes once, for every order (see majority_in). */
+static void count_all(const es_item_view *v, oracle_scratch *s)
+{
+    for (uint32_t a = 0; a < v->n_answers; a++) s->all[a] = 0;
+    for (uint32_t i = 0; i < v->n_samples; i++) s->all[v->answer[i]]++;
+    uint32_t top = 0, holders = 0;
+    for (uint32_t a = 0; a < v->n_answers; a++) {
+        if (s->all[a] > top) {
+            top = s->all[a];
+            holders = 0;
+            s->unique = (int32_t)a;
+        }
+        holders += s->all[a] == top;
+    }
+    s->top = top;
+    if (holders > 1) s->unique = -1;
+}
+
+/* The majority of all samples in this order, ties to the answer seen first:
+ * the same answer es_vote_majority finds on the renumbered order, without
+ * counting again; only a tie looks at the order. */
+static int32_t majority_in(const es_item_view *v, const uint32_t *order, const oracle_scratch *s)
+{
+    if (s->unique >= 0) return s->unique;
+    for (uint32_t i = 0;; i++)
+        if (s->all[v->answer[order[i]]] == s->top) return v->answer[order[i]];
+}
 
 static void renumber(const es_item_view *v, const uint32_t *order, oracle_scratch *s)
 {
@@ -136,7 +168,7 @@ static void oracle_item(const es_item_view *v, es_oracle which, const uint32_t *
 {
     uint32_t n = v->n_samples;
     renumber(v, order, s);
-    int32_t maj = s->orig[es_vote_majority(s->ans, n, s->counts, v->n_answers)];
+    int32_t maj = majority_in(v, order, s);
     *o = (es_outcome){.answer = maj, .correct = v->correct[maj], .rounds = 1};
     if (which == ES_ORACLE_CONSISTENCY) {
         o->samples = es_consistency_oracle(s->ans, n, s->counts, v->n_answers);
@@ -163,13 +195,14 @@ int es_eval_oracle(const es_traceset *ts, es_oracle which, uint64_t seed, uint32
     es_traceset_max_sizes(ts, &ms, &ma);
     uint32_t *order = malloc(ms * sizeof *order);
     oracle_scratch s = {malloc(ms * sizeof *s.ans), malloc(ma * sizeof *s.map), malloc(ma * sizeof *s.orig),
-                        calloc(ma, sizeof *s.counts)};
-    int rc = order && s.ans && s.map && s.orig && s.counts ? ES_OK : ES_ENOMEM;
+                        calloc(ma, sizeof *s.counts), malloc(ma * sizeof *s.all), 0, -1};
+    int rc = order && s.ans && s.map && s.orig && s.counts && s.all ? ES_OK : ES_ENOMEM;
     int file_order = shuffle_begin == 0 && shuffle_end == 0;
     es_item_view v;
     es_outcome o;
     for (size_t i = 0; i < es_traceset_n_items(ts) && rc == ES_OK; i++) {
         es_traceset_item(ts, i, &v);
+        count_all(&v, &s);
         if (file_order) {
             for (uint32_t k = 0; k < v.n_samples; k++) order[k] = k;
             oracle_item(&v, which, order, &s, &o);
@@ -186,6 +219,7 @@ int es_eval_oracle(const es_traceset *ts, es_oracle which, uint64_t seed, uint32
     free(s.map);
     free(s.orig);
     free(s.counts);
+    free(s.all);
     return rc;
 }
 

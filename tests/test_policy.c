@@ -758,6 +758,34 @@ static void test_replay_within_stop(void **state)
     es_traceset_free(ts);
 }
 
+/* The oracles' majority of all samples breaks a tie on the answer seen
+ * first in each order, as `full` does: answers 1 and 2 tie 2-2, gold 2, so
+ * an order is correct exactly when a "2" comes before every "1". */
+static void test_oracle_ties_in_order(void **state)
+{
+    hand_sample hs[] = {{"1", 10, 0, {{0}}}, {"2", 20, 0, {{0}}}, {"2", 30, 0, {{0}}},
+                        {"1", 40, 0, {{0}}}, {"3", 50, 0, {{0}}}};
+    es_traceset *ts = hand_set("2", hs, 5);
+    es_item_view v;
+    es_traceset_item(ts, 0, &v);
+    uint64_t want = 0;
+    for (uint32_t r = 0; r < 200; r++) {
+        uint32_t order[5], i = 0;
+        es_shuffle_order(9, r, 0, 5, order);
+        while (v.answer[order[i]] != v.answer[0] && v.answer[order[i]] != v.answer[1]) i++;
+        want += v.answer[order[i]] == v.answer[1];
+    }
+    assert_true(want > 50 && want < 150);
+    es_eval_acc acc = {0}, full = {0};
+    assert_int_equal(es_eval_oracle(ts, ES_ORACLE_CONSISTENCY, 9, 0, 200, &acc), ES_OK);
+    assert_int_equal(acc.correct, want);
+    es_policy *p = new_policy("full");
+    assert_int_equal(es_eval_policy(ts, p, 9, 0, 200, ES_PROBE_COST_FIELD, &full, NULL), ES_OK);
+    assert_int_equal(full.correct, want);
+    es_policy_free(p);
+    es_traceset_free(ts);
+}
+
 /* ------------------------------------------------------------- determinism */
 
 /* 40 items of 12..27 samples over a few answers, some null; with `probes`,
@@ -1021,6 +1049,7 @@ int main(void)
         cmocka_unit_test(test_deepconf_events),
         cmocka_unit_test(test_replay_budget_tokens),
         cmocka_unit_test(test_replay_within_stop),
+        cmocka_unit_test(test_oracle_ties_in_order),
         cmocka_unit_test(test_eval_chunking_deterministic),
         cmocka_unit_test(test_shuffle_order),
         cmocka_unit_test(test_replay_memory_flat),
