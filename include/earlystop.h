@@ -432,7 +432,7 @@ void es_shuffle_order(uint64_t seed, uint32_t shuffle, uint32_t item, uint32_t n
 /*
  * Replay p on every item of ts for orders [shuffle_begin, shuffle_end),
  * adding into acc[item].  shuffle_begin == shuffle_end == 0 replays the file
- * order once.  Allocates one order buffer per call, nothing per item.  On
+ * order once.  Allocates its order buffers per call, nothing per item.  On
  * error the policy's es_policy_errmsg says why and *bad_item names the item.
  */
 int es_eval_policy(const es_traceset *ts, es_policy *p, uint64_t seed, uint32_t shuffle_begin,

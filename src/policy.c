@@ -17,12 +17,22 @@
 
 enum { BETA_TABLE = 128 };
 
+/* Rarely taken rules stay out of line, so that the per-sample path of the
+ * common ones (ac-beta, esc, majority) keeps a small stack frame. */
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
 struct es_policy {
     rule_cfg within, across;
     char spec[512];
     char errmsg[200];
-    /* AC-beta: smallest top count a that stops for second count b (b < BETA_TABLE) */
+    /* AC-beta: smallest top count a that stops for second count b, known for
+     * b < beta_filled (see beta_min) */
     uint32_t beta_min_a[BETA_TABLE];
+    uint32_t beta_filled;
     /* buffers */
     uint32_t cap;            /* answers the buffers hold */
     uint32_t *counts;        /* [cap] votes per answer */
@@ -56,17 +66,23 @@ struct es_policy {
     uint32_t ring_fill, ring_pos;
 };
 
-/* Fill beta_min_a: P(p1 > p2) grows with a, so the first a that clears the
- * threshold is the whole decision for that b. */
-static void build_beta_table(es_policy *p)
+/* beta_min_a[b], filling the table up to b first.  P(p1 > p2) grows with a,
+ * so the first a that clears the threshold is the whole decision for that
+ * b, and the smallest stopping a never decreases as b grows, so each entry
+ * resumes where the one before it stopped.  Filled on demand, in order of b:
+ * replays rarely see a second count above ~20, and the entries for large b
+ * cost the most (each probability sums O(a) terms), so a policy that
+ * evaluates one --shuffles row no longer spends more time building its
+ * table than replaying. */
+NOINLINE static uint32_t beta_min(es_policy *p, uint32_t b)
 {
-    uint32_t a = 0;
-    for (uint32_t b = 0; b < BETA_TABLE; b++) {
-        /* the smallest stopping a never decreases as b grows: resume there */
-        if (a < b) a = b;
-        while (a < 100000 && es_beta_lead_prob(a, b) < p->across.threshold) a++;
-        p->beta_min_a[b] = a;
+    while (p->beta_filled <= b) {
+        uint32_t k = p->beta_filled, a = k ? p->beta_min_a[k - 1] : 0;
+        if (a < k) a = k;
+        while (a < 100000 && es_beta_lead_prob(a, k) < p->across.threshold) a++;
+        p->beta_min_a[p->beta_filled++] = a;
     }
+    return p->beta_min_a[b];
 }
 
 static int grow_answers(es_policy *p, uint32_t need)
@@ -104,7 +120,6 @@ int es_policy_new(const char *spec, es_policy **out, es_error *err)
         free(p);
         return rc;
     }
-    if (p->across.kind == RULE_AC_BETA || p->across.kind == RULE_AC_DIRICHLET) build_beta_table(p);
     if (p->across.kind == RULE_DEEPCONF) {
         p->warm = malloc(p->across.warmup * sizeof *p->warm);
         p->warm_answer = malloc(p->across.warmup * sizeof *p->warm_answer);
@@ -175,7 +190,7 @@ uint32_t es_policy_rounds(const es_policy *p, uint32_t samples)
 
 int es_policy_begin_item(es_policy *p, uint32_t max_samples, uint32_t max_answers, int32_t null_answer)
 {
-    if (grow_answers(p, max_answers ? max_answers : 1)) return ES_ENOMEM;
+    if (max_answers > p->cap && grow_answers(p, max_answers)) return ES_ENOMEM;
     /* only voted answers are non-zero (grow_answers clears new buffers):
      * clearing those is O(answers seen) rather than O(capacity) per item */
     for (uint32_t i = 0; i < p->n_seen; i++) {
@@ -304,7 +319,7 @@ int32_t es_policy_sample_answer(const es_policy *p) { return p->sample_answer; }
 
 /* Count a vote, keeping the leader (ties to the answer whose first vote came
  * first) and the top two counts up to date in O(1). */
-static void count_vote(es_policy *p, int32_t a)
+static inline void count_vote(es_policy *p, int32_t a)
 {
     uint32_t c = ++p->counts[a];
     if (c == 1) {
@@ -322,9 +337,10 @@ static void count_vote(es_policy *p, int32_t a)
     }
 }
 
-static int beta_stop(const es_policy *p)
+static inline int beta_stop(es_policy *p)
 {
-    if (p->top2 < BETA_TABLE) return p->top1 >= p->beta_min_a[p->top2];
+    if (p->top2 < p->beta_filled) return p->top1 >= p->beta_min_a[p->top2];
+    if (p->top2 < BETA_TABLE) return p->top1 >= beta_min(p, p->top2);
     return es_beta_lead_prob(p->top1, p->top2) >= p->across.threshold;
 }
 
@@ -347,7 +363,7 @@ static uint32_t top_counts(const es_policy *p, uint32_t *out, uint32_t k)
     return n;
 }
 
-static int dirichlet_stop(const es_policy *p)
+NOINLINE static int dirichlet_stop(es_policy *p)
 {
     if (p->n_seen < 3) return beta_stop(p); /* as upstream: two answers are the Beta case */
     uint32_t top[64];
@@ -357,7 +373,7 @@ static int dirichlet_stop(const es_policy *p)
 
 /* AC's EntropyStoppingCriteria: the counts go in order of first vote, as
  * upstream's Counter lists them, so the float sum matches its order. */
-static int entropy_stop(es_policy *p)
+NOINLINE static int entropy_stop(es_policy *p)
 {
     for (uint32_t i = 0; i < p->n_seen; i++) p->scratch[i] = p->counts[p->seen[i]];
     return es_vote_entropy_norm(p->scratch, p->n_seen) <= p->across.threshold;
@@ -466,7 +482,7 @@ static double deepconf_trace_conf(const es_policy *p)
  * below it (the within half) and a later trace votes when its confidence is
  * at or above it; every sample is drawn.  consensus >= 0 adds the paper's
  * stop: the weighted leader's share of the votes reaches it. */
-static int deepconf_end(es_policy *p, int32_t a)
+NOINLINE static int deepconf_end(es_policy *p, int32_t a)
 {
     double conf = deepconf_trace_conf(p);
     p->n_scored += !isnan(conf);

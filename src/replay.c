@@ -6,6 +6,7 @@
  * within rule stops ends at the probe's `at`; a sample never drawn costs
  * nothing.  Probes are only made (and paid for) when a within rule exists.
  */
+#include "order.h"
 #include "policy.h"
 
 /* Cost of probe j under the chosen accounting. */
@@ -63,8 +64,10 @@ static int replay_sample(es_policy *p, const es_item_view *v, uint32_t s, int32_
     return ES_OK;
 }
 
-int es_replay_item(es_policy *p, const es_item_view *v, const uint32_t *order, int32_t probe_cost,
-                   es_outcome *out)
+/* The replay loop; samples come from `lazy` when set (drawn only as the
+ * policy asks for them), else from `order` (NULL = file order). */
+static int replay_item(es_policy *p, const es_item_view *v, const uint32_t *order, es_order *lazy,
+                       int32_t probe_cost, es_outcome *out)
 {
     *out = (es_outcome){.answer = -1};
     /* +1: room for a forced null answer on items that have none */
@@ -74,7 +77,7 @@ int es_replay_item(es_policy *p, const es_item_view *v, const uint32_t *order, i
     int probes = es_policy_probes(p);
     uint32_t limit = es_policy_token_limit(p), lag = es_policy_probe_lag(p);
     for (uint32_t i = 0; i < v->n_samples; i++) {
-        uint32_t s = order ? order[i] : i;
+        uint32_t s = lazy ? es_order_next(lazy) : order ? order[i] : i;
         int32_t answer;
         uint32_t tokens;
         es_policy_begin_sample(p);
@@ -95,4 +98,15 @@ int es_replay_item(es_policy *p, const es_item_view *v, const uint32_t *order, i
     out->answer = es_policy_answer(p);
     out->correct = out->answer >= 0 && (uint32_t)out->answer < v->n_answers && v->correct[out->answer];
     return ES_OK;
+}
+
+int es_replay_item(es_policy *p, const es_item_view *v, const uint32_t *order, int32_t probe_cost,
+                   es_outcome *out)
+{
+    return replay_item(p, v, order, NULL, probe_cost, out);
+}
+
+int es_replay_item_lazy(es_policy *p, const es_item_view *v, es_order *o, int32_t probe_cost, es_outcome *out)
+{
+    return replay_item(p, v, NULL, o, probe_cost, out);
 }

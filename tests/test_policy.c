@@ -508,6 +508,47 @@ static void test_ac_beta_events(void **state)
     es_policy_free(p);
 }
 
+/* AC-beta's threshold table is filled on demand, in order of the second
+ * count, and kept across items: every stop must be where the whole table,
+ * built up front the plain way, puts it, whichever second counts the items
+ * reach first (and past the table, at 128+, the direct probability). */
+static void test_ac_beta_table_on_demand(void **state)
+{
+    static const double th[] = {0.95, 0.99, 0.9};
+    static const uint32_t bs[] = {30, 2, 0, 17, 5, 31, 1, 127, 64, 3, 130, 40};
+    for (size_t t = 0; t < sizeof th / sizeof th[0]; t++) {
+        uint32_t ref[131], a = 0;
+        for (uint32_t b = 0; b < 131; b++) {
+            if (a < b) a = b;
+            while (es_beta_lead_prob(a, b) < th[t]) a++;
+            ref[b] = a;
+        }
+        char spec[64];
+        snprintf(spec, sizeof spec, "ac-beta:threshold=%g", th[t]);
+        es_policy *p = new_policy(spec);
+        for (size_t k = 0; k < sizeof bs / sizeof bs[0]; k++) {
+            uint32_t b = bs[k], n = 0;
+            es_policy_begin_item(p, 0, 4, -1);
+            /* 1, 0, 1, 0, ...: ties and one-vote leads never reach 0.9 */
+            for (uint32_t i = 0; i < 2 * b; i++, n++) {
+                es_policy_begin_sample(p);
+                assert_int_equal(es_policy_end_sample(p, (int32_t)(1 - i % 2), 1, NAN), ES_CONTINUE);
+            }
+            /* then 0 until the lead is enough: counts (a, b) */
+            int rc;
+            do {
+                es_policy_begin_sample(p);
+                rc = es_policy_end_sample(p, 0, 1, NAN);
+                n++;
+            } while (rc == ES_CONTINUE && n < 1000);
+            assert_int_equal(rc, ES_STOP);
+            assert_int_equal(n, b + ref[b]);
+            assert_int_equal(es_policy_answer(p), 0);
+        }
+        es_policy_free(p);
+    }
+}
+
 static void test_esc_events(void **state)
 {
     es_policy *p = new_policy("esc");
@@ -904,10 +945,39 @@ static void test_replay_within_stop(void **state)
     es_traceset_free(ts);
 }
 
+/* The oracles' majority of all samples breaks a tie on the answer seen
+ * first in each order, as `full` does: answers 1 and 2 tie 2-2, gold 2, so
+ * an order is correct exactly when a "2" comes before every "1". */
+static void test_oracle_ties_in_order(void **state)
+{
+    hand_sample hs[] = {{"1", 10, 0, {{0}}}, {"2", 20, 0, {{0}}}, {"2", 30, 0, {{0}}},
+                        {"1", 40, 0, {{0}}}, {"3", 50, 0, {{0}}}};
+    es_traceset *ts = hand_set("2", hs, 5);
+    es_item_view v;
+    es_traceset_item(ts, 0, &v);
+    uint64_t want = 0;
+    for (uint32_t r = 0; r < 200; r++) {
+        uint32_t order[5], i = 0;
+        es_shuffle_order(9, r, 0, 5, order);
+        while (v.answer[order[i]] != v.answer[0] && v.answer[order[i]] != v.answer[1]) i++;
+        want += v.answer[order[i]] == v.answer[1];
+    }
+    assert_true(want > 50 && want < 150);
+    es_eval_acc acc = {0}, full = {0};
+    assert_int_equal(es_eval_oracle(ts, ES_ORACLE_CONSISTENCY, 9, 0, 200, &acc), ES_OK);
+    assert_int_equal(acc.correct, want);
+    es_policy *p = new_policy("full");
+    assert_int_equal(es_eval_policy(ts, p, 9, 0, 200, ES_PROBE_COST_FIELD, &full, NULL), ES_OK);
+    assert_int_equal(full.correct, want);
+    es_policy_free(p);
+    es_traceset_free(ts);
+}
+
 /* ------------------------------------------------------------- determinism */
 
-/* 40 items of 12..27 samples over a few answers, some null. */
-static es_traceset *random_set(void)
+/* 40 items of 12..27 samples over a few answers, some null; with `probes`,
+ * each sample also carries 0..3 probes, mostly agreeing with its answer. */
+static es_traceset *random_set_probes(int probes)
 {
     es_traceset *ts = NULL;
     assert_int_equal(es_traceset_new(0, &ts), ES_OK);
@@ -915,12 +985,20 @@ static es_traceset *random_set(void)
     char id[16];
     for (int i = 0; i < 40; i++) {
         es_sample smp[32];
+        es_probe pr[32][3];
         uint32_t n = 12 + (uint32_t)(urand() * 16);
         for (uint32_t s = 0; s < n; s++) {
             double u = urand();
             /* skewed towards "1" so that rules stop at various points */
             int k = u < 0.55 ? 0 : (int)(urand() * 5);
             smp[s] = (es_sample){.answer = vals[k], .tokens = 10 + (uint32_t)(urand() * 90), .confidence = NAN};
+            uint32_t np = probes ? (uint32_t)(urand() * 4) : 0;
+            for (uint32_t j = 0; j < np; j++)
+                pr[s][j] = (es_probe){.at = (j + 1) * smp[s].tokens / 4,
+                                      .answer = urand() < 0.7 ? vals[k] : vals[(int)(urand() * 5)],
+                                      .confidence = NAN, .window_confidence = NAN, .cost = (int32_t)j - 1};
+            smp[s].n_probes = np;
+            smp[s].probes = pr[s];
         }
         snprintf(id, sizeof id, "i%d", i);
         const char *golds[] = {i % 3 ? "1" : "2"};
@@ -931,12 +1009,16 @@ static es_traceset *random_set(void)
     return ts;
 }
 
+static es_traceset *random_set(void) { return random_set_probes(0); }
+
 static void test_eval_chunking_deterministic(void **state)
 {
-    es_traceset *ts = random_set();
+    es_traceset *ts = random_set_probes(1);
     size_t n = es_traceset_n_items(ts);
     /* ac-dirichlet is left out: each of its decisions integrates (slow) */
-    static const char *const specs[] = {"ac-beta", "esc:window=3", "entropy", "majority", "full"};
+    static const char *const specs[] = {"ac-beta", "esc:window=3", "entropy", "majority", "full",
+                                        "budget:samples=2", "dynasor:k=2+ac-beta", "budget:tokens=40+majority",
+                                        "dynasor:k=2"};
     for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
         es_eval_acc *one = calloc(n, sizeof *one), *three = calloc(n, sizeof *three);
         assert_non_null(one);
@@ -948,6 +1030,31 @@ static void test_eval_chunking_deterministic(void **state)
         assert_int_equal(es_eval_policy(ts, q, 7, 0, 7, ES_PROBE_COST_FIELD, three, NULL), ES_OK);
         assert_int_equal(es_eval_policy(ts, q, 7, 7, 20, ES_PROBE_COST_FIELD, three, NULL), ES_OK);
         assert_memory_equal(one, three, n * sizeof *one);
+        /* es_eval_policy draws each order lazily, only as far as the policy
+         * reads it: the sums of replays on the full orders of
+         * es_shuffle_order (the orders the oracles see) */
+        memset(three, 0, n * sizeof *three);
+        uint64_t drawn = 0, all = 0;
+        for (size_t i = 0; i < n; i++) {
+            es_item_view v;
+            es_outcome o;
+            uint32_t order[32];
+            es_traceset_item(ts, i, &v);
+            for (uint32_t r = 0; r < 30; r++) {
+                es_shuffle_order(7, r, (uint32_t)i, v.n_samples, order);
+                assert_int_equal(es_replay_item(q, &v, order, ES_PROBE_COST_FIELD, &o), ES_OK);
+                three[i].correct += o.correct;
+                three[i].samples += o.samples;
+                three[i].rounds += o.rounds;
+                three[i].probes += o.probes;
+                three[i].tokens += o.tokens;
+                three[i].probe_tokens += o.probe_tokens;
+                drawn += o.samples;
+                all += v.n_samples;
+            }
+        }
+        assert_memory_equal(one, three, n * sizeof *one);
+        if (k == 0) assert_true(drawn < all); /* ac-beta stops early: the rest of an order is never drawn */
         uint64_t samples = 0;
         for (size_t i = 0; i < n; i++) samples += one[i].samples;
         assert_true(samples > 0);
@@ -972,9 +1079,12 @@ static void test_eval_chunking_deterministic(void **state)
 }
 
 /* The orders, written out the plain way: splitmix64 seeded from (seed,
- * shuffle, item), Fisher-Yates from the back, j uniform in [0, i) by
- * rejection.  Pinning them keeps a speed-up of es_shuffle_order from silently
- * changing every --shuffles figure. */
+ * shuffle, item), each output giving two 32-bit values (high half first);
+ * Fisher-Yates from the front (a replay draws only the samples a policy
+ * reads), j uniform in [i, n) as the high half of (value * range), redrawn
+ * while the low half is below 2^32 mod range.  Pinning them keeps a
+ * speed-up of es_shuffle_order from silently changing every --shuffles
+ * figure. */
 static uint64_t ref_splitmix(uint64_t *s)
 {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
@@ -987,13 +1097,21 @@ static void ref_shuffle(uint64_t seed, uint32_t shuffle, uint32_t item, uint32_t
 {
     uint64_t s = seed ^ ((uint64_t)shuffle << 32 | item) * 0xD6E8FEB86659FD93ULL;
     ref_splitmix(&s);
+    uint32_t vals[2 * 200 + 64], used = 0, have = 0;
     for (uint32_t i = 0; i < n; i++) order[i] = i;
-    for (uint32_t i = n; i > 1; i--) {
-        uint64_t lim = UINT64_MAX - UINT64_MAX % i, x;
-        do x = ref_splitmix(&s);
-        while (x >= lim);
-        uint32_t j = (uint32_t)(x % i), t = order[i - 1];
-        order[i - 1] = order[j];
+    for (uint32_t i = 0; i + 1 < n; i++) {
+        uint64_t range = n - i, lim = (1ULL << 32) % range, m;
+        do {
+            if (used == have) {
+                assert_true(have + 2 <= sizeof vals / sizeof vals[0]);
+                uint64_t x = ref_splitmix(&s);
+                vals[have++] = (uint32_t)(x >> 32);
+                vals[have++] = (uint32_t)x;
+            }
+            m = vals[used++] * range;
+        } while ((m & 0xFFFFFFFFULL) < lim);
+        uint32_t j = i + (uint32_t)(m >> 32), t = order[i];
+        order[i] = order[j];
         order[j] = t;
     }
 }
@@ -1111,6 +1229,7 @@ int main(void)
         cmocka_unit_test(test_spec_parse),
         cmocka_unit_test(test_policy_file),
         cmocka_unit_test(test_ac_beta_events),
+        cmocka_unit_test(test_ac_beta_table_on_demand),
         cmocka_unit_test(test_esc_events),
         cmocka_unit_test(test_majority_entropy_events),
         cmocka_unit_test(test_ties_first_seen),
@@ -1118,6 +1237,7 @@ int main(void)
         cmocka_unit_test(test_deepconf_events),
         cmocka_unit_test(test_replay_budget_tokens),
         cmocka_unit_test(test_replay_within_stop),
+        cmocka_unit_test(test_oracle_ties_in_order),
         cmocka_unit_test(test_eval_chunking_deterministic),
         cmocka_unit_test(test_shuffle_order),
         cmocka_unit_test(test_replay_memory_flat),
