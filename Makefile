@@ -8,7 +8,8 @@
 #   make fuzz     build the libFuzzer targets (clang) and run each briefly
 #
 # Layers: src/*.c is the core (libc + libm only, embeddable); src/io/*.c reads
-# and writes JSON (jansson, pcre2); src/lm/*.c is the built-in model (OpenMP).
+# and writes JSON (jansson, pcre2); src/lm/*.c is the built-in model (its own
+# pthread pool, no OpenMP runtime).
 
 BUILD   ?= build
 CC      ?= cc
@@ -26,7 +27,10 @@ CMOCKA_LIBS   = $(shell pkg-config --libs $(CMOCKA) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CPPFLAGS_ALL := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -fopenmp $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lm -fopenmp $(SAN)
+LDLIBS_ALL = $(PKG_LIBS) -lm -fopenmp -pthread $(SAN)
+# The lm layer threads with its own pool; its `omp simd` loops need only
+# -fopenmp-simd, not the OpenMP runtime.
+LM_CFLAGS = $(filter-out -fopenmp,$(CFLAGS_ALL)) -fopenmp-simd -pthread
 
 CORE_SRC := $(wildcard src/*.c)
 IO_SRC   := $(wildcard src/io/*.c)
@@ -55,6 +59,10 @@ cli: $(BUILD)/earlystop
 $(BUILD)/obj/src/io/%.o: src/io/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/src/lm/%.o: src/lm/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(LM_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
