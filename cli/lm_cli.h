@@ -45,8 +45,19 @@ void lm_summary_print(const lm_summary *s, es_task_kind task, long k, double sec
  * binary's parent directory (build/earlystop -> data/model.bin). */
 const char *lm_model_path(const char *given, char *buf, size_t cap);
 
-void lm_set_threads(long n);
-int lm_max_threads(void);
+/* --threads of every model command: 0 (the default) = every core; 1 to
+ * ES_LM_MAX_THREADS accepted, more threads than cores not started. */
+#define LM_THREADS_HELP "threads (default: all cores; at most the cores are used, 1..1024)"
+int lm_parse_threads(const char *cmd, const char *v, long *out);
+/* The pool of the model's kernels; NULL for one thread.  Prints the error. */
+int lm_pool_open(const char *cmd, long threads, es_lm_pool **out);
+
+/* Before a long run: the output can be created (its directory exists and is
+ * writable; an existing file is a writable regular file).  Prints
+ * "earlystop CMD: cannot write PATH: why" and returns CLI_FAIL when not.
+ * Swap for the shared atomic output helper when it lands. */
+int lm_check_out(const char *cmd, const char *path);
+
 double lm_now(void);
 
 #endif
