@@ -239,7 +239,7 @@ typedef struct es_lm_gen_opts {
     int max_tokens;       /* 0 = as many as the context allows */
     int window;           /* DeepConf sliding window (tokens) */
     int conf_topk;        /* top-k of DeepConf's token confidence */
-    int batch;            /* samples es_lm_gen_sample_batch draws at once (default 1) */
+    int batch;            /* samples es_lm_gen_sample_batch runs at once (default 1) */
     es_lm_pool *pool;     /* threads (borrowed); NULL = the caller's only */
 } es_lm_gen_opts;
 
@@ -292,11 +292,12 @@ size_t es_lm_gen_kv_bytes(const es_lm_gen *g);
 int es_lm_gen_sample(es_lm_gen *g, const char *prompt, es_rng *rng,
                      const es_lm_gen_hooks *hooks, es_lm_sample_result *out);
 
-/* Draw n samples of one prompt at once (n <= opts.batch): sample i draws from
- * rngs[i], reports to hooks[i] (hooks or hooks[i] may be NULL) and is written
- * to out[i] (texts owned by the generator, valid until its next call).  The
- * samples advance in lock-step so that every weight row is loaded once per
- * step for all of them (matrix-matrix products); the prompt is computed once.
+/* Draw n samples of one prompt: sample i draws from rngs[i], reports to
+ * hooks[i] (hooks may be NULL) and is written to out[i] (texts owned by the
+ * generator, valid until its next call).  Up to opts.batch samples advance in
+ * lock-step, so that every weight row is loaded once per step for all of them
+ * (matrix-matrix products); a lane whose sample ends takes the next one
+ * (continuous batching); the prompt is computed once and its cache shared.
  * Each sample is the same bytes as es_lm_gen_sample would give it alone. */
 int es_lm_gen_sample_batch(es_lm_gen *g, const char *prompt, es_rng *rngs,
                            const es_lm_gen_hooks *hooks, es_lm_sample_result *out, int n);

@@ -78,112 +78,117 @@ size_t es_lm_state_kv_bytes(const es_lm_state *s)
            sizeof(float);
 }
 
-/* Up to three weight matrices applied to the same input rows in one pool
- * job (q, k, v; or w1, w3): one hand-off instead of three. */
+/* One weight matrix applied to the input rows of a step, split over the
+ * pool by output rows. */
 typedef struct mm_job {
-    const float *in;
-    int ldi, n, rows;
-    int nmat;
-    const float *W[3];
-    float *out[3];
-    int d[3], ldo[3];
+    float *out;
+    const float *in, *W;
+    int n, d, rows;
 } mm_job;
 
-/* Output rows of all the job's matrices, numbered end to end; ranges start
- * at multiples of 4 within each matrix because every d is. */
-static void mm_job_range(void *ctx, long i0, long i1)
+static void mm_job_range(void *ctx, long o0, long o1)
 {
     const mm_job *j = ctx;
-    long base = 0;
-    for (int k = 0; k < j->nmat; base += j->d[k], k++) {
-        long a = i0 > base ? i0 : base, b = i1 < base + j->d[k] ? i1 : base + j->d[k];
-        if (a < b)
-            es_k_matmul_rows(j->out[k], j->ldo[k], j->in, j->ldi, j->W[k], j->n, (int)(a - base),
-                             (int)(b - base), j->rows);
-    }
+    es_k_matmul_rows(j->out, j->d, j->in, j->n, j->W, j->n, (int)o0, (int)o1, j->rows);
 }
 
-/* The grain of 4 keeps a matrix's four-row tiles whole when its row count is
- * a multiple of 4; results do not depend on the split either way. */
-static void mm_run(es_lm_pool *pool, mm_job *j)
+/* out[r][:d] = W . in[r][:n]; ranges start at multiples of 4 (the tiles),
+ * though results do not depend on the split either way. */
+static void mm_run(es_lm_pool *pool, float *out, const float *in, const float *W, int n, int d, int rows)
 {
-    long total = 0;
-    for (int k = 0; k < j->nmat; k++) total += j->d[k];
-    int grain = 4;
-    for (int k = 0; k < j->nmat; k++) if (j->d[k] % 4) grain = 1;
-    es_pool_for(pool, total, grain, (double)total * j->n * j->rows, mm_job_range, j);
+    mm_job j = {out, in, W, n, d, rows};
+    es_pool_for(pool, d, d % 4 ? 1 : 4, (double)n * d * rows, mm_job_range, &j);
 }
 
-/* What attention needs for the rows of one step. */
-typedef struct att_job {
-    const es_lm_config *c;
+/* What a layer's jobs need: the rows of one step. */
+typedef struct layer_job {
+    const es_lm *m;
     es_lm_rows *w;
     es_lm_state *const *st;
     const int *pos;
-    int layer;
-} att_job;
+    int n, layer;
+} layer_job;
 
-/* Tasks are (row, head) pairs. */
-static void att_range(void *ctx, long i0, long i1)
+/* Heads h0..h1 of every row: their q, k and v (rows of wq, wk, wv), RoPE,
+ * k and v into the caches, then attention.  A head needs nothing from the
+ * others until wo, so one hand-off serves the projections and attention;
+ * rows of one state at successive positions (a prompt) write all their
+ * keys of the head before any of them attends. */
+static void heads_range(void *ctx, long h0, long h1)
 {
-    const att_job *a = ctx;
-    const es_lm_config *c = a->c;
-    int d = c->dim, nh = c->n_heads, hs = d / nh, T = c->seq_len;
-    for (long i = i0; i < i1; i++) {
-        int r = (int)(i / nh), hd = (int)(i % nh);
-        const es_lm_state *s = a->st[r], *pre = s->prefix ? s->prefix : s;
-        size_t at = es_lm_kv_offset(c, a->layer, hd, 0);
-        es_kv_view kv = {s->kcache + at, s->vcache + at, pre->kcache + at, pre->vcache + at,
-                         s->prefix ? s->prefix_len : 0, hs};
-        es_k_attend(a->w->xb + (size_t)r * d + hd * hs, a->w->att + ((size_t)r * nh + hd) * T,
-                    a->w->q + (size_t)r * d + hd * hs, &kv, a->pos[r], hs);
+    const layer_job *j = ctx;
+    const es_lm *m = j->m;
+    const es_lm_config *c = &m->cfg;
+    es_lm_rows *w = j->w;
+    int d = c->dim, nh = c->n_heads, hs = d / nh, T = c->seq_len, n = j->n, l = j->layer;
+    size_t ld = (size_t)l * d * d;
+    for (int hd = (int)h0; hd < (int)h1; hd++) {
+        int o0 = hd * hs, o1 = o0 + hs;
+        es_k_matmul_rows(w->q, d, w->xb, d, m->w.wq + ld, d, o0, o1, n);
+        es_k_matmul_rows(w->k, d, w->xb, d, m->w.wk + ld, d, o0, o1, n);
+        es_k_matmul_rows(w->v, d, w->xb, d, m->w.wv + ld, d, o0, o1, n);
+        for (int r = 0; r < n; r++) {
+            es_lm_state *s = j->st[r];
+            float *q = w->q + (size_t)r * d + o0, *k = w->k + (size_t)r * d + o0;
+            es_k_rope(q, s->rope, j->pos[r], hs, hs, 1.0f);
+            es_k_rope(k, s->rope, j->pos[r], hs, hs, 1.0f);
+            size_t at = es_lm_kv_offset(c, l, hd, j->pos[r]);
+            memcpy(s->kcache + at, k, (size_t)hs * sizeof(float));
+            memcpy(s->vcache + at, w->v + (size_t)r * d + o0, (size_t)hs * sizeof(float));
+        }
+        for (int r = 0; r < n; r++) {
+            const es_lm_state *s = j->st[r], *pre = s->prefix ? s->prefix : s;
+            size_t at = es_lm_kv_offset(c, l, hd, 0);
+            es_kv_view kv = {s->kcache + at, s->vcache + at, pre->kcache + at, pre->vcache + at,
+                             s->prefix ? s->prefix_len : 0, hs};
+            es_k_attend(w->xb2 + (size_t)r * d + o0, w->att + ((size_t)r * nh + hd) * T,
+                        w->q + (size_t)r * d + o0, &kv, j->pos[r], hs);
+        }
     }
 }
 
-/* Attention half of layer l: K/V of every row go into the caches before
- * any row attends. */
+/* Attention half of layer l: x += wo . attention(rmsnorm(x)). */
 static void attention_block(const es_lm *m, es_lm_pool *pool, es_lm_rows *w, es_lm_state *const *st,
                             const int *pos, int n, int l)
 {
     const es_lm_config *c = &m->cfg;
-    int d = c->dim, hs = d / c->n_heads;
+    int d = c->dim;
     size_t ld = (size_t)l * d * d;
     for (int r = 0; r < n; r++)
         es_k_rmsnorm(w->xb + (size_t)r * d, w->x + (size_t)r * d, m->w.rms_att + (size_t)l * d, d);
-    mm_job qkv = {w->xb, d, d, n, 3, {m->w.wq + ld, m->w.wk + ld, m->w.wv + ld},
-                  {w->q, w->k, w->v}, {d, d, d}, {d, d, d}};
-    mm_run(pool, &qkv);
-    for (int r = 0; r < n; r++) {
-        float *q = w->q + (size_t)r * d, *k = w->k + (size_t)r * d;
-        es_k_rope(q, st[r]->rope, pos[r], d, hs, 1.0f);
-        es_k_rope(k, st[r]->rope, pos[r], d, hs, 1.0f);
-        for (int hd = 0; hd < c->n_heads; hd++) {
-            size_t at = es_lm_kv_offset(c, l, hd, pos[r]);
-            memcpy(st[r]->kcache + at, k + hd * hs, (size_t)hs * sizeof(float));
-            memcpy(st[r]->vcache + at, w->v + (size_t)r * d + hd * hs, (size_t)hs * sizeof(float));
-        }
-    }
-    att_job a = {c, w, st, pos, l};
-    double work = 0;
+    layer_job j = {m, w, st, pos, n, l};
+    double work = 3.0 * d * d * n;
     for (int r = 0; r < n; r++) work += 2.0 * (pos[r] + 1) * d;
-    es_pool_for(pool, (long)n * c->n_heads, 1, work, att_range, &a);
-    mm_job o = {w->xb, d, d, n, 1, {m->w.wo + ld}, {w->xb2}, {d}, {d}};
-    mm_run(pool, &o);
-    for (size_t i = 0; i < (size_t)n * d; i++) w->x[i] += w->xb2[i];
+    es_pool_for(pool, c->n_heads, 1, work, heads_range, &j);
+    mm_run(pool, w->xb, w->xb2, m->w.wo + ld, d, d, n);
+    for (size_t i = 0; i < (size_t)n * d; i++) w->x[i] += w->xb[i];
 }
 
-/* SwiGLU half: w2(silu(w1 x) * w3 x). */
+/* Hidden units a..b of every row: w1 and w3 rows, then SwiGLU on them
+ * (elementwise, so a slice gives the bytes of the whole). */
+static void ffn_up_range(void *ctx, long a, long b)
+{
+    const layer_job *j = ctx;
+    const es_lm *m = j->m;
+    es_lm_rows *w = j->w;
+    int d = m->cfg.dim, h = m->cfg.hidden_dim, n = j->n;
+    size_t lh = (size_t)j->layer * h * d;
+    es_k_matmul_rows(w->hb, h, w->xb, d, m->w.w1 + lh, d, (int)a, (int)b, n);
+    es_k_matmul_rows(w->hb2, h, w->xb, d, m->w.w3 + lh, d, (int)a, (int)b, n);
+    for (int r = 0; r < n; r++)
+        es_k_swiglu_fast(w->hb + (size_t)r * h + a, w->hb2 + (size_t)r * h + a, (int)(b - a));
+}
+
+/* SwiGLU half: x += w2(silu(w1 x) * w3 x), x normalised first. */
 static void ffn_block(const es_lm *m, es_lm_pool *pool, es_lm_rows *w, int n, int l)
 {
     int d = m->cfg.dim, h = m->cfg.hidden_dim;
     size_t lh = (size_t)l * h * d;
     for (int r = 0; r < n; r++)
         es_k_rmsnorm(w->xb + (size_t)r * d, w->x + (size_t)r * d, m->w.rms_ffn + (size_t)l * d, d);
-    mm_job up = {w->xb, d, d, n, 2, {m->w.w1 + lh, m->w.w3 + lh}, {w->hb, w->hb2}, {h, h}, {h, h}};
-    mm_run(pool, &up);
-    es_k_swiglu_fast(w->hb, w->hb2, n * h);
-    mm_job down = {w->hb, h, h, n, 1, {m->w.w2 + lh}, {w->xb}, {d}, {d}};
-    mm_run(pool, &down);
+    layer_job j = {m, w, NULL, NULL, n, l};
+    es_pool_for(pool, h, h % 8 ? 1 : 8, 2.0 * h * d * n, ffn_up_range, &j);
+    mm_run(pool, w->xb, w->hb, m->w.w2 + lh, h, d, n);
     for (size_t i = 0; i < (size_t)n * d; i++) w->x[i] += w->xb[i];
 }
 
@@ -201,11 +206,9 @@ void es_lm_forward_rows(const es_lm *m, es_lm_pool *pool, es_lm_rows *w, es_lm_s
     if (logits_from < 0) logits_from = 0;
     for (int r = logits_from; r < n; r++)
         es_k_rmsnorm(w->x + (size_t)r * d, w->x + (size_t)r * d, m->w.rms_final, d);
-    if (logits_from < n) {
-        mm_job cls = {w->x + (size_t)logits_from * d, d, d, n - logits_from, 1, {m->w.emb},
-                      {w->logits + (size_t)logits_from * V}, {V}, {V}};
-        mm_run(pool, &cls);
-    }
+    if (logits_from < n)
+        mm_run(pool, w->logits + (size_t)logits_from * V, w->x + (size_t)logits_from * d, m->w.emb, d, V,
+               n - logits_from);
 }
 
 /* One position through every layer; the caller owns positions, which is

@@ -16,6 +16,9 @@
  * (cue + answer); the same with and without probes, so texts agree. */
 enum { PROBE_ROOM = 32, PROBE_MAX_ANSWER = 12, GEN_MAX_BATCH = 4096 };
 
+struct es_lm_gen;
+static int texts_reserve(struct es_lm_gen *g, int n);
+
 /* Where a sample is in its loop between two forward steps. */
 typedef enum lane_phase {
     LANE_MAIN,        /* logits are the main stream's: probe if due, else sample */
@@ -37,6 +40,7 @@ typedef struct gen_lane {
     es_rng *rng;
     const es_lm_gen_hooks *h;
     es_lm_sample_result *out;
+    int sample;        /* which sample of the call the lane draws */
     lane_phase phase;
     int pos, limit, tlen, eos;
     uint32_t n_gen;
@@ -60,8 +64,11 @@ struct es_lm_gen {
     gen_lane **req;    /* [batch] lanes of a step */
     int *ftok, *fpos;  /* [rows.cap] */
     int *toks;         /* [seq_len] the encoded prompt */
+    float *plogits;    /* [vocab] logits after the prompt */
     float *mem;        /* per-lane float buffers */
     char *textmem;
+    char *texts;       /* [texts_cap][seq_len + 1] texts of the last call's samples */
+    int texts_cap;
 };
 
 /* Defaults shared by generate, run and the bench so that their figures
@@ -100,10 +107,11 @@ int es_lm_gen_new(const es_lm *m, const es_lm_gen_opts *opts, es_lm_gen **out, e
     g->ftok = calloc(cap, sizeof(int));
     g->fpos = calloc(cap, sizeof(int));
     g->toks = calloc(T, sizeof(int));
-    g->mem = calloc(B * (3 * V + W), sizeof(float));
+    g->mem = calloc(B * (3 * V + W) + V, sizeof(float));
     g->textmem = calloc(B * (T + 1), 1);
     int bad = !g->lanes || !g->st || !g->req || !g->ftok || !g->fpos || !g->toks || !g->mem ||
-              !g->textmem || es_lm_rows_init(&g->rows, c, (int)cap);
+              !g->textmem || es_lm_rows_init(&g->rows, c, (int)cap) || texts_reserve(g, (int)B);
+    if (!bad) g->plogits = g->mem + B * (3 * V + W);
     for (size_t i = 0; !bad && i < B; i++) {
         gen_lane *l = &g->lanes[i];
         float *f = g->mem + i * (3 * V + W);
@@ -136,6 +144,7 @@ void es_lm_gen_free(es_lm_gen *g)
     free(g->toks);
     free(g->mem);
     free(g->textmem);
+    free(g->texts);
     free(g);
 }
 
@@ -338,12 +347,13 @@ static int lane_advance(es_lm_gen *g, gen_lane *l)
     }
 }
 
-/* BOS and the prompt as the rows of one step on the first sample's cache
+/* BOS and the prompt as the rows of one step on the first lane's cache
  * (rows of one state at successive positions see each other causally); the
- * other samples read those positions from it (es_lm_state.prefix): the
- * prompt is computed once and held once, with the arithmetic of feeding it a
- * token at a time.  Returns the next position or an error. */
-static int feed_prompt(es_lm_gen *g, const char *prompt, int n)
+ * other lanes read those positions from it (es_lm_state.prefix), and no
+ * sample writes below them: the prompt is computed once and held once, with
+ * the arithmetic of feeding it a token at a time.  Its logits are kept for
+ * every sample to start from.  Returns the next position or an error. */
+static int feed_prompt(es_lm_gen *g, const char *prompt)
 {
     const es_lm_config *c = &g->m->cfg;
     int T = c->seq_len;
@@ -359,43 +369,76 @@ static int feed_prompt(es_lm_gen *g, const char *prompt, int n)
         g->fpos[i] = i;
     }
     es_lm_forward_rows(g->m, g->o.pool, &g->rows, g->st, g->toks, g->fpos, np + 1, np);
-    size_t V = (size_t)c->vocab_size;
-    for (int i = 0; i < n; i++) {
-        gen_lane *l = &g->lanes[i];
-        memcpy(l->logits, g->rows.logits + (size_t)np * V, V * sizeof(float));
-        l->s->prefix = i ? s0 : NULL;
-        l->s->prefix_len = i ? np + 1 : 0;
-    }
+    memcpy(g->plogits, g->rows.logits + (size_t)np * (size_t)c->vocab_size, (size_t)c->vocab_size * sizeof(float));
     return np + 1;
+}
+
+/* Sample i starts on lane l where the prompt ends. */
+static void lane_start(es_lm_gen *g, gen_lane *l, int i, es_rng *rngs, const es_lm_gen_hooks *hooks,
+                       es_lm_sample_result *out, int pos, int limit)
+{
+    memcpy(l->logits, g->plogits, (size_t)g->m->cfg.vocab_size * sizeof(float));
+    l->s->prefix = l == g->lanes ? NULL : g->lanes[0].s;
+    l->s->prefix_len = l == g->lanes ? 0 : pos;
+    l->sample = i;
+    l->rng = &rngs[i];
+    l->h = hooks ? &hooks[i] : NULL;
+    l->out = &out[i];
+    l->phase = LANE_MAIN;
+    l->pos = pos;
+    l->limit = limit;
+    l->tlen = l->eos = l->probed = l->final_probe = 0;
+    l->n_gen = 0;
+    l->psum = 0.0;
+}
+
+/* Room for the texts of n samples (grown once; a steady caller allocates
+ * nothing). */
+static int texts_reserve(es_lm_gen *g, int n)
+{
+    if (n <= g->texts_cap) return ES_OK;
+    char *t = realloc(g->texts, (size_t)n * (size_t)(g->m->cfg.seq_len + 1));
+    if (!t) return ES_ENOMEM;
+    g->texts = t;
+    g->texts_cap = n;
+    return ES_OK;
+}
+
+/* Runs the lane until it asks for a step (1) or has nothing left to draw
+ * (0): a finished sample's text goes to its slot and the next sample of
+ * the queue starts on the lane (continuous batching: the batch stays full
+ * until the queue is empty). */
+static int lane_next(es_lm_gen *g, gen_lane *l, int *next, int n, es_rng *rngs, const es_lm_gen_hooks *hooks,
+                     es_lm_sample_result *out, int pos, int limit)
+{
+    while (l->phase != LANE_DONE || *next < n) {
+        if (l->phase == LANE_DONE) lane_start(g, l, (*next)++, rngs, hooks, out, pos, limit);
+        if (lane_advance(g, l)) return 1;
+        char *slot = g->texts + (size_t)l->sample * (size_t)(g->m->cfg.seq_len + 1);
+        memcpy(slot, l->text, (size_t)l->tlen + 1);
+        l->out->text = slot;
+    }
+    return 0;
 }
 
 int es_lm_gen_sample_batch(es_lm_gen *g, const char *prompt, es_rng *rngs,
                            const es_lm_gen_hooks *hooks, es_lm_sample_result *out, int n)
 {
-    if (n < 1 || n > g->o.batch) return ES_EINVAL;
+    if (n < 1) return ES_EINVAL;
     int T = g->m->cfg.seq_len, V = g->m->cfg.vocab_size;
+    if (texts_reserve(g, n)) return ES_ENOMEM;
     for (int i = 0; i < n; i++) memset(&out[i], 0, sizeof out[i]);
-    int pos = feed_prompt(g, prompt, n);
+    int pos = feed_prompt(g, prompt);
     if (pos < 0) return pos;
     int limit = T - PROBE_ROOM - pos;
     if (g->o.max_tokens > 0 && g->o.max_tokens < limit) limit = g->o.max_tokens;
-    for (int i = 0; i < n; i++) {
-        gen_lane *l = &g->lanes[i];
-        l->rng = &rngs[i];
-        l->h = hooks ? &hooks[i] : NULL;
-        l->out = &out[i];
-        l->phase = LANE_MAIN;
-        l->pos = pos;
-        l->limit = limit;
-        l->tlen = l->eos = l->probed = l->final_probe = 0;
-        l->n_gen = 0;
-        l->psum = 0.0;
-    }
+    int lanes = n < g->o.batch ? n : g->o.batch, next = 0;
+    for (int i = 0; i < lanes; i++) g->lanes[i].phase = LANE_DONE;
     for (;;) {
         int nr = 0;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < lanes; i++) {
             gen_lane *l = &g->lanes[i];
-            if (!lane_advance(g, l)) continue;
+            if (!lane_next(g, l, &next, n, rngs, hooks, out, pos, limit)) continue;
             g->req[nr] = l;
             g->st[nr] = l->s;
             g->ftok[nr] = l->feed_tok;

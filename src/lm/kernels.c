@@ -602,8 +602,8 @@ ES_AVX2 static void attend_avx2(float *out, float *att, const float *q, const es
     int n = pos + 1, t = 0, stride = kv->stride;
     size_t rowb = (size_t)stride * sizeof(float);
     for (; t + 8 <= n; t += 8) {
-        if (t + 16 < n) {
-            const char *pf = (const char *)es_kv_key(kv, t + 16);
+        if (t + 32 < n) {
+            const char *pf = (const char *)es_kv_key(kv, t + 32);
             for (size_t j = 0; j < 8 * rowb; j += 64) _mm_prefetch(pf + j, _MM_HINT_T0);
         }
         const float *k0 = es_kv_key(kv, t), *k1 = es_kv_key(kv, t + 1), *k2 = es_kv_key(kv, t + 2);
@@ -635,8 +635,8 @@ ES_AVX2 static void attend_avx2(float *out, float *att, const float *q, const es
         __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, f0 = e0, f1 = e0, f2 = e0, f3 = e0;
         int u = 0;
         for (; u + 2 <= n; u += 2) {
-            if (u + 16 < n) {
-                const char *pf = (const char *)(es_kv_value(kv, u + 16) + i);
+            if (u + 32 < n) {
+                const char *pf = (const char *)(es_kv_value(kv, u + 32) + i);
                 _mm_prefetch(pf, _MM_HINT_T0);
                 _mm_prefetch(pf + 64, _MM_HINT_T0);
                 _mm_prefetch(pf + rowb, _MM_HINT_T0);
