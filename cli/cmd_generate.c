@@ -115,36 +115,39 @@ static void slots_free(slot *s, long k)
     free(s);
 }
 
-/* Samples drawn at once: enough to share each weight load widely, few
- * enough that their caches (1 MiB each at the shipped shape) stay small. */
-#define GEN_BATCH 16
+/* Samples run at once: enough to share each weight load (matrix-matrix
+ * products), few enough that their caches (1 MiB each at the shipped shape)
+ * stay in the last-level cache; 8 measured best on the 2-core machine
+ * (docs/model.md, Speed). */
+#define GEN_BATCH 8
 
-/* All samples of one item, GEN_BATCH at a time in lock-step (each weight
- * row loaded once per step for the batch; the kernels split over the
- * threads).  Each sample's stream is (seed, item, sample) and a batch gives
- * the bytes of one sample at a time, so neither the batch nor the threads
- * change a byte. */
-static int draw_item(es_lm_gen *g, slot *slots, long k, const char *prompt, uint64_t seed, uint64_t item)
+/* What es_lm_gen_sample_batch takes per sample, for one item. */
+typedef struct draws {
+    es_rng *rngs;
+    es_lm_gen_hooks *hooks;
+    es_lm_sample_result *res;
+} draws;
+
+/* All samples of one item in one call: GEN_BATCH run in lock-step (each
+ * weight row loaded once per step for all of them, the kernels split over
+ * the threads), a finished sample's lane taking the next.  Each sample's
+ * stream is (seed, item, sample) and a batch gives the bytes of one sample at
+ * a time, so neither the batch nor the threads change a byte. */
+static int draw_item(es_lm_gen *g, slot *slots, const draws *d, long k, const char *prompt, uint64_t seed,
+                     uint64_t item)
 {
-    es_rng rngs[GEN_BATCH];
-    es_lm_gen_hooks hooks[GEN_BATCH];
-    es_lm_sample_result res[GEN_BATCH];
-    for (long i0 = 0; i0 < k; i0 += GEN_BATCH) {
-        int n = k - i0 < GEN_BATCH ? (int)(k - i0) : GEN_BATCH;
-        for (int b = 0; b < n; b++) {
-            slot *s = &slots[i0 + b];
-            s->n_probes = 0;
-            hooks[b] = (es_lm_gen_hooks){NULL, slot_on_probe, s};
-            es_lm_sample_rng(&rngs[b], seed, item, (uint64_t)(i0 + b));
-        }
-        int rc = es_lm_gen_sample_batch(g, prompt, rngs, hooks, res, n);
-        if (rc) return rc;
-        for (int b = 0; b < n; b++) {
-            slot *s = &slots[i0 + b];
-            s->res = res[b];
-            snprintf(s->text, strlen(res[b].text) + 1, "%s", res[b].text);
-            s->res.text = s->text;
-        }
+    for (long i = 0; i < k; i++) {
+        slots[i].n_probes = 0;
+        d->hooks[i] = (es_lm_gen_hooks){NULL, slot_on_probe, &slots[i]};
+        es_lm_sample_rng(&d->rngs[i], seed, item, (uint64_t)i);
+    }
+    int rc = es_lm_gen_sample_batch(g, prompt, d->rngs, d->hooks, d->res, (int)k);
+    if (rc) return rc;
+    for (long i = 0; i < k; i++) {
+        slot *s = &slots[i];
+        s->res = d->res[i];
+        snprintf(s->text, strlen(d->res[i].text) + 1, "%s", d->res[i].text);
+        s->res.text = s->text;
     }
     return ES_OK;
 }
@@ -192,13 +195,13 @@ static int open_out(const gen_cli *o, const es_lm *m, FILE **fp, es_trace_writer
 }
 
 /* Items in order (the file is deterministic); samples of an item in parallel. */
-static int generate_loop(const gen_cli *o, const es_lm *m, es_lm_gen *gen, slot *slots,
+static int generate_loop(const gen_cli *o, const es_lm *m, es_lm_gen *gen, slot *slots, const draws *d,
                          es_sample *samples, es_trace_writer *w, lm_summary *sum, es_error *err)
 {
     for (long j = o->g.start; j < o->g.start + o->g.items; j++) {
         es_task_example ex;
         int rc = es_task_make(o->g.task, (uint64_t)o->g.seed, (uint64_t)j, &ex);
-        if (!rc) rc = draw_item(gen, slots, o->g.samples, ex.prompt, (uint64_t)o->g.seed, (uint64_t)j);
+        if (!rc) rc = draw_item(gen, slots, d, o->g.samples, ex.prompt, (uint64_t)o->g.seed, (uint64_t)j);
         if (rc) return es_error_set(err, rc, NULL, 0, "item", "item %ld: generation failed", j);
         if ((rc = write_item(w, o, &ex, j, slots, samples, err)) != 0) return rc;
         lm_summary_add(sum, o->g.task, ex.gold, samples, (size_t)o->g.samples);
@@ -236,6 +239,8 @@ int cmd_generate(int argc, char **argv)
     go.pool = pool;
     es_lm_gen *gen = NULL;
     slot *slots = NULL;
+    size_t k = (size_t)o.g.samples;
+    draws d = {calloc(k, sizeof(es_rng)), calloc(k, sizeof(es_lm_gen_hooks)), calloc(k, sizeof(es_lm_sample_result))};
     es_sample *samples = calloc((size_t)o.g.samples, sizeof *samples);
     FILE *fp = NULL;
     es_trace_writer *w = NULL;
@@ -243,14 +248,18 @@ int cmd_generate(int argc, char **argv)
     lm_summary_init(&sum);
     double t0 = lm_now();
     rc = es_lm_gen_new(m, &go, &gen, &err);
-    if (!rc && (!samples || slots_new(&slots, o.g.samples, es_lm_get_config(m)->seq_len, o.g.probe_every)))
+    if (!rc && (!samples || !d.rngs || !d.hooks || !d.res ||
+                slots_new(&slots, o.g.samples, es_lm_get_config(m)->seq_len, o.g.probe_every)))
         rc = es_error_set(&err, ES_ENOMEM, NULL, 0, NULL, "out of memory");
     if (!rc) rc = open_out(&o, m, &fp, &w, &err);
-    if (!rc) rc = generate_loop(&o, m, gen, slots, samples, w, &sum, &err);
+    if (!rc) rc = generate_loop(&o, m, gen, slots, &d, samples, w, &sum, &err);
     if (w && es_trace_writer_free(w) && !rc) rc = es_error_set(&err, ES_EIO, o.out, 0, NULL, "write failed");
     if (fp && fp != stdout && fclose(fp) && !rc) rc = es_error_set(&err, ES_EIO, o.out, 0, NULL, "write failed");
     if (!rc) lm_summary_print(&sum, o.g.task, o.g.samples, lm_now() - t0, o.json, strcmp(o.out, "-") ? stdout : stderr);
     es_lm_gen_free(gen);
+    free(d.rngs);
+    free(d.hooks);
+    free(d.res);
     free(samples);
     slots_free(slots, o.g.samples);
     es_lm_free(m);

@@ -489,8 +489,10 @@ typedef struct drawn {
     rec probes;
 } drawn;
 
-/* Draw k samples of one question in batches of `batch` on `threads`. */
-static void draw_samples(const es_lm *m, int batch, int threads, int k, drawn *out)
+/* Draw k samples of one question, `per_call` per call of a generator that
+ * runs `batch` at once (refilling its lanes when per_call > batch), on
+ * `threads`. */
+static void draw_samples(const es_lm *m, int batch, int per_call, int threads, int k, drawn *out)
 {
     es_lm_pool *pool = NULL;
     assert_int_equal(es_lm_pool_new(threads, &pool, NULL), ES_OK);
@@ -503,11 +505,11 @@ static void draw_samples(const es_lm *m, int batch, int threads, int k, drawn *o
     assert_int_equal(es_lm_gen_new(m, &o, &g, NULL), ES_OK);
     es_task_example ex;
     assert_int_equal(es_task_make(ES_TASK_DATE, 3, 1, &ex), ES_OK);
-    for (int i0 = 0; i0 < k; i0 += batch) {
-        int n = k - i0 < batch ? k - i0 : batch;
-        es_rng rngs[8];
-        es_lm_gen_hooks hooks[8];
-        es_lm_sample_result res[8];
+    for (int i0 = 0; i0 < k; i0 += per_call) {
+        int n = k - i0 < per_call ? k - i0 : per_call;
+        es_rng rngs[16];
+        es_lm_gen_hooks hooks[16];
+        es_lm_sample_result res[16];
         for (int b = 0; b < n; b++) {
             es_lm_sample_rng(&rngs[b], 3, 1, (uint64_t)(i0 + b));
             out[i0 + b].probes.n = 0;
@@ -535,14 +537,15 @@ static void test_batch_matches_single(void **state)
     es_lm *m = NULL;
     assert_int_equal(es_lm_load(path, &m, NULL), ES_OK);
     enum { K = 6 };
-    static drawn one[K], batch[K], threaded[K];
-    draw_samples(m, 1, 1, K, one);
-    draw_samples(m, 4, 1, K, batch);   /* a full batch, then a partial one */
-    draw_samples(m, 8, 2, K, threaded);
+    static drawn one[K], other[3][K];
+    draw_samples(m, 1, 1, 1, K, one);
+    draw_samples(m, 4, 4, 1, K, other[0]);   /* a full batch, then a partial one */
+    draw_samples(m, 4, K, 1, K, other[1]);   /* lanes refilled as samples end */
+    draw_samples(m, 8, K, 2, K, other[2]);   /* on two threads */
     for (int i = 0; i < K; i++) {
         const drawn *want = &one[i];
-        for (int v = 0; v < 2; v++) {
-            const drawn *got = v ? &threaded[i] : &batch[i];
+        for (int v = 0; v < 3; v++) {
+            const drawn *got = &other[v][i];
             assert_string_equal(got->text, want->text);
             assert_int_equal(got->res.tokens, want->res.tokens);
             assert_int_equal(got->res.n_probes, want->res.n_probes);
