@@ -14,13 +14,15 @@
 #include "lm_internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
+    !defined(__SANITIZE_ADDRESS__) && !defined(ES_LM_PORTABLE)
 #define ES_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define ES_HOT
 #endif
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* -DES_LM_PORTABLE builds the portable kernels only (to test them on a CPU
+ * that would otherwise take the AVX2 ones). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(ES_LM_PORTABLE)
 #include <immintrin.h>
 #define ES_HAVE_AVX2_PATH 1
 #define ES_AVX2 __attribute__((target("avx2,fma")))
@@ -279,45 +281,85 @@ void es_k_swiglu_fast_portable(float *h, const float *h3, int n)
 }
 
 
+#if defined(__GNUC__) || defined(__clang__)
+/* Four-lane vectors of the compiler (SSE on x86-64, NEON on aarch64): the
+ * 8 lanes of a sum are two of them, kept in registers, which plain arrays
+ * of accumulators are not. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f v4_load(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* lanes_sum of the 8 lanes (lo: 0-3, hi: 4-7). */
+static inline float v4_sum8(v4f lo, v4f hi)
+{
+    return ((lo[0] + lo[1]) + (lo[2] + lo[3])) + ((hi[0] + hi[1]) + (hi[2] + hi[3]));
+}
+
+/* One output: the row w against x in 8 lanes, then the tail. */
+static inline float dot_portable(const float *w, const float *x, int n8, int n)
+{
+    v4f lo = {0, 0, 0, 0}, hi = lo;
+    for (int i = 0; i < n8; i += 8) {
+        lo += v4_load(w + i) * v4_load(x + i);
+        hi += v4_load(w + i + 4) * v4_load(x + i + 4);
+    }
+    float s = v4_sum8(lo, hi);
+    for (int i = n8; i < n; i++) s += w[i] * x[i];
+    return s;
+}
+
 static void matmul_rows_portable(float *out, int ldo, const float *in, int ldi, const float *W, int n,
                                  int o0, int o1, int rows)
 {
     int n8 = n & ~7, o = o0;
     for (; o + 4 <= o1; o += 4) {
         const float *w0 = W + (size_t)o * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+        const float *nx = w0 + 4 * (size_t)n;   /* the next tile, fetched during the first row */
         for (int r = 0; r < rows; r++) {
             const float *x = in + (size_t)r * ldi;
-            float a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};
-            for (int i = 0; i < n8; i += 8)
-#pragma omp simd
-                for (int j = 0; j < 8; j++) {
-                    a0[j] += w0[i + j] * x[i + j];
-                    a1[j] += w1[i + j] * x[i + j];
-                    a2[j] += w2[i + j] * x[i + j];
-                    a3[j] += w3[i + j] * x[i + j];
-                }
-            float s0 = lanes_sum(a0), s1 = lanes_sum(a1), s2 = lanes_sum(a2), s3 = lanes_sum(a3);
-            for (int i = n8; i < n; i++) {
-                s0 += w0[i] * x[i]; s1 += w1[i] * x[i]; s2 += w2[i] * x[i]; s3 += w3[i] * x[i];
+            v4f z = {0, 0, 0, 0}, a0 = z, b0 = z, a1 = z, b1 = z, a2 = z, b2 = z, a3 = z, b3 = z;
+            for (int i = 0; i < n8; i += 8) {
+                if (r == 0 && (i & 15) == 0)
+                    for (int k = 0; k < 4; k++) __builtin_prefetch(nx + (size_t)k * n + i);
+                v4f xl = v4_load(x + i), xh = v4_load(x + i + 4);
+                a0 += v4_load(w0 + i) * xl; b0 += v4_load(w0 + i + 4) * xh;
+                a1 += v4_load(w1 + i) * xl; b1 += v4_load(w1 + i + 4) * xh;
+                a2 += v4_load(w2 + i) * xl; b2 += v4_load(w2 + i + 4) * xh;
+                a3 += v4_load(w3 + i) * xl; b3 += v4_load(w3 + i + 4) * xh;
             }
             float *y = out + (size_t)r * ldo + o;
-            y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
+            y[0] = v4_sum8(a0, b0); y[1] = v4_sum8(a1, b1); y[2] = v4_sum8(a2, b2); y[3] = v4_sum8(a3, b3);
+            for (int k = 0; n8 < n && k < 4; k++)
+                for (int i = n8; i < n; i++) y[k] += w0[(size_t)k * n + i] * x[i];
         }
     }
-    for (; o < o1; o++) {
-        const float *w = W + (size_t)o * n;
+    for (; o < o1; o++)
+        for (int r = 0; r < rows; r++)
+            out[(size_t)r * ldo + o] = dot_portable(W + (size_t)o * n, in + (size_t)r * ldi, n8, n);
+}
+#else
+/* Plain C for other compilers: the same order of additions. */
+static void matmul_rows_portable(float *out, int ldo, const float *in, int ldi, const float *W, int n,
+                                 int o0, int o1, int rows)
+{
+    int n8 = n & ~7;
+    for (int o = o0; o < o1; o++)
         for (int r = 0; r < rows; r++) {
-            const float *x = in + (size_t)r * ldi;
+            const float *w = W + (size_t)o * n, *x = in + (size_t)r * ldi;
             float a[8] = {0};
             for (int i = 0; i < n8; i += 8)
-#pragma omp simd
                 for (int j = 0; j < 8; j++) a[j] += w[i + j] * x[i + j];
             float s = lanes_sum(a);
             for (int i = n8; i < n; i++) s += w[i] * x[i];
             out[(size_t)r * ldo + o] = s;
         }
-    }
 }
+#endif
 
 static void attend_portable(float *out, float *att, const float *q, const es_kv_view *kv, int pos, int hs)
 {
