@@ -20,7 +20,7 @@
 # machine shared with other work they tell code speed from core share.
 #
 # Environment: ROUNDS (5), CONTEXTS (10 per measurement), HOG_ROUNDS (3),
-# HOG_CONTEXTS (1), GEN_K (32 samples per batched measurement), HOG_GEN_K
+# HOG_CONTEXTS (2), GEN_K (32 samples per batched measurement), HOG_GEN_K
 # (8), LLAMA2C
 # (../shared/ref/llama2.c), CC (gcc).
 set -eu
@@ -29,7 +29,7 @@ ref=${LLAMA2C:-../shared/ref/llama2.c}
 rounds=${ROUNDS:-5}
 contexts=${CONTEXTS:-10}
 hog_rounds=${HOG_ROUNDS:-3}
-hog_contexts=${HOG_CONTEXTS:-1}
+hog_contexts=${HOG_CONTEXTS:-2}
 gen_k=${GEN_K:-32}
 hog_gen_k=${HOG_GEN_K:-8}
 cc=${CC:-gcc}
