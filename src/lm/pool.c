@@ -41,14 +41,20 @@
 #define ES_POOL_SPIN_NS 50000L
 /* Whether threads pay is measured, not assumed: on a machine where other
  * processes hold the cores, a worker is descheduled for a time slice at a
- * time and every hand-off waits for it.  So the caller alternates short
- * windows on its own thread and with the workers, compares the work done per
- * millisecond of wall time in each, and uses the faster way until the next
- * comparison.  The measured windows cost a few percent on an idle machine;
- * on a busy one n threads then cost about what one does. */
-#define ES_POOL_PROBE_NS 4000000L      /* each measured window */
-#define ES_POOL_EXPLOIT_NS 100000000L  /* then the faster way, this long */
-#define ES_POOL_GAP_NS 2000000L        /* a pause this long restarts a window */
+ * time and every hand-off waits for it, and a spinning worker that shares a
+ * core with the caller slows what the caller does between jobs.  So the
+ * caller alternates short windows of wall time with the workers and on its
+ * own thread, compares the work done per nanosecond of wall time in each
+ * (everything the caller does counts, between jobs too), and uses the faster
+ * way until the next comparison.  The windows are interleaved so that a
+ * change in the machine's load hits both ways alike.  They cost a few percent
+ * on an idle machine; on a busy one n threads then cost about what one does. */
+#define ES_POOL_PROBE_NS 2000000L      /* each measured window */
+#define ES_POOL_PROBES 8               /* windows per comparison, alternating */
+#define ES_POOL_EXPLOIT_NS 200000000L  /* then the faster way, this long */
+/* A window with a pause this long in it (no job: the caller is doing
+ * something else) is not counted. */
+#define ES_POOL_PAUSE_NS 1000000L
 
 /* One range per cache line: threads claim from their own without sharing. */
 typedef struct pool_range {
@@ -78,11 +84,12 @@ struct es_lm_pool {
     pthread_mutex_t mu;
     pthread_cond_t wake, finished;
     pthread_mutex_t busy;        /* one job at a time; others run inline */
-    /* caller only: the measured windows (phase 0 with the workers, 1 alone,
-     * 2 the faster of the two) */
-    int phase, use_workers;
+    /* caller only: the measured windows.  phase < ES_POOL_PROBES: even
+     * with the workers, odd alone; then the faster of the two. */
+    int phase, use_workers, paused;
     long phase_start, last_job;
-    double phase_work, rate[2];
+    double phase_work;
+    double work[2], ns[2];        /* per way: work done, wall time */
 };
 
 /* A hint to the core that this is a spin loop (lets the sibling run). */
@@ -231,26 +238,32 @@ int es_lm_pool_threads(const es_lm_pool *p)
     return p ? p->n : 1;
 }
 
-/* Which way the next job runs: moves through the windows (with the workers,
- * alone, then the faster for ES_POOL_EXPLOIT_NS) and counts its work. */
-static int pool_choose(es_lm_pool *p, double work)
+/* Which way the next job runs: alternating windows with the workers and
+ * alone, then the faster way for ES_POOL_EXPLOIT_NS; counts the job's work
+ * in its window. */
+static int pool_choose(es_lm_pool *p, long now, double work)
 {
-    long now = now_ns();
-    if (!p->phase_start || now - p->last_job > ES_POOL_GAP_NS) {
-        p->phase_start = now;          /* a pause would distort the window */
-        p->phase_work = 0;
-    }
-    long len = p->phase == 2 ? ES_POOL_EXPLOIT_NS : ES_POOL_PROBE_NS;
+    if (!p->phase_start) p->phase_start = p->last_job = now;
+    if (now - p->last_job > ES_POOL_PAUSE_NS) p->paused = 1;
+    p->last_job = now;
+    long len = p->phase == ES_POOL_PROBES ? ES_POOL_EXPLOIT_NS : ES_POOL_PROBE_NS;
     if (now - p->phase_start >= len) {
-        if (p->phase < 2) p->rate[p->phase] = p->phase_work / (double)(now - p->phase_start);
-        p->phase = (p->phase + 1) % 3;
-        if (p->phase == 2) p->use_workers = p->rate[0] > p->rate[1];
+        if (p->phase < ES_POOL_PROBES && !p->paused) {
+            p->work[p->phase % 2] += p->phase_work;
+            p->ns[p->phase % 2] += (double)(now - p->phase_start);
+        }
+        p->phase = (p->phase + 1) % (ES_POOL_PROBES + 1);
+        if (p->phase == ES_POOL_PROBES) {
+            /* a way never measured (pauses): keep the last choice */
+            if (p->ns[0] > 0 && p->ns[1] > 0) p->use_workers = p->work[0] / p->ns[0] > p->work[1] / p->ns[1];
+            p->work[0] = p->work[1] = p->ns[0] = p->ns[1] = 0;
+        }
         p->phase_start = now;
         p->phase_work = 0;
+        p->paused = 0;
     }
-    p->last_job = now;
     p->phase_work += work;
-    return p->phase == 0 || (p->phase == 2 && p->use_workers);
+    return p->phase == ES_POOL_PROBES ? p->use_workers : p->phase % 2 == 0;
 }
 
 /* Publish the job (ranges first, then the generation that wakes workers),
@@ -262,7 +275,7 @@ void es_pool_run(es_lm_pool *p, int chunks, double work, es_pool_fn fn, void *ct
         for (int c = 0; c < chunks; c++) fn(ctx, c);
         return;
     }
-    if (!pool_choose(p, work)) {
+    if (!pool_choose(p, now_ns(), work)) {
         for (int c = 0; c < chunks; c++) fn(ctx, c);
         pthread_mutex_unlock(&p->busy);
         return;
