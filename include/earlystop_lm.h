@@ -67,10 +67,12 @@ int es_lm_encode(const char *text, int *out, size_t cap);
 /*
  * A pool of worker threads for the kernels.  The caller of a kernel is one of
  * the threads, so a pool of n runs n - 1 workers.  A worker that finds no work
- * spins for at most ~50 us, then sleeps (no OpenMP-style busy waiting), and
- * work is split into chunks that the caller finishes itself when a worker is
- * descheduled: on a loaded machine 2 threads are not much slower than 1.
- * Results never depend on the thread count.  One job at a time: a kernel
+ * spins for at most ~50 us, then sleeps (no OpenMP-style busy waiting); work
+ * is split into chunks that the caller finishes itself when a worker is
+ * descheduled; and the pool keeps measuring, in short interleaved windows,
+ * whether the workers speed the caller up, running jobs on the caller alone
+ * when they do not (a busy machine): 2 threads are then not much slower than
+ * 1.  Results never depend on the thread count.  One job at a time: a kernel
  * called while the pool is busy (from another thread) runs on its caller.
  */
 typedef struct es_lm_pool es_lm_pool;
