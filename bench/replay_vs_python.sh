@@ -27,7 +27,8 @@
 #      (medians of 3 each).
 #  CLI, the same rule over SHUFFLES random orders:
 #    T1 = `eval FILE --policy ac-beta --shuffles 200` and TX = the same with
-#    EXTRA more `--policy ac-beta` rows; one AC-beta row per pass =
+#    EXTRA more ac-beta rows (thresholds 0.95 + i*1e-15: the same stops);
+#    one AC-beta row per pass =
 #    (TX - T1) / (EXTRA * SHUFFLES): everything the CLI spends on a row
 #    (orders, replay on all its threads, merging, its 1000-resample bootstrap,
 #    printing).  Load, the `full` row and the oracle rows are in both runs
@@ -103,13 +104,17 @@ timed() {
 thr=()
 [ -z "$THREADS" ] || thr=(--threads "$THREADS")
 extra_rows=()
-for ((i = 0; i < EXTRA; i++)); do extra_rows+=(--policy ac-beta); done
+# eval lists a policy given twice once: each extra row's threshold is 0.95
+# plus i * 1e-15, a different double that stops exactly where 0.95 does
+# (no AC-beta probability lies that close to 0.95), so every row does the
+# same work as the first.
+for ((i = 1; i <= EXTRA; i++)); do extra_rows+=(--policy "ac-beta:threshold=$(printf '0.95%013d' "$i")"); done
 
 # the extra rows must really be rows (a CLI that merged repeated specs would
 # make the difference meaningless): count them once
 check_rows() {
     local n
-    n=$("$1" eval "$FILE" --policy ac-beta "${extra_rows[@]}" --shuffles 1 --csv | grep -c ',"ac-beta')
+    n=$("$1" eval "$FILE" --policy ac-beta "${extra_rows[@]}" --shuffles 1 --csv | grep -c ',"ac-beta:threshold=0.95')
     [ "$n" -eq $((EXTRA + 1)) ] || die "$1: expected $((EXTRA + 1)) ac-beta rows, got $n"
 }
 check_rows "$EARLYSTOP"

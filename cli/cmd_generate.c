@@ -6,9 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cli.h"
 #include "earlystop_io.h"
@@ -51,7 +48,7 @@ static void generate_help(void)
            "  --out F           trace file to write, - = stdout (default -); F is replaced\n"
            "                    only when the run succeeds\n"
            "  --no-text         leave the sample texts out\n"
-           "  --threads N       OpenMP threads (default: all)\n"
+           "  --threads N       " LM_THREADS_HELP "\n"
            "  --json            summary as JSON on stdout (needs --out FILE)\n",
            ES_LM_DEFAULT_TEMPERATURE);
 }
@@ -120,30 +117,41 @@ static void slots_free(slot *s, long k)
     free(s);
 }
 
-/* All samples of one item, split across threads; each sample's stream is
- * (seed, item, sample), so the split does not change a byte. */
-static int draw_item(es_lm_gen **gens, slot *slots, long k, const char *prompt,
-                     uint64_t seed, uint64_t item)
+/* Samples run at once: enough to share each weight load (matrix-matrix
+ * products), few enough that their caches (1 MiB each at the shipped shape)
+ * stay in the last-level cache; 8 measured best on the 2-core machine
+ * (docs/model.md, Speed). */
+#define GEN_BATCH 8
+
+/* What es_lm_gen_sample_batch takes per sample, for one item. */
+typedef struct draws {
+    es_rng *rngs;
+    es_lm_gen_hooks *hooks;
+    es_lm_sample_result *res;
+} draws;
+
+/* All samples of one item in one call: GEN_BATCH run in lock-step (each
+ * weight row loaded once per step for all of them, the kernels split over
+ * the threads), a finished sample's lane taking the next.  Each sample's
+ * stream is (seed, item, sample) and a batch gives the bytes of one sample at
+ * a time, so neither the batch nor the threads change a byte. */
+static int draw_item(es_lm_gen *g, slot *slots, const draws *d, long k, const char *prompt, uint64_t seed,
+                     uint64_t item)
 {
-    int rc = ES_OK;
-#pragma omp parallel for schedule(dynamic, 1) reduction(min : rc)
     for (long i = 0; i < k; i++) {
-#ifdef _OPENMP
-        es_lm_gen *g = gens[omp_get_thread_num()];
-#else
-        es_lm_gen *g = gens[0];
-#endif
+        slots[i].n_probes = 0;
+        d->hooks[i] = (es_lm_gen_hooks){NULL, slot_on_probe, &slots[i]};
+        es_lm_sample_rng(&d->rngs[i], seed, item, (uint64_t)i);
+    }
+    int rc = es_lm_gen_sample_batch(g, prompt, d->rngs, d->hooks, d->res, (int)k);
+    if (rc) return rc;
+    for (long i = 0; i < k; i++) {
         slot *s = &slots[i];
-        s->n_probes = 0;
-        es_lm_gen_hooks h = {NULL, slot_on_probe, s};
-        es_rng r;
-        es_lm_sample_rng(&r, seed, item, (uint64_t)i);
-        int e = es_lm_gen_sample(g, prompt, &r, &h, &s->res);
-        if (e) { rc = e < rc ? e : rc; continue; }
-        snprintf(s->text, strlen(s->res.text) + 1, "%s", s->res.text);
+        s->res = d->res[i];
+        snprintf(s->text, strlen(d->res[i].text) + 1, "%s", d->res[i].text);
         s->res.text = s->text;
     }
-    return rc;
+    return ES_OK;
 }
 
 /* Maps the slots onto es_item for the shared trace writer. */
@@ -191,13 +199,13 @@ static int open_out(const gen_cli *o, const es_lm *m, es_outfile **of, es_trace_
 }
 
 /* Items in order (the file is deterministic); samples of an item in parallel. */
-static int generate_loop(const gen_cli *o, const es_lm *m, es_lm_gen **gens, slot *slots,
+static int generate_loop(const gen_cli *o, const es_lm *m, es_lm_gen *gen, slot *slots, const draws *d,
                          es_sample *samples, es_trace_writer *w, lm_summary *sum, es_error *err)
 {
     for (long j = o->g.start; j < o->g.start + o->g.items; j++) {
         es_task_example ex;
         int rc = es_task_make(o->g.task, (uint64_t)o->g.seed, (uint64_t)j, &ex);
-        if (!rc) rc = draw_item(gens, slots, o->g.samples, ex.prompt, (uint64_t)o->g.seed, (uint64_t)j);
+        if (!rc) rc = draw_item(gen, slots, d, o->g.samples, ex.prompt, (uint64_t)o->g.seed, (uint64_t)j);
         if (rc) return es_error_set(err, rc, NULL, 0, "item", "item %ld: generation failed", j);
         if ((rc = write_item(w, o, &ex, j, slots, samples, err)) != 0) return rc;
         lm_summary_add(sum, o->g.task, ex.gold, samples, (size_t)o->g.samples);
@@ -207,7 +215,8 @@ static int generate_loop(const gen_cli *o, const es_lm *m, es_lm_gen **gens, slo
     return ES_OK;
 }
 
-/* One generator per thread; everything allocated before the first item. */
+/* One batched generator on the thread pool; everything allocated before the
+ * first item. */
 int cmd_generate(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -215,31 +224,39 @@ int cmd_generate(int argc, char **argv)
     gen_cli o;
     int rc = generate_parse(argc, argv, &o);
     if (rc) return rc;
-    lm_set_threads(o.g.threads);
+    es_lm_pool *pool = NULL;
+    if ((rc = lm_pool_open("generate", o.g.threads, &pool)) != 0) return rc;
     es_error err;
     memset(&err, 0, sizeof err);
     es_lm *m = NULL;
     char model_buf[4096];
     o.g.model = lm_model_path(o.g.model, model_buf, sizeof model_buf);
-    if ((rc = es_lm_load(o.g.model, &m, &err)) != 0) return cli_report(&err, rc);
+    if ((rc = es_lm_load(o.g.model, &m, &err)) != 0) {
+        es_lm_pool_free(pool);
+        return cli_report(&err, rc);
+    }
     es_lm_gen_opts go;
     es_lm_gen_opts_default(&go);
     go.temperature = (float)o.g.temperature;
     go.probe_every = (int)o.g.probe_every;
-    int nt = lm_max_threads();
-    es_lm_gen **gens = calloc((size_t)nt, sizeof *gens);
+    go.batch = o.g.samples < GEN_BATCH ? (int)o.g.samples : GEN_BATCH;
+    go.pool = pool;
+    es_lm_gen *gen = NULL;
     slot *slots = NULL;
+    size_t k = (size_t)o.g.samples;
+    draws d = {calloc(k, sizeof(es_rng)), calloc(k, sizeof(es_lm_gen_hooks)), calloc(k, sizeof(es_lm_sample_result))};
     es_sample *samples = calloc((size_t)o.g.samples, sizeof *samples);
     es_outfile *of = NULL;
     es_trace_writer *w = NULL;
     lm_summary sum;
     lm_summary_init(&sum);
     double t0 = lm_now();
-    for (int i = 0; gens && i < nt && !rc; i++) rc = es_lm_gen_new(m, &go, &gens[i], &err);
-    if (!rc && (!gens || !samples || slots_new(&slots, o.g.samples, es_lm_get_config(m)->seq_len, o.g.probe_every)))
+    rc = es_lm_gen_new(m, &go, &gen, &err);
+    if (!rc && (!samples || !d.rngs || !d.hooks || !d.res ||
+                slots_new(&slots, o.g.samples, es_lm_get_config(m)->seq_len, o.g.probe_every)))
         rc = es_error_set(&err, ES_ENOMEM, NULL, 0, NULL, "out of memory");
     if (!rc) rc = open_out(&o, m, &of, &w, &err);
-    if (!rc) rc = generate_loop(&o, m, gens, slots, samples, w, &sum, &err);
+    if (!rc) rc = generate_loop(&o, m, gen, slots, &d, samples, w, &sum, &err);
     if (w && es_trace_writer_free(w) && !rc) {
         rc = es_error_set(&err, ES_EIO, es_outfile_name(of), 0, NULL, "write failed: %s", strerror(errno));
         clearerr(es_outfile_fp(of)); /* said here: not again at exit for stdout */
@@ -248,10 +265,13 @@ int cmd_generate(int argc, char **argv)
     if (!rc) rc = es_outfile_commit(of, &err);
     else es_outfile_abort(of);
     if (!rc) lm_summary_print(&sum, o.g.task, o.g.samples, lm_now() - t0, o.json, strcmp(o.out, "-") ? stdout : stderr);
-    for (int i = 0; gens && i < nt; i++) es_lm_gen_free(gens[i]);
-    free(gens);
+    es_lm_gen_free(gen);
+    free(d.rngs);
+    free(d.hooks);
+    free(d.res);
     free(samples);
     slots_free(slots, o.g.samples);
     es_lm_free(m);
+    es_lm_pool_free(pool);
     return rc ? cli_report(&err, rc) : CLI_OK;
 }

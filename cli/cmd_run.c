@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "earlystop_io.h"
@@ -20,7 +21,8 @@
 typedef struct run_cli {
     lm_gen_opts g;
     const char *policy, *baseline;
-    int json;
+    int json, progress;
+    es_lm_pool *pool;
 } run_cli;
 
 /* Totals of one policy over the items. */
@@ -51,8 +53,12 @@ static void run_help(void)
            "  --probe-every P   tokens between probes (default 16)\n"
            "  --temperature X   sampling temperature (default %.2f)\n"
            "  --seed S          questions and samples (default 1)\n"
-           "  --threads N       OpenMP threads (default: all)\n"
-           "  --json            one JSON object per policy on stdout\n",
+           "  --threads N       " LM_THREADS_HELP "\n"
+           "  --progress        progress on stderr even when it is not a terminal\n"
+           "  --json            one JSON object per policy on stdout\n\n"
+           "A policy with a within-sample rule (dynasor, deer, deepconf, ...) needs probes:\n"
+           "--probe-every 0 is then an error, as `earlystop eval` refuses it on a file\n"
+           "without probes.\n",
            ES_LM_DEFAULT_TEMPERATURE);
 }
 
@@ -68,6 +74,7 @@ static int run_parse(int argc, char **argv, run_cli *o)
         if (r < 0) return CLI_USAGE;
         if (r) continue;
         if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--progress")) o->progress = 1;
         else if (!strcmp(a, "--policy") && i + 1 < argc) o->policy = argv[++i];
         else if (!strcmp(a, "--baseline") && i + 1 < argc) o->baseline = argv[++i];
         else return cli_usage_error("run", "unknown option or missing value: '%s'", a);
@@ -75,6 +82,21 @@ static int run_parse(int argc, char **argv, run_cli *o)
     if (lm_gen_opts_check("run", &o->g)) return CLI_USAGE;
     if (!o->policy) return cli_usage_error("run", "--policy is required");
     return 0;
+}
+
+/* Progress per item: "\r" updates on a terminal; with --progress and no
+ * terminal, a plain line every tenth of the run (logs stay short). */
+static void run_progress(const run_cli *o, const char *label, long done, long total)
+{
+    int tty = isatty(2);
+    if (o->json && !tty && !o->progress) return;
+    if (tty) {
+        fprintf(stderr, "\r%s: item %ld/%ld (%.0f%%)", label, done, total, 100.0 * done / total);
+        if (done == total) fputc('\n', stderr);
+    } else if (o->progress && (done == total || done * 10 / total != (done - 1) * 10 / total)) {
+        fprintf(stderr, "%s: item %ld/%ld (%.0f%%)\n", label, done, total, 100.0 * done / total);
+    }
+    fflush(stderr);
 }
 
 /* One policy over all items.  Probes are made only when the policy has a
@@ -91,6 +113,7 @@ static int run_policy(const es_lm *m, const run_cli *o, const char *spec, const 
     es_lm_gen_opts_default(&go);
     go.temperature = (float)o->g.temperature;
     go.probe_every = (int)o->g.probe_every;
+    go.pool = o->pool;
     es_lm_live *lv = NULL;
     rc = es_lm_live_new(m, &go, p, es_task_answer_type(o->g.task), (uint32_t)o->g.samples, &lv, err);
     uint32_t batch = es_policy_batch(p);
@@ -115,18 +138,29 @@ static int run_policy(const es_lm *m, const run_cli *o, const char *spec, const 
         uint32_t round = batch == 0 || batch > r.samples ? r.samples : batch;
         size_t kv = (size_t)round * r.peak_positions * es_lm_live_kv_bytes_per_position(lv);
         if (kv > tot->kv_peak_bytes) tot->kv_peak_bytes = kv;
-        cli_progress(label, (size_t)(j - o->g.start + 1), (size_t)o->g.items);
+        run_progress(o, label, j - o->g.start + 1, o->g.items);
     }
-    cli_progress_end();
     tot->seconds = lm_now() - t0;
     es_lm_live_free(lv);
     es_policy_free(p);
     return rc;
 }
 
+/* Width of the policy column; a longer spec gets a line of its own above
+ * its row so that the columns stay aligned. */
+#define RUN_SPEC_W 28
+
+static void print_header(void)
+{
+    printf("%-*s %6s %9s %8s %9s %9s %10s %8s %10s %7s %7s\n", RUN_SPEC_W, "policy", "EM", "correct",
+           "samples", "tokens", "probe tok", "tokens", "wall s", "KV peak", "saved", "saved");
+    printf("%-*s %6s %9s %8s %9s %9s %10s %8s %10s %7s %7s\n", RUN_SPEC_W, "", "", "", "/item", "", "",
+           "/item", "", "KiB", "tokens", "time");
+}
+
 /* Savings are against the baseline run of the same invocation. */
 static void print_totals(const char *spec, const run_totals *t, const run_totals *base,
-                         const run_cli *o, int json)
+                         const run_cli *o, int threads, int json)
 {
     double n = t->items ? (double)t->items : 1.0;
     uint64_t all = t->tokens + t->probe_tokens;
@@ -136,20 +170,39 @@ static void print_totals(const char *spec, const run_totals *t, const run_totals
         printf("{\"policy\":\"%s\",\"task\":\"%s\",\"items\":%zu,\"seed\":%ld,\"em\":%.4f,"
                "\"correct\":%zu,\"samples\":%zu,\"samples_per_item\":%.3f,\"probes\":%zu,"
                "\"tokens\":%llu,\"probe_tokens\":%llu,\"tokens_total\":%llu,\"tokens_per_item\":%.2f,"
-               "\"seconds\":%.3f,\"kv_peak_bytes\":%zu,\"token_savings\":%.4f}\n",
+               "\"seconds\":%.3f,\"threads\":%d,\"kv_peak_bytes\":%zu,\"token_savings\":%.4f}\n",
                spec, es_task_name(o->g.task), t->items, o->g.seed, t->correct / n, t->correct, t->samples,
                t->samples / n, t->probes, (unsigned long long)t->tokens,
-               (unsigned long long)t->probe_tokens, (unsigned long long)all, all / n, t->seconds,
+               (unsigned long long)t->probe_tokens, (unsigned long long)all, all / n, t->seconds, threads,
                t->kv_peak_bytes, saved);
         return;
     }
-    printf("%-28s EM %.3f (%zu/%zu)  samples/item %6.2f  tokens %8llu (+%llu probe) = %8.1f/item"
-           "  %7.2f s  KV peak %7.1f KiB", spec, t->correct / n, t->correct, t->items, t->samples / n,
-           (unsigned long long)t->tokens, (unsigned long long)t->probe_tokens, all / n, t->seconds,
-           t->kv_peak_bytes / 1024.0);
-    if (base) printf("  saves %.1f%% tokens, %.1f%% time", 100 * saved,
-                     base->seconds > 0 ? 100 * (1 - t->seconds / base->seconds) : 0.0);
-    printf("\n");
+    int long_spec = strlen(spec) > RUN_SPEC_W;
+    if (long_spec) printf("%s\n", spec);
+    char correct[48], ssave[16] = "-", tsave[16] = "-";
+    snprintf(correct, sizeof correct, "%zu/%zu", t->correct, t->items);
+    if (base) {
+        snprintf(ssave, sizeof ssave, "%.1f%%", 100 * saved);
+        snprintf(tsave, sizeof tsave, "%.1f%%", base->seconds > 0 ? 100 * (1 - t->seconds / base->seconds) : 0.0);
+    }
+    printf("%-*s %6.3f %9s %8.2f %9llu %9llu %10.1f %8.2f %10.1f %7s %7s\n", RUN_SPEC_W, long_spec ? "" : spec,
+           t->correct / n, correct, t->samples / n, (unsigned long long)t->tokens,
+           (unsigned long long)t->probe_tokens, all / n, t->seconds, t->kv_peak_bytes / 1024.0, ssave, tsave);
+}
+
+/* Both specs parse, and a within-sample rule gets probes (as eval refuses a
+ * within rule on a file without probes: it would never stop a sample and
+ * report 0% saved): checked before the baseline's minutes are spent. */
+static int check_spec(const run_cli *o, const char *spec, es_error *err)
+{
+    es_policy *p = NULL;
+    int rc = es_policy_new_any(spec, &p, err);
+    if (!rc && es_policy_probes(p) && o->g.probe_every <= 0)
+        rc = es_error_set(err, ES_EINVAL, NULL, 0, "probe-every",
+                          "policy '%s' decides inside a sample and needs probes: give --probe-every > 0",
+                          es_policy_spec(p));
+    es_policy_free(p);
+    return rc;
 }
 
 /* The baseline first, then the policy, each on a fresh generator. */
@@ -160,25 +213,39 @@ int cmd_run(int argc, char **argv)
     run_cli o;
     int rc = run_parse(argc, argv, &o);
     if (rc) return rc;
-    lm_set_threads(o.g.threads);
     es_error err;
     memset(&err, 0, sizeof err);
     es_lm *m = NULL;
     char model_buf[4096];
     o.g.model = lm_model_path(o.g.model, model_buf, sizeof model_buf);
+    int with_base = strcmp(o.baseline, "none") != 0;
+    if ((with_base && (rc = check_spec(&o, o.baseline, &err)) != 0) || (rc = check_spec(&o, o.policy, &err)) != 0)
+        return cli_report(&err, rc);
     if ((rc = es_lm_load(o.g.model, &m, &err)) != 0) return cli_report(&err, rc);
+    if ((rc = lm_pool_open("run", o.g.threads, &o.pool)) != 0) {
+        es_lm_free(m);
+        return rc;
+    }
+    int threads = es_lm_pool_threads(o.pool);
+    if (!o.json)
+        fprintf(stderr, "earlystop run: %s, %ld items x up to %ld samples, %s then %s, %d thread%s\n",
+                es_task_name(o.g.task), o.g.items, o.g.samples, o.baseline, o.policy, threads,
+                threads > 1 ? "s" : "");
     run_totals base, pol;
     char base_spec[256] = "", pol_spec[256] = "";
-    int with_base = strcmp(o.baseline, "none") != 0;
     if (with_base) rc = run_policy(m, &o, o.baseline, "run (baseline)", &base, base_spec, sizeof base_spec, &err);
     if (!rc) rc = run_policy(m, &o, o.policy, "run (policy)", &pol, pol_spec, sizeof pol_spec, &err);
     if (!rc) {
-        if (!o.json)
-            printf("%s, %ld items from %ld, up to %ld samples, probe every %ld, seed %ld, T=%.2f\n",
-                   es_task_name(o.g.task), o.g.items, o.g.start, o.g.samples, o.g.probe_every, o.g.seed, o.g.temperature);
-        if (with_base) print_totals(base_spec, &base, NULL, &o, o.json);
-        print_totals(pol_spec, &pol, with_base ? &base : NULL, &o, o.json);
+        if (!o.json) {
+            printf("%s, %ld items from %ld, up to %ld samples, probe every %ld, seed %ld, T=%.2f, %d thread%s\n",
+                   es_task_name(o.g.task), o.g.items, o.g.start, o.g.samples, o.g.probe_every, o.g.seed,
+                   o.g.temperature, threads, threads > 1 ? "s" : "");
+            print_header();
+        }
+        if (with_base) print_totals(base_spec, &base, NULL, &o, threads, o.json);
+        print_totals(pol_spec, &pol, with_base ? &base : NULL, &o, threads, o.json);
     }
     es_lm_free(m);
+    es_lm_pool_free(o.pool);
     return rc ? cli_report(&err, rc) : CLI_OK;
 }

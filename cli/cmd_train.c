@@ -4,13 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cli.h"
 #include "earlystop_io.h"
 #include "earlystop_lm.h"
+#include "lm_cli.h"
 
 #define TRAIN_SALT 0x545241494e494e47ULL
 
@@ -19,7 +17,8 @@ typedef struct train_opts {
     es_task_kind mix[8];   /* tasks drawn in turn; repeats weight a task */
     int n_mix;
     double probe_rows;
-    long steps, batch, seed, log_every, threads, warmup, level;
+    long steps, batch, seed, log_every, warmup, level;
+    int threads;
     double lr, min_lr_frac, wd;
     es_lm_config cfg;
     int json;
@@ -34,7 +33,9 @@ static void train_help(void)
            "                       [--threads N] [--log-every N] [--json]\n\n"
            "Train the built-in reasoning model on a mix of the generated tasks\n"
            "(last_letters, date, arithmetic) and write the model file.  The shipped\n"
-           "data/model.bin comes from four runs, see docs/model.md.\n\n"
+           "data/model.bin comes from four runs, see docs/model.md.  Training stops with\n"
+           "an error (exit 1, nothing written) if the loss or the gradients become NaN or\n"
+           "infinite; --out is checked for writability before the first step.\n\n"
            "  --out FILE      model file to write (default model.bin; the shipped model\n"
            "                  data/model.bin is never overwritten unless named); checked\n"
            "                  before training, replaced at each checkpoint and at the end\n"
@@ -51,7 +52,8 @@ static void train_help(void)
            "  --probe-rows F  fraction of rows that teach the probe: a chain cut at a random\n"
            "                  point, then the answer cue and the answer held there (default 0)\n"
            "  --dim/--layers/--heads/--hidden/--seq   model shape (default 128/4/4/384/256)\n"
-           "  --threads N     OpenMP threads (default: all); the result does not depend on it\n"
+           "  --threads N     " LM_THREADS_HELP ";\n"
+           "                  the result does not depend on it\n"
            "  --log-every N   loss line every N steps (default 50)\n"
            "  --json          final summary as JSON on stdout\n");
 }
@@ -91,14 +93,17 @@ static int train_parse(int argc, char **argv, train_opts *o)
                        : !strcmp(a, "--seq") ? &o->cfg.seq_len : NULL;
         long *lv = !strcmp(a, "--steps") ? &o->steps : !strcmp(a, "--batch") ? &o->batch
                  : !strcmp(a, "--seed") ? &o->seed : !strcmp(a, "--log-every") ? &o->log_every
-                 : !strcmp(a, "--threads") ? &o->threads : !strcmp(a, "--warmup") ? &o->warmup
-                 : !strcmp(a, "--task-level") ? &o->level : NULL;
+                 : !strcmp(a, "--warmup") ? &o->warmup : !strcmp(a, "--task-level") ? &o->level : NULL;
         double *dv = !strcmp(a, "--lr") ? &o->lr : !strcmp(a, "--wd") ? &o->wd : NULL;
         if (!strcmp(a, "--json")) { o->json = 1; continue; }
         if (!v && (shape || lv || dv || !strcmp(a, "--out") || !strcmp(a, "--init") ||
-                   !strcmp(a, "--probe-rows")))
+                   !strcmp(a, "--probe-rows") || !strcmp(a, "--threads") || !strcmp(a, "--tasks")))
             return cli_usage_error("train", "%s needs a value", a);
         if (!strcmp(a, "--out")) { o->out = v; i++; }
+        else if (!strcmp(a, "--threads")) {
+            if (cli_parse_threads("train", v, &o->threads)) return CLI_USAGE;
+            i++;
+        }
         else if (!strcmp(a, "--init")) { o->init = v; i++; }
         else if (!strcmp(a, "--tasks")) {
             if (parse_mix(v, o)) return cli_usage_error("train", "bad --tasks '%s' (last_letters, date, arithmetic)", v);
@@ -214,7 +219,8 @@ static int save_model(const es_lm *m, es_outfile **of, int final, es_error *err)
 }
 
 /* Draw a batch, forward, backward, AdamW; a checkpoint every 500 steps so
- * an interrupted run leaves a usable model. */
+ * an interrupted run leaves a usable model.  A non-finite loss or gradient
+ * stops the run before anything more is written. */
 static int train_loop(const train_opts *o, es_lm *m, es_lm_trainer *t, int *inp, int *tgt, es_outfile **of)
 {
     es_rng r;
@@ -227,11 +233,12 @@ static int train_loop(const train_opts *o, es_lm *m, es_lm_trainer *t, int *inp,
     for (long s = 0; s < o->steps; s++) {
         int seq = fill_batch(&r, &counter, B, T, inp, tgt, &ntok, o);
         /* rows were written with stride T; the trainer reads stride T too */
-        float loss = es_lm_train_forward(t, inp, tgt, seq);
-        if (!isfinite(loss)) { fprintf(stderr, "earlystop train: loss is %f at step %ld\n", loss, s); return CLI_FAIL; }
-        es_lm_train_backward(t);
         opt.lr = lr_at(o, s);
-        float gn = es_lm_adamw_step(t, &opt, (int)s + 1);
+        float loss = 0, gn = 0;
+        if (es_lm_train_step(t, inp, tgt, seq, &opt, (int)s + 1, &loss, &gn, &err)) {
+            fprintf(stderr, "earlystop train: %s; %s not written\n", err.msg, o->out);
+            return CLI_FAIL;
+        }
         ema = s ? 0.95 * ema + 0.05 * loss : loss;
         if ((s + 1) % o->log_every == 0 || s + 1 == o->steps) {
             double el = now_s() - t0;
@@ -261,12 +268,10 @@ int cmd_train(int argc, char **argv)
     train_opts o;
     int rc = train_parse(argc, argv, &o);
     if (rc) return rc;
-#ifdef _OPENMP
-    if (o.threads > 0) omp_set_num_threads((int)o.threads);
-#endif
     es_error err;
     es_lm *m = NULL;
     es_lm_trainer *t = NULL;
+    es_lm_pool *pool = NULL;
     /* the output is checked (and refused if it is --init) before any work */
     es_outfile *of = NULL;
     const char *inputs[] = {o.init, NULL};
@@ -279,6 +284,11 @@ int cmd_train(int argc, char **argv)
         es_outfile_abort(of);
         return cli_report(&err, rc);
     }
+    if ((rc = lm_pool_open("train", o.threads, &pool)) != 0) {
+        es_outfile_abort(of);
+        es_lm_free(m);
+        return rc;
+    }
     o.cfg = *es_lm_get_config(m);
     size_t cells = (size_t)o.batch * (size_t)o.cfg.seq_len;
     int *inp = malloc(cells * sizeof(int)), *tgt = malloc(cells * sizeof(int));
@@ -286,6 +296,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "earlystop train: out of memory\n");
         rc = CLI_FAIL;
     } else {
+        es_lm_trainer_set_pool(t, pool);
         fprintf(stderr, "earlystop train: %zu parameters (dim %d, hidden %d, %d layers, %d heads, "
                 "seq %d), batch %ld, %ld steps, seed %ld\n", es_lm_n_params(m), o.cfg.dim,
                 o.cfg.hidden_dim, o.cfg.n_layers, o.cfg.n_heads, o.cfg.seq_len, o.batch, o.steps, o.seed);
@@ -296,5 +307,6 @@ int cmd_train(int argc, char **argv)
     free(tgt);
     es_lm_trainer_free(t);
     es_lm_free(m);
+    es_lm_pool_free(pool);
     return rc;
 }

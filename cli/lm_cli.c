@@ -1,13 +1,12 @@
 /* lm_cli.c - summaries, votes and threads shared by generate and run. */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "lm_cli.h"
 
@@ -85,24 +84,17 @@ void lm_summary_print(const lm_summary *s, es_task_kind task, long k, double sec
             (s->tokens + s->probe_tokens) / (seconds > 0 ? seconds : 1));
 }
 
-/* Only when asked: the OpenMP default (all cores) otherwise. */
-void lm_set_threads(long n)
+/* 0 asks for every core the process may use; the library caps the rest. */
+int lm_pool_open(const char *cmd, int threads, es_lm_pool **out)
 {
-#ifdef _OPENMP
-    if (n > 0) omp_set_num_threads((int)n);
-#else
-    (void)n;
-#endif
-}
-
-/* One generator per possible thread. */
-int lm_max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
+    *out = NULL;
+    int n = threads > 0 ? threads : es_lm_cpu_count();
+    if (n <= 1) return CLI_OK;
+    es_error err;
+    memset(&err, 0, sizeof err);
+    int rc = es_lm_pool_new(n, out, &err);
+    if (rc) fprintf(stderr, "earlystop %s: %s\n", cmd, err.msg);
+    return rc ? CLI_FAIL : CLI_OK;
 }
 
 /* Monotonic clock for wall times. */
@@ -147,20 +139,22 @@ static long *gen_long(lm_gen_opts *g, const char *a)
 {
     return !strcmp(a, "--items") ? &g->items : !strcmp(a, "--samples") ? &g->samples
          : !strcmp(a, "--probe-every") ? &g->probe_every : !strcmp(a, "--seed") ? &g->seed
-         : !strcmp(a, "--threads") ? &g->threads : !strcmp(a, "--start") ? &g->start : NULL;
+         : !strcmp(a, "--start") ? &g->start : NULL;
 }
 
 int lm_gen_opt(const char *cmd, int argc, char **argv, int *i, lm_gen_opts *g)
 {
     const char *a = argv[*i];
     long *lv = gen_long(g, a);
-    int known = lv || !strcmp(a, "--model") || !strcmp(a, "--task") || !strcmp(a, "--temperature");
+    int threads = !strcmp(a, "--threads");
+    int known = lv || threads || !strcmp(a, "--model") || !strcmp(a, "--task") || !strcmp(a, "--temperature");
     if (!known) return 0;
     if (*i + 1 >= argc) {
         cli_usage_error(cmd, "%s needs a value", a);
         return -1;
     }
     const char *v = argv[++*i];
+    if (threads) return cli_parse_threads(cmd, v, &g->threads) ? -1 : 1;
     if (lv) {
         if (cli_parse_long(v, 0, 1L << 40, lv)) goto bad;
     } else if (!strcmp(a, "--model")) {

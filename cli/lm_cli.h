@@ -12,7 +12,8 @@ typedef struct lm_gen_opts {
     const char *model;
     es_task_kind task;
     int have_task;
-    long items, samples, probe_every, seed, threads, start;
+    long items, samples, probe_every, seed, start;
+    int threads;
     double temperature;
 } lm_gen_opts;
 
@@ -45,8 +46,12 @@ void lm_summary_print(const lm_summary *s, es_task_kind task, long k, double sec
  * binary's parent directory (build/earlystop -> data/model.bin). */
 const char *lm_model_path(const char *given, char *buf, size_t cap);
 
-void lm_set_threads(long n);
-int lm_max_threads(void);
+/* --threads of every model command goes through cli_parse_threads. */
+#define LM_THREADS_HELP "threads, 0 = one per core (default); more are capped at the cores"
+/* The pool of the model's kernels; NULL for one thread.  Prints the error. */
+int lm_pool_open(const char *cmd, int threads, es_lm_pool **out);
+
+
 double lm_now(void);
 
 #endif

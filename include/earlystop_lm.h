@@ -11,8 +11,10 @@
  *   es_rng_*    the deterministic random streams everything draws from.
  *
  * Conventions as in earlystop.h: functions return 0 or a negative ES_E* code,
- * handles come in _new/_free pairs, no global mutable state.  Threads: OpenMP
- * inside the kernels; one es_lm may be shared read-only by many states.
+ * handles come in _new/_free pairs, no global mutable state.  Threads: an
+ * es_lm_pool (pthreads that spin briefly, then sleep) handed to a state, a
+ * generator or a trainer; none means the caller's thread only.  One es_lm may
+ * be shared read-only by many states.
  *
  * Determinism: every kernel computes each output element in one thread in a
  * fixed order, so results do not depend on the number of threads.  Sample i
@@ -60,6 +62,33 @@ int es_lm_token_char(int tok);
  * a character outside the vocabulary, ES_ERANGE when cap is too small. */
 int es_lm_encode(const char *text, int *out, size_t cap);
 
+/* ----------------------------------------------------------------- threads */
+
+/*
+ * A pool of worker threads for the kernels.  The caller of a kernel is one of
+ * the threads, so a pool of n runs n - 1 workers.  A worker that finds no work
+ * spins for at most ~50 us, then sleeps (no OpenMP-style busy waiting); work
+ * is split into chunks that the caller finishes itself when a worker is
+ * descheduled; and the pool keeps measuring, in short interleaved windows,
+ * whether the workers speed the caller up, running jobs on the caller alone
+ * when they do not (a busy machine): 2 threads are then not much slower than
+ * 1.  Results never depend on the thread count.  One job at a time: a kernel
+ * called while the pool is busy (from another thread) runs on its caller.
+ */
+typedef struct es_lm_pool es_lm_pool;
+
+/* Largest thread count accepted (beyond it: ES_EINVAL). */
+#define ES_LM_MAX_THREADS 1024
+
+/* Cores this process may run on (sched_getaffinity; at least 1). */
+int es_lm_cpu_count(void);
+/* threads in 1..ES_LM_MAX_THREADS, capped at es_lm_cpu_count(): more threads
+ * than cores could only take turns. */
+int es_lm_pool_new(int threads, es_lm_pool **out, es_error *err);
+void es_lm_pool_free(es_lm_pool *p);
+/* Threads the pool runs (after the cap); 1 for NULL. */
+int es_lm_pool_threads(const es_lm_pool *p);
+
 /* ------------------------------------------------------------------- model */
 
 typedef struct es_lm_config {
@@ -81,7 +110,9 @@ typedef struct es_lm es_lm;
 /* A model with freshly initialised weights (seeded). */
 int es_lm_new(const es_lm_config *cfg, uint64_t seed, es_lm **out, es_error *err);
 /* Read / write the binary model file (docs/model.md: "ESLM" header, then the
- * tensors, little-endian float32, with a checksum). */
+ * tensors, little-endian float32, with a checksum).  The loader refuses a
+ * file with a NaN or infinite weight (ES_EFORMAT naming the tensor and index);
+ * es_lm_save refuses to write one. */
 int es_lm_load(const char *path, es_lm **out, es_error *err);
 int es_lm_save(const es_lm *m, const char *path, es_error *err);
 void es_lm_free(es_lm *m);
@@ -102,6 +133,8 @@ typedef struct es_lm_state es_lm_state;
 
 int es_lm_state_new(const es_lm *m, es_lm_state **out);
 void es_lm_state_free(es_lm_state *s);
+/* Threads for es_lm_forward on this state (borrowed; NULL = none). */
+void es_lm_state_set_pool(es_lm_state *s, es_lm_pool *p);
 /* Bytes of the KV cache this state holds (all seq_len positions). */
 size_t es_lm_state_kv_bytes(const es_lm_state *s);
 
@@ -121,6 +154,9 @@ typedef struct es_lm_trainer es_lm_trainer;
 /* A trainer for batches of up to batch x seq tokens (seq <= seq_len). */
 int es_lm_trainer_new(es_lm *m, int batch, int seq, es_lm_trainer **out);
 void es_lm_trainer_free(es_lm_trainer *t);
+/* Threads for the trainer's kernels (borrowed; NULL = none).  The weights do
+ * not depend on it. */
+void es_lm_trainer_set_pool(es_lm_trainer *t, es_lm_pool *p);
 
 /* Forward pass of a batch: inputs/targets are [batch][seq] (row-major, only
  * the first `seq` columns of each row used); a target < 0 is not scored.
@@ -136,8 +172,18 @@ typedef struct es_lm_adamw {
 } es_lm_adamw;
 
 /* One AdamW update (step counts from 1); clips the global gradient norm to
- * grad_clip when > 0; returns the norm before clipping. */
+ * grad_clip when > 0; returns the norm before clipping.  A non-finite norm
+ * (NaN or infinite gradients) leaves the weights untouched and is returned
+ * as is: the caller should stop (es_lm_train_step does). */
 float es_lm_adamw_step(es_lm_trainer *t, const es_lm_adamw *opt, int step);
+
+/* Forward, backward and AdamW on one batch.  ES_ERANGE, with the step and
+ * what went non-finite in err, when the loss, the gradient norm or a weight
+ * after the update is NaN or infinite (a learning rate far too high, say):
+ * stop there and do not save.  A bad loss or gradient leaves the weights as
+ * they were.  *loss and *gnorm (either may be NULL) get the figures. */
+int es_lm_train_step(es_lm_trainer *t, const int *inputs, const int *targets, int seq,
+                     const es_lm_adamw *opt, int step, float *loss, float *gnorm, es_error *err);
 
 /* ----------------------------------------------------------------- tasks */
 
@@ -195,6 +241,8 @@ typedef struct es_lm_gen_opts {
     int max_tokens;       /* 0 = as many as the context allows */
     int window;           /* DeepConf sliding window (tokens) */
     int conf_topk;        /* top-k of DeepConf's token confidence */
+    int batch;            /* samples es_lm_gen_sample_batch runs at once (default 1) */
+    es_lm_pool *pool;     /* threads (borrowed); NULL = the caller's only */
 } es_lm_gen_opts;
 
 /* Default sampling temperature (chosen so that the tasks' EM sits in the
@@ -245,6 +293,16 @@ size_t es_lm_gen_kv_bytes(const es_lm_gen *g);
  * may be NULL.  ES_ERANGE when the prompt does not fit the context. */
 int es_lm_gen_sample(es_lm_gen *g, const char *prompt, es_rng *rng,
                      const es_lm_gen_hooks *hooks, es_lm_sample_result *out);
+
+/* Draw n samples of one prompt: sample i draws from rngs[i], reports to
+ * hooks[i] (hooks may be NULL) and is written to out[i] (texts owned by the
+ * generator, valid until its next call).  Up to opts.batch samples advance in
+ * lock-step, so that every weight row is loaded once per step for all of them
+ * (matrix-matrix products); a lane whose sample ends takes the next one
+ * (continuous batching); the prompt is computed once and its cache shared.
+ * Each sample is the same bytes as es_lm_gen_sample would give it alone. */
+int es_lm_gen_sample_batch(es_lm_gen *g, const char *prompt, es_rng *rngs,
+                           const es_lm_gen_hooks *hooks, es_lm_sample_result *out, int n);
 
 /* The stream of sample `sample` of item `item` under `seed`, and the seed of
  * item questions: shared by generate and run (see docs/model.md). */

@@ -12,4 +12,4 @@ echo "== earlystop eval: published stopping rules against full self-consistency 
     --policy majority --policy entropy --policy budget:samples=5 --shuffles 20 --seed 1
 echo
 echo "== earlystop run: the built-in model (data/model.bin), stopped live inside generation"
-"$bin" run --task date --items 20 --samples 16 --policy ac-beta --seed 7
+"$bin" run --task date --items 20 --samples 16 --policy ac-beta --seed 7 --progress

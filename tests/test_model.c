@@ -10,11 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "earlystop_lm.h"
+#include "lm/lm_internal.h"   /* the kernels, for their own numeric tests */
 
 static void tiny_config(es_lm_config *c)
 {
@@ -216,6 +214,213 @@ static void test_file_round_trip(void **state)
     es_lm_free(m);
 }
 
+
+/* ------------------------------------------------------------ kernels */
+
+/* The vector exp (AVX2 where the CPU has it) and the portable one against
+ * double-precision exp: within 2.5e-7 relative (about 2 ulp of float) on the
+ * whole range they accept, [-87, 88]; clamped outside; NaN gives NaN (the
+ * ASan+UBSan build checks that no undefined conversion happens on the way). */
+static void test_fast_exp_accuracy(void **state)
+{
+    (void)state;
+    enum { N = 200001 };
+    static float x[N], y[N], z[N];
+    for (int i = 0; i < N; i++) x[i] = -87.0f + 175.0f * (float)i / (float)(N - 1);
+    es_k_exp(y, x, N);
+    es_k_exp_portable(z, x, N);
+    double worst_y = 0, worst_z = 0;
+    for (int i = 0; i < N; i++) {
+        double r = exp((double)x[i]);
+        worst_y = fmax(worst_y, fabs(y[i] - r) / r);
+        worst_z = fmax(worst_z, fabs(z[i] - r) / r);
+    }
+    print_message("exp max relative error: dispatched %.3g, portable %.3g\n", worst_y, worst_z);
+    assert_true(worst_y < 2.5e-7);
+    assert_true(worst_z < 2.5e-7);
+    float odd[5] = {NAN, 200.0f, -200.0f, INFINITY, -INFINITY}, out[5], outp[5];
+    es_k_exp(out, odd, 5);
+    es_k_exp_portable(outp, odd, 5);
+    assert_true(isnan(out[0]) && isnan(outp[0]));
+    for (int i = 1; i < 5; i++) {
+        assert_true(isfinite(out[i]) && isfinite(outp[i]));
+        assert_true(out[i] > 0 && outp[i] > 0);
+    }
+    assert_true(out[1] > 1e38f && out[2] < 1e-37f);
+}
+
+/* Softmax and SwiGLU of the inference path against double precision, on
+ * lengths that exercise the 8-lane tails: probabilities within 1e-6
+ * relative + 1e-9, SwiGLU within 1e-6 relative + 1e-7. */
+static void test_fast_softmax_swiglu_accuracy(void **state)
+{
+    (void)state;
+    es_rng r;
+    es_rng_seed(&r, 21);
+    for (int n = 1; n <= 300; n += (n < 20 ? 1 : 37)) {
+        float a[300], b[300], h[300], h3[300], g[300], gp[300];
+        double ref[300], mx = -1e300, z = 0;
+        for (int i = 0; i < n; i++) {
+            a[i] = b[i] = 6.0f * es_rng_normal(&r);
+            mx = fmax(mx, a[i]);
+            h[i] = g[i] = gp[i] = 4.0f * es_rng_normal(&r);
+            h3[i] = es_rng_normal(&r);
+        }
+        for (int i = 0; i < n; i++) z += (ref[i] = exp(a[i] - mx));
+        es_k_softmax_fast(a, n);
+        es_k_softmax_fast_portable(b, n);
+        es_k_swiglu_fast(g, h3, n);
+        es_k_swiglu_fast_portable(gp, h3, n);
+        for (int i = 0; i < n; i++) {
+            double p = ref[i] / z, sw = h[i] / (1.0 + exp(-(double)h[i])) * h3[i];
+            assert_true(fabs(a[i] - p) <= 1e-6 * p + 1e-9);
+            assert_true(fabs(b[i] - p) <= 1e-6 * p + 1e-9);
+            assert_true(fabs(g[i] - sw) <= 1e-6 * fabs(sw) + 1e-7);
+            assert_true(fabs(gp[i] - sw) <= 1e-6 * fabs(sw) + 1e-7);
+        }
+    }
+}
+
+/* A row of the batched matmul is the same bytes whatever the other rows, the
+ * tile that computes it and the output range it falls in (so a batch, a
+ * thread split and a single sample all agree), for widths with and without
+ * an 8-lane tail. */
+static void test_matmul_rows_batch_invariant(void **state)
+{
+    (void)state;
+    es_rng r;
+    es_rng_seed(&r, 33);
+    const int ns[] = {8, 12, 64, 131};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        int n = ns[k], d = 27, R = 7;
+        float W[27 * 131], in[7 * 131], one[27], all[7 * 27], part[7 * 27];
+        for (int i = 0; i < d * n; i++) W[i] = es_rng_normal(&r);
+        for (int i = 0; i < R * n; i++) in[i] = es_rng_normal(&r);
+        es_k_matmul_rows(all, d, in, n, W, n, 0, d, R);
+        /* the same rows in two output ranges split off the tile grid */
+        es_k_matmul_rows(part, d, in, n, W, n, 0, 13, R);
+        es_k_matmul_rows(part, d, in, n, W, n, 13, d, R);
+        assert_memory_equal(all, part, sizeof(float) * (size_t)(R * d));
+        for (int row = 0; row < R; row++) {
+            es_k_matmul_rows(one, d, in + (size_t)row * n, n, W, n, 0, d, 1);
+            assert_memory_equal(one, all + (size_t)row * d, sizeof one);
+            for (int o = 0; o < d; o++) {
+                double want = 0;
+                for (int i = 0; i < n; i++) want += (double)W[o * n + i] * in[row * n + i];
+                assert_true(fabs(one[o] - want) < 1e-4 * (1 + fabs(want)));
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------ threads */
+
+/* Counts how often each index was visited. */
+static void count_range(void *ctx, long i0, long i1)
+{
+    int *hits = ctx;
+    for (long i = i0; i < i1; i++) hits[i]++;
+}
+
+/* Thread counts are checked and capped at the cores; every index of a
+ * parallel loop runs exactly once, job after job. */
+static void test_pool_counts_and_coverage(void **state)
+{
+    (void)state;
+    es_lm_pool *p = NULL;
+    es_error err;
+    assert_int_equal(es_lm_pool_new(0, &p, &err), ES_EINVAL);
+    assert_int_equal(es_lm_pool_new(100000, &p, &err), ES_EINVAL);
+    assert_non_null(strstr(err.msg, "1024"));
+    assert_int_equal(es_lm_pool_new(ES_LM_MAX_THREADS + 1, &p, &err), ES_EINVAL);
+    int cores = es_lm_cpu_count();
+    assert_true(cores >= 1);
+    assert_int_equal(es_lm_pool_new(64, &p, &err), ES_OK);
+    assert_int_equal(es_lm_pool_threads(p), cores < 64 ? cores : 64);
+    es_lm_pool_free(p);
+    assert_int_equal(es_lm_pool_new(2, &p, &err), ES_OK);
+    static int hits[5000];
+    for (int job = 0; job < 2000; job++) {
+        long n = 1 + (job * 37) % 5000;
+        memset(hits, 0, sizeof hits);
+        es_pool_for(p, n, 1 + job % 5, 1e9, count_range, hits);
+        for (long i = 0; i < n; i++) assert_int_equal(hits[i], 1);
+    }
+    es_lm_pool_free(p);
+    assert_int_equal(es_lm_pool_threads(NULL), 1);
+}
+
+/* ------------------------------------------------------------ reliability */
+
+/* A model with a NaN weight is neither saved nor loaded, and the error names
+ * the tensor: a diverged run cannot leave a poisoned model file behind. */
+static void test_nonfinite_weights_refused(void **state)
+{
+    (void)state;
+    es_lm *m = tiny_model(12), *back = NULL;
+    char path[] = "/tmp/es_model_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(es_lm_save(m, path, NULL), ES_OK);
+    /* the shape is known: poison one weight of wk and fix the checksum */
+    const es_lm_config *c = es_lm_get_config(m);
+    size_t d = (size_t)c->dim, at = (size_t)c->vocab_size * d + (size_t)c->n_layers * d +
+                                     (size_t)c->n_layers * d * d + 5;
+    float *p = es_lm_params(m);
+    float keep = p[at];
+    p[at] = NAN;
+    es_error err;
+    assert_int_equal(es_lm_save(m, path, &err), ES_EFORMAT);
+    assert_non_null(strstr(err.msg, "wk"));
+    unsigned char hdr[64];
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fread(hdr, 1, 64, fp), 64);
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < es_lm_n_params(m) * sizeof(float); i++) { h ^= b[i]; h *= 1099511628211ULL; }
+    for (int i = 0; i < 8; i++) hdr[40 + i] = (unsigned char)(h >> (8 * i));
+    fseek(fp, 0, SEEK_SET);
+    fwrite(hdr, 1, 64, fp);
+    fwrite(p, sizeof(float), es_lm_n_params(m), fp);
+    fclose(fp);
+    assert_int_equal(es_lm_load(path, &back, &err), ES_EFORMAT);
+    print_message("%s\n", err.msg);
+    assert_string_equal(err.field, "wk");
+    assert_non_null(strstr(err.msg, "weight 5 of tensor wk is nan"));
+    p[at] = keep;
+    unlink(path);
+    es_lm_free(m);
+}
+
+/* A learning rate far too high stops training with ES_ERANGE within a few
+ * steps, and the weights it leaves are finite (AdamW refuses a non-finite
+ * gradient instead of applying it). */
+static void test_training_stops_on_divergence(void **state)
+{
+    (void)state;
+    es_lm *m = tiny_model(5);
+    es_lm_trainer *t = NULL;
+    assert_int_equal(es_lm_trainer_new(m, 2, 8, &t), ES_OK);
+    int inp[16], tgt[16];
+    tiny_batch(2, 8, inp, tgt, 6);
+    es_lm_adamw opt = {1e10f, 0.9f, 0.95f, 1e-8f, 0.01f, 1.0f};
+    es_error err;
+    int rc = ES_OK, step = 1;
+    for (; step <= 20 && rc == ES_OK; step++) rc = es_lm_train_step(t, inp, tgt, 8, &opt, step, NULL, NULL, &err);
+    assert_int_equal(rc, ES_ERANGE);
+    print_message("stopped at step %d: %s\n", step - 1, err.msg);
+    assert_non_null(strstr(err.msg, "diverged"));
+    /* a finite model is still a model the caller could inspect */
+    const float *p = es_lm_params(m);
+    size_t bad = 0;
+    for (size_t i = 0; i < es_lm_n_params(m); i++) bad += !isfinite(p[i]);
+    assert_true(bad == 0 || strstr(err.msg, "weight") != NULL);
+    es_lm_trainer_free(t);
+    es_lm_free(m);
+}
+
 static const char *shipped_model(void)
 {
     const char *p = getenv("ES_MODEL");
@@ -274,6 +479,92 @@ static int rec_probe(void *ctx, const es_lm_probe *p)
                   p->window_confidence, p->cost};
     r->probes[r->n++] = q;
     return ES_CONTINUE;
+}
+
+
+/* What one sample left: its result, its text and its probes. */
+typedef struct drawn {
+    es_lm_sample_result res;
+    char text[300];
+    rec probes;
+} drawn;
+
+/* Draw k samples of one question, `per_call` per call of a generator that
+ * runs `batch` at once (refilling its lanes when per_call > batch), on
+ * `threads`. */
+static void draw_samples(const es_lm *m, int batch, int per_call, int threads, int k, drawn *out)
+{
+    es_lm_pool *pool = NULL;
+    assert_int_equal(es_lm_pool_new(threads, &pool, NULL), ES_OK);
+    es_lm_gen_opts o;
+    es_lm_gen_opts_default(&o);
+    o.probe_every = 8;
+    o.batch = batch;
+    o.pool = pool;
+    es_lm_gen *g = NULL;
+    assert_int_equal(es_lm_gen_new(m, &o, &g, NULL), ES_OK);
+    es_task_example ex;
+    assert_int_equal(es_task_make(ES_TASK_DATE, 3, 1, &ex), ES_OK);
+    for (int i0 = 0; i0 < k; i0 += per_call) {
+        int n = k - i0 < per_call ? k - i0 : per_call;
+        es_rng rngs[16];
+        es_lm_gen_hooks hooks[16];
+        es_lm_sample_result res[16];
+        for (int b = 0; b < n; b++) {
+            es_lm_sample_rng(&rngs[b], 3, 1, (uint64_t)(i0 + b));
+            out[i0 + b].probes.n = 0;
+            hooks[b] = (es_lm_gen_hooks){NULL, rec_probe, &out[i0 + b].probes};
+        }
+        assert_int_equal(es_lm_gen_sample_batch(g, ex.prompt, rngs, hooks, res, n), ES_OK);
+        for (int b = 0; b < n; b++) {
+            out[i0 + b].res = res[b];
+            snprintf(out[i0 + b].text, sizeof out[i0 + b].text, "%s", res[b].text);
+        }
+    }
+    es_lm_gen_free(g);
+    es_lm_pool_free(pool);
+}
+
+/* Samples drawn in lock-step batches (each weight load shared by the batch,
+ * the prompt computed once) and on 2 threads are the bytes of samples drawn
+ * one at a time on one thread: texts, token counts, confidences and every
+ * probe's answer, confidences and cost. */
+static void test_batch_matches_single(void **state)
+{
+    (void)state;
+    const char *path = shipped_model();
+    if (!path) { print_message("no data/model.bin: skipped\n"); skip(); }
+    es_lm *m = NULL;
+    assert_int_equal(es_lm_load(path, &m, NULL), ES_OK);
+    enum { K = 6 };
+    static drawn one[K], other[3][K];
+    draw_samples(m, 1, 1, 1, K, one);
+    draw_samples(m, 4, 4, 1, K, other[0]);   /* a full batch, then a partial one */
+    draw_samples(m, 4, K, 1, K, other[1]);   /* lanes refilled as samples end */
+    draw_samples(m, 8, K, 2, K, other[2]);   /* on two threads */
+    for (int i = 0; i < K; i++) {
+        const drawn *want = &one[i];
+        for (int v = 0; v < 3; v++) {
+            const drawn *got = &other[v][i];
+            assert_string_equal(got->text, want->text);
+            assert_int_equal(got->res.tokens, want->res.tokens);
+            assert_int_equal(got->res.n_probes, want->res.n_probes);
+            assert_int_equal(got->res.probe_tokens, want->res.probe_tokens);
+            assert_memory_equal(&got->res.confidence, &want->res.confidence, sizeof(float));
+            assert_string_equal(got->res.answer, want->res.answer);
+            assert_int_equal(got->probes.n, want->probes.n);
+            for (size_t p = 0; p < want->probes.n; p++) {
+                const es_probe *a = &got->probes.probes[p], *b = &want->probes.probes[p];
+                assert_int_equal(a->at, b->at);
+                assert_int_equal(a->cost, b->cost);
+                assert_memory_equal(&a->confidence, &b->confidence, sizeof(float));
+                assert_memory_equal(&a->window_confidence, &b->window_confidence, sizeof(float));
+                assert_string_equal(a->answer ? a->answer : "(null)", b->answer ? b->answer : "(null)");
+            }
+        }
+        assert_true(one[i].probes.n > 0);
+    }
+    es_lm_free(m);
 }
 
 /* The live loop and the replay of the recorded trace make the same
@@ -353,15 +644,6 @@ static void test_live_matches_replay(void **state)
     es_lm_free(m);
 }
 
-static void set_threads(int n)
-{
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}
-
 /* Two training steps on 1 and on 2 threads give the same bytes: every
  * kernel computes each output in one thread in a fixed order. */
 static void test_threads_do_not_change_training(void **state)
@@ -373,11 +655,13 @@ static void test_threads_do_not_change_training(void **state)
     float *after[2];
     size_t n = 0;
     for (int th = 1; th <= 2; th++) {
-        set_threads(th);
+        es_lm_pool *pool = NULL;
+        assert_int_equal(es_lm_pool_new(th, &pool, NULL), ES_OK);
         es_lm *m = NULL;
         es_lm_trainer *t = NULL;
         assert_int_equal(es_lm_new(&c, 2, &m, NULL), ES_OK);
         assert_int_equal(es_lm_trainer_new(m, 4, 32, &t), ES_OK);
+        es_lm_trainer_set_pool(t, pool);
         int inp[128], tgt[128];
         tiny_batch(4, 32, inp, tgt, 17);
         es_lm_adamw opt = {1e-3f, 0.9f, 0.95f, 1e-8f, 0.01f, 1.0f};
@@ -391,8 +675,8 @@ static void test_threads_do_not_change_training(void **state)
         memcpy(after[th - 1], es_lm_params(m), n * sizeof(float));
         es_lm_trainer_free(t);
         es_lm_free(m);
+        es_lm_pool_free(pool);
     }
-    set_threads(1);
     assert_memory_equal(after[0], after[1], n * sizeof(float));
     free(after[0]);
     free(after[1]);
@@ -400,9 +684,8 @@ static void test_threads_do_not_change_training(void **state)
 
 int main(void)
 {
-    /* one thread: the tests check numbers, and a busy CI machine makes
-     * every fork/join of a tiny kernel expensive; threads get their own test */
-    set_threads(1);
+    /* one thread unless a test makes a pool: the tests check numbers, and
+     * threads get tests of their own */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients_match_finite_differences),
         cmocka_unit_test(test_threads_do_not_change_training),
@@ -412,6 +695,13 @@ int main(void)
         cmocka_unit_test(test_file_round_trip),
         cmocka_unit_test(test_generation_reproducible),
         cmocka_unit_test(test_live_matches_replay),
+        cmocka_unit_test(test_batch_matches_single),
+        cmocka_unit_test(test_fast_exp_accuracy),
+        cmocka_unit_test(test_fast_softmax_swiglu_accuracy),
+        cmocka_unit_test(test_matmul_rows_batch_invariant),
+        cmocka_unit_test(test_pool_counts_and_coverage),
+        cmocka_unit_test(test_nonfinite_weights_refused),
+        cmocka_unit_test(test_training_stops_on_divergence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

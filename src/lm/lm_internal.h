@@ -28,18 +28,52 @@ struct es_lm {
     es_lm_weights w;
 };
 
-/* Inference state (forward.c); generate.c saves and restores its logits. */
+/* Activations of up to `cap` rows, one token each: the batch of a forward
+ * step (forward.c).  Rows may belong to different states (samples drawn in
+ * lock-step) or to one state at successive positions (a prompt). */
+typedef struct es_lm_rows {
+    int cap;
+    float *x, *xb, *xb2;   /* [cap][dim] residual stream and scratch */
+    float *q, *k, *v;      /* [cap][dim] */
+    float *hb, *hb2;       /* [cap][hidden] */
+    float *att;            /* [cap][n_heads][seq_len] */
+    float *logits;         /* [cap][vocab] */
+    float *mem;
+} es_lm_rows;
+
+int es_lm_rows_init(es_lm_rows *w, const es_lm_config *c, int cap);
+void es_lm_rows_free(es_lm_rows *w);
+
+/* One sequence: its KV cache, the RoPE table, and a one-row workspace for
+ * es_lm_forward. */
 struct es_lm_state {
     es_lm_config cfg;
-    float *x, *xb, *xb2;   /* [dim] residual stream and scratch */
-    float *hb, *hb2;       /* [hidden] */
-    float *q;              /* [dim] */
-    float *att;            /* [n_heads][seq_len] */
-    float *logits;         /* [vocab] */
-    float *kcache, *vcache;/* [L][seq_len][dim] */
+    es_lm_pool *pool;      /* borrowed; NULL = the caller's thread only */
+    const struct es_lm_state *prefix;  /* positions < prefix_len live in its cache */
+    int prefix_len;
+    float *kcache, *vcache;/* [L][n_heads][seq_len][head_size] (es_lm_kv_offset) */
     float *rope;           /* [seq_len][head_size] */
-    float *mem;            /* the one allocation the others point into */
+    float *logits;         /* = one.logits: what es_lm_forward returns */
+    es_lm_rows one;
+    float *mem;            /* cache and table */
 };
+
+/* Where (layer l, head h, position pos) starts in a KV cache: a head's
+ * keys over the positions are contiguous, so attention streams them. */
+static inline size_t es_lm_kv_offset(const es_lm_config *c, int l, int h, int pos)
+{
+    size_t hs = (size_t)(c->dim / c->n_heads);
+    return (((size_t)l * (size_t)c->n_heads + (size_t)h) * (size_t)c->seq_len + (size_t)pos) * hs;
+}
+
+/* Feed rows r < n: token tok[r] of state st[r] at position pos[r].  Within a
+ * layer every row's K/V is written before any row attends, so rows of one
+ * state at successive positions (a prompt) see each other causally.  Logits
+ * are computed for rows >= logits_from only (into w->logits[r]).  Each
+ * output element is computed by the same code whatever n and the threads,
+ * so a row's logits do not depend on what else is in the batch. */
+void es_lm_forward_rows(const es_lm *m, es_lm_pool *pool, es_lm_rows *w, es_lm_state *const *st,
+                        const int *tok, const int *pos, int n, int logits_from);
 
 size_t es_lm_count_params(const es_lm_config *cfg);
 void es_lm_map(const es_lm_config *cfg, float *base, es_lm_weights *w);
@@ -51,31 +85,84 @@ float *es_lm_rope_table(const es_lm_config *cfg);
 
 #define ES_RMS_EPS 1e-5f
 
-/* Kernels (kernels.c).  out[d] = W[d][:n] . x ; rows split across threads. */
-void es_k_matvec(float *out, const float *x, const float *W, int n, int d);
-/* out[r][d] = inp[r][:n] . W[d][:n] for r < rows (training forward). */
-void es_k_matmul_fwd(float *out, const float *inp, const float *W, int rows, int n, int d);
+/* ------------------------------------------------------------ threads */
+
+/* Below this many multiply-adds a loop stays on the calling thread: a
+ * hand-off costs a microsecond or so, far more on a busy machine. */
+#define ES_POOL_MIN_WORK 8192.0
+
+/* Chunk c of a job; chunks are independent and each runs on one thread. */
+typedef void (*es_pool_fn)(void *ctx, int chunk);
+/* Runs fn for c < chunks on the pool's threads and the caller; returns when
+ * all are done.  Inline when p is NULL, single-threaded or already busy, or
+ * when the pool measured that its workers do not help (a busy machine).
+ * work: the job's size in any unit proportional to its time (multiply-adds),
+ * for that measurement. */
+void es_pool_run(es_lm_pool *p, int chunks, double work, es_pool_fn fn, void *ctx);
+/* fn(ctx, i0, i1) over [0, n) in ranges that start at multiples of grain;
+ * one range on the caller when work (multiply-adds) is small. */
+typedef void (*es_range_fn)(void *ctx, long i0, long i1);
+void es_pool_for(es_lm_pool *p, long n, long grain, double work, es_range_fn fn, void *ctx);
+
+/* ------------------------------------------------------------ kernels */
+
+/* Training kernels (kernels.c), threaded over the pool (NULL: one thread).
+ * out[r][d] = inp[r][:n] . W[d][:n] for r < rows. */
+void es_k_matmul_fwd(es_lm_pool *p, float *out, const float *inp, const float *W, int rows, int n, int d);
 /* dinp[r][:n] += dout[r][:d] . W[:d][:n] */
-void es_k_matmul_bwd_inp(float *dinp, const float *dout, const float *W, int rows, int n, int d);
+void es_k_matmul_bwd_inp(es_lm_pool *p, float *dinp, const float *dout, const float *W, int rows, int n, int d);
 /* dW[d][:n] += sum_r dout[r][d] * inp[r][:n] */
-void es_k_matmul_bwd_w(float *dW, const float *dout, const float *inp, int rows, int n, int d);
+void es_k_matmul_bwd_w(es_lm_pool *p, float *dW, const float *dout, const float *inp, int rows, int n, int d);
 float es_k_dot(const float *a, const float *b, int n);
 void es_k_axpy(float *y, float a, const float *x, int n);
 /* Returns 1/rms(x) and writes out = x * r * g. */
 float es_k_rmsnorm(float *out, const float *x, const float *g, int n);
 void es_k_softmax(float *x, int n);
-/* OpenMP threads a parallel region would get (1 without OpenMP). */
-int es_k_threads(void);
-/* Inference-only versions (approximate exp, see kernels.c); training keeps
- * the exact ones so that the weights do not depend on them. */
-void es_k_softmax_fast(float *x, int n);
-/* h = silu(h) * h3 */
-void es_k_swiglu_fast(float *h, const float *h3, int n);
-/* out[:hs] = softmax(q . k_t * scale) . v_t over t <= pos; att: scratch. */
-void es_k_attend(float *out, float *att, const float *q, const float *kc, const float *vc,
-                 int pos, int hs, int stride);
 /* Rotate pairs of v (dim floats, heads of hs) by the table row of pos;
  * sign = -1 rotates back (the backward pass). */
 void es_k_rope(float *v, const float *rope, int pos, int dim, int hs, float sign);
+
+/* Inference kernels: AVX2+FMA where the CPU has it (checked at run time),
+ * portable C elsewhere.  Training keeps the exact expf, so the weights it
+ * produces do not depend on the approximate exp below. */
+
+/* y[i] = exp(x[i]) by range reduction and a degree-5 polynomial (Cephes'
+ * coefficients): within 2 ulp of exp for x in [-87, 88], clamped outside;
+ * NaN in gives NaN out.  es_k_exp dispatches, _portable is the fallback. */
+void es_k_exp(float *y, const float *x, int n);
+void es_k_exp_portable(float *y, const float *x, int n);
+void es_k_softmax_fast(float *x, int n);
+void es_k_softmax_fast_portable(float *x, int n);
+/* h = silu(h) * h3 */
+void es_k_swiglu_fast(float *h, const float *h3, int n);
+void es_k_swiglu_fast_portable(float *h, const float *h3, int n);
+/* out[r*ldo + o] = W[o][:n] . in[r*ldi : +n] for o in [o0, o1), r < rows.
+ * Each weight row is loaded once for all rows (a matrix-matrix product for a
+ * batch); each output is summed in the same order whatever rows, o0 and o1
+ * are, so a batch gives the bytes of one row at a time. */
+void es_k_matmul_rows(float *out, int ldo, const float *in, int ldi, const float *W, int n,
+                      int o0, int o1, int rows);
+/* Where the key and value of position t are: below plen in a prefix shared
+ * by the samples of a batch (pk, pv: the prompt, computed once), else in the
+ * sequence's own cache (k, v); rows `stride` floats apart. */
+typedef struct es_kv_view {
+    const float *k, *v, *pk, *pv;
+    int plen, stride;
+} es_kv_view;
+
+static inline const float *es_kv_key(const es_kv_view *c, int t)
+{
+    return (t < c->plen ? c->pk : c->k) + (size_t)t * (size_t)c->stride;
+}
+
+static inline const float *es_kv_value(const es_kv_view *c, int t)
+{
+    return (t < c->plen ? c->pv : c->v) + (size_t)t * (size_t)c->stride;
+}
+
+/* out[:hs] = softmax(q . k_t / sqrt(hs)) . v_t over t <= pos; att: scratch
+ * of pos + 1 floats.  Each position's score and each accumulator's order do
+ * not depend on where its key and value live. */
+void es_k_attend(float *out, float *att, const float *q, const es_kv_view *kv, int pos, int hs);
 
 #endif

@@ -208,11 +208,42 @@ static void header_encode(const es_lm *m, unsigned char *h)
     put_u64(h + 40, fnv1a(m->params, m->n_params * sizeof(float)));
 }
 
+/* The tensor a flat parameter index falls in, and the index within it. */
+static const char *tensor_of(const es_lm *m, size_t i, size_t *local)
+{
+    static const char *const names[] = {"emb", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn",
+                                        "w1", "w2", "w3", "rms_final"};
+    const es_lm_weights *w = &m->w;
+    const float *starts[] = {w->emb, w->rms_att, w->wq, w->wk, w->wv, w->wo, w->rms_ffn,
+                             w->w1, w->w2, w->w3, w->rms_final};
+    const float *at = m->params + i;
+    int k = 10;
+    while (k > 0 && at < starts[k]) k--;
+    *local = (size_t)(at - starts[k]);
+    return names[k];
+}
+
+/* A NaN or infinite weight poisons every output it reaches: such a model is
+ * never written nor read (a diverged training run is the usual cause). */
+static int check_finite(const es_lm *m, const char *path, const char *what, es_error *err)
+{
+    for (size_t i = 0; i < m->n_params; i++) {
+        if (isfinite(m->params[i])) continue;
+        size_t local = 0;
+        const char *name = tensor_of(m, i, &local);
+        return es_error_set(err, ES_EFORMAT, path, 0, name, "%s: weight %zu of tensor %s is %g",
+                            what, local, name, (double)m->params[i]);
+    }
+    return ES_OK;
+}
+
 /* Writes header then tensors; a short write or failed close is an error. */
 int es_lm_save(const es_lm *m, const char *path, es_error *err)
 {
     if (!host_is_little())
         return es_error_set(err, ES_ENOTSUP, path, 0, NULL, "big-endian host");
+    int rc = check_finite(m, path, "refusing to save a model with non-finite weights", err);
+    if (rc) return rc;
     unsigned char h[ES_LM_HEADER_BYTES];
     header_encode(m, h);
     FILE *fp = fopen(path, "wb");
@@ -270,6 +301,7 @@ int es_lm_load(const char *path, es_lm **out, es_error *err)
         rc = es_error_set(err, ES_EFORMAT, path, 0, "tensors", "trailing bytes after the tensors");
     if (!rc && fnv1a(m->params, m->n_params * sizeof(float)) != sum)
         rc = es_error_set(err, ES_EFORMAT, path, 0, "checksum", "tensor checksum mismatch");
+    if (!rc) rc = check_finite(m, path, "not a usable model", err);
     fclose(fp);
     if (rc) { es_lm_free(m); return rc; }
     *out = m;

@@ -8,6 +8,7 @@
 
 struct es_lm_trainer {
     es_lm *m;
+    es_lm_pool *pool;            /* borrowed; NULL = one thread */
     es_lm_config cfg;
     int B, Tmax, T;              /* T: columns of the last forward */
     float *grads, *mom1, *mom2;  /* [n_params] each */
@@ -105,17 +106,33 @@ void es_lm_trainer_free(es_lm_trainer *t)
 
 float *es_lm_trainer_grads(es_lm_trainer *t) { return t->grads; }
 
+void es_lm_trainer_set_pool(es_lm_trainer *t, es_lm_pool *p) { t->pool = p; }
+
 /* ---------------------------------------------------------------- forward */
 
 /* Below this many floats a loop runs on one thread. */
 #define PAR_MIN 65536L
 
-/* Row-parallel RMSNorm that keeps the reciprocal rms for backward. */
-static void rmsnorm_rows(float *out, float *rr, const float *x, const float *g, int rows, int C)
+/* Arguments of the row-wise RMSNorm loops, for the pool's callbacks. */
+typedef struct norm_args {
+    float *out, *rr, *dg;
+    const float *x, *g, *dy, *rrc;
+    int C;
+} norm_args;
+
+static void rmsnorm_range(void *ctx, long r0, long r1)
 {
-#pragma omp parallel for schedule(static) if ((long)rows * C >= PAR_MIN)
-    for (int r = 0; r < rows; r++)
-        rr[r] = es_k_rmsnorm(out + (size_t)r * C, x + (size_t)r * C, g, C);
+    const norm_args *a = ctx;
+    for (long r = r0; r < r1; r++)
+        a->rr[r] = es_k_rmsnorm(a->out + (size_t)r * a->C, a->x + (size_t)r * a->C, a->g, a->C);
+}
+
+/* Row-parallel RMSNorm that keeps the reciprocal rms for backward. */
+static void rmsnorm_rows(es_lm_pool *p, float *out, float *rr, const float *x, const float *g, int rows, int C)
+{
+    norm_args a = {out, rr, NULL, x, g, NULL, NULL, C};
+    double work = (long)rows * C >= PAR_MIN ? (double)rows * C : 0;
+    es_pool_for(p, rows, 1, work, rmsnorm_range, &a);
 }
 
 /* Causal attention of head h of row b, keeping the probabilities for the
@@ -138,6 +155,19 @@ static void attn_fwd_head(es_lm_trainer *t, int l, int b, int h)
     }
 }
 
+/* (row, head) pairs of a layer, for the pool. */
+typedef struct head_args {
+    es_lm_trainer *t;
+    int l;
+} head_args;
+
+static void attn_fwd_range(void *ctx, long i0, long i1)
+{
+    const head_args *a = ctx;
+    int NH = a->t->cfg.n_heads;
+    for (long bh = i0; bh < i1; bh++) attn_fwd_head(a->t, a->l, (int)(bh / NH), (int)(bh % NH));
+}
+
 /* Attention half then FFN half, storing every input backward needs. */
 static void layer_fwd(es_lm_trainer *t, int l)
 {
@@ -148,25 +178,26 @@ static void layer_fwd(es_lm_trainer *t, int l)
     size_t or = (size_t)l * t->B * t->Tmax, lw = (size_t)l * C * C, lh = (size_t)l * H * C;
     float *x = t->res + oc, *xn1 = t->xn1 + oc, *q = t->q + oc, *k = t->k + oc, *v = t->v + oc;
     float *mid = t->mid + oc, *xn2 = t->xn2 + oc, *out = t->res + oc + (size_t)t->B * t->Tmax * C;
-    rmsnorm_rows(xn1, t->rr1 + or, x, w->rms_att + (size_t)l * C, BT, C);
-    es_k_matmul_fwd(q, xn1, w->wq + lw, BT, C, C);
-    es_k_matmul_fwd(k, xn1, w->wk + lw, BT, C, C);
-    es_k_matmul_fwd(v, xn1, w->wv + lw, BT, C, C);
+    es_lm_pool *p = t->pool;
+    rmsnorm_rows(p, xn1, t->rr1 + or, x, w->rms_att + (size_t)l * C, BT, C);
+    es_k_matmul_fwd(p, q, xn1, w->wq + lw, BT, C, C);
+    es_k_matmul_fwd(p, k, xn1, w->wk + lw, BT, C, C);
+    es_k_matmul_fwd(p, v, xn1, w->wv + lw, BT, C, C);
     for (int r = 0; r < BT; r++) {
         es_k_rope(q + (size_t)r * C, t->rope, r % T, C, hs, 1.0f);
         es_k_rope(k + (size_t)r * C, t->rope, r % T, C, hs, 1.0f);
     }
-    int NH = t->cfg.n_heads;
-#pragma omp parallel for schedule(dynamic) if ((long)BT * T * C >= PAR_MIN)
-    for (int bh = 0; bh < t->B * NH; bh++) attn_fwd_head(t, l, bh / NH, bh % NH);
-    es_k_matmul_fwd(mid, t->atty + oc, w->wo + lw, BT, C, C);
+    head_args ha = {t, l};
+    es_pool_for(p, (long)t->B * t->cfg.n_heads, 1, (long)BT * T * C >= PAR_MIN ? (double)BT * T * C : 0,
+                attn_fwd_range, &ha);
+    es_k_matmul_fwd(p, mid, t->atty + oc, w->wo + lw, BT, C, C);
     for (size_t i = 0; i < (size_t)BT * C; i++) mid[i] += x[i];
-    rmsnorm_rows(xn2, t->rr2 + or, mid, w->rms_ffn + (size_t)l * C, BT, C);
+    rmsnorm_rows(p, xn2, t->rr2 + or, mid, w->rms_ffn + (size_t)l * C, BT, C);
     float *h1 = t->h1 + oh, *h3 = t->h3 + oh, *ga = t->ga + oh;
-    es_k_matmul_fwd(h1, xn2, w->w1 + lh, BT, C, H);
-    es_k_matmul_fwd(h3, xn2, w->w3 + lh, BT, C, H);
+    es_k_matmul_fwd(p, h1, xn2, w->w1 + lh, BT, C, H);
+    es_k_matmul_fwd(p, h3, xn2, w->w3 + lh, BT, C, H);
     for (size_t i = 0; i < (size_t)BT * H; i++) ga[i] = h1[i] / (1.0f + expf(-h1[i])) * h3[i];
-    es_k_matmul_fwd(out, ga, w->w2 + lh, BT, H, C);
+    es_k_matmul_fwd(p, out, ga, w->w2 + lh, BT, H, C);
     for (size_t i = 0; i < (size_t)BT * C; i++) out[i] += mid[i];
 }
 
@@ -187,8 +218,8 @@ float es_lm_train_forward(es_lm_trainer *t, const int *inputs, const int *target
         memcpy(t->res + (size_t)r * C, t->m->w.emb + (size_t)t->inp[r] * C, (size_t)C * sizeof(float));
     for (int l = 0; l < L; l++) layer_fwd(t, l);
     const float *last = t->res + (size_t)L * t->B * t->Tmax * C;
-    rmsnorm_rows(t->xf, t->rrf, last, t->m->w.rms_final, BT, C);
-    es_k_matmul_fwd(t->probs, t->xf, t->m->w.emb, BT, C, V);
+    rmsnorm_rows(t->pool, t->xf, t->rrf, last, t->m->w.rms_final, BT, C);
+    es_k_matmul_fwd(t->pool, t->probs, t->xf, t->m->w.emb, BT, C, V);
     double loss = 0.0;
     long n = 0;
     for (int r = 0; r < BT; r++) {
@@ -204,18 +235,25 @@ float es_lm_train_forward(es_lm_trainer *t, const int *inputs, const int *target
 
 /* dx += d(rmsnorm)/dx . dy; the gain's gradient accumulates into dg in a
  * fixed order (rows, then columns) so it is the same on any thread count. */
-static void rmsnorm_bwd(float *dx, float *dg, const float *dy, const float *x, const float *g,
-                        const float *rr, int rows, int C)
+static void rmsnorm_bwd_range(void *ctx, long r0, long r1)
 {
-#pragma omp parallel for schedule(static) if ((long)rows * C >= PAR_MIN)
-    for (int r = 0; r < rows; r++) {
-        const float *dyr = dy + (size_t)r * C, *xr = x + (size_t)r * C;
-        float *dxr = dx + (size_t)r * C;
-        float s = 0.0f, rv = rr[r];
+    const norm_args *a = ctx;
+    int C = a->C;
+    for (long r = r0; r < r1; r++) {
+        const float *dyr = a->dy + (size_t)r * C, *xr = a->x + (size_t)r * C, *g = a->g;
+        float *dxr = a->out + (size_t)r * C;
+        float s = 0.0f, rv = a->rrc[r];
         for (int i = 0; i < C; i++) s += dyr[i] * g[i] * xr[i];
         float k = rv * rv * rv * s / (float)C;
         for (int i = 0; i < C; i++) dxr[i] += rv * dyr[i] * g[i] - k * xr[i];
     }
+}
+
+static void rmsnorm_bwd(es_lm_pool *p, float *dx, float *dg, const float *dy, const float *x, const float *g,
+                        const float *rr, int rows, int C)
+{
+    norm_args a = {dx, NULL, dg, x, g, dy, rr, C};
+    es_pool_for(p, rows, 1, (long)rows * C >= PAR_MIN ? (double)rows * C : 0, rmsnorm_bwd_range, &a);
     for (int r = 0; r < rows; r++)
         for (int i = 0; i < C; i++) dg[i] += dy[(size_t)r * C + i] * x[(size_t)r * C + i] * rr[r];
 }
@@ -259,20 +297,28 @@ static void ffn_bwd(es_lm_trainer *t, int l)
     const float *h1 = t->h1 + oh, *h3 = t->h3 + oh;
     memcpy(t->dmid, t->dres, (size_t)BT * C * sizeof(float));
     memset(t->dga, 0, (size_t)BT * H * sizeof(float));
-    es_k_matmul_bwd_inp(t->dga, t->dres, w->w2 + lh, BT, H, C);
-    es_k_matmul_bwd_w(t->g.w2 + lh, t->dres, t->ga + oh, BT, H, C);
+    es_lm_pool *p = t->pool;
+    es_k_matmul_bwd_inp(p, t->dga, t->dres, w->w2 + lh, BT, H, C);
+    es_k_matmul_bwd_w(p, t->g.w2 + lh, t->dres, t->ga + oh, BT, H, C);
     for (size_t i = 0; i < (size_t)BT * H; i++) {
         float sg = 1.0f / (1.0f + expf(-h1[i]));
         t->dh3[i] = t->dga[i] * h1[i] * sg;
         t->dh1[i] = t->dga[i] * h3[i] * sg * (1.0f + h1[i] * (1.0f - sg));
     }
     memset(t->dxn, 0, (size_t)BT * C * sizeof(float));
-    es_k_matmul_bwd_inp(t->dxn, t->dh1, w->w1 + lh, BT, C, H);
-    es_k_matmul_bwd_inp(t->dxn, t->dh3, w->w3 + lh, BT, C, H);
-    es_k_matmul_bwd_w(t->g.w1 + lh, t->dh1, t->xn2 + oc, BT, C, H);
-    es_k_matmul_bwd_w(t->g.w3 + lh, t->dh3, t->xn2 + oc, BT, C, H);
-    rmsnorm_bwd(t->dmid, t->g.rms_ffn + (size_t)l * C, t->dxn, t->mid + oc,
+    es_k_matmul_bwd_inp(p, t->dxn, t->dh1, w->w1 + lh, BT, C, H);
+    es_k_matmul_bwd_inp(p, t->dxn, t->dh3, w->w3 + lh, BT, C, H);
+    es_k_matmul_bwd_w(p, t->g.w1 + lh, t->dh1, t->xn2 + oc, BT, C, H);
+    es_k_matmul_bwd_w(p, t->g.w3 + lh, t->dh3, t->xn2 + oc, BT, C, H);
+    rmsnorm_bwd(p, t->dmid, t->g.rms_ffn + (size_t)l * C, t->dxn, t->mid + oc,
                 w->rms_ffn + (size_t)l * C, t->rr2 + or, BT, C);
+}
+
+static void attn_bwd_range(void *ctx, long i0, long i1)
+{
+    const head_args *a = ctx;
+    int NH = a->t->cfg.n_heads;
+    for (long bh = i0; bh < i1; bh++) attn_bwd_head(a->t, a->l, (int)(bh / NH), (int)(bh % NH));
 }
 
 /* The attention half of layer l: dmid -> dres (gradient at the layer input). */
@@ -282,27 +328,29 @@ static void attn_bwd(es_lm_trainer *t, int l)
     int C = t->cfg.dim, NH = t->cfg.n_heads, hs = C / NH, T = t->T, BT = t->B * T;
     size_t oc = (size_t)l * t->B * t->Tmax * C, lw = (size_t)l * C * C;
     size_t or = (size_t)l * t->B * t->Tmax;
+    es_lm_pool *p = t->pool;
     memset(t->datty, 0, (size_t)BT * C * sizeof(float));
-    es_k_matmul_bwd_inp(t->datty, t->dmid, w->wo + lw, BT, C, C);
-    es_k_matmul_bwd_w(t->g.wo + lw, t->dmid, t->atty + oc, BT, C, C);
+    es_k_matmul_bwd_inp(p, t->datty, t->dmid, w->wo + lw, BT, C, C);
+    es_k_matmul_bwd_w(p, t->g.wo + lw, t->dmid, t->atty + oc, BT, C, C);
     memset(t->dq, 0, (size_t)BT * C * sizeof(float));
     memset(t->dk, 0, (size_t)BT * C * sizeof(float));
     memset(t->dv, 0, (size_t)BT * C * sizeof(float));
-#pragma omp parallel for schedule(dynamic) if ((long)BT * T * C >= PAR_MIN)
-    for (int bh = 0; bh < t->B * NH; bh++) attn_bwd_head(t, l, bh / NH, bh % NH);
+    head_args ha = {t, l};
+    es_pool_for(p, (long)t->B * NH, 1, (long)BT * T * C >= PAR_MIN ? (double)BT * T * C : 0,
+                attn_bwd_range, &ha);
     for (int r = 0; r < BT; r++) {
         es_k_rope(t->dq + (size_t)r * C, t->rope, r % T, C, hs, -1.0f);
         es_k_rope(t->dk + (size_t)r * C, t->rope, r % T, C, hs, -1.0f);
     }
     memset(t->dxn, 0, (size_t)BT * C * sizeof(float));
-    es_k_matmul_bwd_inp(t->dxn, t->dq, w->wq + lw, BT, C, C);
-    es_k_matmul_bwd_inp(t->dxn, t->dk, w->wk + lw, BT, C, C);
-    es_k_matmul_bwd_inp(t->dxn, t->dv, w->wv + lw, BT, C, C);
-    es_k_matmul_bwd_w(t->g.wq + lw, t->dq, t->xn1 + oc, BT, C, C);
-    es_k_matmul_bwd_w(t->g.wk + lw, t->dk, t->xn1 + oc, BT, C, C);
-    es_k_matmul_bwd_w(t->g.wv + lw, t->dv, t->xn1 + oc, BT, C, C);
+    es_k_matmul_bwd_inp(p, t->dxn, t->dq, w->wq + lw, BT, C, C);
+    es_k_matmul_bwd_inp(p, t->dxn, t->dk, w->wk + lw, BT, C, C);
+    es_k_matmul_bwd_inp(p, t->dxn, t->dv, w->wv + lw, BT, C, C);
+    es_k_matmul_bwd_w(p, t->g.wq + lw, t->dq, t->xn1 + oc, BT, C, C);
+    es_k_matmul_bwd_w(p, t->g.wk + lw, t->dk, t->xn1 + oc, BT, C, C);
+    es_k_matmul_bwd_w(p, t->g.wv + lw, t->dv, t->xn1 + oc, BT, C, C);
     memcpy(t->dres, t->dmid, (size_t)BT * C * sizeof(float));
-    rmsnorm_bwd(t->dres, t->g.rms_att + (size_t)l * C, t->dxn, t->res + oc,
+    rmsnorm_bwd(p, t->dres, t->g.rms_att + (size_t)l * C, t->dxn, t->res + oc,
                 w->rms_att + (size_t)l * C, t->rr1 + or, BT, C);
 }
 
@@ -321,11 +369,11 @@ void es_lm_train_backward(es_lm_trainer *t)
         for (int i = 0; i < V; i++) p[i] *= inv;
         p[y] -= inv;
     }
-    es_k_matmul_bwd_w(t->g.emb, t->probs, t->xf, BT, C, V);
+    es_k_matmul_bwd_w(t->pool, t->g.emb, t->probs, t->xf, BT, C, V);
     memset(t->dxn, 0, (size_t)BT * C * sizeof(float));
-    es_k_matmul_bwd_inp(t->dxn, t->probs, t->m->w.emb, BT, C, V);
+    es_k_matmul_bwd_inp(t->pool, t->dxn, t->probs, t->m->w.emb, BT, C, V);
     memset(t->dres, 0, (size_t)BT * C * sizeof(float));
-    rmsnorm_bwd(t->dres, t->g.rms_final, t->dxn, t->res + (size_t)L * t->B * t->Tmax * C,
+    rmsnorm_bwd(t->pool, t->dres, t->g.rms_final, t->dxn, t->res + (size_t)L * t->B * t->Tmax * C,
                 t->m->w.rms_final, t->rrf, BT, C);
     for (int l = L - 1; l >= 0; l--) {
         ffn_bwd(t, l);
@@ -337,30 +385,90 @@ void es_lm_train_backward(es_lm_trainer *t)
 
 /* ---------------------------------------------------------------- AdamW */
 
+/* What the AdamW update loop needs, for the pool. */
+typedef struct adamw_args {
+    es_lm_trainer *t;
+    const es_lm_adamw *o;
+    float scale, bc1, bc2;
+    size_t ra, rf, fin, Ld;
+} adamw_args;
+
+static void adamw_range(void *ctx, long i0, long i1)
+{
+    const adamw_args *a = ctx;
+    const es_lm_adamw *o = a->o;
+    es_lm_trainer *t = a->t;
+    float *p = t->m->params;
+    for (size_t i = (size_t)i0; i < (size_t)i1; i++) {
+        float g = t->grads[i] * a->scale;
+        t->mom1[i] = o->beta1 * t->mom1[i] + (1.0f - o->beta1) * g;
+        t->mom2[i] = o->beta2 * t->mom2[i] + (1.0f - o->beta2) * g * g;
+        float mh = t->mom1[i] / a->bc1, vh = t->mom2[i] / a->bc2;
+        int norm_p = (i >= a->ra && i < a->ra + a->Ld) || (i >= a->rf && i < a->rf + a->Ld) || i >= a->fin;
+        float wd = norm_p ? 0.0f : o->weight_decay;
+        p[i] -= o->lr * (mh / (sqrtf(vh) + o->eps) + wd * p[i]);
+    }
+}
+
 /* The norm is summed serially in double: a threaded reduction would make
- * the weights depend on the thread count. */
+ * the weights depend on the thread count.  A non-finite norm means NaN or
+ * infinite gradients: applying them would poison every weight, so the step
+ * is refused and the norm returned for the caller to report. */
 float es_lm_adamw_step(es_lm_trainer *t, const es_lm_adamw *o, int step)
 {
     size_t n = t->m->n_params;
     double ss = 0.0;
     for (size_t i = 0; i < n; i++) ss += (double)t->grads[i] * t->grads[i];
     float norm = (float)sqrt(ss);
+    if (!isfinite(norm)) return norm;
     float scale = (o->grad_clip > 0 && norm > o->grad_clip) ? o->grad_clip / norm : 1.0f;
-    float bc1 = 1.0f - powf(o->beta1, (float)step), bc2 = 1.0f - powf(o->beta2, (float)step);
-    float *p = t->m->params;
     const es_lm_config *c = &t->cfg;
     size_t d = (size_t)c->dim, L = (size_t)c->n_layers, h = (size_t)c->hidden_dim;
     size_t ra = (size_t)c->vocab_size * d, rf = ra + L * d + 4 * L * d * d;
-    size_t fin = rf + L * d + 3 * L * h * d;
-#pragma omp parallel for schedule(static) if (n >= (size_t)PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float g = t->grads[i] * scale;
-        t->mom1[i] = o->beta1 * t->mom1[i] + (1.0f - o->beta1) * g;
-        t->mom2[i] = o->beta2 * t->mom2[i] + (1.0f - o->beta2) * g * g;
-        float mh = t->mom1[i] / bc1, vh = t->mom2[i] / bc2;
-        int norm_p = (i >= ra && i < ra + L * d) || (i >= rf && i < rf + L * d) || i >= fin;
-        float wd = norm_p ? 0.0f : o->weight_decay;
-        p[i] -= o->lr * (mh / (sqrtf(vh) + o->eps) + wd * p[i]);
-    }
+    adamw_args a = {t, o, scale, 1.0f - powf(o->beta1, (float)step), 1.0f - powf(o->beta2, (float)step),
+                    ra, rf, rf + L * d + 3 * L * h * d, L * d};
+    es_pool_for(t->pool, (long)n, 1, n >= (size_t)PAR_MIN ? (double)n : 0, adamw_range, &a);
     return norm;
+}
+
+/* First non-finite parameter index, or n when all are finite. */
+static size_t first_nonfinite(const float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) if (!isfinite(p[i])) return i;
+    return n;
+}
+
+/* "NaN", "inf" or "-inf": what a user reads in the message. */
+static const char *nonfinite_name(float v)
+{
+    return isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf";
+}
+
+/* The guard every training loop wants: a NaN or infinite loss, gradient or
+ * update stops here with the step named, before it reaches the weights
+ * (AdamW's own check covers the gradients; the weights are checked after
+ * the update for an overflow of the update itself, and restored). */
+int es_lm_train_step(es_lm_trainer *t, const int *inputs, const int *targets, int seq,
+                     const es_lm_adamw *opt, int step, float *loss, float *gnorm, es_error *err)
+{
+    float l = es_lm_train_forward(t, inputs, targets, seq);
+    if (loss) *loss = l;
+    if (gnorm) *gnorm = NAN;
+    if (!isfinite(l))
+        return es_error_set(err, ES_ERANGE, NULL, 0, "loss",
+                            "the loss is %s at step %d: training diverged (learning rate too high?)",
+                            nonfinite_name(l), step);
+    es_lm_train_backward(t);
+    float g = es_lm_adamw_step(t, opt, step);
+    if (gnorm) *gnorm = g;
+    if (!isfinite(g))
+        return es_error_set(err, ES_ERANGE, NULL, 0, "gradient",
+                            "the gradient norm is %s at step %d: training diverged (learning rate too high?)",
+                            nonfinite_name(g), step);
+    size_t bad = first_nonfinite(t->m->params, t->m->n_params);
+    if (bad < t->m->n_params)
+        return es_error_set(err, ES_ERANGE, NULL, 0, "weights",
+                            "weight %zu is %s after step %d: training diverged (learning rate too high?)",
+                            bad, nonfinite_name(t->m->params[bad]), step);
+    return ES_OK;
 }
