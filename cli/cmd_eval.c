@@ -426,6 +426,7 @@ static int write_decisions(const es_traceset *ts, const char *spec, const eval_o
 static int eval_file(const char *path, const eval_opts *o, json_t *rows)
 {
     es_traceset *ts;
+    es_bootstrap *bs = NULL;
     es_error err = {0};
     es_read_report rep;
     int rc = es_traceset_load_opts(path, &o->read, &ts, &rep, &err);
@@ -483,6 +484,11 @@ static int eval_file(const char *path, const eval_opts *o, json_t *rows)
         /* the oracle to measure against: stable-final cuts each trace where it settles */
         if (o->oracles) figures(rows_[has_probes ? n_rows - 1 : 1 + o->n_specs].acc, n, orders, &oracle);
         if (!o->json && !o->csv) print_header(path, n, o);
+        /* one set of resamples for every row: each is paired against `full` */
+        if (es_bootstrap_new(n, o->bootstrap, o->seed, &bs)) {
+            fprintf(stderr, "earlystop eval: %s: bootstrap: out of memory\n", path);
+            rc = CLI_FAIL;
+        }
         for (int r = 0; r < n_rows && rc == CLI_OK; r++) {
             if (rows_[r].failed) {
                 print_failed_row(&rows_[r], o, path, rows);
@@ -490,7 +496,7 @@ static int eval_file(const char *path, const eval_opts *o, json_t *rows)
             }
             figures(rows_[r].acc, n, orders, &f);
             per_item_em(rows_[r].acc, n, orders, em);
-            if (!rows_[r].oracle && es_bootstrap_diff(em, em_full, n, o->bootstrap, o->seed, &f.d_lo, &f.d_hi)) {
+            if (!rows_[r].oracle && es_bootstrap_interval(bs, em, em_full, &f.d_lo, &f.d_hi)) {
                 fprintf(stderr, "earlystop eval: %s: bootstrap: out of memory\n", path);
                 rc = CLI_FAIL;
                 break;
@@ -504,6 +510,7 @@ static int eval_file(const char *path, const eval_opts *o, json_t *rows)
     }
     rc = worse(rc, status);
 out:
+    es_bootstrap_free(bs);
     for (int r = 0; rows_ && r < n_rows; r++) free(rows_[r].acc);
     free(rows_);
     free(em);

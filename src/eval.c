@@ -11,6 +11,7 @@
 
 #include "earlystop.h"
 #include "order.h"
+#include "policy.h"
 
 void es_shuffle_order(uint64_t seed, uint32_t shuffle, uint32_t item, uint32_t n, uint32_t *order)
 {
@@ -42,6 +43,35 @@ static void add_outcome(es_eval_acc *a, const es_outcome *o)
     a->probe_tokens += o->probe_tokens;
 }
 
+/* An item whose samples all give one answer, under a policy that decides on
+ * vote counts alone (es_policy_counts_only): every order stops at the same
+ * sample with the same answer, so the policy runs on the first order only
+ * and the others just sum the tokens of the samples they draw first. */
+static int replay_unanimous(es_policy *p, const es_item_view *v, uint32_t item, es_order *o, const uint32_t *ident,
+                            uint64_t seed, uint32_t shuffle_begin, uint32_t shuffle_end, int32_t probe_cost,
+                            es_eval_acc *acc)
+{
+    es_outcome out;
+    o->n = v->n_samples;
+    o->first = ES_ORDER_BLOCK;
+    memcpy(o->idx, ident, o->n * sizeof *o->idx);
+    es_order_begin(o, seed, shuffle_begin, item);
+    int rc = es_replay_item_lazy(p, v, o, probe_cost, &out);
+    if (rc) return rc;
+    add_outcome(acc, &out);
+    uint32_t k = out.samples;
+    o->first = k;
+    for (uint32_t r = shuffle_begin + 1; r < shuffle_end; r++) {
+        memcpy(o->idx, ident, o->n * sizeof *o->idx);
+        es_order_begin(o, seed, r, item);
+        out.tokens = 0;
+        for (uint32_t j = 0; j < k; j++) out.tokens += v->tokens[es_order_next(o)];
+        add_outcome(acc, &out);
+    }
+    memcpy(o->idx, ident, o->n * sizeof *o->idx);
+    return ES_OK;
+}
+
 /* Items outer, orders inner: an item's samples and sums stay in cache over
  * all its orders, and its view is built once.  Each order is drawn lazily
  * (order.h), only as far as the policy reads it; the first fill draws as
@@ -57,7 +87,7 @@ int es_eval_policy(const es_traceset *ts, es_policy *p, uint64_t seed, uint32_t 
     es_order o = {.idx = malloc(ms * sizeof *o.idx)};
     int rc = ident && o.idx ? ES_OK : ES_ENOMEM;
     for (uint32_t k = 0; rc == ES_OK && k < ms; k++) ident[k] = k;
-    int file_order = shuffle_begin == 0 && shuffle_end == 0;
+    int file_order = shuffle_begin == 0 && shuffle_end == 0, unanimous_fast = es_policy_counts_only(p);
     es_item_view v;
     es_outcome out;
     for (size_t i = 0; i < es_traceset_n_items(ts) && rc == ES_OK; i++) {
@@ -65,6 +95,8 @@ int es_eval_policy(const es_traceset *ts, es_policy *p, uint64_t seed, uint32_t 
         if (file_order) {
             rc = es_replay_item(p, &v, NULL, probe_cost, &out);
             if (rc == ES_OK) add_outcome(&acc[i], &out);
+        } else if (unanimous_fast && v.n_answers == 1) {
+            rc = replay_unanimous(p, &v, (uint32_t)i, &o, ident, seed, shuffle_begin, shuffle_end, probe_cost, &acc[i]);
         } else {
             o.n = v.n_samples;
             o.first = ES_ORDER_BLOCK;
@@ -229,25 +261,86 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/*
+ * The paired bootstrap draws the same B x n item indices for every row of a
+ * file (they depend on seed and n only), so they are drawn once and kept as
+ * per-item counts, item-major: resample r of row d is then
+ * sum_i count[i][r] * d_i, and only the items where the row differs from its
+ * baseline (d_i != 0, a few percent of them for a good policy) cost
+ * anything.  The draws are those of the one-shot loop this replaced
+ * (splitmix64 from seed ^ 0xB007..., index = draw % n, B rows of n draws).
+ */
+struct es_bootstrap {
+    size_t n;
+    uint32_t resamples;
+    uint16_t *count;   /* [n][resamples]: times item i is drawn in resample r */
+    double *means;     /* [resamples] scratch */
+};
+
+int es_bootstrap_new(size_t n, uint32_t resamples, uint64_t seed, es_bootstrap **out)
+{
+    *out = NULL;
+    es_bootstrap *b = calloc(1, sizeof *b);
+    if (!b) return ES_ENOMEM;
+    b->n = n;
+    b->resamples = resamples;
+    size_t cells = n * (size_t)resamples;
+    if (n && resamples && cells / n != resamples) {
+        free(b);
+        return ES_ERANGE;
+    }
+    b->count = calloc(cells ? cells : 1, sizeof *b->count);
+    b->means = malloc((resamples ? resamples : 1) * sizeof *b->means);
+    if (!b->count || !b->means) {
+        es_bootstrap_free(b);
+        return ES_ENOMEM;
+    }
+    uint64_t s = seed ^ 0xB007B007B007B007ULL;
+    for (uint32_t r = 0; r < resamples && n; r++)
+        for (size_t i = 0; i < n; i++) {
+            uint16_t *c = &b->count[(size_t)(es_splitmix(&s) % n) * resamples + r];
+            if (*c < UINT16_MAX) ++*c; /* n draws: only n > 65535 could saturate, and then never in practice */
+        }
+    *out = b;
+    return ES_OK;
+}
+
+void es_bootstrap_free(es_bootstrap *b)
+{
+    if (!b) return;
+    free(b->count);
+    free(b->means);
+    free(b);
+}
+
+int es_bootstrap_interval(es_bootstrap *b, const double *a, const double *base, double *lo, double *hi)
+{
+    *lo = *hi = 0;
+    uint32_t B = b->resamples;
+    if (b->n == 0 || B == 0) return ES_OK;
+    double *m = b->means;
+    for (uint32_t r = 0; r < B; r++) m[r] = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        double d = a[i] - base[i];
+        if (d == 0) continue;
+        const uint16_t *c = &b->count[i * B];
+        for (uint32_t r = 0; r < B; r++) m[r] += c[r] * d;
+    }
+    for (uint32_t r = 0; r < B; r++) m[r] /= (double)b->n;
+    qsort(m, B, sizeof *m, cmp_double);
+    *lo = m[(size_t)(0.025 * (B - 1) + 0.5)];
+    *hi = m[(size_t)(0.975 * (B - 1) + 0.5)];
+    return ES_OK;
+}
+
 int es_bootstrap_diff(const double *a, const double *b, size_t n, uint32_t resamples, uint64_t seed,
                       double *lo, double *hi)
 {
     *lo = *hi = 0;
-    if (n == 0 || resamples == 0) return ES_OK;
-    double *means = malloc(resamples * sizeof *means);
-    if (!means) return ES_ENOMEM;
-    uint64_t s = seed ^ 0xB007B007B007B007ULL;
-    for (uint32_t r = 0; r < resamples; r++) {
-        double sum = 0;
-        for (size_t i = 0; i < n; i++) {
-            size_t k = (size_t)(es_splitmix(&s) % n);
-            sum += a[k] - b[k];
-        }
-        means[r] = sum / (double)n;
-    }
-    qsort(means, resamples, sizeof *means, cmp_double);
-    *lo = means[(size_t)(0.025 * (resamples - 1) + 0.5)];
-    *hi = means[(size_t)(0.975 * (resamples - 1) + 0.5)];
-    free(means);
-    return ES_OK;
+    es_bootstrap *bs;
+    int rc = es_bootstrap_new(n, resamples, seed, &bs);
+    if (rc) return rc;
+    rc = es_bootstrap_interval(bs, a, b, lo, hi);
+    es_bootstrap_free(bs);
+    return rc;
 }

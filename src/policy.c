@@ -177,6 +177,18 @@ uint32_t es_policy_batch(const es_policy *p)
 
 /* DeepConf draws its warm-up traces at once, then (released code) all the
  * others at once, or (consensus stop) one at a time. */
+int es_policy_counts_only(const es_policy *p)
+{
+    if (p->within.kind != RULE_NONE) return 0;
+    switch (p->across.kind) {
+    case RULE_FULL: case RULE_BUDGET_SAMPLES: case RULE_AC_BETA: case RULE_AC_DIRICHLET:
+    case RULE_MAJORITY: case RULE_ENTROPY: case RULE_ESC:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 uint32_t es_policy_rounds(const es_policy *p, uint32_t samples)
 {
     if (p->across.kind == RULE_DEEPCONF) {

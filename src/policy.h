@@ -54,4 +54,11 @@ int es_spec_parse(const char *spec, rule_cfg *within, rule_cfg *across, char *ca
 /* Sequential rounds `samples` drawn samples took (see es_outcome.rounds). */
 uint32_t es_policy_rounds(const es_policy *p, uint32_t samples);
 
+/* 1 when the policy's decisions depend on the sequence of answers alone (no
+ * within rule; an across rule that reads vote counts, not tokens or
+ * confidences): then every order of an item whose samples all give one
+ * answer stops at the same sample with the same answer, which the replay
+ * evaluator uses to decide such an item once for all its orders. */
+int es_policy_counts_only(const es_policy *p);
+
 #endif
