@@ -60,7 +60,7 @@ static inline char *slurp(const char *path)
  * (caller frees).  args are pasted into a shell line: keep them simple. */
 static inline int run(const char *args, char **out, char **err)
 {
-    char o[512], e[512], cmd[4096];
+    char o[512], e[512], cmd[8192];
     snprintf(o, sizeof o, "%s/out", tmpdir);
     snprintf(e, sizeof e, "%s/err", tmpdir);
     snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin, args, o, e);
@@ -75,7 +75,7 @@ static inline int run(const char *args, char **out, char **err)
  * returns the exit status, stderr in *err (caller frees). */
 static inline int run_to(const char *args, const char *out_path, char **err)
 {
-    char e[512], cmd[4096];
+    char e[512], cmd[8192];
     snprintf(e, sizeof e, "%s/err", tmpdir);
     snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin, args, out_path, e);
     int st = system(cmd);
