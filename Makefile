@@ -1,20 +1,29 @@
-# earlystop - build, test, demo.
+# earlystop - build, test, install, demo.
 #
-#   make          libearlystop.a / .so, libearlystop-io.a, libearlystop-lm.a, build/earlystop
-#   make test     install missing deps, build with -Werror, run every test, then
-#                 rebuild and rerun the suite under ASan + UBSan (build-asan/)
-#   make demo     install missing deps, build, run the main job on data/
-#   make bench    build and run the benchmarks under bench/
-#   make fuzz     build the libFuzzer targets (clang) and run each briefly
+#   make            the libraries (static and shared) and build/earlystop
+#   make test       install missing deps, build with -Werror, run every test and
+#                   the layer and install checks, then rebuild and rerun the
+#                   suite under ASan + UBSan (build-asan/)
+#   make demo       install missing deps, build, run the main job on data/
+#   make install    PREFIX=/usr/local DESTDIR= : headers, libraries (versioned
+#                   sonames), the CLI, its man page, pkg-config files
+#   make bench      build and run the benchmarks under bench/
+#   make fuzz       build the libFuzzer targets (clang) and run each briefly
 #
 #   One line per step (CC file, AR lib, LD binary, TEST binary); V=1 prints
 #   the full command lines and every test's own output.
 #
-# Layers: src/*.c is the core (libc + libm only, embeddable); src/io/*.c reads
-# and writes JSON (jansson, pcre2; pthreads); src/lm/*.c is the built-in model (its
-# own pthread pool, no OpenMP runtime).
+# Layers, one library each, each linked against the layers below it only and
+# with -Wl,--no-undefined, so a call upwards does not link (docs/architecture.md):
+#   libearlystop         src/core    answers, interner, tally, rules, policy,
+#                                    session: libc + libm only, embeddable
+#   libearlystop-replay  src/replay  traces in memory, replay, oracles, report,
+#                                    threads (pthreads)
+#   libearlystop-io      src/io      trace files, import, policy files
+#                                    (jansson, pcre2)
+#   libearlystop-lm      src/lm      the built-in model (its own pthread pool)
+#   build/earlystop      cli/        the command line, a thin front
 
-# V=1: full command lines.  Otherwise one short line per step.
 V ?= 0
 ifeq ($(V),1)
 Q :=
@@ -24,6 +33,15 @@ Q := @
 say = printf '  %-5s %s\n'
 endif
 MAKEFLAGS += --no-print-directory
+
+VERSION   := 0.2.0
+SOVERSION := 0
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BINDIR    ?= $(PREFIX)/bin
+LIBDIR    ?= $(PREFIX)/lib
+INCLUDEDIR?= $(PREFIX)/include
+MANDIR    ?= $(PREFIX)/share/man
 
 BUILD   ?= build
 CC      ?= cc
@@ -39,77 +57,85 @@ CMOCKA_CFLAGS = $(shell pkg-config --cflags $(CMOCKA) 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs $(CMOCKA) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-CPPFLAGS_ALL := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
-CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) -fPIC $(CFLAGS)
+DEFS    := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+# Only what a header marks ES_API leaves a shared library.
+CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -fvisibility=hidden $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(SAN)
-# No OpenMP runtime anywhere: the io layer's threads and the model's pool are
-# pthreads that wait passively (OpenMP's spinning wait made 2 threads slower
-# than 1 on a busy machine).  The lm's `omp simd` loops need only -fopenmp-simd.
-LM_CFLAGS = $(CFLAGS_ALL) -fopenmp-simd -pthread
 
-CORE_SRC := $(wildcard src/*.c)
-IO_SRC   := $(wildcard src/io/*.c)
-LM_SRC   := $(wildcard src/lm/*.c)
-CLI_SRC  := $(wildcard cli/*.c)
-TEST_SRC := $(wildcard tests/test_*.c)
-BENCH_SRC:= $(wildcard bench/bench_*.c)
+CORE_SRC   := $(wildcard src/core/*.c src/core/rules/*.c)
+REPLAY_SRC := $(wildcard src/replay/*.c)
+IO_SRC     := $(wildcard src/io/*.c)
+LM_SRC     := $(wildcard src/lm/*.c)
+CLI_SRC    := $(wildcard cli/*.c)
+TEST_SRC   := $(wildcard tests/test_*.c)
+BENCH_SRC  := $(wildcard bench/bench_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
-CORE_OBJ := $(call obj,$(CORE_SRC))
-IO_OBJ   := $(call obj,$(IO_SRC))
-LM_OBJ   := $(call obj,$(LM_SRC))
-CLI_OBJ  := $(call obj,$(CLI_SRC))
-TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
-BENCH_BIN:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+CORE_OBJ   := $(call obj,$(CORE_SRC))
+REPLAY_OBJ := $(call obj,$(REPLAY_SRC))
+IO_OBJ     := $(call obj,$(IO_SRC))
+LM_OBJ     := $(call obj,$(LM_SRC))
+CLI_OBJ    := $(call obj,$(CLI_SRC))
+TEST_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-LIBS := $(BUILD)/libearlystop-lm.a $(BUILD)/libearlystop-io.a $(BUILD)/libearlystop.a
+LAYERS  := earlystop earlystop-replay earlystop-io earlystop-lm
+# static archives, top layer first (the order a static link needs)
+LIBS    := $(BUILD)/libearlystop-lm.a $(BUILD)/libearlystop-io.a $(BUILD)/libearlystop-replay.a $(BUILD)/libearlystop.a
+SHLIBS  := $(foreach l,$(LAYERS),$(BUILD)/lib$(l).so.$(VERSION))
+HEADERS := include/earlystop.h include/earlystop_replay.h include/earlystop_io.h include/earlystop_lm.h
 
-.PHONY: all lib cli deps test test-run test-asan demo bench fuzz clean check-werror
+.PHONY: all lib cli deps test test-run test-asan check-layers check-install demo bench fuzz install clean
 .DEFAULT_GOAL := all
 
 all: lib cli
-lib: $(LIBS) $(BUILD)/libearlystop.so
+lib: $(LIBS) $(SHLIBS)
 cli: $(BUILD)/earlystop
 
-$(BUILD)/obj/src/io/%.o: src/io/%.c
-	@mkdir -p $(dir $@)
-	@$(say) CC $<
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CFLAGS_ALL) -pthread -MMD -MP -c $< -o $@
-
-$(BUILD)/obj/src/lm/%.o: src/lm/%.c
-	@mkdir -p $(dir $@)
-	@$(say) CC $<
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(LM_CFLAGS) -MMD -MP -c $< -o $@
+# Each layer sees the public headers and its own internal ones, nothing more.
+$(BUILD)/obj/src/core/%.o: CPP_LAYER := -Iinclude -Isrc/core
+$(BUILD)/obj/src/replay/%.o: CPP_LAYER := -Iinclude -Isrc/replay
+$(BUILD)/obj/src/io/%.o: CPP_LAYER = -Iinclude -Isrc/io $(PKG_CFLAGS)
+$(BUILD)/obj/src/lm/%.o: CPP_LAYER := -Iinclude -Isrc/lm
+# The lm's `omp simd` loops need only -fopenmp-simd, not an OpenMP runtime:
+# every thread here is a pthread that waits passively (OpenMP's spinning wait
+# made 2 threads slower than 1 on a busy machine).
+$(BUILD)/obj/src/lm/%.o: XFLAGS := -fopenmp-simd -pthread
+$(BUILD)/obj/src/replay/%.o $(BUILD)/obj/src/io/%.o: XFLAGS := -pthread
+$(BUILD)/obj/cli/%.o: CPP_LAYER = -Iinclude -Icli $(PKG_CFLAGS)
+$(BUILD)/obj/tests/%.o $(BUILD)/obj/bench/%.o: CPP_LAYER = -Iinclude -Isrc -Itests $(PKG_CFLAGS) $(CMOCKA_CFLAGS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(say) CC $<
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(CPP_LAYER) $(DEFS) $(CFLAGS_ALL) $(XFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/tests/%.o: tests/%.c
-	@mkdir -p $(dir $@)
-	@$(say) CC $<
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+# ---------------------------------------------------------------- libraries
 
-$(BUILD)/libearlystop.a: $(CORE_OBJ)
-	@mkdir -p $(dir $@)
-	@$(say) AR $@
-	$(Q)rm -f $@ && ar rcs $@ $^
+define static_lib
+$(BUILD)/lib$(1).a: $(2)
+	@mkdir -p $$(dir $$@)
+	@$$(say) AR $$@
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+$(eval $(call static_lib,earlystop,$(CORE_OBJ)))
+$(eval $(call static_lib,earlystop-replay,$(REPLAY_OBJ)))
+$(eval $(call static_lib,earlystop-io,$(IO_OBJ)))
+$(eval $(call static_lib,earlystop-lm,$(LM_OBJ)))
 
-# The core links libc and libm only, so an inference engine can embed it.
-$(BUILD)/libearlystop.so: $(CORE_OBJ)
-	@$(say) LD $@
-	$(Q)$(CC) -shared -o $@ $^ -lm $(SAN)
-
-$(BUILD)/libearlystop-io.a: $(IO_OBJ)
-	@mkdir -p $(dir $@)
-	@$(say) AR $@
-	$(Q)rm -f $@ && ar rcs $@ $^
-
-$(BUILD)/libearlystop-lm.a: $(LM_OBJ)
-	@mkdir -p $(dir $@)
-	@$(say) AR $@
-	$(Q)rm -f $@ && ar rcs $@ $^
+# lib$(1).so.VERSION with soname lib$(1).so.SOVERSION and the two links;
+# --no-undefined: every symbol must come from $(3) (the layers below, libc).
+define shared_lib
+$(BUILD)/lib$(1).so.$(VERSION): $(2) $(4)
+	@$$(say) LD $$@
+	$$(Q)$$(CC) -shared -Wl,--no-undefined -Wl,-soname,lib$(1).so.$(SOVERSION) -o $$@ $(2) -L$(BUILD) $(3) $$(SAN)
+	$$(Q)ln -sf lib$(1).so.$(VERSION) $(BUILD)/lib$(1).so.$(SOVERSION)
+	$$(Q)ln -sf lib$(1).so.$(SOVERSION) $(BUILD)/lib$(1).so
+endef
+$(eval $(call shared_lib,earlystop,$(CORE_OBJ),-lm,))
+$(eval $(call shared_lib,earlystop-replay,$(REPLAY_OBJ),-learlystop -lm -pthread,$(BUILD)/libearlystop.so.$(VERSION)))
+$(eval $(call shared_lib,earlystop-io,$(IO_OBJ),-learlystop-replay -learlystop $$(PKG_LIBS) -pthread,$(BUILD)/libearlystop-replay.so.$(VERSION)))
+$(eval $(call shared_lib,earlystop-lm,$(LM_OBJ),-learlystop -lm -pthread,$(BUILD)/libearlystop.so.$(VERSION)))
 
 $(BUILD)/earlystop: $(CLI_OBJ) $(LIBS)
 	@$(say) LD $@
@@ -125,17 +151,37 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBS)
 	@$(say) LD $@
 	$(Q)$(CC) -o $@ $< $(LIBS) $(LDLIBS_ALL)
 
-$(BUILD)/obj/bench/%.o: bench/%.c
-	@mkdir -p $(dir $@)
-	@$(say) CC $<
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+# ------------------------------------------------------------------ install
+
+$(BUILD)/earlystop.1: $(BUILD)/earlystop scripts/manpage.sh
+	@$(say) MAN $@
+	$(Q)scripts/manpage.sh $(BUILD)/earlystop $(VERSION) > $@
+
+install: all $(BUILD)/earlystop.1
+	@$(say) INST "$(DESTDIR)$(PREFIX)"
+	$(Q)scripts/install.sh "$(BUILD)" "$(DESTDIR)" "$(PREFIX)" "$(BINDIR)" "$(LIBDIR)" "$(INCLUDEDIR)" \
+	    "$(MANDIR)" "$(VERSION)" "$(SOVERSION)" "$(LAYERS)" "$(HEADERS)"
+
+# ------------------------------------------------------------------- checks
 
 deps:
 	@scripts/deps.sh
 
-# Run every test binary, then the CLI end-to-end suite (a cmocka binary too).
+# The core links libc and libm only; every shared library exports es_*
+# symbols only (checked on the plain build: sanitizers add their runtimes).
+check-layers: lib
+	@$(say) CHECK "layers: $(notdir $(SHLIBS))"
+	$(Q)scripts/check-layers.sh $(BUILD) $(VERSION)
+
+# A clean install into a temporary prefix; examples/ built against it with
+# pkg-config alone and run.
+check-install: lib cli $(BUILD)/earlystop.1
+	@$(say) CHECK "make install + examples/ built with pkg-config"
+	$(Q)scripts/check-install.sh $(BUILD)
+
 test-run: all $(TEST_BIN)
 	@V=$(V) scripts/run-tests.sh $(BUILD)
+	$(Q)if [ -z "$(SAN)" ]; then $(MAKE) check-layers check-install; fi
 
 test-asan:
 	@$(say) ASAN "rebuild and rerun the tests under ASan + UBSan in build-asan/"

@@ -107,15 +107,6 @@ typedef struct eval_opts {
     es_outfile *decisions;
 } eval_opts;
 
-/* One output row: sums over orders for each item. */
-typedef struct row {
-    char name[256];
-    int oracle;
-    int failed;        /* not computed on this file: err says why */
-    es_error err;
-    es_eval_acc *acc;
-} row;
-
 /* The exit status of a run that went on after an error: 1 when any I/O
  * failure happened, else 2 when some input or row was bad, else 0. */
 static int worse(int a, int b)
@@ -240,65 +231,6 @@ static int open_decisions(eval_opts *o, const char **files, int n_files)
     return CLI_OK;
 }
 
-/* 1 when the policy has a within-sample rule that needs probes (a token
- * budget does not) and the file has none: replaying it would silently be
- * `full`, which is never what the user asked for. */
-static int probe_rule_without_probes(const es_traceset *ts, const char *spec)
-{
-    if (es_traceset_n_probes(ts) > 0) return 0;
-    es_policy *p;
-    if (es_policy_new_any(spec, &p, NULL)) return 0;
-    int bad = es_policy_probes(p) && es_policy_token_limit(p) == UINT32_MAX;
-    es_policy_free(p);
-    return bad;
-}
-
-/* Replay one policy over all orders (threads split them) into r->acc; on
- * failure the row keeps the error (naming file, item and policy). */
-static int run_policy(const es_traceset *ts, const char *spec, const eval_opts *o, row *r, const char *path)
-{
-    es_error err = {0};
-    int rc = es_eval_policy_threads(ts, spec, o->seed, o->shuffles, o->threads, o->probe_cost, r->acc, r->name,
-                                    sizeof r->name, &err);
-    if (rc) {
-        if (!err.file[0]) snprintf(err.file, sizeof err.file, "%s", path);
-        if (err.code != rc) es_error_set(&err, rc, path, 0, "", "%s: %s", spec, es_strerror(rc));
-        r->err = err;
-        r->failed = rc;
-    }
-    return rc;
-}
-
-/* Means over items of the row's per-item means over orders. */
-typedef struct row_figs {
-    double em, tokens, gen_tokens, samples, rounds, probes, d_mean, d_lo, d_hi, reduction, oracle_x;
-} row_figs;
-
-static void per_item_em(const es_eval_acc *acc, size_t n, double orders, double *em)
-{
-    for (size_t i = 0; i < n; i++) em[i] = acc[i].correct / orders;
-}
-
-static void figures(const es_eval_acc *acc, size_t n, double orders, row_figs *f)
-{
-    memset(f, 0, sizeof *f);
-    for (size_t i = 0; i < n; i++) {
-        f->em += acc[i].correct;
-        f->gen_tokens += (double)acc[i].tokens;
-        f->tokens += (double)(acc[i].tokens + acc[i].probe_tokens);
-        f->samples += (double)acc[i].samples;
-        f->rounds += (double)acc[i].rounds;
-        f->probes += (double)acc[i].probes;
-    }
-    double d = orders * (double)(n ? n : 1);
-    f->em /= d;
-    f->gen_tokens /= d;
-    f->tokens /= d;
-    f->samples /= d;
-    f->rounds /= d;
-    f->probes /= d;
-}
-
 static void print_header(const char *path, size_t n_items, const eval_opts *o)
 {
     if (o->shuffles)
@@ -313,16 +245,17 @@ static void print_header(const char *path, size_t n_items, const eval_opts *o)
 
 /* A row that could not be computed: its name and why, in every format
  * (CSV leaves it out: the error is on stderr). */
-static void print_failed_row(const row *r, const eval_opts *o, const char *path, json_t *rows)
+static void print_failed_row(const char *name, const es_error *err, const eval_opts *o, const char *path,
+                             json_t *rows)
 {
     char buf[1024];
-    es_error_format(&r->err, buf, sizeof buf);
+    es_error_format(err, buf, sizeof buf);
     if (o->json) {
-        json_t *j = json_pack("{s:s, s:s, s:b, s:s}", "file", path, "policy", r->name, "oracle", 0, "error", buf);
+        json_t *j = json_pack("{s:s, s:s, s:b, s:s}", "file", path, "policy", name, "oracle", 0, "error", buf);
         if (j) json_array_append_new(rows, j);
     } else if (!o->csv) {
-        if (strlen(r->name) > 56) printf("%s\n", r->name);
-        printf("%-56.56s not computed: %s\n", strlen(r->name) > 56 ? "" : r->name, r->err.msg);
+        if (strlen(name) > 56) printf("%s\n", name);
+        printf("%-56.56s not computed: %s\n", strlen(name) > 56 ? "" : name, err->msg);
     }
 }
 
@@ -337,16 +270,17 @@ static void csv_field(const char *v)
     putchar('"');
 }
 
-static void print_row(const row *r, const row_figs *f, const eval_opts *o, const char *path, json_t *rows)
+static void print_row(const char *name, int oracle, const es_row_figures *f, const eval_opts *o, const char *path,
+                      json_t *rows)
 {
     if (o->json) {
         json_t *j = json_object();
         json_object_set_new(j, "file", json_string(path));
-        json_object_set_new(j, "policy", json_string(r->name));
-        json_object_set_new(j, "oracle", json_boolean(r->oracle));
+        json_object_set_new(j, "policy", json_string(name));
+        json_object_set_new(j, "oracle", json_boolean(oracle));
         const struct { const char *k; double v; } nums[] = {
-            {"em", f->em}, {"em_delta_pts", r->oracle ? NAN : 100 * f->d_mean}, {"em_delta_lo_pts", r->oracle ? NAN : 100 * f->d_lo},
-            {"em_delta_hi_pts", r->oracle ? NAN : 100 * f->d_hi}, {"tokens", f->tokens},
+            {"em", f->em}, {"em_delta_pts", oracle ? NAN : 100 * f->d_em}, {"em_delta_lo_pts", oracle ? NAN : 100 * f->d_lo},
+            {"em_delta_hi_pts", oracle ? NAN : 100 * f->d_hi}, {"tokens", f->tokens},
             {"tokens_no_probe_cost", f->gen_tokens}, {"token_reduction_pct", f->reduction},
             {"samples", f->samples}, {"rounds", f->rounds}, {"probes", f->probes},
             {"oracle_multiple", f->oracle_x}};
@@ -359,22 +293,22 @@ static void print_row(const row *r, const row_figs *f, const eval_opts *o, const
     if (o->csv) {
         csv_field(path);
         putchar(',');
-        csv_field(r->name);
-        printf(",%d,%.6f,%.4f,%.4f,%.4f,%.2f,%.2f,%.3f,%.4f,%.4f,%.4f,%.4f\n", r->oracle, f->em,
-               100 * f->d_mean, 100 * f->d_lo, 100 * f->d_hi, f->tokens, f->gen_tokens, f->reduction, f->samples, f->rounds,
+        csv_field(name);
+        printf(",%d,%.6f,%.4f,%.4f,%.4f,%.2f,%.2f,%.3f,%.4f,%.4f,%.4f,%.4f\n", oracle, f->em,
+               100 * f->d_em, isnan(f->d_lo) ? 0.0 : 100 * f->d_lo, isnan(f->d_hi) ? 0.0 : 100 * f->d_hi, f->tokens, f->gen_tokens, f->reduction, f->samples, f->rounds,
                f->probes, f->oracle_x);
         return;
     }
     char ci[64];
-    snprintf(ci, sizeof ci, "%+.1f [%+.1f, %+.1f]", 100 * f->d_mean, 100 * f->d_lo, 100 * f->d_hi);
+    snprintf(ci, sizeof ci, "%+.1f [%+.1f, %+.1f]", 100 * f->d_em, 100 * f->d_lo, 100 * f->d_hi);
     char tok[32];
     snprintf(tok, sizeof tok, "%.1f", f->tokens);
     char ox[16] = "-"; /* no oracle row to measure against (--no-oracle) */
     if (isfinite(f->oracle_x)) snprintf(ox, sizeof ox, "%.2f", f->oracle_x);
     /* long combined specs keep their full name on a line of their own */
-    if (strlen(r->name) > 56) printf("%s\n", r->name);
-    printf("%-56.56s %7.3f %22s %9s %9.1f %7.3f %7.2f %8s\n", strlen(r->name) > 56 ? "" : r->name, f->em,
-           r->oracle ? "" : ci, tok, f->reduction, f->samples, f->rounds, ox);
+    if (strlen(name) > 56) printf("%s\n", name);
+    printf("%-56.56s %7.3f %22s %9s %9.1f %7.3f %7.2f %8s\n", strlen(name) > 56 ? "" : name, f->em,
+           oracle ? "" : ci, tok, f->reduction, f->samples, f->rounds, ox);
     if (f->tokens != f->gen_tokens)
         printf("%-56s %7s %22s %9.1f %9s (without probe cost; %.1f probes/item)\n", "", "", "", f->gen_tokens, "",
                f->probes);
@@ -382,19 +316,24 @@ static void print_row(const row *r, const row_figs *f, const eval_opts *o, const
 
 /* Decisions of each policy on each item, file order.  A failed write stops
  * the run (the message names the file when the output is committed). */
-static int write_decisions(const es_traceset *ts, const char *spec, const eval_opts *o, const char *path)
+static int write_decisions(const es_traceset *ts, const es_policy *proto, const eval_opts *o, const char *path)
 {
     es_policy *p;
+    es_session *ses = NULL;
     es_error err = {0};
-    int rc = es_policy_new_any(spec, &p, &err);
+    int rc = es_policy_clone(proto, &p, &err);
     if (rc) return cli_report(&err, rc);
+    if (es_session_new(p, &ses)) {
+        es_policy_free(p);
+        return cli_report(NULL, ES_ENOMEM);
+    }
     FILE *fp = es_outfile_fp(o->decisions);
     es_item_view v;
     es_outcome out;
     size_t i = 0;
     for (; i < es_traceset_n_items(ts) && rc == ES_OK; i++) {
         es_traceset_item(ts, i, &v);
-        rc = es_replay_item(p, &v, NULL, o->probe_cost, &out);
+        rc = es_replay_item(ses, &v, NULL, o->probe_cost, &out);
         if (rc) break;
         const char *ans = out.answer >= 0 && (uint32_t)out.answer < v.n_answers ? v.answer_raw[out.answer] : NULL;
         json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:b}", "file", path, "policy",
@@ -414,107 +353,108 @@ static int write_decisions(const es_traceset *ts, const char *spec, const eval_o
     } else if (rc) {
         es_item_view bad;
         es_traceset_item(ts, i, &bad);
-        es_error_set(&err, rc, path, 0, "", "--decisions: item %s: %s: %s", bad.id, spec,
+        es_error_set(&err, rc, path, 0, "", "--decisions: item %s: %s: %s", bad.id, es_policy_spec(p),
                      es_policy_errmsg(p)[0] ? es_policy_errmsg(p) : es_strerror(rc));
     }
+    es_session_free(ses);
     es_policy_free(p);
     return rc ? cli_report(&err, rc) : CLI_OK;
 }
 
-/* Rows of one file.  A row that cannot run here (a rule the data cannot
- * feed) keeps its error and the others go on; the status says so. */
+/* A row that failed: its error on stderr, naming the file. */
+static int report_row_error(const es_error *why, const char *path)
+{
+    es_error e = *why;
+    if (!e.file[0]) snprintf(e.file, sizeof e.file, "%s", path);
+    return cli_report(&e, e.code ? e.code : ES_EINVAL);
+}
+
+/* Replays every row of one file into r (the library's es_report: the CLI
+ * only prints it).  A policy the file cannot feed keeps its row, marked
+ * failed, and the others go on; the status says so. */
+static int replay_rows(es_report *r, const es_traceset *ts, const eval_opts *o, const char *path, int *fatal)
+{
+    int status = CLI_OK;
+    *fatal = 0;
+    for (int i = 0; i < o->n_specs; i++) {
+        cli_progress("eval: replaying", (size_t)i + 1, (size_t)o->n_specs + 1);
+        es_policy *p;
+        es_error err = {0};
+        int rc = es_policy_new_any(o->specs[i], &p, &err);
+        if (rc) return cli_report(&err, rc);
+        const es_error *why;
+        if (es_report_add_policy(r, p, NULL) == ES_ENOMEM) rc = CLI_FAIL;
+        else if (es_report_row_failed(r, es_report_n_rows(r) - 1, &why))
+            status = worse(status, report_row_error(why, path));
+        else if (o->decisions)
+            rc = write_decisions(ts, p, o, path);
+        es_policy_free(p);
+        if (rc) {
+            /* an I/O error or a decision the file cannot give: no table */
+            cli_progress_end();
+            *fatal = 1;
+            return rc;
+        }
+    }
+    cli_progress_end();
+    if (o->oracles && es_report_add_oracles(r)) {
+        fprintf(stderr, "earlystop eval: %s: oracles: out of memory\n", path);
+        *fatal = 1;
+        return CLI_FAIL;
+    }
+    return status;
+}
+
+static int print_rows(es_report *r, size_t n_items, const eval_opts *o, const char *path, json_t *rows)
+{
+    if (!o->json && !o->csv) print_header(path, n_items, o);
+    for (int i = 0; i < es_report_n_rows(r); i++) {
+        const es_error *why;
+        const char *name = es_report_row_name(r, i);
+        if (es_report_row_failed(r, i, &why)) {
+            print_failed_row(name, why, o, path, rows);
+            continue;
+        }
+        es_row_figures f;
+        if (es_report_figures(r, i, &f)) {
+            fprintf(stderr, "earlystop eval: %s: bootstrap: out of memory\n", path);
+            return CLI_FAIL;
+        }
+        print_row(name, es_report_row_kind(r, i) == ES_ROW_ORACLE, &f, o, path, rows);
+    }
+    if (!o->json && !o->csv) putchar('\n');
+    return CLI_OK;
+}
+
+/* Rows of one file: the baseline, the policies, the oracles. */
 static int eval_file(const char *path, const eval_opts *o, json_t *rows)
 {
     es_traceset *ts;
-    es_bootstrap *bs = NULL;
     es_error err = {0};
     es_read_report rep;
     int rc = es_traceset_load_opts(path, &o->read, &ts, &rep, &err);
     if (rc) return cli_report(&err, rc);
     cli_report_skips("eval", path, &rep);
-    size_t n = es_traceset_n_items(ts);
-    int has_probes = es_traceset_n_probes(ts) > 0, n_rows = 1 + o->n_specs + (o->oracles ? 2 + has_probes : 0);
-    row *rows_ = calloc((size_t)n_rows, sizeof *rows_);
-    double *em = malloc((n ? n : 1) * sizeof *em), *em_full = malloc((n ? n : 1) * sizeof *em_full);
-    rc = rows_ && em && em_full ? CLI_OK : CLI_FAIL;
-    for (int r = 0; r < n_rows && rc == CLI_OK; r++)
-        if (!(rows_[r].acc = calloc(n ? n : 1, sizeof(es_eval_acc)))) rc = CLI_FAIL;
+    es_report_opts ro;
+    es_report_opts_init(&ro);
+    ro.shuffles = o->shuffles;
+    ro.seed = o->seed;
+    ro.threads = o->threads;
+    ro.probe_cost = o->probe_cost;
+    ro.bootstrap = o->bootstrap;
+    es_report *r = NULL;
+    cli_progress("eval: replaying", 0, (size_t)o->n_specs + 1);
+    rc = es_report_new(ts, &ro, &r, &err);
     if (rc) {
-        fprintf(stderr, "earlystop eval: %s: out of memory for %d rows of %zu items\n", path, n_rows, n);
-        goto out;
+        /* no baseline, no table */
+        cli_progress_end();
+        rc = report_row_error(&err, path);
+    } else {
+        int fatal;
+        rc = replay_rows(r, ts, o, path, &fatal);
+        if (!fatal) rc = worse(rc, print_rows(r, es_traceset_n_items(ts), o, path, rows));
     }
-    int status = CLI_OK; /* rows that failed */
-    uint32_t e = o->shuffles; /* orders [0, e); 0 = file order */
-    for (int r = 0; r < n_rows && rc == CLI_OK; r++) {
-        row *w = &rows_[r];
-        if (r <= o->n_specs) {
-            const char *spec = r == 0 ? "full" : o->specs[r - 1];
-            snprintf(w->name, sizeof w->name, "%s", r == 0 ? "full" : o->canon[r - 1]);
-            cli_progress("eval: replaying", (size_t)r, (size_t)o->n_specs + 1);
-            if (probe_rule_without_probes(ts, spec)) {
-                /* replaying it would silently be `full`: an error for this row */
-                es_error_set(&w->err, ES_ENOTSUP, path, 0, "",
-                             "no row for '%s': it decides on probes and this file has none (record traces "
-                             "with probes: earlystop generate --probe-every N)", spec);
-                w->failed = ES_ENOTSUP;
-            } else if (run_policy(ts, spec, o, w, path) == ES_OK && o->decisions) {
-                rc = write_decisions(ts, spec, o, path);
-            }
-            if (w->failed) {
-                status = worse(status, cli_report(&w->err, w->failed));
-                if (r == 0) rc = status; /* no baseline, no table */
-            }
-        } else {
-            int which = r - o->n_specs - 1;
-            static const char *const names[] = {"oracle:consistency", "oracle:correctness", "oracle:stable-final"};
-            snprintf(w->name, sizeof w->name, "%s", names[which]);
-            w->oracle = 1;
-            if (es_eval_oracle(ts, (es_oracle)which, o->seed, 0, e, w->acc)) {
-                fprintf(stderr, "earlystop eval: %s: %s: out of memory\n", path, names[which]);
-                rc = CLI_FAIL;
-            }
-        }
-    }
-    cli_progress_end();
-    if (rc == CLI_OK) {
-        double orders = o->shuffles ? o->shuffles : 1;
-        row_figs full, f, oracle;
-        figures(rows_[0].acc, n, orders, &full);
-        per_item_em(rows_[0].acc, n, orders, em_full);
-        /* the oracle to measure against: stable-final cuts each trace where it settles */
-        if (o->oracles) figures(rows_[has_probes ? n_rows - 1 : 1 + o->n_specs].acc, n, orders, &oracle);
-        if (!o->json && !o->csv) print_header(path, n, o);
-        /* one set of resamples for every row: each is paired against `full` */
-        if (es_bootstrap_new(n, o->bootstrap, o->seed, &bs)) {
-            fprintf(stderr, "earlystop eval: %s: bootstrap: out of memory\n", path);
-            rc = CLI_FAIL;
-        }
-        for (int r = 0; r < n_rows && rc == CLI_OK; r++) {
-            if (rows_[r].failed) {
-                print_failed_row(&rows_[r], o, path, rows);
-                continue;
-            }
-            figures(rows_[r].acc, n, orders, &f);
-            per_item_em(rows_[r].acc, n, orders, em);
-            if (!rows_[r].oracle && es_bootstrap_interval(bs, em, em_full, &f.d_lo, &f.d_hi)) {
-                fprintf(stderr, "earlystop eval: %s: bootstrap: out of memory\n", path);
-                rc = CLI_FAIL;
-                break;
-            }
-            f.d_mean = f.em - full.em;
-            f.reduction = full.tokens > 0 ? 100.0 * (1.0 - f.tokens / full.tokens) : 0;
-            f.oracle_x = o->oracles && oracle.tokens > 0 ? f.tokens / oracle.tokens : NAN;
-            print_row(&rows_[r], &f, o, path, rows);
-        }
-        if (!o->json && !o->csv) putchar('\n');
-    }
-    rc = worse(rc, status);
-out:
-    es_bootstrap_free(bs);
-    for (int r = 0; rows_ && r < n_rows; r++) free(rows_[r].acc);
-    free(rows_);
-    free(em);
-    free(em_full);
+    es_report_free(r);
     es_traceset_free(ts);
     return rc;
 }

@@ -140,7 +140,7 @@ static int draw_item(es_lm_gen *g, slot *slots, const draws *d, long k, const ch
 {
     for (long i = 0; i < k; i++) {
         slots[i].n_probes = 0;
-        d->hooks[i] = (es_lm_gen_hooks){NULL, slot_on_probe, &slots[i]};
+        d->hooks[i] = (es_lm_gen_hooks){NULL, slot_on_probe, NULL, &slots[i]};
         es_lm_sample_rng(&d->rngs[i], seed, item, (uint64_t)i);
     }
     int rc = es_lm_gen_sample_batch(g, prompt, d->rngs, d->hooks, d->res, (int)k);

@@ -116,7 +116,9 @@ static int run_policy(const es_lm *m, const run_cli *o, const char *spec, const 
     go.pool = o->pool;
     es_lm_live *lv = NULL;
     rc = es_lm_live_new(m, &go, p, es_task_answer_type(o->g.task), (uint32_t)o->g.samples, &lv, err);
-    uint32_t batch = es_policy_batch(p);
+    es_policy_info info;
+    es_policy_get_info(p, &info);
+    uint32_t batch = info.batch;
     double t0 = lm_now();
     for (long j = o->g.start; !rc && j < o->g.start + o->g.items; j++) {
         es_task_example ex;
@@ -197,7 +199,9 @@ static int check_spec(const run_cli *o, const char *spec, es_error *err)
 {
     es_policy *p = NULL;
     int rc = es_policy_new_any(spec, &p, err);
-    if (!rc && es_policy_probes(p) && o->g.probe_every <= 0)
+    es_policy_info info = {0};
+    if (!rc) es_policy_get_info(p, &info);
+    if (!rc && info.needs_probes && o->g.probe_every <= 0)
         rc = es_error_set(err, ES_EINVAL, NULL, 0, "probe-every",
                           "policy '%s' decides inside a sample and needs probes: give --probe-every > 0",
                           es_policy_spec(p));

@@ -28,9 +28,9 @@ void lm_summary_add(lm_summary *s, es_task_kind task, const char *gold,
                     .n_gold = 1, .gold = &gold, .n_samples = k, .samples = samples};
     es_traceset *ts = NULL;
     es_item_view v;
-    uint32_t *counts = NULL;
+    es_tally *t = NULL;
     if (es_traceset_new(0, &ts) || es_traceset_add(ts, &item, NULL) || es_traceset_item(ts, 0, &v) ||
-        !(counts = calloc(v.n_answers, sizeof *counts))) {
+        es_tally_new(v.n_answers, &t)) {
         fprintf(stderr, "earlystop: out of memory in the summary\n");
         es_traceset_free(ts);
         return;
@@ -50,8 +50,8 @@ void lm_summary_add(lm_summary *s, es_task_kind task, const char *gold,
         }
     }
     s->first_correct += v.correct[v.answer[0]];
-    s->maj_correct += v.correct[es_vote_majority(v.answer, v.n_samples, counts, v.n_answers)];
-    free(counts);
+    s->maj_correct += v.correct[es_vote_majority(v.answer, v.n_samples, t)];
+    es_tally_free(t);
     es_traceset_free(ts);
 }
 

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include "earlystop.h"
+#include "earlystop_replay.h"
 #include "earlystop_lm.h"
 #include "cli.h"
 

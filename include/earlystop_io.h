@@ -10,7 +10,7 @@
 #define EARLYSTOP_IO_H
 
 #include <stdio.h>
-#include "earlystop.h"
+#include "earlystop_replay.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,36 +54,36 @@ typedef struct es_read_opts {
 } es_read_opts;
 
 /* Defaults: no flags, ES_READ_MAX_LINE, threads 0. */
-void es_read_opts_init(es_read_opts *o);
+ES_API void es_read_opts_init(es_read_opts *o);
 
 /* Open `path` ("-" = stdin) and read its header line.  Errors name the file.
  * Compressed input (gzip, zstd, xz, bzip2, zip) is refused by name; a UTF-8
  * byte order mark before the header is skipped.  opts NULL = defaults. */
-int es_trace_reader_open_opts(const char *path, const es_read_opts *opts, es_trace_reader **out,
+ES_API int es_trace_reader_open_opts(const char *path, const es_read_opts *opts, es_trace_reader **out,
                               es_error *err);
 /* es_trace_reader_open_opts with default options and these flags. */
-int es_trace_reader_open(const char *path, unsigned flags, es_trace_reader **out, es_error *err);
-void es_trace_reader_free(es_trace_reader *r);
+ES_API int es_trace_reader_open(const char *path, unsigned flags, es_trace_reader **out, es_error *err);
+ES_API void es_trace_reader_free(es_trace_reader *r);
 
 /* Next item into *item.  Returns ES_OK, ES_EOF at the end, or an error whose
  * es_error names file, line and field.  With ES_READ_SKIP_BAD, bad items are
  * skipped and counted (es_trace_reader_skipped) and never returned. */
-int es_trace_reader_next(es_trace_reader *r, es_item *item, es_error *err);
+ES_API int es_trace_reader_next(es_trace_reader *r, es_item *item, es_error *err);
 
 /* The header line as compact JSON text (provenance fields included). */
-const char *es_trace_reader_header(const es_trace_reader *r);
-size_t es_trace_reader_skipped(const es_trace_reader *r);
+ES_API const char *es_trace_reader_header(const es_trace_reader *r);
+ES_API size_t es_trace_reader_skipped(const es_trace_reader *r);
 /* Last skipped item's error (valid when skipped > 0). */
-const es_error *es_trace_reader_last_skip(const es_trace_reader *r);
+ES_API const es_error *es_trace_reader_last_skip(const es_trace_reader *r);
 /* Error of skipped item i (0 = the first), for i < ES_READ_REASONS; NULL
  * past what was kept or skipped. */
-const es_error *es_trace_reader_skip_reason(const es_trace_reader *r, size_t i);
-long es_trace_reader_line(const es_trace_reader *r);
+ES_API const es_error *es_trace_reader_skip_reason(const es_trace_reader *r, size_t i);
+ES_API long es_trace_reader_line(const es_trace_reader *r);
 /* Bytes consumed so far (for progress and MB/s). */
-uint64_t es_trace_reader_bytes(const es_trace_reader *r);
+ES_API uint64_t es_trace_reader_bytes(const es_trace_reader *r);
 
 /* Read a whole file into a traceset (ES_KEEP_TEXT unless ES_READ_NO_TEXT). */
-int es_traceset_load(const char *path, unsigned read_flags, es_traceset **out,
+ES_API int es_traceset_load(const char *path, unsigned read_flags, es_traceset **out,
                      size_t *skipped, es_error *err);
 
 /* What a load skipped (ES_READ_SKIP_BAD): how many items, and the errors of
@@ -95,33 +95,17 @@ typedef struct es_read_report {
 } es_read_report;
 
 /* es_traceset_load with options (NULL = defaults); rep may be NULL. */
-int es_traceset_load_opts(const char *path, const es_read_opts *opts, es_traceset **out,
+ES_API int es_traceset_load_opts(const char *path, const es_read_opts *opts, es_traceset **out,
                           es_read_report *rep, es_error *err);
 
 /* ---------------------------------------------------------- policy files */
 
 /* Read a policy file ({"spec": "..."} or {"rules": [{"name": ..., key: value}]})
  * into a spec string. */
-int es_policy_spec_load(const char *path, char *buf, size_t cap, es_error *err);
+ES_API int es_policy_spec_load(const char *path, char *buf, size_t cap, es_error *err);
 
 /* es_policy_new, also taking "@file.json" for a policy file. */
-int es_policy_new_any(const char *spec, es_policy **out, es_error *err);
-
-/* ------------------------------------------------------- threaded replay */
-
-/*
- * es_eval_policy over orders [0, shuffles) (shuffles == 0: the file order
- * once) on `threads` threads (0 = one per online core; the caller's thread
- * is one of them), each with its own policy made from `spec` (or
- * @file.json).  The orders are cut into at most 16 chunks the threads take
- * in turn (pthreads; no thread waits actively).  Adds integer sums into acc,
- * so results do not depend on the thread count.  canon (may be NULL) gets
- * the canonical spec.  On error err names the item and the policy's reason
- * (the first failing chunk's, the same whatever the thread count).
- */
-int es_eval_policy_threads(const es_traceset *ts, const char *spec, uint64_t seed, uint32_t shuffles,
-                           int threads, int32_t probe_cost, es_eval_acc *acc, char *canon, size_t canon_cap,
-                           es_error *err);
+ES_API int es_policy_new_any(const char *spec, es_policy **out, es_error *err);
 
 /* ----------------------------------------------------------- trace writer */
 
@@ -133,10 +117,10 @@ typedef struct es_trace_writer es_trace_writer;
 
 /* header_json: a JSON object text with provenance fields ("format" and
  * "version" are set by the writer); NULL for none. */
-int es_trace_writer_open(FILE *fp, const char *header_json, es_trace_writer **out, es_error *err);
-int es_trace_writer_write(es_trace_writer *w, const es_item *item, es_error *err);
+ES_API int es_trace_writer_open(FILE *fp, const char *header_json, es_trace_writer **out, es_error *err);
+ES_API int es_trace_writer_write(es_trace_writer *w, const es_item *item, es_error *err);
 /* Flushes; does not close fp. */
-int es_trace_writer_free(es_trace_writer *w);
+ES_API int es_trace_writer_free(es_trace_writer *w);
 
 /* ----------------------------------------------------------- output files */
 
@@ -161,24 +145,24 @@ typedef struct es_outfile es_outfile;
  * read.  inputs: NULL-terminated list of the run's input files ("-" =
  * stdin), may be NULL; an output that is one of them (same name, or same
  * device and inode) is refused with ES_EINVAL.  Errors name the output. */
-int es_outfile_open(const char *path, const char *const *inputs, es_outfile **out, es_error *err);
-FILE *es_outfile_fp(es_outfile *of);
+ES_API int es_outfile_open(const char *path, const char *const *inputs, es_outfile **out, es_error *err);
+ES_API FILE *es_outfile_fp(es_outfile *of);
 /* The name as given (for messages). */
-const char *es_outfile_name(const es_outfile *of);
+ES_API const char *es_outfile_name(const es_outfile *of);
 /* Where a writer that opens files by name (e.g. es_lm_save) must write: the
  * temporary file, or the name itself when written directly. */
-const char *es_outfile_write_path(const es_outfile *of);
+ES_API const char *es_outfile_write_path(const es_outfile *of);
 /* Flush, check every write, fsync and close, then rename over the name.
  * On failure the error names the output, the temporary is removed and the
  * old file is left as it was.  Frees of (NULL is fine) either way. */
-int es_outfile_commit(es_outfile *of, es_error *err);
+ES_API int es_outfile_commit(es_outfile *of, es_error *err);
 /* For a writer that rewrites the whole file each time (a model checkpoint):
  * publish what was written so far as in commit, then continue on a fresh
  * temporary file; es_outfile_fp and _write_path may change. */
-int es_outfile_checkpoint(es_outfile *of, es_error *err);
+ES_API int es_outfile_checkpoint(es_outfile *of, es_error *err);
 /* Close and remove the temporary file; the name keeps what it held.  Frees
  * of (NULL is fine). */
-void es_outfile_abort(es_outfile *of);
+ES_API void es_outfile_abort(es_outfile *of);
 
 /* ================================================================= import
  * (section owned by src/io/import.c)
@@ -231,40 +215,40 @@ enum {
 };
 
 /* Zero everything, answer type text, id_digits -1. */
-void es_import_opts_init(es_import_opts *o);
+ES_API void es_import_opts_init(es_import_opts *o);
 
 typedef struct es_importer es_importer;
 
 /* Check the options, compile the regexes, load and index the gold file.
  * Errors name the option (field "--samples", ...) or the gold file's line. */
-int es_importer_new(const es_import_opts *opts, es_importer **out, es_error *err);
-void es_importer_free(es_importer *im);
+ES_API int es_importer_new(const es_import_opts *opts, es_importer **out, es_error *err);
+ES_API void es_importer_free(es_importer *im);
 
 /* Attach the input: JSON Lines, or one top-level JSON array ("-" = stdin). */
-int es_importer_open(es_importer *im, const char *path, es_error *err);
+ES_API int es_importer_open(es_importer *im, const char *path, es_error *err);
 
 /* Next item (ES_OK), ES_EOF at the end, or an error naming file, line and
  * field.  The item and its strings stay valid until the next call. */
-int es_importer_next(es_importer *im, es_item *item, es_error *err);
+ES_API int es_importer_next(es_importer *im, es_item *item, es_error *err);
 
 /* Convert one record (JSON object text of len bytes) as if read at the
  * current position; used by _next, tests and the fuzzer.  Its id is
  * remembered: a later record with the same id fails (ES_EFORMAT). */
-int es_importer_record(es_importer *im, const char *json, size_t len, es_item *item,
+ES_API int es_importer_record(es_importer *im, const char *json, size_t len, es_item *item,
                        es_error *err);
 
-size_t es_importer_skipped(const es_importer *im);
+ES_API size_t es_importer_skipped(const es_importer *im);
 /* Duplicate sample texts of the items es_importer_next handed out (texts
  * are hashed whether or not ES_IMPORT_NO_TEXT drops them). */
-void es_importer_dup_stats(const es_importer *im, es_dup_stats *out);
-const es_error *es_importer_last_skip(const es_importer *im);
+ES_API void es_importer_dup_stats(const es_importer *im, es_dup_stats *out);
+ES_API const es_error *es_importer_last_skip(const es_importer *im);
 
 /* Header JSON text for es_trace_writer_open (provenance, extraction, token
  * counts); owned by the importer.  NULL when out of memory. */
-const char *es_importer_header(es_importer *im);
+ES_API const char *es_importer_header(es_importer *im);
 
 /* Estimated cl100k_base token count of text[0..n) (see docs/import.md). */
-uint32_t es_estimate_tokens(const char *text, size_t n);
+ES_API uint32_t es_estimate_tokens(const char *text, size_t n);
 /* ============================================================ end import */
 
 #ifdef __cplusplus

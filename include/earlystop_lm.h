@@ -39,13 +39,13 @@ typedef struct es_rng {
     uint64_t s;
 } es_rng;
 
-void es_rng_seed(es_rng *r, uint64_t seed);
+ES_API void es_rng_seed(es_rng *r, uint64_t seed);
 /* The stream of (seed, a, b): independent of every other (a, b). */
-void es_rng_stream(es_rng *r, uint64_t seed, uint64_t a, uint64_t b);
-uint64_t es_rng_u64(es_rng *r);
-uint32_t es_rng_below(es_rng *r, uint32_t n);   /* uniform in [0, n), n > 0 */
-float es_rng_float(es_rng *r);                  /* uniform in [0, 1) */
-float es_rng_normal(es_rng *r);                 /* standard normal */
+ES_API void es_rng_stream(es_rng *r, uint64_t seed, uint64_t a, uint64_t b);
+ES_API uint64_t es_rng_u64(es_rng *r);
+ES_API uint32_t es_rng_below(es_rng *r, uint32_t n);   /* uniform in [0, n), n > 0 */
+ES_API float es_rng_float(es_rng *r);                  /* uniform in [0, 1) */
+ES_API float es_rng_normal(es_rng *r);                 /* standard normal */
 
 /* --------------------------------------------------------------- tokenizer */
 
@@ -55,12 +55,12 @@ float es_rng_normal(es_rng *r);                 /* standard normal */
 enum { ES_LM_BOS = 0, ES_LM_EOS = 1, ES_LM_VOCAB = 98 };
 
 /* Token of character c, or -1 when c is outside the vocabulary. */
-int es_lm_char_token(int c);
+ES_API int es_lm_char_token(int c);
 /* Character of a token ('\0' for BOS/EOS and bad tokens). */
-int es_lm_token_char(int tok);
+ES_API int es_lm_token_char(int tok);
 /* Encode NUL-terminated text into out[cap]; returns the count, ES_EINVAL on
  * a character outside the vocabulary, ES_ERANGE when cap is too small. */
-int es_lm_encode(const char *text, int *out, size_t cap);
+ES_API int es_lm_encode(const char *text, int *out, size_t cap);
 
 /* ----------------------------------------------------------------- threads */
 
@@ -81,13 +81,13 @@ typedef struct es_lm_pool es_lm_pool;
 #define ES_LM_MAX_THREADS 1024
 
 /* Cores this process may run on (sched_getaffinity; at least 1). */
-int es_lm_cpu_count(void);
+ES_API int es_lm_cpu_count(void);
 /* threads in 1..ES_LM_MAX_THREADS, capped at es_lm_cpu_count(): more threads
  * than cores could only take turns. */
-int es_lm_pool_new(int threads, es_lm_pool **out, es_error *err);
-void es_lm_pool_free(es_lm_pool *p);
+ES_API int es_lm_pool_new(int threads, es_lm_pool **out, es_error *err);
+ES_API void es_lm_pool_free(es_lm_pool *p);
 /* Threads the pool runs (after the cap); 1 for NULL. */
-int es_lm_pool_threads(const es_lm_pool *p);
+ES_API int es_lm_pool_threads(const es_lm_pool *p);
 
 /* ------------------------------------------------------------------- model */
 
@@ -101,71 +101,71 @@ typedef struct es_lm_config {
 } es_lm_config;
 
 /* The shipped shape (see docs/model.md). */
-void es_lm_config_default(es_lm_config *cfg);
+ES_API void es_lm_config_default(es_lm_config *cfg);
 /* ES_EINVAL (with a message) when the shape is unusable. */
-int es_lm_config_check(const es_lm_config *cfg, es_error *err);
+ES_API int es_lm_config_check(const es_lm_config *cfg, es_error *err);
 
 typedef struct es_lm es_lm;
 
 /* A model with freshly initialised weights (seeded). */
-int es_lm_new(const es_lm_config *cfg, uint64_t seed, es_lm **out, es_error *err);
+ES_API int es_lm_new(const es_lm_config *cfg, uint64_t seed, es_lm **out, es_error *err);
 /* Read / write the binary model file (docs/model.md: "ESLM" header, then the
  * tensors, little-endian float32, with a checksum).  The loader refuses a
  * file with a NaN or infinite weight (ES_EFORMAT naming the tensor and index);
  * es_lm_save refuses to write one. */
-int es_lm_load(const char *path, es_lm **out, es_error *err);
-int es_lm_save(const es_lm *m, const char *path, es_error *err);
-void es_lm_free(es_lm *m);
+ES_API int es_lm_load(const char *path, es_lm **out, es_error *err);
+ES_API int es_lm_save(const es_lm *m, const char *path, es_error *err);
+ES_API void es_lm_free(es_lm *m);
 
-const es_lm_config *es_lm_get_config(const es_lm *m);
-size_t es_lm_n_params(const es_lm *m);
+ES_API const es_lm_config *es_lm_get_config(const es_lm *m);
+ES_API size_t es_lm_n_params(const es_lm *m);
 /* All parameters as one flat array (file order). */
-float *es_lm_params(es_lm *m);
-const float *es_lm_params_const(const es_lm *m);
+ES_API float *es_lm_params(es_lm *m);
+ES_API const float *es_lm_params_const(const es_lm *m);
 
 /* Default model path: $ES_MODEL if set, else data/model.bin. */
-const char *es_lm_default_path(void);
+ES_API const char *es_lm_default_path(void);
 
 /* ------------------------------------------------------------- inference */
 
 /* Run state of one sequence: activations and the KV cache. */
 typedef struct es_lm_state es_lm_state;
 
-int es_lm_state_new(const es_lm *m, es_lm_state **out);
-void es_lm_state_free(es_lm_state *s);
+ES_API int es_lm_state_new(const es_lm *m, es_lm_state **out);
+ES_API void es_lm_state_free(es_lm_state *s);
 /* Threads for es_lm_forward on this state (borrowed; NULL = none). */
-void es_lm_state_set_pool(es_lm_state *s, es_lm_pool *p);
+ES_API void es_lm_state_set_pool(es_lm_state *s, es_lm_pool *p);
 /* Bytes of the KV cache this state holds (all seq_len positions). */
-size_t es_lm_state_kv_bytes(const es_lm_state *s);
+ES_API size_t es_lm_state_kv_bytes(const es_lm_state *s);
 
 /* Feed `token` at position pos (0 <= pos < seq_len): writes the KV cache at
  * pos and returns the logits of the next token (vocab_size floats owned by
  * the state, valid until the next call).  Rolling back is just feeding a
  * smaller pos again.  Parallel across rows when threads allow. */
-const float *es_lm_forward(const es_lm *m, es_lm_state *s, int token, int pos);
+ES_API const float *es_lm_forward(const es_lm *m, es_lm_state *s, int token, int pos);
 /* The same computation written plainly (no threads, no kernels): the
  * reference the tests compare es_lm_forward with. */
-const float *es_lm_forward_ref(const es_lm *m, es_lm_state *s, int token, int pos);
+ES_API const float *es_lm_forward_ref(const es_lm *m, es_lm_state *s, int token, int pos);
 
 /* -------------------------------------------------------------- training */
 
 typedef struct es_lm_trainer es_lm_trainer;
 
 /* A trainer for batches of up to batch x seq tokens (seq <= seq_len). */
-int es_lm_trainer_new(es_lm *m, int batch, int seq, es_lm_trainer **out);
-void es_lm_trainer_free(es_lm_trainer *t);
+ES_API int es_lm_trainer_new(es_lm *m, int batch, int seq, es_lm_trainer **out);
+ES_API void es_lm_trainer_free(es_lm_trainer *t);
 /* Threads for the trainer's kernels (borrowed; NULL = none).  The weights do
  * not depend on it. */
-void es_lm_trainer_set_pool(es_lm_trainer *t, es_lm_pool *p);
+ES_API void es_lm_trainer_set_pool(es_lm_trainer *t, es_lm_pool *p);
 
 /* Forward pass of a batch: inputs/targets are [batch][seq] (row-major, only
  * the first `seq` columns of each row used); a target < 0 is not scored.
  * Returns the mean cross-entropy over scored targets (NaN if none). */
-float es_lm_train_forward(es_lm_trainer *t, const int *inputs, const int *targets, int seq);
+ES_API float es_lm_train_forward(es_lm_trainer *t, const int *inputs, const int *targets, int seq);
 /* Backward pass of the last forward: gradients are set (not accumulated). */
-void es_lm_train_backward(es_lm_trainer *t);
+ES_API void es_lm_train_backward(es_lm_trainer *t);
 /* Gradient of every parameter (file order), after es_lm_train_backward. */
-float *es_lm_trainer_grads(es_lm_trainer *t);
+ES_API float *es_lm_trainer_grads(es_lm_trainer *t);
 
 typedef struct es_lm_adamw {
     float lr, beta1, beta2, eps, weight_decay, grad_clip;
@@ -175,14 +175,14 @@ typedef struct es_lm_adamw {
  * grad_clip when > 0; returns the norm before clipping.  A non-finite norm
  * (NaN or infinite gradients) leaves the weights untouched and is returned
  * as is: the caller should stop (es_lm_train_step does). */
-float es_lm_adamw_step(es_lm_trainer *t, const es_lm_adamw *opt, int step);
+ES_API float es_lm_adamw_step(es_lm_trainer *t, const es_lm_adamw *opt, int step);
 
 /* Forward, backward and AdamW on one batch.  ES_ERANGE, with the step and
  * what went non-finite in err, when the loss, the gradient norm or a weight
  * after the update is NaN or infinite (a learning rate far too high, say):
  * stop there and do not save.  A bad loss or gradient leaves the weights as
  * they were.  *loss and *gnorm (either may be NULL) get the figures. */
-int es_lm_train_step(es_lm_trainer *t, const int *inputs, const int *targets, int seq,
+ES_API int es_lm_train_step(es_lm_trainer *t, const int *inputs, const int *targets, int seq,
                      const es_lm_adamw *opt, int step, float *loss, float *gnorm, es_error *err);
 
 /* ----------------------------------------------------------------- tasks */
@@ -194,9 +194,9 @@ typedef enum es_task_kind {
     ES_TASK_COUNT = 3
 } es_task_kind;
 
-int es_task_parse(const char *name, es_task_kind *out);   /* ES_EINVAL if unknown */
-const char *es_task_name(es_task_kind k);
-es_answer_type es_task_answer_type(es_task_kind k);
+ES_API int es_task_parse(const char *name, es_task_kind *out);   /* ES_EINVAL if unknown */
+ES_API const char *es_task_name(es_task_kind k);
+ES_API es_answer_type es_task_answer_type(es_task_kind k);
 
 enum { ES_TASK_TEXT_CAP = 512 };
 
@@ -219,19 +219,19 @@ typedef struct es_task_example {
  * level 0 has larger numbers (date: up to 28 days added, arithmetic: two-digit
  * operands) and serves as the first stage of the training curriculum. */
 #define ES_TASK_LEVEL 1
-int es_task_draw_level(es_task_kind k, int level, es_rng *rng, es_task_example *out);
+ES_API int es_task_draw_level(es_task_kind k, int level, es_rng *rng, es_task_example *out);
 
 /* Item `index` of task k under `seed` (deterministic, no global state). */
-int es_task_make(es_task_kind k, uint64_t seed, uint64_t index, es_task_example *out);
+ES_API int es_task_make(es_task_kind k, uint64_t seed, uint64_t index, es_task_example *out);
 /* Draw an example from rng (training data). */
-int es_task_draw(es_task_kind k, es_rng *rng, es_task_example *out);
+ES_API int es_task_draw(es_task_kind k, es_rng *rng, es_task_example *out);
 
 /* The answer cue: the model's answer is what follows it up to '.'. */
 #define ES_LM_ANSWER_CUE "So the answer is "
 
 /* Last answer in text (after the last cue, up to '.' or newline) into
  * out[cap]; returns 1 when found, 0 when none (out = ""). */
-int es_task_extract_answer(const char *text, char *out, size_t cap);
+ES_API int es_task_extract_answer(const char *text, char *out, size_t cap);
 
 /* ------------------------------------------------------------ generation */
 
@@ -249,7 +249,7 @@ typedef struct es_lm_gen_opts {
  * windows docs/model.md reports). */
 #define ES_LM_DEFAULT_TEMPERATURE 1.0f
 
-void es_lm_gen_opts_default(es_lm_gen_opts *o);
+ES_API void es_lm_gen_opts_default(es_lm_gen_opts *o);
 
 /* What a probe found. */
 typedef struct es_lm_probe {
@@ -261,19 +261,26 @@ typedef struct es_lm_probe {
     int32_t cost;             /* tokens the probe fed + decoded */
 } es_lm_probe;
 
-/* Events of a sample as it runs.  Return ES_STOP from on_probe to end the
- * sample there (its answer is then the caller's business). */
+/* Events of a sample as it runs.  on_reach is asked at a probe point before
+ * the probe is computed, on_probe once it is; ES_STOP from either ends the
+ * sample there (its answer is then the caller's business, es_session's for
+ * a live policy).  Any hook may be NULL. */
 typedef struct es_lm_gen_hooks {
     int (*on_token)(void *ctx, int token, float logprob, float token_conf);
     int (*on_probe)(void *ctx, const es_lm_probe *probe);
+    int (*on_reach)(void *ctx, uint32_t at);
     void *ctx;
 } es_lm_gen_hooks;
+
+/* Context positions kept free for a probe (its cue and answer): a sample's
+ * tokens stop short of them, with or without probing. */
+#define ES_LM_PROBE_ROOM 32
 
 typedef struct es_lm_sample_result {
     uint32_t tokens;          /* tokens generated (EOS included; probes excluded) */
     uint32_t probe_tokens;    /* sum of probe costs */
     uint32_t n_probes;
-    int stopped;              /* 1 when on_probe said ES_STOP */
+    int stopped;              /* 1 when on_probe or on_reach said ES_STOP */
     int ended;                /* 1 when the model ended it (EOS), 0 when cut at the limit */
     int has_answer;
     char answer[32];          /* final answer (last cue in the text) */
@@ -285,13 +292,13 @@ typedef struct es_lm_gen es_lm_gen;
 
 /* A generator: one state plus every buffer a sample needs, so that drawing
  * a sample allocates nothing. */
-int es_lm_gen_new(const es_lm *m, const es_lm_gen_opts *opts, es_lm_gen **out, es_error *err);
-void es_lm_gen_free(es_lm_gen *g);
-size_t es_lm_gen_kv_bytes(const es_lm_gen *g);
+ES_API int es_lm_gen_new(const es_lm *m, const es_lm_gen_opts *opts, es_lm_gen **out, es_error *err);
+ES_API void es_lm_gen_free(es_lm_gen *g);
+ES_API size_t es_lm_gen_kv_bytes(const es_lm_gen *g);
 
 /* Draw one sample for `prompt` from rng (consumed only by sampling).  hooks
  * may be NULL.  ES_ERANGE when the prompt does not fit the context. */
-int es_lm_gen_sample(es_lm_gen *g, const char *prompt, es_rng *rng,
+ES_API int es_lm_gen_sample(es_lm_gen *g, const char *prompt, es_rng *rng,
                      const es_lm_gen_hooks *hooks, es_lm_sample_result *out);
 
 /* Draw n samples of one prompt: sample i draws from rngs[i], reports to
@@ -301,12 +308,12 @@ int es_lm_gen_sample(es_lm_gen *g, const char *prompt, es_rng *rng,
  * (matrix-matrix products); a lane whose sample ends takes the next one
  * (continuous batching); the prompt is computed once and its cache shared.
  * Each sample is the same bytes as es_lm_gen_sample would give it alone. */
-int es_lm_gen_sample_batch(es_lm_gen *g, const char *prompt, es_rng *rngs,
+ES_API int es_lm_gen_sample_batch(es_lm_gen *g, const char *prompt, es_rng *rngs,
                            const es_lm_gen_hooks *hooks, es_lm_sample_result *out, int n);
 
 /* The stream of sample `sample` of item `item` under `seed`, and the seed of
  * item questions: shared by generate and run (see docs/model.md). */
-void es_lm_sample_rng(es_rng *r, uint64_t seed, uint64_t item, uint64_t sample);
+ES_API void es_lm_sample_rng(es_rng *r, uint64_t seed, uint64_t item, uint64_t sample);
 #define ES_LM_QUESTION_SALT 0x5155455354494f4eULL
 
 /* ------------------------------------------------------------ live runs */
@@ -314,12 +321,12 @@ void es_lm_sample_rng(es_rng *r, uint64_t seed, uint64_t item, uint64_t sample);
 /*
  * Live early stopping: an es_policy decides inside the generation loop, so
  * samples it does not draw and tokens it cuts are never computed.  The loop
- * feeds the policy what es_replay_item feeds it from a recorded trace: probes
- * only when es_policy_probes() (every probe_every tokens), a token budget
- * (es_policy_token_limit) as the generator's limit with the last probe's
- * answer forced at the cap, no per-token events.  With the sample streams of
- * es_lm_sample_rng, a live run and the replay of `generate`'s trace of the
- * same seed make the same decisions and count the same tokens.
+ * drives it through an es_session, as es_replay_item drives it over a
+ * recorded trace: probes only with a within-sample rule (every probe_every
+ * tokens), a token budget as the generator's limit with the last probe's
+ * answer forced at the cap.  With the sample streams of es_lm_sample_rng, a
+ * live run and the replay of `generate`'s trace of the same seed make the
+ * same decisions and count the same tokens.
  */
 typedef struct es_lm_live es_lm_live;
 
@@ -335,16 +342,16 @@ typedef struct es_lm_live_result {
 
 /* `gen` gives temperature and probe spacing (probes are switched off when the
  * policy has no within-sample rule); max_samples: samples per item at most. */
-int es_lm_live_new(const es_lm *m, const es_lm_gen_opts *gen, es_policy *p, es_answer_type t,
+ES_API int es_lm_live_new(const es_lm *m, const es_lm_gen_opts *gen, es_policy *p, es_answer_type t,
                    uint32_t max_samples, es_lm_live **out, es_error *err);
-void es_lm_live_free(es_lm_live *lv);
+ES_API void es_lm_live_free(es_lm_live *lv);
 /* Run one question: sample i draws from es_lm_sample_rng(seed, item, i). */
-int es_lm_live_item(es_lm_live *lv, const char *prompt, const char *gold, uint64_t seed,
+ES_API int es_lm_live_item(es_lm_live *lv, const char *prompt, const char *gold, uint64_t seed,
                     uint64_t item, es_lm_live_result *out);
 /* Canonical key of an answer id of the last item (NULL for the null answer). */
-const char *es_lm_live_key(const es_lm_live *lv, int32_t id);
+ES_API const char *es_lm_live_key(const es_lm_live *lv, int32_t id);
 /* Bytes of KV cache per position (both K and V, all layers). */
-size_t es_lm_live_kv_bytes_per_position(const es_lm_live *lv);
+ES_API size_t es_lm_live_kv_bytes_per_position(const es_lm_live *lv);
 
 #ifdef __cplusplus
 }

@@ -595,7 +595,7 @@ static void test_live_matches_replay(void **state)
             es_rng r;
             es_lm_sample_rng(&r, 5, (uint64_t)j, (uint64_t)i);
             recs[i].n = 0;
-            es_lm_gen_hooks h = {NULL, rec_probe, &recs[i]};
+            es_lm_gen_hooks h = {NULL, rec_probe, NULL, &recs[i]};
             es_lm_sample_result res;
             assert_int_equal(es_lm_gen_sample(g, exs[j].prompt, &r, &h, &res), ES_OK);
             memcpy(answers[i], res.answer, 32);

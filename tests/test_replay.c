@@ -530,7 +530,7 @@ static void test_deepconf_short_sample(void **state)
         es_rng r;
         es_lm_sample_rng(&r, 7, 97, i);
         recs[i].n = 0;
-        es_lm_gen_hooks h = {NULL, rec_probe, &recs[i]};
+        es_lm_gen_hooks h = {NULL, rec_probe, NULL, &recs[i]};
         es_lm_sample_result res;
         assert_int_equal(es_lm_gen_sample(g, ex.prompt, &r, &h, &res), ES_OK);
         memcpy(answers[i], res.answer, sizeof answers[i]);

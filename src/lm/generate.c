@@ -14,7 +14,7 @@
 
 /* Positions kept free at the end of the context so that a probe always fits
  * (cue + answer); the same with and without probes, so texts agree. */
-enum { PROBE_ROOM = 32, PROBE_MAX_ANSWER = 12, GEN_MAX_BATCH = 4096 };
+enum { PROBE_ROOM = ES_LM_PROBE_ROOM, PROBE_MAX_ANSWER = 12, GEN_MAX_BATCH = 4096 };
 
 struct es_lm_gen;
 static int texts_reserve(struct es_lm_gen *g, int n);
@@ -321,6 +321,12 @@ static int lane_advance(es_lm_gen *g, gen_lane *l)
         }
         /* LANE_MAIN */
         int due = every > 0 && l->n_gen > 0 && l->n_gen % (uint32_t)every == 0 && !l->probed;
+        if (due && l->h && l->h->on_reach && l->h->on_reach(l->h->ctx, l->n_gen) == ES_STOP) {
+            /* stopped at the probe point before the probe is made */
+            l->out->stopped = 1;
+            lane_done(l);
+            return 0;
+        }
         if ((int)l->n_gen >= l->limit) {
             l->final_probe = 1;
             if (due) { probe_start(g, l); return 1; }

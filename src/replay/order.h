@@ -1,5 +1,5 @@
 /*
- * order.h - random sample orders, drawn lazily (internal to the core).
+ * order.h - random sample orders, drawn lazily (internal to the replay layer).
  *
  * One generator behind es_shuffle_order (the whole order, for the oracles)
  * and the replay of a policy (only the samples the policy asks for): a
@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "earlystop.h"
+#include "earlystop_replay.h"
 
 /* splitmix64: a counter-based generator, one state word, good mixing. */
 static inline uint64_t es_splitmix(uint64_t *s)
@@ -114,8 +114,8 @@ static inline uint32_t es_order_next(es_order *o)
     return o->idx[i];
 }
 
-/* Replay p on v with samples in the lazy order o (drawn as the policy asks;
+/* Replay on v with samples in the lazy order o (drawn as the policy asks;
  * o->n == v->n_samples); same outcome as es_replay_item on the full order. */
-int es_replay_item_lazy(es_policy *p, const es_item_view *v, es_order *o, int32_t probe_cost, es_outcome *out);
+int es_replay_item_lazy(es_session *s, const es_item_view *v, es_order *o, int32_t probe_cost, es_outcome *out);
 
 #endif

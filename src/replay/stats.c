@@ -1,54 +1,14 @@
 /*
- * stats.c - votes, oracles and the per-file summary figures.
- *
- * Everything here counts interned answer ids with caller-provided scratch,
- * so the same routines serve `earlystop stats`, the replay evaluator and a
- * live loop without allocating.  The duplicate-text counter (es_dup) at the
- * end serves `stats` and `import`.
+ * stats.c - the per-file summary figures of `earlystop stats` (votes go
+ * through the core's es_tally) and the duplicate-text counter (es_dup) that
+ * serves `stats` and `import`.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "earlystop.h"
-
-/* Majority with ties to the lower id, which is the answer seen first because
- * ids are handed out in order of first appearance. */
-int32_t es_vote_majority(const int32_t *answers, uint32_t n, uint32_t *counts, uint32_t n_answers)
-{
-    int32_t best = -1;
-    for (uint32_t i = 0; i < n; i++) {
-        int32_t a = answers[i];
-        if (a < 0 || (uint32_t)a >= n_answers) continue;
-        uint32_t c = ++counts[a];
-        if (best < 0 || c > counts[best] || (c == counts[best] && a < best)) best = a;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        if (answers[i] >= 0 && (uint32_t)answers[i] < n_answers) counts[answers[i]] = 0;
-    return best;
-}
-
-/* One pass: the running leader after each sample; the oracle is one past the
- * last prefix whose leader differs from the full majority. */
-uint32_t es_consistency_oracle(const int32_t *answers, uint32_t n, uint32_t *counts, uint32_t n_answers)
-{
-    if (n == 0) return 0;
-    int32_t final = es_vote_majority(answers, n, counts, n_answers);
-    int32_t lead = -1;
-    uint32_t last_bad = 0; /* 1-based prefix length of the last disagreeing prefix */
-    for (uint32_t i = 0; i < n; i++) {
-        int32_t a = answers[i];
-        if (a >= 0 && (uint32_t)a < n_answers) {
-            uint32_t c = ++counts[a];
-            if (lead < 0 || c > counts[lead] || (c == counts[lead] && a < lead)) lead = a;
-        }
-        if (lead != final) last_bad = i + 1;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        if (answers[i] >= 0 && (uint32_t)answers[i] < n_answers) counts[answers[i]] = 0;
-    return last_bad + 1 > n ? n : last_bad + 1;
-}
+#include "earlystop_replay.h"
 
 uint32_t es_stable_final_tokens(const uint32_t *at, const int32_t *ans, uint32_t n_probes,
                                 int32_t final_answer, uint32_t total_tokens)
@@ -60,17 +20,17 @@ uint32_t es_stable_final_tokens(const uint32_t *at, const int32_t *ans, uint32_t
 }
 
 /* Per-item contributions, summed by es_stats_compute. */
-static void item_stats(const es_item_view *v, uint32_t *counts, es_stats *acc)
+static void item_stats(const es_item_view *v, es_tally *t, es_stats *acc)
 {
     uint32_t n = v->n_samples;
-    int32_t maj = es_vote_majority(v->answer, n, counts, v->n_answers);
+    int32_t maj = es_vote_majority(v->answer, n, t);
     uint64_t tokens = 0;
     int any = 0;
     for (uint32_t i = 0; i < n; i++) {
         tokens += v->tokens[i];
         any |= v->correct[v->answer[i]];
     }
-    uint32_t orc = es_consistency_oracle(v->answer, n, counts, v->n_answers);
+    uint32_t orc = es_consistency_oracle(v->answer, n, t);
     uint64_t orc_tokens = 0;
     for (uint32_t i = 0; i < orc; i++) orc_tokens += v->tokens[i];
     acc->single_em += v->correct[v->answer[0]];
@@ -110,13 +70,13 @@ int es_stats_compute(const es_traceset *ts, es_stats *out)
         es_traceset_item(ts, i, &v);
         if (v.n_answers > max_ans) max_ans = v.n_answers;
     }
-    uint32_t *counts = calloc(max_ans, sizeof *counts);
-    if (!counts) return ES_ENOMEM;
+    es_tally *tally;
+    if (es_tally_new((uint32_t)max_ans, &tally)) return ES_ENOMEM;
     for (size_t i = 0; i < n_items; i++) {
         es_traceset_item(ts, i, &v);
-        item_stats(&v, counts, &acc);
+        item_stats(&v, tally, &acc);
     }
-    free(counts);
+    es_tally_free(tally);
     /* probe figures are means over all traces (samples) of a file that has
      * probes at all, and 0 for a file without any */
     double k = n_items ? (double)n_items : 1.0;

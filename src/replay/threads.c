@@ -1,8 +1,7 @@
 /*
- * eval_threads.c - replay a policy over many random orders on several cores.
+ * threads.c - replay a policy over many random orders on several cores.
  *
- * Lives beside the I/O layer rather than in the core because it starts
- * threads (pthreads).  The orders are cut into CHUNKS contiguous ranges that
+ * The orders are cut into CHUNKS contiguous ranges that
  * the threads take one at a time, so a thread the machine starves takes
  * fewer and no one waits for it longer than one chunk; threads that have
  * nothing to take exit (no spinning).  Each thread owns its policy object
@@ -17,13 +16,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "earlystop_io.h"
+#include "earlystop_replay.h"
 
 enum { CHUNKS = 16, MAX_THREADS = 256 };
 
 typedef struct job {
     const es_traceset *ts;
-    const char *spec;
+    const char *spec;       /* the policy's canonical spec, for messages */
     uint64_t seed;
     uint32_t shuffles, n_chunks;
     int32_t probe_cost;
@@ -35,8 +34,6 @@ typedef struct job {
     uint32_t bad_chunk;     /* lowest failing chunk so far */
     int rc;
     es_error err;
-    char *canon;
-    size_t canon_cap;
 } job;
 
 static void acc_add(es_eval_acc *dst, const es_eval_acc *src, size_t n)
@@ -70,11 +67,12 @@ static void chunk_range(const job *j, uint32_t c, uint32_t *b, uint32_t *e)
     *e = (uint32_t)((uint64_t)j->shuffles * (c + 1) / j->n_chunks);
 }
 
-/* One thread's share: its own policy (made by the caller: building one
- * calls lgamma, which writes the global signgam) and accumulators. */
+/* One thread's share: its own policy and session, made by the caller
+ * before the threads start, and its accumulators. */
 typedef struct share {
     job *j;
     es_policy *p;
+    es_session *s;
 } share;
 
 static void *worker(void *arg)
@@ -82,6 +80,7 @@ static void *worker(void *arg)
     share *sh = arg;
     job *j = sh->j;
     es_policy *p = sh->p;
+    es_session *ses = sh->s;
     es_eval_acc *mine = calloc(j->n ? j->n : 1, sizeof *mine);
     es_error e = {0};
     int rc = mine ? ES_OK : es_error_set(&e, ES_ENOMEM, "", 0, "", "out of memory");
@@ -97,7 +96,7 @@ static void *worker(void *arg)
             uint32_t b, en;
             chunk_range(j, c, &b, &en);
             if (j->shuffles == 0) b = en = 0; /* the file order, once */
-            rc = es_eval_policy(j->ts, p, j->seed, b, en, j->probe_cost, mine, &bad);
+            rc = es_eval_policy(j->ts, ses, j->seed, b, en, j->probe_cost, mine, &bad);
         }
         if (rc) {
             es_error d;
@@ -114,21 +113,25 @@ static void *worker(void *arg)
         }
     }
     pthread_mutex_lock(&j->mu);
-    if (rc == ES_OK) {
-        acc_add(j->acc, mine, j->n);
-        if (j->canon && p) snprintf(j->canon, j->canon_cap, "%s", es_policy_spec(p));
-    }
+    if (rc == ES_OK) acc_add(j->acc, mine, j->n);
     pthread_mutex_unlock(&j->mu);
     free(mine);
     return NULL;
 }
 
-int es_eval_policy_threads(const es_traceset *ts, const char *spec, uint64_t seed, uint32_t shuffles,
-                           int threads, int32_t probe_cost, es_eval_acc *acc, char *canon, size_t canon_cap,
-                           es_error *err)
+static void free_shares(share *sh, int n)
 {
-    job j = {.ts = ts, .spec = spec, .seed = seed, .shuffles = shuffles, .probe_cost = probe_cost,
-             .n = es_traceset_n_items(ts), .acc = acc, .canon = canon, .canon_cap = canon_cap};
+    for (int t = 0; t < n; t++) {
+        es_session_free(sh[t].s);
+        es_policy_free(sh[t].p);
+    }
+}
+
+int es_eval_threads(const es_traceset *ts, const es_policy *proto, uint64_t seed, uint32_t shuffles, int threads,
+                    int32_t probe_cost, es_eval_acc *acc, es_error *err)
+{
+    job j = {.ts = ts, .spec = es_policy_spec(proto), .seed = seed, .shuffles = shuffles, .probe_cost = probe_cost,
+             .n = es_traceset_n_items(ts), .acc = acc};
     j.n_chunks = shuffles == 0 ? 1 : shuffles < CHUNKS ? shuffles : CHUNKS;
     if (threads <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
@@ -137,17 +140,18 @@ int es_eval_policy_threads(const es_traceset *ts, const char *spec, uint64_t see
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if ((uint32_t)threads > j.n_chunks) threads = (int)j.n_chunks;
     share sh[MAX_THREADS];
+    memset(sh, 0, sizeof sh);
     for (int t = 0; t < threads; t++) {
         sh[t].j = &j;
-        sh[t].p = NULL;
-        int rc = es_policy_new_any(spec, &sh[t].p, err);
+        int rc = es_policy_clone(proto, &sh[t].p, err);
+        if (!rc && es_session_new(sh[t].p, &sh[t].s)) rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
         if (rc) {
-            for (int k = 0; k < t; k++) es_policy_free(sh[k].p);
+            free_shares(sh, t + 1);
             return rc;
         }
     }
     if (pthread_mutex_init(&j.mu, NULL)) {
-        for (int t = 0; t < threads; t++) es_policy_free(sh[t].p);
+        free_shares(sh, threads);
         return es_error_set(err, ES_ENOMEM, "", 0, "", "cannot start threads");
     }
     /* the caller's thread works too; helpers the system refuses are not needed */
@@ -159,7 +163,7 @@ int es_eval_policy_threads(const es_traceset *ts, const char *spec, uint64_t see
     }
     worker(&sh[0]);
     for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
-    for (int t = 0; t < threads; t++) es_policy_free(sh[t].p);
+    free_shares(sh, threads);
     pthread_mutex_destroy(&j.mu);
     if (j.failed && err) *err = j.err;
     return j.failed ? j.rc : ES_OK;

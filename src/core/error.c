@@ -68,3 +68,5 @@ void es_error_format(const es_error *err, char *buf, size_t cap)
     if (at < cap)
         snprintf(buf + at, cap - at, "%s", err->msg[0] ? err->msg : es_strerror(err->code));
 }
+
+const char *es_version(void) { return ES_VERSION_STRING; }

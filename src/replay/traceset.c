@@ -3,9 +3,9 @@
  *
  * Every per-sample and per-probe field lives in one flat array over the whole
  * set (structure of arrays), so a replay walks contiguous integers.  Answers
- * are interned per item into 0..n_answers-1 in order of first appearance, so
- * a vote is integer counting and "ties go to the answer seen first" is "ties
- * go to the lower id".  Whether an answer is correct is decided once, at
+ * are interned per item by the core's es_interner: ES_NULL_ANSWER (0), then
+ * 1, 2, ... in order of first appearance, so a vote is integer counting.
+ * Whether an answer is correct is decided once, at
  * load, against every accepted gold answer.  The spelling shown for an
  * answer is the most common raw string among the samples that share its key
  * (ties to the first seen), so a decision prints "\\frac{9}{100}" when 42
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "earlystop.h"
+#include "earlystop_replay.h"
 
 typedef struct arena_block {
     struct arena_block *next;
@@ -28,7 +28,6 @@ typedef struct item_rec {
     const char *id, *task, *gold;
     uint32_t sample_begin, n_samples;
     uint32_t ans_begin, n_answers;
-    int32_t null_answer;
     es_answer_type type;
 } item_rec;
 
@@ -56,11 +55,14 @@ struct es_traceset {
     /* strings */
     arena_block *arena;
     size_t arena_bytes;
-    /* scratch: normalised key buffer and the per-item intern table */
+    /* scratch: a normalised gold key, and the interner of one item's answers
+     * (made again, larger, when an item needs more room than any before) */
     char *key;
     size_t key_cap;
-    int32_t *slots;
-    size_t slots_cap;
+    es_interner *in;
+    es_answer_type in_type;
+    uint32_t in_answers;
+    size_t in_key_bytes;
     /* scratch: distinct raw spellings of one item's sample answers */
     const char **sp_raw;
     uint32_t *sp_count;
@@ -190,9 +192,10 @@ void es_traceset_free(es_traceset *ts)
     }
     void *arrays[] = {ts->items, ts->s_answer, ts->s_tokens, ts->s_conf, ts->s_probe_off, ts->s_text,
                       ts->p_at, ts->p_answer, ts->p_conf, ts->p_wconf, ts->p_cost, ts->a_correct,
-                      ts->a_key, ts->a_raw, ts->key, ts->slots, ts->ids, ts->sp_raw, ts->sp_count,
+                      ts->a_key, ts->a_raw, ts->key, ts->ids, ts->sp_raw, ts->sp_count,
                       ts->sp_answer, ts->sp_slots, ts->sp_best};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
+    es_interner_free(ts->in);
     free(ts);
 }
 
@@ -213,53 +216,49 @@ static int normalize_into(es_traceset *ts, es_answer_type t, const char *s)
     }
 }
 
-/* Size the per-item intern table for up to n distinct answers (load <= 1/2). */
-static int reset_slots(es_traceset *ts, size_t n)
+/* An interner of type t for up to `answers` ids and `key_bytes` of keys,
+ * reset; the one kept is reused while it is large enough. */
+static int ready_interner(es_traceset *ts, es_answer_type t, uint32_t answers, size_t key_bytes)
 {
-    size_t need = next_cap(16, 2 * n + 2);
-    if (need > ts->slots_cap) {
-        if (grow_to((void **)&ts->slots, need, sizeof(int32_t))) return ES_ENOMEM;
-        ts->slots_cap = need;
+    if (ts->in && ts->in_type == t && ts->in_answers >= answers && ts->in_key_bytes >= key_bytes) {
+        es_interner_reset(ts->in);
+        return ES_OK;
     }
-    memset(ts->slots, 0xff, ts->slots_cap * sizeof(int32_t));
+    es_interner_free(ts->in);
+    ts->in = NULL;
+    if (answers < 2 * ts->in_answers) answers = 2 * ts->in_answers;
+    if (key_bytes < 2 * ts->in_key_bytes) key_bytes = 2 * ts->in_key_bytes;
+    int rc = es_interner_new(t, answers, key_bytes, &ts->in);
+    if (rc) return rc;
+    ts->in_type = t;
+    ts->in_answers = answers;
+    ts->in_key_bytes = key_bytes;
     return ES_OK;
 }
 
-/* Id of answer `raw` within item `it`, adding it when new.  Its spelling
- * (a_raw) points into the caller's item until choose_spellings copies the
- * chosen one into the arena. */
-static int intern(es_traceset *ts, item_rec *it, const char *raw, int32_t *id)
+/* The item's answer slot for id a; a new id gets its key copied into the
+ * arena.  Its spelling (a_raw) points into the caller's item until
+ * choose_spellings copies the chosen one. */
+static int add_answer(es_traceset *ts, item_rec *it, int32_t a, const char *raw)
 {
-    if (!raw) {
-        if (it->null_answer < 0) {
-            if (reserve_answers(ts, ts->n_ans + 1)) return ES_ENOMEM;
-            it->null_answer = (int32_t)it->n_answers++;
-            ts->a_key[ts->n_ans] = ts->a_raw[ts->n_ans] = NULL;
-            ts->a_correct[ts->n_ans++] = 0;
-        }
-        *id = it->null_answer;
-        return ES_OK;
-    }
-    int rc = normalize_into(ts, it->type, raw);
-    if (rc) return rc;
-    size_t mask = ts->slots_cap - 1, h = (size_t)hash_str(ts->key) & mask;
-    for (;; h = (h + 1) & mask) {
-        int32_t a = ts->slots[h];
-        if (a < 0) break;
-        if (!strcmp(ts->a_key[it->ans_begin + (uint32_t)a], ts->key)) {
-            *id = a;
-            return ES_OK;
-        }
-    }
+    if ((uint32_t)a < it->n_answers) return ES_OK;
     if (reserve_answers(ts, ts->n_ans + 1)) return ES_ENOMEM;
-    const char *key = arena_strdup(ts, ts->key);
-    if (!key) return ES_ENOMEM;
+    const char *key = es_interner_key(ts->in, a);
+    if (key && !(key = arena_strdup(ts, key))) return ES_ENOMEM;
     ts->a_key[ts->n_ans] = key;
     ts->a_raw[ts->n_ans] = raw;
     ts->a_correct[ts->n_ans++] = 0;
-    ts->slots[h] = (int32_t)it->n_answers;
-    *id = (int32_t)it->n_answers++;
+    it->n_answers++;
     return ES_OK;
+}
+
+/* Id of answer `raw` (NULL = null) within item `it`, adding it when new. */
+static int intern(es_traceset *ts, item_rec *it, const char *raw, int32_t *id)
+{
+    int32_t a = es_interner_intern(ts->in, raw);
+    if (a < 0) return a;
+    *id = a;
+    return add_answer(ts, it, a, raw);
 }
 
 /* Count the distinct raw spellings of the item's sample answers (n samples)
@@ -370,20 +369,65 @@ static int check_unique_id(es_traceset *ts, const char *id)
 
 static float to_float(double x) { return isnan(x) ? NAN : (float)x; }
 
-/* Append the item's samples and probes to the flat arrays, interning answers
- * of all samples first so that ids follow first appearance in the vote. */
+/* Room an item's answers can need in the interner: every sample and probe
+ * a distinct answer, each key a little longer than its text (a number's key
+ * can outgrow its spelling: 1e5 keys as 100000). */
+static void answer_room(const es_item *item, uint32_t *answers, size_t *key_bytes)
+{
+    size_t n = 1, bytes = 64;
+    for (size_t i = 0; i < item->n_samples; i++) {
+        const es_sample *s = &item->samples[i];
+        n += 1 + s->n_probes;
+        if (s->answer) bytes += strlen(s->answer) + 64;
+        for (size_t j = 0; j < s->n_probes; j++)
+            if (s->probes[j].answer) bytes += strlen(s->probes[j].answer) + 64;
+    }
+    *answers = n > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)n;
+    *key_bytes = bytes;
+}
+
+/* Intern every answer of the item: all samples first, in order, then the
+ * probes, so that ids follow first appearance in the vote. */
+static int intern_all(es_traceset *ts, item_rec *it, const es_item *item)
+{
+    size_t p = ts->n_probes;
+    for (size_t i = 0; i < item->n_samples; i++) {
+        int rc = intern(ts, it, item->samples[i].answer, &ts->s_answer[ts->n_samples + i]);
+        if (rc) return rc;
+    }
+    for (size_t i = 0; i < item->n_samples; i++)
+        for (size_t j = 0; j < item->samples[i].n_probes; j++, p++) {
+            int rc = intern(ts, it, item->samples[i].probes[j].answer, &ts->p_answer[p]);
+            if (rc) return rc;
+        }
+    return ES_OK;
+}
+
+/* Append the item's samples and probes to the flat arrays. */
 static int add_samples(es_traceset *ts, item_rec *it, const es_item *item)
 {
     size_t n = item->n_samples, np = 0;
     for (size_t i = 0; i < n; i++) np += item->samples[i].n_probes;
-    if (reserve_samples(ts, ts->n_samples + n) || reserve_probes(ts, ts->n_probes + np) ||
-        reset_slots(ts, n + np))
-        return ES_ENOMEM;
+    if (reserve_samples(ts, ts->n_samples + n) || reserve_probes(ts, ts->n_probes + np)) return ES_ENOMEM;
+    uint32_t room;
+    size_t key_bytes;
+    answer_room(item, &room, &key_bytes);
+    int rc;
+    for (;;) {
+        /* id 0 is the null answer's in every item, never correct */
+        if ((rc = ready_interner(ts, it->type, room, key_bytes)) || (rc = add_answer(ts, it, ES_NULL_ANSWER, NULL)))
+            return rc;
+        rc = intern_all(ts, it, item);
+        if (rc != ES_ERANGE) break;
+        /* a key longer than the room guessed: start the item again, larger */
+        ts->n_ans = it->ans_begin;
+        it->n_answers = 0;
+        key_bytes *= 4;
+    }
+    if (rc) return rc;
     for (size_t i = 0; i < n; i++) {
         const es_sample *s = &item->samples[i];
         size_t k = ts->n_samples + i;
-        int rc = intern(ts, it, s->answer, &ts->s_answer[k]);
-        if (rc) return rc;
         ts->s_tokens[k] = s->tokens;
         ts->s_conf[k] = to_float(s->confidence);
         if (ts->flags & ES_KEEP_TEXT) {
@@ -396,8 +440,6 @@ static int add_samples(es_traceset *ts, item_rec *it, const es_item *item)
         const es_sample *s = &item->samples[i];
         for (size_t j = 0; j < s->n_probes; j++, p++) {
             const es_probe *pr = &s->probes[j];
-            int rc = intern(ts, it, pr->answer, &ts->p_answer[p]);
-            if (rc) return rc;
             ts->p_at[p] = pr->at;
             ts->p_conf[p] = to_float(pr->confidence);
             ts->p_wconf[p] = to_float(pr->window_confidence);
@@ -405,7 +447,7 @@ static int add_samples(es_traceset *ts, item_rec *it, const es_item *item)
         }
         ts->s_probe_off[ts->n_samples + i + 1] = (uint32_t)p;
     }
-    int rc = choose_spellings(ts, it, item);
+    rc = choose_spellings(ts, it, item);
     if (rc) return rc;
     ts->n_samples += n;
     ts->n_probes = p;
@@ -430,7 +472,6 @@ int es_traceset_add(es_traceset *ts, const es_item *item, es_error *err)
     it->sample_begin = (uint32_t)ts->n_samples;
     it->n_samples = (uint32_t)item->n_samples;
     it->ans_begin = (uint32_t)ts->n_ans;
-    it->null_answer = -1;
     size_t n_ans0 = ts->n_ans, n_s0 = ts->n_samples, n_p0 = ts->n_probes;
     int rc = add_samples(ts, it, item);
     if (rc == ES_OK) rc = mark_correct(ts, it, item);
@@ -457,7 +498,7 @@ size_t es_traceset_bytes(const es_traceset *ts)
     size_t per_sample = 3 * 4 + 4 + ((ts->flags & ES_KEEP_TEXT) ? sizeof(char *) : 0);
     return sizeof *ts + ts->items_cap * sizeof(item_rec) + ts->samples_cap * per_sample +
            ts->probes_cap * 5 * 4 + ts->ans_cap * (1 + 2 * sizeof(char *)) + ts->arena_bytes +
-           ts->key_cap + ts->slots_cap * 4 + ts->ids_cap * 4 + ts->sp_cap * (sizeof(char *) + 8) +
+           ts->key_cap + ts->ids_cap * 4 + ts->sp_cap * (sizeof(char *) + 8) +
            ts->sp_slots_cap * 4 + ts->sp_best_cap * 4;
 }
 
@@ -472,7 +513,6 @@ int es_traceset_item(const es_traceset *ts, size_t i, es_item_view *v)
         .answer_type = it->type,
         .n_samples = it->n_samples,
         .n_answers = it->n_answers,
-        .null_answer = it->null_answer,
         .answer = ts->s_answer + s,
         .tokens = ts->s_tokens + s,
         .confidence = ts->s_conf + s,

@@ -21,7 +21,6 @@ struct es_interner {
     es_answer_type type;
     uint32_t max_answers;   /* ids available, the null answer's included */
     uint32_t count;         /* ids handed out */
-    int32_t null_id;        /* id of the null answer, -1 until it is seen */
     size_t mask;            /* hash table size - 1 (a power of two) */
     size_t *key_off;        /* [max_answers] offset of each key in arena */
     uint32_t *key_hash;     /* [max_answers] */
@@ -120,12 +119,12 @@ void es_interner_free(es_interner *in)
     free(in);
 }
 
-/* O(table size): called once per question, not per answer. */
+/* O(table size): called once per question, not per answer.  Id 0 is the
+ * null answer's, always (ES_NULL_ANSWER), so the first real answer gets 1. */
 void es_interner_reset(es_interner *in)
 {
     if (!in) return;
-    in->count = 0;
-    in->null_id = -1;
+    in->count = 1;
     in->arena_used = 0;
     in->key_bytes_used = 0;
     for (size_t i = 0; i <= in->mask; i++) in->slots[i] = -1;
@@ -141,15 +140,6 @@ static size_t find_slot(const es_interner *in, const char *k, uint32_t h)
         if (in->key_hash[id] == h && !strcmp(in->arena + in->key_off[id], k)) return i;
         i = (i + 1) & in->mask;
     }
-}
-
-/* The null answer takes the next id the first time it is seen. */
-static int32_t intern_null(es_interner *in)
-{
-    if (in->null_id >= 0) return in->null_id;
-    if (in->count >= in->max_answers) return ES_ERANGE;
-    in->null_id = (int32_t)in->count++;
-    return in->null_id;
 }
 
 /* Store the key in scratch (len bytes) under a new id at slot. */
@@ -172,7 +162,7 @@ static int32_t add_key(es_interner *in, size_t slot, size_t len, uint32_t h)
 int32_t es_interner_intern(es_interner *in, const char *s)
 {
     if (!in) return ES_EINVAL;
-    if (!s) return intern_null(in);
+    if (!s) return ES_NULL_ANSWER;
     int len = es_answer_normalize(in->type, s, strlen(s), in->scratch, in->scratch_cap);
     if (len < 0) return len;
     uint32_t h = key_hash(in->scratch, (size_t)len);
@@ -183,7 +173,7 @@ int32_t es_interner_intern(es_interner *in, const char *s)
 
 const char *es_interner_key(const es_interner *in, int32_t id)
 {
-    if (!in || id < 0 || (uint32_t)id >= in->count || id == in->null_id) return NULL;
+    if (!in || id <= ES_NULL_ANSWER || (uint32_t)id >= in->count) return NULL;
     return in->arena + in->key_off[id];
 }
 

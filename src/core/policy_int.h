@@ -1,0 +1,51 @@
+/*
+ * policy_int.h - the policy's internals, shared by policy.c (the object),
+ * spec.c (spec strings) and session.c (the event driver).
+ */
+#ifndef ES_CORE_POLICY_INT_H
+#define ES_CORE_POLICY_INT_H
+
+#include "rule.h"
+
+enum { ES_POLICY_MAX_RULES = 2 };
+
+/* One rule with its parameters, as a spec names it. */
+typedef struct es_rule_conf {
+    const es_rule_def *def;
+    double param[ES_RULE_MAX_PARAMS];
+} es_rule_conf;
+
+/* A rule in a policy: its configuration, the levels it serves there and
+ * its state (def->state_size bytes). */
+typedef struct es_rule_slot {
+    es_rule_conf conf;
+    unsigned levels;
+    void *st;
+} es_rule_slot;
+
+struct es_policy {
+    es_rule_slot slot[ES_POLICY_MAX_RULES + 1]; /* as named, then an implicit `full` */
+    uint32_t n_slots, n_named;
+    es_rule_slot *within, *across;              /* within may be NULL; across never is */
+    /* the decision path reads these, cached from the slots */
+    const es_rule_def *wd, *ad;
+    void *wst, *ast;
+    uint32_t min, max;          /* the across rule's caps, 0 = none */
+    es_policy_info info;
+    /* question */
+    uint32_t cap, n_samples, max_answers;
+    int32_t sample_answer;
+    es_rule_msg msg;
+    char spec[512];
+};
+
+/* spec.c */
+void es_spec_list_rules(char *buf, size_t cap);
+void es_spec_rule_defaults(const es_rule_def *d, es_rule_conf *c);
+int es_spec_parse(const char *spec, es_rule_conf *out, uint32_t *n, es_error *err);
+int es_spec_parse_value(const es_rule_def *d, const es_param_def *p, const char *text, double *out, es_error *err);
+int es_spec_check_value(const es_rule_def *d, const es_param_def *p, double x, es_error *err);
+void es_spec_format_value(const es_param_def *p, double x, char *buf, size_t cap);
+size_t es_spec_format_rule(const es_rule_conf *c, char *buf, size_t cap);
+
+#endif

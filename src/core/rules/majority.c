@@ -1,0 +1,59 @@
+/*
+ * majority.c - stop once the leader holds `fraction` of the samples drawn
+ * (Adaptive-Consistency's MajorityStoppingCriteria).
+ */
+#include "rules.h"
+
+enum { P_FRACTION, P_MIN, P_MAX };
+
+typedef struct majority_state {
+    es_tally t;
+    double fraction;
+} majority_state;
+
+static const es_param_def params[] = {
+    {"fraction", ES_PARAM_REAL, 0.8, 0, 1, NULL, 0, 0, "stop once the leader holds this share"},
+    {"min", ES_PARAM_COUNT, 2, 1, 1e9, NULL, 0, 0, "samples at least"},
+    ES_PARAM_MAX,
+};
+
+static int configure(void *st, const double *param, es_rule_msg *msg)
+{
+    (void)msg;
+    ((majority_state *)st)->fraction = param[P_FRACTION];
+    return ES_OK;
+}
+
+static void release(void *st) { es_tally_release(&((majority_state *)st)->t); }
+
+static int begin_item(void *st, uint32_t max_answers)
+{
+    return es_rule_tally_begin(&((majority_state *)st)->t, max_answers);
+}
+
+static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
+{
+    (void)msg;
+    majority_state *s = st;
+    es_tally_vote(&s->t, ev->answer);
+    return (double)s->t.top1 >= s->fraction * ev->n;
+}
+
+static int32_t answer(const void *st) { return ((const majority_state *)st)->t.leader; }
+
+const es_rule_def es_rule_majority = {
+    .name = "majority",
+    .level = ES_LEVEL_ACROSS,
+    .params = params,
+    .n_params = 3,
+    .min_param = P_MIN,
+    .max_param = P_MAX,
+    .state_size = sizeof(majority_state),
+    .doc = "stop once the leader holds a share of the votes",
+    .configure = configure,
+    .release = release,
+    .begin_item = begin_item,
+    .end_sample = end_sample,
+    .answer = answer,
+    .counts_only = 1,
+};

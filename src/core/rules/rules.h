@@ -1,0 +1,60 @@
+/*
+ * rules.h - pieces the built-in rules share (internal to src/core/rules).
+ */
+#ifndef ES_CORE_RULES_H
+#define ES_CORE_RULES_H
+
+#include "rule.h"
+
+/* The sample cap every across rule takes: "all" (or 0) = no cap. */
+#define ES_PARAM_MAX \
+    {"max", ES_PARAM_COUNT, 0, 0, 1e9, "all", 0, 0, "samples at most (all = no cap)"}
+
+/* A tally made ready for a question with ids < max_answers. */
+static inline int es_rule_tally_begin(es_tally *t, uint32_t max_answers)
+{
+    return es_tally_reserve(t, max_answers ? max_answers : 1);
+}
+
+/* Adaptive-Consistency's Beta criterion with a lazily filled table: min_a[b]
+ * is the smallest leader count that stops for second count b. */
+enum { ES_BETA_TABLE = 128 };
+typedef struct es_beta_table {
+    double threshold;
+    uint32_t filled;
+    uint32_t min_a[ES_BETA_TABLE];
+} es_beta_table;
+
+void es_beta_table_set(es_beta_table *b, double threshold);
+uint32_t es_beta_table_fill(es_beta_table *b, uint32_t second);
+
+/* P(p1 > p2) >= threshold for the top two counts: one table lookup. */
+static inline int es_beta_stop(es_beta_table *b, uint32_t top1, uint32_t top2)
+{
+    if (top2 < b->filled) return top1 >= b->min_a[top2];
+    return top1 >= es_beta_table_fill(b, top2);
+}
+
+/* Shortest run of probes: the same non-null answer `need` times in a row. */
+typedef struct es_streak {
+    int32_t answer;
+    uint32_t len;
+} es_streak;
+
+static inline int es_streak_push(es_streak *s, int32_t answer, uint32_t need)
+{
+    if (answer == s->answer) s->len++;
+    else {
+        s->answer = answer;
+        s->len = 1;
+    }
+    return s->len >= need && answer != ES_NULL_ANSWER && answer >= 0;
+}
+
+#if defined(__GNUC__)
+#define ES_NOINLINE __attribute__((noinline))
+#else
+#define ES_NOINLINE
+#endif
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * session.c - the event protocol around a policy, in one place: the replay
+ * of recorded traces, the live loop of the built-in model and the serving
+ * proxy all drive a policy through it, so that what a replay decides is what
+ * a live run does, by construction.
+ *
+ * Per question: begin_item, then per sample begin_sample, the probe points
+ * the sample reaches (reach, then probe when the probe is made), and
+ * end_sample with the sample's own end; then end_item.  The session decides
+ * what the protocol leaves open:
+ *  - which probes are made: none without a within rule; none past the token
+ *    limit (the generator stops there);
+ *  - the probe lag (Dynasor's cot.py): a probe is read when the sample
+ *    reaches the next probe point, and a stop then ends the sample at that
+ *    point without making its probe;
+ *  - what a stopped sample answers: the rule's answer, else the last probe
+ *    the policy read; where it ends: the probe point of the stop;
+ *  - budget forcing: a sample cut at the token limit answers the last probe
+ *    made at or before the limit (null if none);
+ *  - the accounting: samples, rounds, tokens up to each sample's end, probes
+ *    and what they cost.
+ * Nothing here allocates after es_session_new.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_int.h"
+
+struct es_session {
+    es_policy *p;
+    es_policy_info info;
+    es_outcome out;
+    uint32_t max_answers;
+    /* the running sample */
+    int32_t last_made;        /* answer of the last probe made (budget forcing) */
+    int32_t last_read;        /* answer of the last probe the policy read */
+    int pending;              /* a lag: a probe made, not yet read */
+    es_probe_event held;
+    int stopped;              /* the within rule ended the sample */
+    uint32_t stop_at;
+    int32_t stop_answer;
+    /* the last finished sample */
+    int32_t sample_answer;
+    uint32_t sample_tokens;
+};
+
+int es_session_new(es_policy *p, es_session **out)
+{
+    *out = NULL;
+    if (!p) return ES_EINVAL;
+    es_session *s = calloc(1, sizeof *s);
+    if (!s) return ES_ENOMEM;
+    s->p = p;
+    es_policy_get_info(p, &s->info);
+    *out = s;
+    return ES_OK;
+}
+
+void es_session_free(es_session *s) { free(s); }
+
+es_policy *es_session_policy(const es_session *s) { return s->p; }
+
+const es_policy_info *es_session_info(const es_session *s) { return &s->info; }
+
+int es_session_begin_item(es_session *s, uint32_t max_samples, uint32_t max_answers)
+{
+    /* parameters may have moved between items (es_policy_set_param) */
+    es_policy_get_info(s->p, &s->info);
+    memset(&s->out, 0, sizeof s->out);
+    s->out.answer = -1;
+    s->max_answers = max_answers;
+    return es_policy_begin_item(s->p, max_samples, max_answers);
+}
+
+void es_session_begin_sample(es_session *s)
+{
+    s->last_made = s->last_read = ES_NULL_ANSWER;
+    s->pending = s->stopped = 0;
+    es_policy_begin_sample(s->p);
+}
+
+/* The policy reads one probe; on a stop the sample ends at `at`. */
+static int read_probe(es_session *s, const es_probe_event *ev, uint32_t at)
+{
+    s->last_read = ev->answer;
+    int rc = es_policy_probe(s->p, ev->at, ev->answer, ev->confidence, ev->window_confidence);
+    if (rc == ES_STOP) {
+        int32_t a = es_policy_sample_answer(s->p);
+        s->stopped = 1;
+        s->stop_at = at;
+        s->stop_answer = a >= 0 ? a : ev->answer;
+    }
+    return rc;
+}
+
+int es_session_reach(es_session *s, uint32_t at)
+{
+    if (!s->info.has_within || at > s->info.token_limit) return ES_STOP;
+    if (!s->info.probe_lag || !s->pending) return ES_CONTINUE;
+    s->pending = 0;
+    return read_probe(s, &s->held, at);
+}
+
+int es_session_probe(es_session *s, uint32_t at, int32_t answer, float confidence, float window_confidence,
+                     uint32_t cost)
+{
+    s->out.probes++;
+    s->out.probe_tokens += cost;
+    s->last_made = answer;
+    es_probe_event ev = {at, answer, confidence, window_confidence};
+    if (s->info.probe_lag) {
+        s->held = ev;
+        s->pending = 1;
+        return ES_CONTINUE;
+    }
+    return read_probe(s, &ev, at);
+}
+
+int es_session_token(es_session *s, float logprob, float token_confidence)
+{
+    int rc = es_policy_token(s->p, logprob, token_confidence);
+    if (rc == ES_STOP && !s->stopped) {
+        int32_t a = es_policy_sample_answer(s->p);
+        s->stopped = 1;
+        s->stop_at = UINT32_MAX; /* where the caller stops: its token count */
+        s->stop_answer = a >= 0 ? a : s->last_read;
+    }
+    return rc;
+}
+
+/* The sample's end as the protocol has it, then the across decision. */
+int es_session_end_sample(es_session *s, int32_t answer, uint32_t tokens, float confidence, int complete)
+{
+    uint32_t limit = s->info.token_limit;
+    if (s->stopped) {
+        answer = s->stop_answer;
+        if (s->stop_at < tokens) tokens = s->stop_at;
+    } else if (complete ? tokens > limit : tokens >= limit) {
+        /* budget forcing: the answer forced at the cap is what the last probe
+         * at or before it said; with no such probe nothing was said */
+        tokens = limit;
+        answer = s->last_made;
+    }
+    s->sample_answer = answer;
+    s->sample_tokens = tokens;
+    s->out.samples++;
+    s->out.tokens += tokens;
+    return es_policy_end_sample(s->p, answer, tokens, confidence);
+}
+
+int es_session_sample(es_session *s, int32_t answer, uint32_t tokens, float confidence)
+{
+    es_session_begin_sample(s);
+    return es_session_end_sample(s, answer, tokens, confidence, 1);
+}
+
+void es_session_last_sample(const es_session *s, int32_t *answer, uint32_t *tokens)
+{
+    if (answer) *answer = s->sample_answer;
+    if (tokens) *tokens = s->sample_tokens;
+}
+
+const es_outcome *es_session_end_item(es_session *s)
+{
+    s->out.rounds = es_policy_rounds(s->p, s->out.samples);
+    s->out.answer = es_policy_answer(s->p);
+    return &s->out;
+}
