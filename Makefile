@@ -102,8 +102,8 @@ $(BUILD)/obj/src/lm/%.o: CPP_LAYER := -Iinclude -Isrc/lm
 # made 2 threads slower than 1 on a busy machine).
 $(BUILD)/obj/src/lm/%.o: XFLAGS := -fopenmp-simd -pthread
 $(BUILD)/obj/src/replay/%.o $(BUILD)/obj/src/io/%.o: XFLAGS := -pthread
-$(BUILD)/obj/cli/%.o: CPP_LAYER = -Iinclude -Icli $(PKG_CFLAGS)
-$(BUILD)/obj/tests/%.o $(BUILD)/obj/bench/%.o: CPP_LAYER = -Iinclude -Isrc -Itests $(PKG_CFLAGS) $(CMOCKA_CFLAGS)
+$(BUILD)/obj/cli/%.o: CPP_LAYER = -Iinclude -Icli -Isrc/common $(PKG_CFLAGS)
+$(BUILD)/obj/tests/%.o $(BUILD)/obj/bench/%.o: CPP_LAYER = -Iinclude -Isrc -Isrc/common -Itests $(PKG_CFLAGS) $(CMOCKA_CFLAGS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -30,27 +30,20 @@ typedef struct slot {
 /* States the stream contract, since `run` relies on it. */
 static void generate_help(void)
 {
+    lm_gen_opts def;
+    lm_gen_opts_init(&def, 100);
     printf("usage: earlystop generate [--model M] --task T [--items N] [--samples K]\n"
            "                          [--probe-every P] [--seed S] [--out F] [options]\n\n"
            "Sample chains of thought from the built-in model on fresh generated questions\n"
            "and write them as trace format v1, with a probe every P tokens (answer,\n"
            "confidence, window_confidence, cost).  Sample i of item j draws from the\n"
            "random stream of (seed, j, i) only, so `earlystop run` with the same seed\n"
-           "draws the same samples.\n\n"
-           "  --model M         model file (default $ES_MODEL or data/model.bin)\n"
-           "  --task T          last_letters | date | arithmetic\n"
-           "  --items N         questions (default 100)\n"
-           "  --start J         index of the first question (default 0)\n"
-           "  --samples K       samples per question (default 16)\n"
-           "  --probe-every P   tokens between probes, 0 = none (default 16)\n"
-           "  --temperature X   sampling temperature (default %.2f)\n"
-           "  --seed S          questions and samples (default 1)\n"
-           "  --out F           trace file to write, - = stdout (default -); F is replaced\n"
+           "draws the same samples.\n\n");
+    lm_gen_opts_help(stdout, &def);
+    printf("  --out F           trace file to write, - = stdout (default -); F is replaced\n"
            "                    only when the run succeeds\n"
            "  --no-text         leave the sample texts out\n"
-           "  --threads N       " LM_THREADS_HELP "\n"
-           "  --json            summary as JSON on stdout (needs --out FILE)\n",
-           ES_LM_DEFAULT_TEMPERATURE);
+           "  --json            summary as JSON on stdout (needs --out FILE)\n");
 }
 
 /* Exit 2 with the option named on any bad value. */
@@ -208,7 +201,7 @@ static int generate_loop(const gen_cli *o, const es_lm *m, es_lm_gen *gen, slot 
         if (!rc) rc = draw_item(gen, slots, d, o->g.samples, ex.prompt, (uint64_t)o->g.seed, (uint64_t)j);
         if (rc) return es_error_set(err, rc, NULL, 0, "item", "item %ld: generation failed", j);
         if ((rc = write_item(w, o, &ex, j, slots, samples, err)) != 0) return rc;
-        lm_summary_add(sum, o->g.task, ex.gold, samples, (size_t)o->g.samples);
+        if ((rc = lm_summary_add(sum, o->g.task, ex.gold, samples, (size_t)o->g.samples, err)) != 0) return rc;
         cli_progress("generate", (size_t)(j - o->g.start + 1), (size_t)o->g.items);
     }
     cli_progress_end();
@@ -250,7 +243,7 @@ int cmd_generate(int argc, char **argv)
     es_trace_writer *w = NULL;
     lm_summary sum;
     lm_summary_init(&sum);
-    double t0 = lm_now();
+    double t0 = es_wall_seconds();
     rc = es_lm_gen_new(m, &go, &gen, &err);
     if (!rc && (!samples || !d.rngs || !d.hooks || !d.res ||
                 slots_new(&slots, o.g.samples, es_lm_get_config(m)->seq_len, o.g.probe_every)))
@@ -264,7 +257,7 @@ int cmd_generate(int argc, char **argv)
     if (rc == ES_EIO && of && !err.file[0]) snprintf(err.file, sizeof err.file, "%s", es_outfile_name(of));
     if (!rc) rc = es_outfile_commit(of, &err);
     else es_outfile_abort(of);
-    if (!rc) lm_summary_print(&sum, o.g.task, o.g.samples, lm_now() - t0, o.json, strcmp(o.out, "-") ? stdout : stderr);
+    if (!rc) lm_summary_print(&sum, o.g.task, o.g.samples, es_wall_seconds() - t0, o.json, strcmp(o.out, "-") ? stdout : stderr);
     es_lm_gen_free(gen);
     free(d.rngs);
     free(d.hooks);

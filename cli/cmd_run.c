@@ -36,6 +36,8 @@ typedef struct run_totals {
 /* Says what is compared and that the decisions equal a replay. */
 static void run_help(void)
 {
+    lm_gen_opts def;
+    lm_gen_opts_init(&def, 50);
     printf("usage: earlystop run [--model M] --task T --policy SPEC [--items N] [--samples K]\n"
            "                     [--probe-every P] [--seed S] [--json] [options]\n\n"
            "Generate with the built-in model while a stopping policy decides inside the\n"
@@ -43,23 +45,14 @@ static void run_help(void)
            "EM, tokens generated (probes included), wall-clock time and the KV-cache memory\n"
            "held at peak, beside the same run with `full`.  The decisions equal those of\n"
            "`earlystop eval --policy SPEC` on `earlystop generate` traces of the same seed.\n\n"
-           "  --model M         model file (default $ES_MODEL or data/model.bin)\n"
-           "  --task T          last_letters | date | arithmetic\n"
            "  --policy SPEC     stopping policy (see `earlystop eval --help`), '@file' for JSON\n"
-           "  --baseline SPEC   what to compare with (default full); 'none' to skip it\n"
-           "  --items N         questions (default 50)\n"
-           "  --start J         index of the first question (default 0)\n"
-           "  --samples K       samples per question at most (default 16)\n"
-           "  --probe-every P   tokens between probes (default 16)\n"
-           "  --temperature X   sampling temperature (default %.2f)\n"
-           "  --seed S          questions and samples (default 1)\n"
-           "  --threads N       " LM_THREADS_HELP "\n"
-           "  --progress        progress on stderr even when it is not a terminal\n"
+           "  --baseline SPEC   what to compare with (default full); 'none' to skip it\n");
+    lm_gen_opts_help(stdout, &def);
+    printf("  --progress        progress on stderr even when it is not a terminal\n"
            "  --json            one JSON object per policy on stdout\n\n"
-           "A policy with a within-sample rule (dynasor, deer, deepconf, ...) needs probes:\n"
-           "--probe-every 0 is then an error, as `earlystop eval` refuses it on a file\n"
-           "without probes.\n",
-           ES_LM_DEFAULT_TEMPERATURE);
+           "A policy with a within-sample rule that decides on probes (dynasor, deer,\n"
+           "deepconf, ...) needs them: --probe-every 0 is then an error, as `earlystop\n"
+           "eval` refuses it on a file without probes.\n");
 }
 
 /* Exit 2 with the option named on any bad value. */
@@ -119,7 +112,7 @@ static int run_policy(const es_lm *m, const run_cli *o, const char *spec, const 
     es_policy_info info;
     es_policy_get_info(p, &info);
     uint32_t batch = info.batch;
-    double t0 = lm_now();
+    double t0 = es_wall_seconds();
     for (long j = o->g.start; !rc && j < o->g.start + o->g.items; j++) {
         es_task_example ex;
         es_lm_live_result r;
@@ -142,7 +135,7 @@ static int run_policy(const es_lm *m, const run_cli *o, const char *spec, const 
         if (kv > tot->kv_peak_bytes) tot->kv_peak_bytes = kv;
         run_progress(o, label, j - o->g.start + 1, o->g.items);
     }
-    tot->seconds = lm_now() - t0;
+    tot->seconds = es_wall_seconds() - t0;
     es_lm_live_free(lv);
     es_policy_free(p);
     return rc;

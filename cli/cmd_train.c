@@ -9,6 +9,7 @@
 #include "earlystop_io.h"
 #include "earlystop_lm.h"
 #include "lm_cli.h"
+#include "clock.h"
 
 #define TRAIN_SALT 0x545241494e494e47ULL
 
@@ -183,14 +184,6 @@ static int fill_batch(es_rng *r, long *counter, int B, int T, int *inp, int *tgt
     return longest;
 }
 
-/* Monotonic: wall-clock jumps must not distort tokens per second. */
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Linear warmup, then cosine to min_lr_frac of the peak: the schedule the
  * stages in docs/model.md use. */
 static float lr_at(const train_opts *o, long step)
@@ -228,7 +221,7 @@ static int train_loop(const train_opts *o, es_lm *m, es_lm_trainer *t, int *inp,
     es_lm_adamw opt = {0, 0.9f, 0.95f, 1e-8f, (float)o->wd, 1.0f};
     int T = o->cfg.seq_len, B = (int)o->batch;
     long counter = 0, ntok = 0;
-    double t0 = now_s(), ema = 0;
+    double t0 = es_wall_seconds(), ema = 0;
     es_error err;
     for (long s = 0; s < o->steps; s++) {
         int seq = fill_batch(&r, &counter, B, T, inp, tgt, &ntok, o);
@@ -241,13 +234,13 @@ static int train_loop(const train_opts *o, es_lm *m, es_lm_trainer *t, int *inp,
         }
         ema = s ? 0.95 * ema + 0.05 * loss : loss;
         if ((s + 1) % o->log_every == 0 || s + 1 == o->steps) {
-            double el = now_s() - t0;
+            double el = es_wall_seconds() - t0;
             fprintf(stderr, "step %ld/%ld loss %.4f (avg %.4f) gnorm %.3f lr %.2e | %.0f tok/s, %.0fs\n",
                     s + 1, o->steps, loss, ema, gn, opt.lr, ntok / el, el);
         }
         if ((s + 1) % 500 == 0 && save_model(m, of, 0, &err)) return cli_report(&err, err.code);
     }
-    double el = now_s() - t0;
+    double el = es_wall_seconds() - t0;
     if (save_model(m, of, 1, &err)) return cli_report(&err, err.code);
     if (o->json)
         printf("{\"out\":\"%s\",\"steps\":%ld,\"batch\":%ld,\"seed\":%ld,\"params\":%zu,"

@@ -21,8 +21,8 @@ void lm_summary_init(lm_summary *s)
  * stable-final oracle), so the summary cannot drift from them.  Single-sample
  * EM averages every sample (a tighter estimate than the first sample alone);
  * both are reported. */
-void lm_summary_add(lm_summary *s, es_task_kind task, const char *gold,
-                    const es_sample *samples, size_t k)
+int lm_summary_add(lm_summary *s, es_task_kind task, const char *gold, const es_sample *samples, size_t k,
+                   es_error *err)
 {
     es_item item = {.id = "item", .task = es_task_name(task), .answer_type = es_task_answer_type(task),
                     .n_gold = 1, .gold = &gold, .n_samples = k, .samples = samples};
@@ -31,9 +31,8 @@ void lm_summary_add(lm_summary *s, es_task_kind task, const char *gold,
     es_tally *t = NULL;
     if (es_traceset_new(0, &ts) || es_traceset_add(ts, &item, NULL) || es_traceset_item(ts, 0, &v) ||
         es_tally_new(v.n_answers, &t)) {
-        fprintf(stderr, "earlystop: out of memory in the summary\n");
         es_traceset_free(ts);
-        return;
+        return es_error_set(err, ES_ENOMEM, NULL, 0, NULL, "out of memory for the summary of %zu samples", k);
     }
     s->items++;
     for (uint32_t i = 0; i < v.n_samples; i++) {
@@ -53,6 +52,7 @@ void lm_summary_add(lm_summary *s, es_task_kind task, const char *gold,
     s->maj_correct += v.correct[es_vote_majority(v.answer, v.n_samples, t)];
     es_tally_free(t);
     es_traceset_free(ts);
+    return ES_OK;
 }
 
 /* Human lines by default, one JSON object with --json. */
@@ -97,14 +97,6 @@ int lm_pool_open(const char *cmd, int threads, es_lm_pool **out)
     return rc ? CLI_FAIL : CLI_OK;
 }
 
-/* Monotonic clock for wall times. */
-double lm_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Lets `build/earlystop generate` find the shipped model from any directory. */
 const char *lm_model_path(const char *given, char *buf, size_t cap)
 {
@@ -134,6 +126,40 @@ void lm_gen_opts_init(lm_gen_opts *g, long items)
     g->temperature = ES_LM_DEFAULT_TEMPERATURE;
 }
 
+/* The options generate and run share: one table for parsing and --help. */
+typedef struct gen_opt {
+    const char *name, *arg, *help;
+} gen_opt;
+
+static const gen_opt gen_opts[] = {
+    {"--model", "M", "model file (default $ES_MODEL or data/model.bin)"},
+    {"--task", "T", "last_letters | date | arithmetic"},
+    {"--items", "N", "questions (default %ld)"},
+    {"--start", "J", "index of the first question (default 0)"},
+    {"--samples", "K", "samples per question at most (default %ld)"},
+    {"--probe-every", "P", "tokens between probes, 0 = none (default %ld)"},
+    {"--temperature", "X", "sampling temperature (default %.2f)"},
+    {"--seed", "S", "questions and samples (default %ld)"},
+    {"--threads", "N", LM_THREADS_HELP},
+};
+enum { N_GEN_OPTS = sizeof gen_opts / sizeof gen_opts[0] };
+
+void lm_gen_opts_help(FILE *fp, const lm_gen_opts *def)
+{
+    for (int i = 0; i < N_GEN_OPTS; i++) {
+        const gen_opt *o = &gen_opts[i];
+        char flag[32], help[160];
+        snprintf(flag, sizeof flag, "%s %s", o->name, o->arg);
+        if (!strcmp(o->name, "--temperature")) snprintf(help, sizeof help, o->help, def->temperature);
+        else if (!strcmp(o->name, "--items")) snprintf(help, sizeof help, o->help, def->items);
+        else if (!strcmp(o->name, "--samples")) snprintf(help, sizeof help, o->help, def->samples);
+        else if (!strcmp(o->name, "--probe-every")) snprintf(help, sizeof help, o->help, def->probe_every);
+        else if (!strcmp(o->name, "--seed")) snprintf(help, sizeof help, o->help, def->seed);
+        else snprintf(help, sizeof help, "%s", o->help);
+        fprintf(fp, "  %-17s %s\n", flag, help);
+    }
+}
+
 /* The integer options, by name. */
 static long *gen_long(lm_gen_opts *g, const char *a)
 {
@@ -142,13 +168,19 @@ static long *gen_long(lm_gen_opts *g, const char *a)
          : !strcmp(a, "--start") ? &g->start : NULL;
 }
 
+static int is_gen_opt(const char *a)
+{
+    for (int i = 0; i < N_GEN_OPTS; i++)
+        if (!strcmp(a, gen_opts[i].name)) return 1;
+    return 0;
+}
+
 int lm_gen_opt(const char *cmd, int argc, char **argv, int *i, lm_gen_opts *g)
 {
     const char *a = argv[*i];
+    if (!is_gen_opt(a)) return 0;
     long *lv = gen_long(g, a);
     int threads = !strcmp(a, "--threads");
-    int known = lv || threads || !strcmp(a, "--model") || !strcmp(a, "--task") || !strcmp(a, "--temperature");
-    if (!known) return 0;
     if (*i + 1 >= argc) {
         cli_usage_error(cmd, "%s needs a value", a);
         return -1;

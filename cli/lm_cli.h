@@ -7,6 +7,7 @@
 #include "earlystop_replay.h"
 #include "earlystop_lm.h"
 #include "cli.h"
+#include "clock.h"
 
 /* Options generate and run share: which questions, and how they are sampled. */
 typedef struct lm_gen_opts {
@@ -20,6 +21,8 @@ typedef struct lm_gen_opts {
 
 /* Defaults of the shared options; `items` differs per command. */
 void lm_gen_opts_init(lm_gen_opts *g, long items);
+/* The shared options' --help lines, with the defaults in `def`. */
+void lm_gen_opts_help(FILE *fp, const lm_gen_opts *def);
 
 /* If argv[*i] is a shared option, consume it and its value and return 1;
  * 0 when it is not one; -1 after printing the usage error of a bad value. */
@@ -37,8 +40,8 @@ typedef struct lm_summary {
 
 void lm_summary_init(lm_summary *s);
 /* Add one item's samples (in drawing order). */
-void lm_summary_add(lm_summary *s, es_task_kind task, const char *gold,
-                    const es_sample *samples, size_t k);
+int lm_summary_add(lm_summary *s, es_task_kind task, const char *gold, const es_sample *samples, size_t k,
+                   es_error *err);
 void lm_summary_print(const lm_summary *s, es_task_kind task, long k, double seconds,
                       int json, FILE *fp);
 
@@ -52,7 +55,5 @@ const char *lm_model_path(const char *given, char *buf, size_t cap);
 /* The pool of the model's kernels; NULL for one thread.  Prints the error. */
 int lm_pool_open(const char *cmd, int threads, es_lm_pool **out);
 
-
-double lm_now(void);
 
 #endif

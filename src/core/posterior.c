@@ -1,6 +1,14 @@
 /* posterior.c - the numbers behind Adaptive-Consistency's stopping rules. */
 #include <math.h>
 
+/* lgamma writes the global signgam: lgamma_r keeps the core free of global
+ * state, so policies can be built and run on many threads at once. */
+static double lgam(double x)
+{
+    int sign;
+    return lgamma_r(x, &sign);
+}
+
 #include "posterior.h"
 
 /* Sum the binomial(n, 1/2) pmf over j = 0..a in log space: exact to double
@@ -8,10 +16,10 @@
 double es_beta_lead_prob(uint32_t a, uint32_t b)
 {
     double n = (double)a + (double)b + 1.0;
-    double lgn = lgamma(n + 1.0) - n * M_LN2, sum = 0.0;
+    double lgn = lgam(n + 1.0) - n * M_LN2, sum = 0.0;
     /* Add from the largest term down so small terms are not lost. */
     for (int64_t j = (int64_t)a; j >= 0; j--) {
-        double t = exp(lgn - lgamma((double)j + 1.0) - lgamma(n - (double)j + 1.0));
+        double t = exp(lgn - lgam((double)j + 1.0) - lgam(n - (double)j + 1.0));
         sum += t;
         if (t < sum * 1e-18) break;
     }
@@ -35,7 +43,7 @@ static double gamma_cdf_int(uint32_t k, double x)
 static double gamma_pdf_int(uint32_t k, double x)
 {
     if (x <= 0) return k == 1 ? 1.0 : 0.0;
-    return exp((double)(k - 1) * log(x) - x - lgamma((double)k));
+    return exp((double)(k - 1) * log(x) - x - lgam((double)k));
 }
 
 double es_dirichlet_lead_prob(const uint32_t *counts, uint32_t n)
