@@ -377,6 +377,13 @@ ES_API int es_session_token(es_session *s, float logprob, float token_confidence
 ES_API int es_session_end_sample(es_session *s, int32_t answer, uint32_t tokens, float confidence, int complete);
 /* begin_sample + end_sample(complete) for a sample without probes. */
 ES_API int es_session_sample(es_session *s, int32_t answer, uint32_t tokens, float confidence);
+/* A batch of finished samples without probes (a policy with no within
+ * rule; ES_EINVAL otherwise): sample k = idx ? idx[i] : i for i < n, with
+ * answer[k], tokens[k], confidence[k] (confidence may be NULL), fed in order
+ * until the policy stops; *used says how many were fed.  One call per round
+ * of samples: what an engine drawing in rounds, and the replay, use. */
+ES_API int es_session_samples(es_session *s, const uint32_t *idx, uint32_t n, const int32_t *answer,
+                              const uint32_t *tokens, const float *confidence, uint32_t *used);
 /* The last finished sample's answer and tokens as the session settled them. */
 ES_API void es_session_last_sample(const es_session *s, int32_t *answer, uint32_t *tokens);
 /* The question's outcome (valid until the next begin_item). */

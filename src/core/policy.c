@@ -235,6 +235,7 @@ static int set_value(es_policy *p, uint32_t s, uint32_t k, double x, es_error *e
         return rc;
     }
     cache(p);
+    p->generation++;
     return format_spec(p, err);
 }
 
@@ -310,18 +311,20 @@ int es_policy_probe(es_policy *p, uint32_t at, int32_t answer, float confidence,
 
 int32_t es_policy_sample_answer(const es_policy *p) { return p->sample_answer; }
 
-int es_policy_end_sample(es_policy *p, int32_t answer, uint32_t tokens, float confidence)
+void es_policy_note_error(es_policy *p, int rc, int32_t answer)
 {
-    if (answer < 0 || (uint32_t)answer >= p->max_answers) {
+    if (rc == ES_EINVAL)
         snprintf(p->msg.text, sizeof p->msg.text, "answer id %d out of range (the question has %u)", answer,
                  p->max_answers);
-        return ES_EINVAL;
-    }
-    uint32_t n = ++p->n_samples;
-    es_sample_event ev = {answer, tokens, confidence, n, n >= p->min, p->cap && n >= p->cap};
-    int rc = p->ad->end_sample(p->ast, &ev, &p->msg);
-    if (rc < 0) return fail(p, rc);
-    return (rc && ev.may_stop) || ev.last ? ES_STOP : ES_CONTINUE;
+    else
+        fail(p, rc);
+}
+
+int es_policy_end_sample(es_policy *p, int32_t answer, uint32_t tokens, float confidence)
+{
+    int rc = es_policy_end_sample_inline(p, answer, tokens, confidence);
+    if (rc < 0) es_policy_note_error(p, rc, answer);
+    return rc;
 }
 
 int32_t es_policy_answer(const es_policy *p) { return p->ad->answer(p->ast); }

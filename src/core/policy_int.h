@@ -32,12 +32,28 @@ struct es_policy {
     void *wst, *ast;
     uint32_t min, max;          /* the across rule's caps, 0 = none */
     es_policy_info info;
+    uint32_t generation;        /* bumped when a parameter moves: drivers re-read info */
     /* question */
     uint32_t cap, n_samples, max_answers;
     int32_t sample_answer;
     es_rule_msg msg;
     char spec[512];
 };
+
+/* The across decision after one sample (es_policy_end_sample), inline so
+ * that the session's per-sample path costs one indirect call into the rule. */
+static inline int es_policy_end_sample_inline(es_policy *p, int32_t answer, uint32_t tokens, float confidence)
+{
+    if (answer < 0 || (uint32_t)answer >= p->max_answers) return ES_EINVAL;
+    uint32_t n = ++p->n_samples;
+    es_sample_event ev = {answer, tokens, confidence, n, n >= p->min, p->cap && n >= p->cap};
+    int rc = p->ad->end_sample(p->ast, &ev, &p->msg);
+    if (rc < 0) return rc;
+    return (rc && ev.may_stop) || ev.last ? ES_STOP : ES_CONTINUE;
+}
+
+/* The message for an error es_policy_end_sample_inline returned. */
+void es_policy_note_error(es_policy *p, int rc, int32_t answer);
 
 /* spec.c */
 void es_spec_list_rules(char *buf, size_t cap);

@@ -21,6 +21,7 @@
  *    and what they cost.
  * Nothing here allocates after es_session_new.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@
 struct es_session {
     es_policy *p;
     es_policy_info info;
+    uint32_t generation;      /* the policy's, when info was read */
     es_outcome out;
     uint32_t max_answers;
     /* the running sample */
@@ -52,6 +54,7 @@ int es_session_new(es_policy *p, es_session **out)
     if (!s) return ES_ENOMEM;
     s->p = p;
     es_policy_get_info(p, &s->info);
+    s->generation = p->generation;
     *out = s;
     return ES_OK;
 }
@@ -65,9 +68,11 @@ const es_policy_info *es_session_info(const es_session *s) { return &s->info; }
 int es_session_begin_item(es_session *s, uint32_t max_samples, uint32_t max_answers)
 {
     /* parameters may have moved between items (es_policy_set_param) */
-    es_policy_get_info(s->p, &s->info);
-    memset(&s->out, 0, sizeof s->out);
-    s->out.answer = -1;
+    if (s->generation != s->p->generation) {
+        es_policy_get_info(s->p, &s->info);
+        s->generation = s->p->generation;
+    }
+    s->out = (es_outcome){.answer = -1};
     s->max_answers = max_answers;
     return es_policy_begin_item(s->p, max_samples, max_answers);
 }
@@ -148,10 +153,50 @@ int es_session_end_sample(es_session *s, int32_t answer, uint32_t tokens, float 
     return es_policy_end_sample(s->p, answer, tokens, confidence);
 }
 
+/* The replay's hot path: without a within rule there is no probe state to
+ * reset and no stop or cut to settle, only the across decision. */
 int es_session_sample(es_session *s, int32_t answer, uint32_t tokens, float confidence)
 {
-    es_session_begin_sample(s);
-    return es_session_end_sample(s, answer, tokens, confidence, 1);
+    if (s->info.has_within) {
+        es_session_begin_sample(s);
+        return es_session_end_sample(s, answer, tokens, confidence, 1);
+    }
+    s->sample_answer = answer;
+    s->sample_tokens = tokens;
+    s->out.samples++;
+    s->out.tokens += tokens;
+    int rc = es_policy_end_sample_inline(s->p, answer, tokens, confidence);
+    if (rc < 0) es_policy_note_error(s->p, rc, answer);
+    return rc;
+}
+
+int es_session_samples(es_session *s, const uint32_t *idx, uint32_t n, const int32_t *answer, const uint32_t *tokens,
+                       const float *confidence, uint32_t *used)
+{
+    *used = 0;
+    if (s->info.has_within) return ES_EINVAL;
+    es_policy *p = s->p;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = idx ? idx[i] : i;
+        float c = confidence ? confidence[k] : (float)NAN;
+        s->out.samples++;
+        s->out.tokens += tokens[k];
+        int rc = es_policy_end_sample_inline(p, answer[k], tokens[k], c);
+        if (rc) {
+            *used = i + 1;
+            s->sample_answer = answer[k];
+            s->sample_tokens = tokens[k];
+            if (rc < 0) es_policy_note_error(p, rc, answer[k]);
+            return rc;
+        }
+    }
+    *used = n;
+    if (n) {
+        uint32_t k = idx ? idx[n - 1] : n - 1;
+        s->sample_answer = answer[k];
+        s->sample_tokens = tokens[k];
+    }
+    return ES_CONTINUE;
 }
 
 void es_session_last_sample(const es_session *s, int32_t *answer, uint32_t *tokens)

@@ -31,6 +31,26 @@ static int replay_sample(es_session *s, const es_item_view *v, uint32_t k, int32
     return es_session_end_sample(s, v->answer[k], v->tokens[k], v->confidence[k], 1);
 }
 
+/* Samples without probes go to the session a batch at a time: the order
+ * fills of the lazy order (order.h), or the whole order. */
+static int feed_lazy(es_session *s, const es_item_view *v, es_order *o)
+{
+    int rc = ES_CONTINUE;
+    while (rc == ES_CONTINUE && o->drawn < o->n) {
+        if (o->drawn == o->filled) es_order_fill(o);
+        uint32_t used;
+        rc = es_session_samples(s, o->idx + o->drawn, o->filled - o->drawn, v->answer, v->tokens, v->confidence, &used);
+        o->drawn += used;
+    }
+    return rc;
+}
+
+static int feed_whole(es_session *s, const es_item_view *v, const uint32_t *order)
+{
+    uint32_t used;
+    return es_session_samples(s, order, v->n_samples, v->answer, v->tokens, v->confidence, &used);
+}
+
 /* The replay loop; samples come from `lazy` when set (drawn only as the
  * policy asks for them), else from `order` (NULL = file order). */
 static int replay_item(es_session *s, const es_item_view *v, const uint32_t *order, es_order *lazy,
@@ -38,13 +58,17 @@ static int replay_item(es_session *s, const es_item_view *v, const uint32_t *ord
 {
     int rc = es_session_begin_item(s, v->n_samples, v->n_answers);
     if (rc) return rc;
-    int probes = es_session_info(s)->has_within;
-    for (uint32_t i = 0; i < v->n_samples; i++) {
-        uint32_t k = lazy ? es_order_next(lazy) : order ? order[i] : i;
-        rc = probes ? replay_sample(s, v, k, probe_cost) : es_session_sample(s, v->answer[k], v->tokens[k], v->confidence[k]);
-        if (rc < 0) return rc;
-        if (rc == ES_STOP) break;
+    if (!es_session_info(s)->has_within) {
+        rc = lazy ? feed_lazy(s, v, lazy) : feed_whole(s, v, order);
+    } else {
+        for (uint32_t i = 0; i < v->n_samples; i++) {
+            uint32_t k = lazy ? es_order_next(lazy) : order ? order[i] : i;
+            rc = replay_sample(s, v, k, probe_cost);
+            if (rc < 0) return rc;
+            if (rc == ES_STOP) break;
+        }
     }
+    if (rc < 0) return rc;
     *out = *es_session_end_item(s);
     out->correct = out->answer >= 0 && (uint32_t)out->answer < v->n_answers && v->correct[out->answer];
     return ES_OK;

@@ -10,10 +10,12 @@
 #define ES_PARAM_MAX \
     {"max", ES_PARAM_COUNT, 0, 0, 1e9, "all", 0, 0, "samples at most (all = no cap)"}
 
-/* A tally made ready for a question with ids < max_answers. */
+/* A tally made ready for a question with ids < max_answers (per item and
+ * order in a replay: inline, and it allocates only to grow). */
 static inline int es_rule_tally_begin(es_tally *t, uint32_t max_answers)
 {
-    return es_tally_reserve(t, max_answers ? max_answers : 1);
+    es_tally_clear(t);
+    return max_answers > t->cap ? es_tally_init_cap(t, max_answers) : ES_OK;
 }
 
 /* Adaptive-Consistency's Beta criterion with a lazily filled table: min_a[b]
