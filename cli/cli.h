@@ -30,6 +30,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
+/* The rules a policy spec can name, with their defaults (from the core's
+ * catalogue, es_rule_get). */
+void cli_print_rules(FILE *fp);
+
 /* 1 when arg is -h or --help. */
 int cli_is_help(const char *arg);
 

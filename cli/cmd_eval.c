@@ -52,19 +52,7 @@ static const char usage_text[] =
     "  oracle:stable-final  each trace cut at the probe from which its answer stays\n"
     "                       its final one (files with probes)\n"
     "\n"
-    "policies (SPEC, or @file.json; combine a within- and an across-sample rule\n"
-    "with '+', e.g. dynasor:k=3+ac-beta):\n"
-    "  full[:max=N]                      every sample; majority vote\n"
-    "  budget:samples=N|tokens=T         plain caps (s1-style budget forcing)\n"
-    "  ac-beta[:threshold=0.95]          Adaptive-Consistency, Beta criterion\n"
-    "  ac-dirichlet[:threshold=0.95,top_k=5]  Adaptive-Consistency, Dirichlet\n"
-    "  majority[:fraction=0.8]  entropy[:threshold=0.75]\n"
-    "  esc[:window=5,remainder=draw|skip]  ESC: stop at the first unanimous window\n"
-    "  deer[:threshold=0.95]             stop at a probe with confidence > threshold\n"
-    "  dynasor[:k=3,decide=after-chunk|at-probe]  stop when the last k probed answers agree\n"
-    "  convergence[:m=2]                 stop when the probed answer repeats m times\n"
-    "  deepconf[:warmup=16,eta=10,consensus=off,vote=weighted|count]  DeepConf online\n"
-    "(max=N caps the samples of an across rule, max=all = no cap; docs/policies.md)\n"
+    "@POLICIES@"
     "(default policies: ac-beta and esc; a policy given twice, or `full`, which\n"
     "is always the first row, is listed once)\n"
     "\n"
@@ -93,6 +81,16 @@ static const char usage_text[] =
     "exit status: 0 ok, 1 I/O failure, 2 bad usage or input, or a row not computed\n";
 
 enum { MAX_POLICIES = 32, ROW_ORACLE = 1, HELP = -1 };
+
+/* The usage text, with the rules listed from the library's catalogue so
+ * that a new rule appears here by itself. */
+static void print_usage(void)
+{
+    const char *mark = strstr(usage_text, "@POLICIES@");
+    fwrite(usage_text, 1, (size_t)(mark - usage_text), stdout);
+    cli_print_rules(stdout);
+    fputs(mark + strlen("@POLICIES@"), stdout);
+}
 
 typedef struct eval_opts {
     const char *specs[MAX_POLICIES];  /* as given, duplicates removed */
@@ -123,7 +121,10 @@ static int parse_args(int argc, char **argv, eval_opts *o, const char **files, i
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
-        if (cli_is_help(a)) { fputs(usage_text, stdout); return HELP; }
+        if (cli_is_help(a)) {
+            print_usage();
+            return HELP;
+        }
         if (!strcmp(a, "--json")) o->json = 1;
         else if (!strcmp(a, "--csv")) o->csv = 1;
         else if (!strcmp(a, "--no-oracle")) o->oracles = 0;

@@ -131,3 +131,27 @@ void cli_progress_end(void)
 {
     if (isatty(2)) fputc('\n', stderr);
 }
+
+void cli_print_rules(FILE *fp)
+{
+    fprintf(fp, "policies (SPEC, or @file.json; combine a within- and an across-sample rule\n"
+                "with '+', e.g. dynasor:k=3+ac-beta); the defaults shown:\n");
+    for (uint32_t i = 0; i < es_rule_count(); i++) {
+        es_rule_info r;
+        es_rule_get(i, &r);
+        char spec[160];
+        size_t at = (size_t)snprintf(spec, sizeof spec, "%s", r.name);
+        for (uint32_t k = 0; k < r.n_params && at < sizeof spec; k++) {
+            es_param_info p;
+            es_rule_param(i, k, &p);
+            char val[48];
+            if (p.choices) snprintf(val, sizeof val, "%s", p.choices);
+            else if (p.word && p.value == p.word_value) snprintf(val, sizeof val, "%s", p.word);
+            else snprintf(val, sizeof val, "%g", p.value);
+            at += (size_t)snprintf(spec + at, sizeof spec - at, "%s%s=%s", k ? "," : ":", p.key, val);
+        }
+        const char *lv = r.within && r.across ? "both" : r.within ? "within" : "across";
+        if (strlen(spec) > 44) fprintf(fp, "  %s\n  %-44s %s (%s)\n", spec, "", r.doc, lv);
+        else fprintf(fp, "  %-44s %s (%s)\n", spec, r.doc, lv);
+    }
+}

@@ -265,6 +265,8 @@ typedef struct es_param_info {
     double lo, hi;         /* the range a value must lie in */
     int integer;           /* whole numbers only */
     const char *choices;   /* "draw|skip" for a choice (value = index), else NULL */
+    const char *word;      /* a word that stands for word_value ("all" for max = 0), or NULL */
+    double word_value;
     const char *doc;
 } es_param_info;
 
@@ -280,6 +282,20 @@ ES_API int es_policy_param(const es_policy *p, uint32_t i, es_param_info *out);
 ES_API int es_policy_set_param(es_policy *p, const char *key, double value, es_error *err);
 ES_API int es_policy_set_param_text(es_policy *p, const char *key, const char *text, es_error *err);
 ES_API int es_policy_get_param(const es_policy *p, const char *key, double *value, es_error *err);
+
+/* --- the rules a spec can name (the catalogue `eval --help` prints) */
+
+typedef struct es_rule_info {
+    const char *name;      /* "ac-beta" */
+    const char *doc;       /* one line */
+    int within, across;    /* the levels it can serve */
+    uint32_t n_params;
+} es_rule_info;
+
+ES_API uint32_t es_rule_count(void);
+ES_API int es_rule_get(uint32_t i, es_rule_info *out);
+/* Parameter k of rule i, its default as `value`. */
+ES_API int es_rule_param(uint32_t i, uint32_t k, es_param_info *out);
 
 /* --- events */
 

@@ -190,6 +190,7 @@ int es_policy_param(const es_policy *p, uint32_t i, es_param_info *out)
     const es_param_def *pd = &d->params[k];
     *out = (es_param_info){.rule = d->name, .key = pd->key, .value = p->slot[s].conf.param[k], .lo = pd->lo,
                            .hi = pd->hi, .integer = pd->kind != ES_PARAM_REAL, .choices = pd->kind == ES_PARAM_CHOICE ? pd->word : NULL,
+                           .word = pd->kind == ES_PARAM_CHOICE ? NULL : pd->word, .word_value = pd->word_value,
                            .doc = pd->doc};
     return ES_OK;
 }

@@ -78,7 +78,7 @@ const es_rule_def es_rule_budget = {
     .min_param = -1,
     .max_param = P_SAMPLES,
     .state_size = sizeof(budget_state),
-    .doc = "plain caps (s1-style budget forcing)",
+    .doc = "plain caps, samples=N and/or tokens=T (s1 budget forcing)",
     .levels = levels,
     .configure = configure,
     .release = release,
