@@ -283,6 +283,22 @@ ES_API int es_policy_set_param(es_policy *p, const char *key, double value, es_e
 ES_API int es_policy_set_param_text(es_policy *p, const char *key, const char *text, es_error *err);
 ES_API int es_policy_get_param(const es_policy *p, const char *key, double *value, es_error *err);
 
+/* --- exact sweeps (earlystop tune): where the decision would change */
+
+/* The across rule's parameter a tuner can sweep exactly ("threshold" for
+ * ac-beta), in *key; ES_ENOTSUP when the rule has none (esc). */
+ES_API int es_policy_sweep_param(const es_policy *p, const char **key);
+/* Observe mode: the across rule still counts and decides, but only the
+ * sample cap stops the question, so a replay sees every sample while
+ * es_policy_boundary says, after each, at which parameter values the rule
+ * would have stopped there.  ES_ENOTSUP when the rule cannot be swept. */
+ES_API int es_policy_observe(es_policy *p, int on);
+enum { ES_BOUND_NEVER = 0, ES_BOUND_UPPER = 1, ES_BOUND_LOWER = -1 };
+/* After an end_sample in observe mode: the rule would have stopped here at
+ * every value t <= *b (ES_BOUND_UPPER) or t >= *b (ES_BOUND_LOWER), or at
+ * none (ES_BOUND_NEVER: below its `min`). */
+ES_API int es_policy_boundary(const es_policy *p, double *b);
+
 /* --- the rules a spec can name (the catalogue `eval --help` prints) */
 
 typedef struct es_rule_info {
@@ -343,6 +359,9 @@ typedef struct es_outcome {
     uint32_t probes;         /* probes made */
     uint64_t tokens;         /* generated tokens up to each sample's end */
     uint64_t probe_tokens;   /* tokens the probes themselves spent */
+    uint64_t kv_peak;        /* tokens held at once at peak: the largest round's
+                                samples together (samples drawn `batch` at a time,
+                                es_session_set_batch; one at a time: the longest) */
 } es_outcome;
 
 /*
@@ -400,6 +419,12 @@ ES_API int es_session_sample(es_session *s, int32_t answer, uint32_t tokens, flo
  * of samples: what an engine drawing in rounds, and the replay, use. */
 ES_API int es_session_samples(es_session *s, const uint32_t *idx, uint32_t n, const int32_t *answer,
                               const uint32_t *tokens, const float *confidence, uint32_t *used);
+/* Samples drawn `batch` at a time (a server's rounds): the policy's verdict
+ * counts only at round ends (or the cap), and kv_peak adds up each round.
+ * 0 or 1: one at a time.  Takes effect at the next begin_item. */
+ES_API void es_session_set_batch(es_session *s, uint32_t batch);
+/* The question's outcome so far (samples, tokens, probes finished). */
+ES_API const es_outcome *es_session_outcome(const es_session *s);
 /* The last finished sample's answer and tokens as the session settled them. */
 ES_API void es_session_last_sample(const es_session *s, int32_t *answer, uint32_t *tokens);
 /* The question's outcome (valid until the next begin_item). */

@@ -189,6 +189,20 @@ enum { ES_PROBE_COST_FIELD = -1 };
 ES_API int es_replay_item(es_session *s, const es_item_view *v, const uint32_t *order, int32_t probe_cost,
                    es_outcome *out);
 
+/* Sample k of item v fed to the session with its probes (the ones the
+ * policy makes: none without a within rule), as es_replay_item feeds each
+ * sample; for drivers that look between samples (the tuner's sweeps).
+ * Returns es_session_end_sample's verdict. */
+ES_API int es_replay_sample(es_session *s, const es_item_view *v, uint32_t k, int32_t probe_cost);
+
+/* Run fn(ctx, thread, chunk) for chunks 0..n_chunks-1 on `threads` threads
+ * (0 = one per core; the caller's thread works too), each thread taking the
+ * next chunk when done, waiting passively.  Stops handing out chunks after
+ * the first error, which it returns (the lowest failing chunk's). */
+ES_API int es_parallel(int threads, size_t n_chunks, int (*fn)(void *ctx, int thread, size_t chunk), void *ctx);
+/* The threads es_parallel would start for `threads` (0 = one per core). */
+ES_API int es_parallel_threads(int threads);
+
 /* Per-item sums over orders, kept as integers so that the totals do not
  * depend on how shuffles are split across threads. */
 typedef struct es_eval_acc {

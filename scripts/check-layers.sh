@@ -26,7 +26,8 @@ check_needs libearlystop 'libc.so.*' 'libm.so.*'
 check_needs libearlystop-replay 'libc.so.*' 'libm.so.*' 'libearlystop.so.*'
 check_needs libearlystop-lm 'libc.so.*' 'libm.so.*' 'libearlystop.so.*'
 check_needs libearlystop-io 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*' 'libjansson.so.*' 'libpcre2-8.so.*'
-for lib in libearlystop libearlystop-replay libearlystop-io libearlystop-lm; do
+check_needs libearlystop-tune 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*'
+for lib in libearlystop libearlystop-replay libearlystop-io libearlystop-lm libearlystop-tune; do
     f="$build/$lib.so.$version"
     bad=$(nm -D --defined-only "$f" | awk '{print $NF}' | grep -v '^es_' || true)
     if [ -n "$bad" ]; then

@@ -39,3 +39,4 @@ pc earlystop "earlystop core: stopping policies for LM reasoning (libc + libm on
 pc earlystop-replay "earlystop replay: recorded traces, replay, oracles, reports" "earlystop = $version" "" "-lm -pthread"
 pc earlystop-io "earlystop io: trace files, import, policy files" "earlystop-replay = $version" "jansson libpcre2-8" "-pthread"
 pc earlystop-lm "earlystop built-in reasoning model" "earlystop = $version" "" "-lm -pthread"
+pc earlystop-tune "earlystop tuning: fronts, exact sweeps, Learn-then-Test" "earlystop-replay = $version" "" "-lm -pthread"

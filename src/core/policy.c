@@ -158,6 +158,31 @@ uint32_t es_policy_rounds(const es_policy *p, uint32_t samples)
     return batch == 0 ? (samples ? 1 : 0) : (samples + batch - 1) / batch;
 }
 
+/* ------------------------------------------------------------ sweeps */
+
+int es_policy_sweep_param(const es_policy *p, const char **key)
+{
+    if (p->ad->sweep_param < 0 || !p->ad->boundary) return ES_ENOTSUP;
+    if (key) *key = p->ad->params[p->ad->sweep_param].key;
+    return ES_OK;
+}
+
+int es_policy_observe(es_policy *p, int on)
+{
+    if (on && es_policy_sweep_param(p, NULL)) return ES_ENOTSUP;
+    p->observe = on != 0;
+    return ES_OK;
+}
+
+int es_policy_boundary(const es_policy *p, double *b)
+{
+    if (!p->observe || !p->may_stop) {
+        *b = 0;
+        return ES_BOUND_NEVER;
+    }
+    return p->ad->boundary(p->ast, b);
+}
+
 /* ------------------------------------------------------------- parameters */
 
 uint32_t es_policy_n_params(const es_policy *p)

@@ -33,6 +33,8 @@ struct es_policy {
     uint32_t min, max;          /* the across rule's caps, 0 = none */
     es_policy_info info;
     uint32_t generation;        /* bumped when a parameter moves: drivers re-read info */
+    int observe;                /* es_policy_observe: only the cap stops */
+    int may_stop;               /* the last end_sample's may_stop (observe mode) */
     /* question */
     uint32_t cap, n_samples, max_answers;
     int32_t sample_answer;
@@ -49,6 +51,10 @@ static inline int es_policy_end_sample_inline(es_policy *p, int32_t answer, uint
     es_sample_event ev = {answer, tokens, confidence, n, n >= p->min, p->cap && n >= p->cap};
     int rc = p->ad->end_sample(p->ast, &ev, &p->msg);
     if (rc < 0) return rc;
+    if (p->observe) {
+        p->may_stop = ev.may_stop;
+        return ev.last ? ES_STOP : ES_CONTINUE;
+    }
     return (rc && ev.may_stop) || ev.last ? ES_STOP : ES_CONTINUE;
 }
 

@@ -107,6 +107,13 @@ typedef struct es_rule_def {
     int counts_only;
     /* clamp the caller's sample cap (ESC's remainder=skip); NULL = none */
     uint32_t (*sample_cap)(const void *st, uint32_t cap);
+    /* For an exact sweep (src/tune): the parameter the rule's decision
+     * compares a statistic with (-1: none), and after end_sample the set of
+     * its values at which the rule stops here: value <= *b (returns
+     * ES_BOUND_UPPER) or value >= *b (ES_BOUND_LOWER).  Must agree with
+     * end_sample's verdict at every value, to the last bit. */
+    int sweep_param;
+    int (*boundary)(const void *st, double *b);
 
     /* within */
     void (*begin_sample)(void *st);

@@ -44,6 +44,9 @@ struct es_session {
     /* the last finished sample */
     int32_t sample_answer;
     uint32_t sample_tokens;
+    /* rounds of `batch` samples drawn at once */
+    uint32_t batch, next_batch;
+    uint64_t round_tokens;
 };
 
 int es_session_new(es_policy *p, es_session **out)
@@ -74,6 +77,8 @@ int es_session_begin_item(es_session *s, uint32_t max_samples, uint32_t max_answ
     }
     s->out = (es_outcome){.answer = -1};
     s->max_answers = max_answers;
+    s->batch = s->next_batch > 1 ? s->next_batch : 1;
+    s->round_tokens = 0;
     return es_policy_begin_item(s->p, max_samples, max_answers);
 }
 
@@ -133,6 +138,25 @@ int es_session_token(es_session *s, float logprob, float token_confidence)
     return rc;
 }
 
+/* Count a finished sample: its tokens, and the round it belongs to for the
+ * memory held at once. */
+static inline void account(es_session *s, uint32_t tokens)
+{
+    s->out.samples++;
+    s->out.tokens += tokens;
+    s->round_tokens += tokens;
+    if (s->round_tokens > s->out.kv_peak) s->out.kv_peak = s->round_tokens;
+    if (s->out.samples % s->batch == 0) s->round_tokens = 0;
+}
+
+/* With rounds, the policy's verdict counts only at a round's end (its cap
+ * still stops anywhere: the caller draws no more). */
+static inline int round_verdict(const es_session *s, int rc)
+{
+    if (rc != ES_STOP || s->batch <= 1 || s->out.samples % s->batch == 0) return rc;
+    return s->p->cap && s->out.samples >= s->p->cap ? ES_STOP : ES_CONTINUE;
+}
+
 /* The sample's end as the protocol has it, then the across decision. */
 int es_session_end_sample(es_session *s, int32_t answer, uint32_t tokens, float confidence, int complete)
 {
@@ -148,9 +172,8 @@ int es_session_end_sample(es_session *s, int32_t answer, uint32_t tokens, float 
     }
     s->sample_answer = answer;
     s->sample_tokens = tokens;
-    s->out.samples++;
-    s->out.tokens += tokens;
-    return es_policy_end_sample(s->p, answer, tokens, confidence);
+    account(s, tokens);
+    return round_verdict(s, es_policy_end_sample(s->p, answer, tokens, confidence));
 }
 
 /* The replay's hot path: without a within rule there is no probe state to
@@ -163,11 +186,10 @@ int es_session_sample(es_session *s, int32_t answer, uint32_t tokens, float conf
     }
     s->sample_answer = answer;
     s->sample_tokens = tokens;
-    s->out.samples++;
-    s->out.tokens += tokens;
+    account(s, tokens);
     int rc = es_policy_end_sample_inline(s->p, answer, tokens, confidence);
     if (rc < 0) es_policy_note_error(s->p, rc, answer);
-    return rc;
+    return round_verdict(s, rc);
 }
 
 int es_session_samples(es_session *s, const uint32_t *idx, uint32_t n, const int32_t *answer, const uint32_t *tokens,
@@ -179,9 +201,8 @@ int es_session_samples(es_session *s, const uint32_t *idx, uint32_t n, const int
     for (uint32_t i = 0; i < n; i++) {
         uint32_t k = idx ? idx[i] : i;
         float c = confidence ? confidence[k] : (float)NAN;
-        s->out.samples++;
-        s->out.tokens += tokens[k];
-        int rc = es_policy_end_sample_inline(p, answer[k], tokens[k], c);
+        account(s, tokens[k]);
+        int rc = round_verdict(s, es_policy_end_sample_inline(p, answer[k], tokens[k], c));
         if (rc) {
             *used = i + 1;
             s->sample_answer = answer[k];
@@ -198,6 +219,10 @@ int es_session_samples(es_session *s, const uint32_t *idx, uint32_t n, const int
     }
     return ES_CONTINUE;
 }
+
+void es_session_set_batch(es_session *s, uint32_t batch) { s->next_batch = batch; }
+
+const es_outcome *es_session_outcome(const es_session *s) { return &s->out; }
 
 void es_session_last_sample(const es_session *s, int32_t *answer, uint32_t *tokens)
 {

@@ -17,7 +17,7 @@ static uint32_t probe_price(const es_item_view *v, uint32_t j, int32_t probe_cos
 
 /* Sample s with its probes: the probe points it reaches, the probes made,
  * then its own end (the session settles a stop or a cut). */
-static int replay_sample(es_session *s, const es_item_view *v, uint32_t k, int32_t probe_cost)
+int es_replay_sample(es_session *s, const es_item_view *v, uint32_t k, int32_t probe_cost)
 {
     es_session_begin_sample(s);
     for (uint32_t j = v->probe_off[k], e = v->probe_off[k + 1]; j < e; j++) {
@@ -63,7 +63,7 @@ static int replay_item(es_session *s, const es_item_view *v, const uint32_t *ord
     } else {
         for (uint32_t i = 0; i < v->n_samples; i++) {
             uint32_t k = lazy ? es_order_next(lazy) : order ? order[i] : i;
-            rc = replay_sample(s, v, k, probe_cost);
+            rc = es_replay_sample(s, v, k, probe_cost);
             if (rc < 0) return rc;
             if (rc == ES_STOP) break;
         }

@@ -13,9 +13,15 @@
 
 enum { P_THRESHOLD, P_MIN, P_MAX };
 
+enum { LEAD_CACHE = 64 };
+
 typedef struct beta_state {
     es_tally t;
     es_beta_table table;
+    /* P(p1 > p2) for small counts, for boundary(): a tuner's replay asks it
+     * after every sample, and each costs a sum of ~a exponentials */
+    int cache_ready;
+    double lead[LEAD_CACHE][LEAD_CACHE];
 } beta_state;
 
 void es_beta_table_set(es_beta_table *b, double threshold)
@@ -52,7 +58,13 @@ static const es_param_def params[] = {
 static int configure(void *st, const double *param, es_rule_msg *msg)
 {
     (void)msg;
-    es_beta_table_set(&((beta_state *)st)->table, param[P_THRESHOLD]);
+    beta_state *s = st;
+    es_beta_table_set(&s->table, param[P_THRESHOLD]);
+    if (!s->cache_ready) { /* the probabilities do not depend on the threshold */
+        for (int a = 0; a < LEAD_CACHE; a++)
+            for (int b = 0; b < LEAD_CACHE; b++) s->lead[a][b] = -1;
+        s->cache_ready = 1;
+    }
     return ES_OK;
 }
 
@@ -70,6 +82,21 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
 
 static int32_t answer(const void *st) { return ((const beta_state *)st)->t.leader; }
 
+/* It stops iff top1 >= min_a[top2], the least a with P(a, top2) >= t, and P
+ * grows with a: iff t <= P(top1, top2). */
+static int boundary(const void *st, double *b)
+{
+    beta_state *s = (beta_state *)st; /* the cache only */
+    uint32_t a = s->t.top1, c = s->t.top2;
+    if (a < LEAD_CACHE && c < LEAD_CACHE) {
+        if (s->lead[a][c] < 0) s->lead[a][c] = es_beta_lead_prob(a, c);
+        *b = s->lead[a][c];
+    } else {
+        *b = es_beta_lead_prob(a, c);
+    }
+    return ES_BOUND_UPPER;
+}
+
 const es_rule_def es_rule_ac_beta = {
     .name = "ac-beta",
     .level = ES_LEVEL_ACROSS,
@@ -85,4 +112,6 @@ const es_rule_def es_rule_ac_beta = {
     .end_sample = end_sample,
     .answer = answer,
     .counts_only = 1,
+    .sweep_param = P_THRESHOLD,
+    .boundary = boundary,
 };

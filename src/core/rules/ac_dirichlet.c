@@ -72,6 +72,20 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
 
 static int32_t answer(const void *st) { return ((const dirichlet_state *)st)->t.leader; }
 
+/* The probability end_sample compares with the threshold. */
+static int boundary(const void *st, double *b)
+{
+    const dirichlet_state *s = st;
+    if (s->t.n_seen < 3) {
+        *b = es_beta_lead_prob(s->t.top1, s->t.top2);
+    } else {
+        uint32_t top[64];
+        uint32_t n = top_counts(&s->t, top, s->top_k);
+        *b = es_dirichlet_lead_prob(top, n);
+    }
+    return ES_BOUND_UPPER;
+}
+
 const es_rule_def es_rule_ac_dirichlet = {
     .name = "ac-dirichlet",
     .level = ES_LEVEL_ACROSS,
@@ -87,4 +101,6 @@ const es_rule_def es_rule_ac_dirichlet = {
     .end_sample = end_sample,
     .answer = answer,
     .counts_only = 1,
+    .sweep_param = P_THRESHOLD,
+    .boundary = boundary,
 };

@@ -64,6 +64,15 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
 
 static int32_t answer(const void *st) { return ((const entropy_state *)st)->t.leader; }
 
+/* It stops iff H <= threshold: at every threshold >= H. */
+static int boundary(const void *st, double *b)
+{
+    const entropy_state *s = st;
+    for (uint32_t i = 0; i < s->t.n_seen; i++) s->scratch[i] = s->t.count[s->t.seen[i]];
+    *b = es_vote_entropy_norm(s->scratch, s->t.n_seen);
+    return ES_BOUND_LOWER;
+}
+
 const es_rule_def es_rule_entropy = {
     .name = "entropy",
     .level = ES_LEVEL_ACROSS,
@@ -79,4 +88,6 @@ const es_rule_def es_rule_entropy = {
     .end_sample = end_sample,
     .answer = answer,
     .counts_only = 1,
+    .sweep_param = P_THRESHOLD,
+    .boundary = boundary,
 };

@@ -2,6 +2,8 @@
  * majority.c - stop once the leader holds `fraction` of the samples drawn
  * (Adaptive-Consistency's MajorityStoppingCriteria).
  */
+#include <math.h>
+
 #include "rules.h"
 
 enum { P_FRACTION, P_MIN, P_MAX };
@@ -41,6 +43,18 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
 
 static int32_t answer(const void *st) { return ((const majority_state *)st)->t.leader; }
 
+/* It stops iff top1 >= fraction * n in doubles: the largest fraction that
+ * passes, found from top1 / n and checked with the very comparison. */
+static int boundary(const void *st, double *b)
+{
+    const majority_state *s = st;
+    double top = s->t.top1, n = s->t.votes, x = top / n;
+    while (x * n > top) x = nextafter(x, -INFINITY);
+    while (nextafter(x, INFINITY) * n <= top) x = nextafter(x, INFINITY);
+    *b = x;
+    return ES_BOUND_UPPER;
+}
+
 const es_rule_def es_rule_majority = {
     .name = "majority",
     .level = ES_LEVEL_ACROSS,
@@ -56,4 +70,6 @@ const es_rule_def es_rule_majority = {
     .end_sample = end_sample,
     .answer = answer,
     .counts_only = 1,
+    .sweep_param = P_FRACTION,
+    .boundary = boundary,
 };

@@ -43,6 +43,14 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
 
 static int32_t answer(const void *st) { return ((const margin_state *)st)->t.leader; }
 
+/* It stops iff top1 - top2 >= m: at every m <= the lead. */
+static int boundary(const void *st, double *b)
+{
+    const margin_state *s = st;
+    *b = (double)(s->t.top1 - s->t.top2);
+    return ES_BOUND_UPPER;
+}
+
 const es_rule_def es_rule_margin = {
     .name = "margin",
     .level = ES_LEVEL_ACROSS,
@@ -58,4 +66,6 @@ const es_rule_def es_rule_margin = {
     .end_sample = end_sample,
     .answer = answer,
     .counts_only = 1,
+    .sweep_param = P_M,
+    .boundary = boundary,
 };

@@ -1,0 +1,151 @@
+/*
+ * earlystop_tune.h - multi-objective tuning (libearlystop-tune): the
+ * tokens-vs-EM front of every rule family on recorded traces, and the
+ * operating point that meets a user's constraint with a statistical
+ * guarantee (Learn-then-Test).  docs/tuning.md says precisely what is
+ * guaranteed.
+ *
+ * Depends on the replay layer (earlystop_replay.h) and the core.
+ */
+#ifndef EARLYSTOP_TUNE_H
+#define EARLYSTOP_TUNE_H
+
+#include "earlystop_replay.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ data */
+
+/* The items a tuner sees: trace sets (one per file, borrowed) pooled item
+ * by item.  Figures over several files are means over all their items. */
+typedef struct es_tune_data es_tune_data;
+
+ES_API int es_tune_data_new(es_tune_data **out);
+ES_API void es_tune_data_free(es_tune_data *d);
+/* ts must outlive d; name labels the file in reports. */
+ES_API int es_tune_data_add(es_tune_data *d, const es_traceset *ts, const char *name);
+ES_API size_t es_tune_data_n_items(const es_tune_data *d);
+ES_API size_t es_tune_data_n_files(const es_tune_data *d);
+
+/* --------------------------------------------------------------- options */
+
+/* What one item loses against the full run (every sample, majority). */
+typedef enum es_tune_loss {
+    ES_LOSS_WRONG = 0,    /* 1 when the policy is wrong where full is right (needs gold) */
+    ES_LOSS_DISAGREE = 1, /* 1 when the policy's answer differs from full's (no gold needed) */
+    ES_LOSS_NET = 2       /* wrong-where-full-right minus right-where-full-wrong, in [-1, 1] */
+} es_tune_loss;
+
+/* What a policy costs. */
+typedef enum es_tune_objective {
+    ES_OBJECTIVE_TOKENS = 0, /* tokens generated, probes included */
+    ES_OBJECTIVE_KV = 1      /* peak KV-cache positions with samples drawn `batch` at a time */
+} es_tune_objective;
+
+typedef struct es_tune_opts {
+    uint32_t shuffles;          /* random sample orders per item (0 = file order) */
+    uint64_t seed;              /* of the orders and of the inner split */
+    int threads;                /* 0 = one per core */
+    int32_t probe_cost;         /* ES_PROBE_COST_FIELD or tokens per probe */
+    es_tune_loss loss;
+    es_tune_objective objective;
+    uint32_t batch;             /* ES_OBJECTIVE_KV: samples drawn at once (>= 1) */
+    double max_em_drop;         /* eps: the mean loss allowed, as a fraction
+                                   (0.005 = 0.5 points of EM); < 0: pick by token budget */
+    double delta;               /* the guarantee fails with probability at most delta */
+    double token_budget;        /* with max_em_drop < 0: the best EM within this many mean
+                                   tokens per item (no guarantee) */
+    double opt_share;           /* share of the calibration items that build and order
+                                   the candidates; the rest tests them (default 0.5) */
+    void (*progress)(void *ctx, const char *what, size_t done, size_t total);
+    void *progress_ctx;
+} es_tune_opts;
+
+/* Defaults: 10 orders, seed 1, all cores, cost field, loss wrong, tokens,
+ * eps 0.5 pt, delta 0.1, opt_share 0.5. */
+ES_API void es_tune_opts_init(es_tune_opts *o);
+
+/* ----------------------------------------------------------------- points */
+
+/* A candidate policy and its figures on a set of items. */
+typedef struct es_tune_point {
+    char spec[512];             /* canonical spec */
+    char family[64];
+    double em;                  /* exact match */
+    double em_full;             /* the full run's, on the same items */
+    double tokens;              /* mean tokens per item, probes included */
+    double share;               /* tokens / full's tokens, mean over items */
+    double kv;                  /* mean peak KV positions per item (objective kv) */
+    double cost;                /* what the objective minimises: share, or kv / full's kv */
+    double loss;                /* mean loss against full (the chosen loss) */
+    double pvalue;              /* Learn-then-Test p-value for "loss > eps", NaN if untested */
+    int certified;              /* in the certified prefix of the fixed sequence */
+} es_tune_point;
+
+/* ------------------------------------------------------------------ tuner */
+
+typedef struct es_tune es_tune;
+
+/* Calibration data and options; families are added next. */
+ES_API int es_tune_new(const es_tune_data *cal, const es_tune_opts *o, es_tune **out, es_error *err);
+ES_API void es_tune_free(es_tune *t);
+
+/*
+ * A family: a rule (or a within+across pair, "dynasor+ac-beta") with its
+ * parameters searched: the one the rule's decision compares (a threshold)
+ * exactly, every breakpoint collected in one replay; the others on a grid.
+ * "all" adds every family that applies to the data (no probe rule without
+ * probes).  ES_ENOTSUP with a message when the family does not apply.
+ */
+ES_API int es_tune_add_family(es_tune *t, const char *family, es_error *err);
+/* The families es_tune_add_family knows, with one line each. */
+ES_API size_t es_tune_n_known_families(void);
+ES_API const char *es_tune_known_family(size_t i, const char **doc);
+
+/*
+ * Build every family's front on the opt part of the calibration items, the
+ * global front across families, then test the global front's candidates in
+ * order (conservative to aggressive, by their opt-part loss) on the rest
+ * (fixed-sequence testing at level delta) and choose the cheapest certified
+ * one; or, with a token budget, the best EM within it.  ES_ENOTSUP (with
+ * err saying why and what would help) when no candidate is certified.
+ */
+ES_API int es_tune_run(es_tune *t, es_error *err);
+
+/* The fronts: family f's (f < es_tune_n_families), or the global one (f = -1),
+ * on all calibration items. */
+ES_API size_t es_tune_n_families(const es_tune *t);
+ES_API const char *es_tune_family_name(const es_tune *t, size_t f);
+ES_API size_t es_tune_front_size(const es_tune *t, int f);
+ES_API const es_tune_point *es_tune_front_point(const es_tune *t, int f, size_t i);
+/* Hypervolume of a front against `full`: the area of (cost, EM) space the
+ * front dominates with cost in [0, 1] and EM above full's minus 5 points,
+ * in cost x EM points. */
+ES_API double es_tune_hypervolume(const es_tune *t, int f);
+/* The chosen point; ES_ENOTSUP when none. */
+ES_API int es_tune_chosen(const es_tune *t, es_tune_point *out);
+/* The candidates tested, in the order tested, with their p-values. */
+ES_API size_t es_tune_n_tested(const es_tune *t);
+ES_API const es_tune_point *es_tune_tested(const es_tune *t, size_t i);
+
+/* --------------------------------------------------------- evaluation */
+
+/* A policy (and full) on a set of items: the figures of a point, with the
+ * EM change's paired bootstrap 95% interval, pooled over all items. */
+typedef struct es_tune_eval {
+    es_tune_point p;
+    double d_em, d_lo, d_hi;    /* EM change against full (fraction), 95% CI */
+    double oracle_tokens;       /* the reference oracle's mean tokens (stable-final on
+                                   traces with probes, else consistency), as eval's */
+    double oracle_x;            /* tokens / oracle tokens */
+} es_tune_eval;
+
+ES_API int es_tune_evaluate(const es_tune_data *d, const char *spec, const es_tune_opts *o, es_tune_eval *out,
+                            es_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EARLYSTOP_TUNE_H */

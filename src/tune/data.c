@@ -1,0 +1,57 @@
+/*
+ * data.c - the items a tuner sees: trace sets pooled item by item.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tune_int.h"
+
+int es_tune_data_new(es_tune_data **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? ES_OK : ES_ENOMEM;
+}
+
+void es_tune_data_free(es_tune_data *d)
+{
+    if (!d) return;
+    free(d->files);
+    free(d->items);
+    free(d);
+}
+
+int es_tune_data_add(es_tune_data *d, const es_traceset *ts, const char *name)
+{
+    size_t n = es_traceset_n_items(ts);
+    if (d->n_files == d->cap_files) {
+        size_t c = d->cap_files ? 2 * d->cap_files : 8;
+        tn_file *f = realloc(d->files, c * sizeof *f);
+        if (!f) return ES_ENOMEM;
+        d->files = f;
+        d->cap_files = c;
+    }
+    if (d->n_items + n > d->cap_items) {
+        size_t c = d->cap_items ? d->cap_items : 1024;
+        while (c < d->n_items + n) c *= 2;
+        tn_ref *r = realloc(d->items, c * sizeof *r);
+        if (!r) return ES_ENOMEM;
+        d->items = r;
+        d->cap_items = c;
+    }
+    tn_file *f = &d->files[d->n_files];
+    f->ts = ts;
+    snprintf(f->name, sizeof f->name, "%s", name ? name : "");
+    for (size_t i = 0; i < n; i++) d->items[d->n_items + i] = (tn_ref){(uint32_t)d->n_files, (uint32_t)i};
+    d->n_items += n;
+    d->n_files++;
+    return ES_OK;
+}
+
+size_t es_tune_data_n_items(const es_tune_data *d) { return d->n_items; }
+size_t es_tune_data_n_files(const es_tune_data *d) { return d->n_files; }
+
+void tn_view(const es_tune_data *d, size_t item, es_item_view *v)
+{
+    const tn_ref *r = &d->items[item];
+    es_traceset_item(d->files[r->file].ts, r->index, v);
+}
