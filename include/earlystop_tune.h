@@ -26,6 +26,9 @@ ES_API int es_tune_data_new(es_tune_data **out);
 ES_API void es_tune_data_free(es_tune_data *d);
 /* ts must outlive d; name labels the file in reports. */
 ES_API int es_tune_data_add(es_tune_data *d, const es_traceset *ts, const char *name);
+/* Only the items idx[0..n) of ts (a split of a file). */
+ES_API int es_tune_data_add_items(es_tune_data *d, const es_traceset *ts, const char *name, const uint32_t *idx,
+                                  size_t n);
 ES_API size_t es_tune_data_n_items(const es_tune_data *d);
 ES_API size_t es_tune_data_n_files(const es_tune_data *d);
 

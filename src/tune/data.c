@@ -22,7 +22,13 @@ void es_tune_data_free(es_tune_data *d)
 
 int es_tune_data_add(es_tune_data *d, const es_traceset *ts, const char *name)
 {
-    size_t n = es_traceset_n_items(ts);
+    return es_tune_data_add_items(d, ts, name, NULL, es_traceset_n_items(ts));
+}
+
+int es_tune_data_add_items(es_tune_data *d, const es_traceset *ts, const char *name, const uint32_t *idx, size_t n)
+{
+    for (size_t i = 0; idx && i < n; i++)
+        if (idx[i] >= es_traceset_n_items(ts)) return ES_ERANGE;
     if (d->n_files == d->cap_files) {
         size_t c = d->cap_files ? 2 * d->cap_files : 8;
         tn_file *f = realloc(d->files, c * sizeof *f);
@@ -41,7 +47,7 @@ int es_tune_data_add(es_tune_data *d, const es_traceset *ts, const char *name)
     tn_file *f = &d->files[d->n_files];
     f->ts = ts;
     snprintf(f->name, sizeof f->name, "%s", name ? name : "");
-    for (size_t i = 0; i < n; i++) d->items[d->n_items + i] = (tn_ref){(uint32_t)d->n_files, (uint32_t)i};
+    for (size_t i = 0; i < n; i++) d->items[d->n_items + i] = (tn_ref){(uint32_t)d->n_files, idx ? idx[i] : (uint32_t)i};
     d->n_items += n;
     d->n_files++;
     return ES_OK;

@@ -259,18 +259,64 @@ static int sweep_chunk(void *ctx, int thread, size_t chunk)
     return ES_OK;
 }
 
-static int cmp_upper(const void *a, const void *b)
+/* What the sort moves: 16 bytes (the events themselves are 40). */
+typedef struct tn_key {
+    double value;
+    uint32_t io, ev;
+} tn_key;
+
+/* An unsigned integer that orders like the double: conservative first,
+ * i.e. descending values for an upper bound, ascending for a lower one. */
+static uint64_t order_bits(double v, int dir)
 {
-    const tn_event *x = a, *y = b;
-    if (x->value != y->value) return x->value > y->value ? -1 : 1;
-    return (x->io > y->io) - (x->io < y->io);
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    u = (u >> 63) ? ~u : u | 0x8000000000000000ULL; /* ascending as unsigned */
+    return dir == ES_BOUND_UPPER ? ~u : u;
 }
 
-static int cmp_lower(const void *a, const void *b)
+/* Stable LSD radix sort of the keys by value (16-bit digits): the events
+ * arrive in (item, order) order, so ties stay in that order, as the
+ * brute-force replay would meet them; linear time for the millions of
+ * events of a pooled sweep. */
+static int sort_keys(tn_key *key, size_t n, int dir)
 {
-    const tn_event *x = a, *y = b;
-    if (x->value != y->value) return x->value < y->value ? -1 : 1;
-    return (x->io > y->io) - (x->io < y->io);
+    tn_key *tmp = malloc((n + 1) * sizeof *tmp);
+    uint64_t *bits = malloc((n + 1) * sizeof *bits), *tbits = malloc((n + 1) * sizeof *tbits);
+    size_t *count = malloc(65536 * sizeof *count);
+    if (!tmp || !bits || !tbits || !count) {
+        free(tmp);
+        free(bits);
+        free(tbits);
+        free(count);
+        return ES_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) bits[i] = order_bits(key[i].value, dir);
+    for (int shift = 0; shift < 64; shift += 16) {
+        memset(count, 0, 65536 * sizeof *count);
+        for (size_t i = 0; i < n; i++) count[(bits[i] >> shift) & 0xFFFF]++;
+        size_t sum = 0;
+        for (size_t d = 0; d < 65536; d++) {
+            size_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        if (count[(bits[0] >> shift) & 0xFFFF] == 0 && n && sum == n &&
+            count[((bits[0] >> shift) & 0xFFFF)] == 0 && (((bits[0] >> shift) & 0xFFFF) == 0xFFFF || count[((bits[0] >> shift) & 0xFFFF) + 1] == n))
+            continue; /* every key has this digit: the pass would not move anything */
+        for (size_t i = 0; i < n; i++) {
+            size_t d = count[(bits[i] >> shift) & 0xFFFF]++;
+            tmp[d] = key[i];
+            tbits[d] = bits[i];
+        }
+        memcpy(key, tmp, n * sizeof *key);
+        memcpy(bits, tbits, n * sizeof *bits);
+    }
+    free(tmp);
+    free(bits);
+    free(tbits);
+    free(count);
+    return ES_OK;
 }
 
 /* The walk's state: every (item, order)'s current outcome, the sums, and
@@ -338,17 +384,18 @@ static void sort_at(const double *at, size_t *idx, size_t n, int dir)
 /* Apply the sorted events, emitting a candidate after each run of equal
  * values and calling fn at each requested value on the way (idx: the
  * requested values sorted in walk order). */
-static int walk_events(walk *w, const tn_event *ev, size_t n_ev, int dir, int grid, const double *at,
-                       const size_t *idx, size_t n_at, tn_at_fn fn, void *ctx, tn_cand **cands, size_t *n_cands)
+static int walk_events(walk *w, const tn_event *ev, const tn_key *key, size_t n_ev, int dir, int grid,
+                       const double *at, const size_t *idx, size_t n_at, tn_at_fn fn, void *ctx, tn_cand **cands,
+                       size_t *n_cands)
 {
     size_t cap = 0, a = 0;
     int rc = ES_OK;
     if (grid) rc = push_cand(cands, n_cands, &cap, NAN, &w->sum);
     for (size_t i = 0; i < n_ev && !rc;) {
-        double v = ev[i].value;
+        double v = key[i].value;
         /* a requested value more conservative than v sees the state before it */
         while (a < n_at && !rc && beyond(dir, v, at[idx[a]])) rc = fn(ctx, idx[a++], w->loss, &w->sum, w->cur);
-        for (; i < n_ev && ev[i].value == v; i++) walk_set(w, ev[i].io, &ev[i].out);
+        for (; i < n_ev && key[i].value == v; i++) walk_set(w, key[i].io, &ev[key[i].ev].out);
         if (!rc) rc = push_cand(cands, n_cands, &cap, v, &w->sum);
     }
     while (a < n_at && !rc) rc = fn(ctx, idx[a++], w->loss, &w->sum, w->cur);
@@ -384,16 +431,21 @@ int tn_sweep(const tn_set *s, const tn_config *c, tn_cand **cands, size_t *n_can
         if (j.w[t].dir) dir = j.w[t].dir;
     }
     if (!dir) dir = ES_BOUND_UPPER;
-    /* the events in item order, whatever thread made them, then sorted */
+    /* the events in item order, whatever thread made them, then their keys sorted */
     tn_event *ev = NULL;
+    tn_key *key = NULL;
     size_t n_ev = 0;
     for (size_t k = 0; !rc && k < chunks; k++) n_ev += j.chunk_ev[k].n;
-    if (!rc && !(ev = malloc((n_ev + 1) * sizeof *ev))) rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    if (!rc && (!(ev = malloc((n_ev + 1) * sizeof *ev)) || !(key = malloc((n_ev + 1) * sizeof *key))))
+        rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     for (size_t k = 0, at_ = 0; !rc && k < chunks; k++) {
         if (j.chunk_ev[k].n) memcpy(ev + at_, j.chunk_ev[k].e, j.chunk_ev[k].n * sizeof *ev);
         at_ += j.chunk_ev[k].n;
+        free(j.chunk_ev[k].e);
+        j.chunk_ev[k].e = NULL;
     }
-    if (!rc) qsort(ev, n_ev, sizeof *ev, dir == ES_BOUND_UPPER ? cmp_upper : cmp_lower);
+    for (size_t i = 0; !rc && i < n_ev; i++) key[i] = (tn_key){ev[i].value, ev[i].io, (uint32_t)i};
+    if (!rc && sort_keys(key, n_ev, dir)) rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     size_t *idx = n_at ? malloc(n_at * sizeof *idx) : NULL;
     if (n_at && !idx) rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     if (!rc) {
@@ -402,10 +454,11 @@ int tn_sweep(const tn_set *s, const tn_config *c, tn_cand **cands, size_t *n_can
             walk_add(&w, io, &j.nostop[io], +1);
         }
         sort_at(at, idx, n_at, dir);
-        rc = walk_events(&w, ev, n_ev, dir, !j.observe, at, idx, n_at, fn, ctx, cands, n_cands);
+        rc = walk_events(&w, ev, key, n_ev, dir, !j.observe, at, idx, n_at, fn, ctx, cands, n_cands);
         if (rc && err && !err->msg[0]) es_error_set(err, rc, "", 0, "", "%s", es_strerror(rc));
     }
     free(ev);
+    free(key);
     free(idx);
     for (int t = 0; j.w && t < threads; t++) worker_free(&j.w[t]);
     for (size_t k = 0; j.chunk_ev && k < chunks; k++) free(j.chunk_ev[k].e);

@@ -535,21 +535,21 @@ static int eval_at(void *ctx, size_t i, const int32_t *counts, const tn_sum *sum
 static int oracle_tokens(const es_tune_data *d, const es_tune_opts *o, double *out)
 {
     double total = 0;
-    size_t n = 0;
-    for (size_t f = 0; f < d->n_files; f++) {
+    int rc = ES_OK;
+    for (size_t f = 0; f < d->n_files && !rc; f++) {
         const es_traceset *ts = d->files[f].ts;
         size_t m = es_traceset_n_items(ts);
         es_eval_acc *acc = calloc(m + 1, sizeof *acc);
         if (!acc) return ES_ENOMEM;
         es_oracle which = es_traceset_n_probes(ts) > 0 ? ES_ORACLE_STABLE_FINAL : ES_ORACLE_CONSISTENCY;
-        int rc = es_eval_oracle(ts, which, o->seed, 0, o->shuffles, acc);
-        for (size_t i = 0; !rc && i < m; i++) total += (double)(acc[i].tokens + acc[i].probe_tokens);
+        rc = es_eval_oracle(ts, which, o->seed, 0, o->shuffles, acc);
+        /* the items of this file the data holds (a split may hold some) */
+        for (size_t i = 0; !rc && i < d->n_items; i++)
+            if (d->items[i].file == f) total += (double)(acc[d->items[i].index].tokens + acc[d->items[i].index].probe_tokens);
         free(acc);
-        if (rc) return rc;
-        n += m;
     }
-    *out = n ? total / ((double)n * (o->shuffles ? o->shuffles : 1)) : 0;
-    return ES_OK;
+    *out = d->n_items ? total / ((double)d->n_items * (o->shuffles ? o->shuffles : 1)) : 0;
+    return rc;
 }
 
 int es_tune_evaluate(const es_tune_data *d, const char *spec, const es_tune_opts *o, es_tune_eval *out, es_error *err)
