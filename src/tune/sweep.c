@@ -295,15 +295,13 @@ static int sort_keys(tn_key *key, size_t n, int dir)
     for (int shift = 0; shift < 64; shift += 16) {
         memset(count, 0, 65536 * sizeof *count);
         for (size_t i = 0; i < n; i++) count[(bits[i] >> shift) & 0xFFFF]++;
+        if (n == 0 || count[(bits[0] >> shift) & 0xFFFF] == n) continue; /* one digit for all: nothing moves */
         size_t sum = 0;
         for (size_t d = 0; d < 65536; d++) {
             size_t c = count[d];
             count[d] = sum;
             sum += c;
         }
-        if (count[(bits[0] >> shift) & 0xFFFF] == 0 && n && sum == n &&
-            count[((bits[0] >> shift) & 0xFFFF)] == 0 && (((bits[0] >> shift) & 0xFFFF) == 0xFFFF || count[((bits[0] >> shift) & 0xFFFF) + 1] == n))
-            continue; /* every key has this digit: the pass would not move anything */
         for (size_t i = 0; i < n; i++) {
             size_t d = count[(bits[i] >> shift) & 0xFFFF]++;
             tmp[d] = key[i];
