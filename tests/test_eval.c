@@ -21,41 +21,19 @@
 
 #include "earlystop_replay.h"
 #include "alloc_count.h"
-
-/* A policy and the session that drives it. */
-typedef struct pol {
-    es_policy *p;
-    es_session *s;
-} pol;
-
-static pol pol_new(const char *spec)
-{
-    pol x = {NULL, NULL};
-    es_error err = {0};
-    if (es_policy_new(spec, &x.p, &err)) fail_msg("'%s': %s", spec, err.msg);
-    assert_int_equal(es_session_new(x.p, &x.s), ES_OK);
-    return x;
-}
-
-static void pol_free(pol *x)
-{
-    es_session_free(x->s);
-    es_policy_free(x->p);
-    x->s = NULL;
-    x->p = NULL;
-}
-
-/* xorshift64*: the test's own generator, independent of the library's. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static double urand(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return ((rng_state * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0) + 0x1p-54;
-}
+#include "testutil.h"
 
 /* --------------------------------------------------------- hand-built sets */
+
+static void acc_add(es_eval_acc *a, const es_outcome *o)
+{
+    a->correct += o->correct;
+    a->samples += o->samples;
+    a->rounds += o->rounds;
+    a->probes += o->probes;
+    a->tokens += o->tokens;
+    a->probe_tokens += o->probe_tokens;
+}
 
 /* A traceset of one item: sample s has answer ans[s], tokens tok[s] and the
  * probes given by its (at, answer) lists. */
@@ -102,7 +80,7 @@ static void test_replay_budget_tokens(void **state)
     es_traceset *ts = hand_set("8", hs, 4);
     es_item_view v;
     assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
-    pol p = pol_new("budget:tokens=60");
+    es_test_pol p = es_test_pol_new("budget:tokens=60");
     es_outcome o;
     assert_int_equal(es_replay_item(p.s, &v, NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
     /* s0 cut at 60 answering the probe at 50 ("8"); s1 whole (30); s2 cut at
@@ -115,23 +93,23 @@ static void test_replay_budget_tokens(void **state)
     assert_string_equal(answer_of(&v, o.answer), "8");
     assert_int_equal(o.correct, 1);
     /* a probe exactly at the cap is the forced answer */
-    pol_free(&p);
-    p = pol_new("budget:tokens=50");
+    es_test_pol_free(&p);
+    p = es_test_pol_new("budget:tokens=50");
     assert_int_equal(es_replay_item(p.s, &v, NULL, 7, &o), ES_OK);
     assert_int_equal(o.tokens, 50 + 30 + 50 + 50);
     assert_int_equal(o.probes, 2 + 1);
     assert_int_equal(o.probe_tokens, 3 * 7);
-    pol_free(&p);
+    es_test_pol_free(&p);
     /* no cap: full tokens, no probes made without a within rule */
-    p = pol_new("full");
+    p = es_test_pol_new("full");
     assert_int_equal(es_replay_item(p.s, &v, NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
     assert_int_equal(o.tokens, 280);
     assert_int_equal(o.probes, 0);
     assert_string_equal(answer_of(&v, o.answer), "9");
     assert_int_equal(o.correct, 0);
-    pol_free(&p);
+    es_test_pol_free(&p);
     /* a token budget combined with esc:window=2 */
-    p = pol_new("budget:tokens=95+esc:window=2");
+    p = es_test_pol_new("budget:tokens=95+esc:window=2");
     assert_int_equal(es_replay_item(p.s, &v, NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
     /* s0 cut at 95 answering its probe at 90 ("9"), s1 = 30 ("8"): not
      * unanimous; s2 (70) and s3 (80) run whole, both "9": window stops */
@@ -139,7 +117,7 @@ static void test_replay_budget_tokens(void **state)
     assert_int_equal(o.rounds, 2);
     assert_int_equal(o.tokens, 95 + 30 + 70 + 80);
     assert_string_equal(answer_of(&v, o.answer), "9");
-    pol_free(&p);
+    es_test_pol_free(&p);
     es_traceset_free(ts);
 }
 
@@ -158,28 +136,28 @@ static void test_replay_within_stop(void **state)
     static const struct { const char *spec; uint32_t lag; uint64_t tokens, probes; } dyn[] = {
         {"dynasor:k=3", 1, 300, 4}, {"dynasor:k=3,decide=at-probe", 0, 200, 4},
         {"dynasor:k=4", 1, 400, 5}, {"dynasor:k=4,decide=at-probe", 0, 300, 5}};
-    pol p;
+    es_test_pol p;
     es_outcome o;
     for (int i = 0; i < 4; i++) {
-        p = pol_new(dyn[i].spec);
+        p = es_test_pol_new(dyn[i].spec);
         assert_int_equal(es_session_info(p.s)->probe_lag, dyn[i].lag);
         assert_int_equal(es_replay_item(p.s, &v, NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
         assert_int_equal(o.tokens, dyn[i].tokens);
         assert_int_equal(o.probes, dyn[i].probes);
         assert_int_equal(o.probe_tokens, 4); /* only the probe with a cost field */
         assert_int_equal(o.correct, 1);
-        pol_free(&p);
+        es_test_pol_free(&p);
     }
-    p = pol_new("convergence:m=1");
+    p = es_test_pol_new("convergence:m=1");
     assert_int_equal(es_replay_item(p.s, &v, NULL, 10, &o), ES_OK);
     assert_int_equal(o.tokens, 150);
     assert_int_equal(o.probe_tokens, 30);
-    pol_free(&p);
+    es_test_pol_free(&p);
     /* deer on probes without confidences: an error naming the cause */
-    p = pol_new("deer");
+    p = es_test_pol_new("deer");
     assert_int_equal(es_replay_item(p.s, &v, NULL, 0, &o), ES_ENOTSUP);
     assert_true(strstr(es_policy_errmsg(p.p), "deer needs probe confidences") != NULL);
-    pol_free(&p);
+    es_test_pol_free(&p);
     es_traceset_free(ts);
 }
 
@@ -204,10 +182,10 @@ static void test_oracle_ties_in_order(void **state)
     es_eval_acc acc = {0}, full = {0};
     assert_int_equal(es_eval_oracle(ts, ES_ORACLE_CONSISTENCY, 9, 0, 200, &acc), ES_OK);
     assert_int_equal(acc.correct, want);
-    pol p = pol_new("full");
+    es_test_pol p = es_test_pol_new("full");
     assert_int_equal(es_eval_policy(ts, p.s, 9, 0, 200, ES_PROBE_COST_FIELD, &full, NULL), ES_OK);
     assert_int_equal(full.correct, want);
-    pol_free(&p);
+    es_test_pol_free(&p);
     es_traceset_free(ts);
 }
 
@@ -224,16 +202,17 @@ static es_traceset *random_set_probes(int probes)
     for (int i = 0; i < 40; i++) {
         es_sample smp[32];
         es_probe pr[32][3];
-        uint32_t n = 12 + (uint32_t)(urand() * 16);
+        uint32_t n = 12 + (uint32_t)(es_test_uniform() * 16);
         for (uint32_t s = 0; s < n; s++) {
-            double u = urand();
+            double u = es_test_uniform();
             /* skewed towards "1" so that rules stop at various points */
-            int k = u < 0.55 ? 0 : (int)(urand() * 5);
-            smp[s] = (es_sample){.answer = vals[k], .tokens = 10 + (uint32_t)(urand() * 90), .confidence = NAN};
-            uint32_t np = probes ? (uint32_t)(urand() * 4) : 0;
+            int k = u < 0.55 ? 0 : (int)(es_test_uniform() * 5);
+            uint32_t tokens = 10 + (uint32_t)(es_test_uniform() * 90);
+            smp[s] = (es_sample){.answer = vals[k], .tokens = tokens, .confidence = NAN};
+            uint32_t np = probes ? (uint32_t)(es_test_uniform() * 4) : 0;
             for (uint32_t j = 0; j < np; j++)
                 pr[s][j] = (es_probe){.at = (j + 1) * smp[s].tokens / 4,
-                                      .answer = urand() < 0.7 ? vals[k] : vals[(int)(urand() * 5)],
+                                      .answer = es_test_uniform() < 0.7 ? vals[k] : vals[(int)(es_test_uniform() * 5)],
                                       .confidence = NAN, .window_confidence = NAN, .cost = (int32_t)j - 1};
             smp[s].n_probes = np;
             smp[s].probes = pr[s];
@@ -261,7 +240,7 @@ static void test_eval_chunking_deterministic(void **state)
         es_eval_acc *one = calloc(n, sizeof *one), *three = calloc(n, sizeof *three);
         assert_non_null(one);
         assert_non_null(three);
-        pol p = pol_new(specs[k]), q = pol_new(specs[k]);
+        es_test_pol p = es_test_pol_new(specs[k]), q = es_test_pol_new(specs[k]);
         assert_int_equal(es_eval_policy(ts, p.s, 7, 0, 30, ES_PROBE_COST_FIELD, one, NULL), ES_OK);
         /* three chunks, in a scrambled order, on another policy object */
         assert_int_equal(es_eval_policy(ts, q.s, 7, 20, 30, ES_PROBE_COST_FIELD, three, NULL), ES_OK);
@@ -281,12 +260,7 @@ static void test_eval_chunking_deterministic(void **state)
             for (uint32_t r = 0; r < 30; r++) {
                 es_shuffle_order(7, r, (uint32_t)i, v.n_samples, order);
                 assert_int_equal(es_replay_item(q.s, &v, order, ES_PROBE_COST_FIELD, &o), ES_OK);
-                three[i].correct += o.correct;
-                three[i].samples += o.samples;
-                three[i].rounds += o.rounds;
-                three[i].probes += o.probes;
-                three[i].tokens += o.tokens;
-                three[i].probe_tokens += o.probe_tokens;
+                acc_add(&three[i], &o);
                 drawn += o.samples;
                 all += v.n_samples;
             }
@@ -308,8 +282,8 @@ static void test_eval_chunking_deterministic(void **state)
             assert_int_equal(one[i].tokens, o.tokens);
             assert_int_equal(one[i].correct, o.correct);
         }
-        pol_free(&p);
-        pol_free(&q);
+        es_test_pol_free(&p);
+        es_test_pol_free(&q);
         free(one);
         free(three);
     }
@@ -421,8 +395,8 @@ static void test_replay_memory_flat(void **state)
     es_traceset *ts = random_set();
     size_t n = es_traceset_n_items(ts);
     static const char *const specs[] = {"ac-beta", "majority", "entropy", "esc", "deepconf:warmup=2"};
-    pol p[5];
-    for (int k = 0; k < 5; k++) p[k] = pol_new(specs[k]);
+    es_test_pol p[5];
+    for (int k = 0; k < 5; k++) p[k] = es_test_pol_new(specs[k]);
     es_item_view v;
     es_outcome o;
     uint32_t order[32];
@@ -468,20 +442,11 @@ static void test_replay_memory_flat(void **state)
     /* deepconf without confidences fails cleanly, without leaking either */
     es_traceset_item(ts, 0, &v);
     assert_int_equal(es_replay_item(p[4].s, &v, NULL, 0, &o), ES_ENOTSUP);
-    for (int k = 0; k < 5; k++) pol_free(&p[k]);
+    for (int k = 0; k < 5; k++) es_test_pol_free(&p[k]);
     es_traceset_free(ts);
 }
 
 /* -------------------------------------------------------------- bootstrap */
-
-/* splitmix64, written out from its definition (Steele, Lea & Flood 2014). */
-static uint64_t bs_splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 
 static int cmp_dbl(const void *a, const void *b)
 {
@@ -490,7 +455,8 @@ static int cmp_dbl(const void *a, const void *b)
 }
 
 /* The paired bootstrap by brute force, as documented: B resamples, each of
- * n items drawn with replacement (index = draw % n, splitmix64 from seed ^
+ * n items drawn with replacement (index = draw % n, splitmix64 (ref_splitmix
+ * above, written out from its definition) from seed ^
  * 0xB007B007B007B007), the resample's mean difference, then the 2.5% and
  * 97.5% points of the sorted means (nearest rank on B - 1). */
 static void brute_bootstrap(const double *a, const double *b, size_t n, uint32_t B, uint64_t seed, double *lo,
@@ -504,7 +470,7 @@ static void brute_bootstrap(const double *a, const double *b, size_t n, uint32_t
     for (uint32_t r = 0; r < B; r++) {
         double sum = 0;
         for (size_t i = 0; i < n; i++) {
-            size_t k = (size_t)(bs_splitmix(&s) % n);
+            size_t k = (size_t)(ref_splitmix(&s) % n);
             sum += a[k] - b[k];
         }
         m[r] = sum / (double)n;
@@ -534,8 +500,8 @@ static void test_bootstrap(void **state)
         assert_non_null(b);
         /* EM-like per-item means: most items equal, some differ either way */
         for (size_t i = 0; i < n; i++) {
-            b[i] = urand() < 0.6 ? 1 : (double)(int)(urand() * 5) / 4;
-            a[i] = urand() < 0.8 ? b[i] : (double)(int)(urand() * 5) / 4;
+            b[i] = es_test_uniform() < 0.6 ? 1 : (double)(int)(es_test_uniform() * 5) / 4;
+            a[i] = es_test_uniform() < 0.8 ? b[i] : (double)(int)(es_test_uniform() * 5) / 4;
         }
         double lo, hi, wlo, whi;
         brute_bootstrap(a, b, n, cases[c].B, cases[c].seed, &wlo, &whi);
@@ -552,7 +518,7 @@ static void test_bootstrap(void **state)
         assert_int_equal(es_bootstrap_new(n, cases[c].B, cases[c].seed, &bs), ES_OK);
         for (int row = 0; row < 3; row++) {
             for (size_t i = 0; i < n; i++)
-                if (urand() < 0.1) a[i] = (double)(int)(urand() * 5) / 4;
+                if (es_test_uniform() < 0.1) a[i] = (double)(int)(es_test_uniform() * 5) / 4;
             brute_bootstrap(a, b, n, cases[c].B, cases[c].seed, &wlo, &whi);
             assert_int_equal(es_bootstrap_interval(bs, a, b, &lo, &hi), ES_OK);
             expect_close(lo, wlo, "reused lo");
@@ -576,7 +542,7 @@ static void test_bootstrap(void **state)
     static double a[N], b[N];
     double mean = 0, var = 0;
     for (size_t i = 0; i < N; i++) {
-        double u = urand();
+        double u = es_test_uniform();
         b[i] = 0.5;
         a[i] = 0.5 + (u < 0.3 ? 1 : u < 0.4 ? -1 : 0);
         mean += a[i] - b[i];
@@ -603,7 +569,7 @@ static void test_bootstrap(void **state)
  * order of es_shuffle_order (the file order when shuffles is 0). */
 static void hand_policy(const es_traceset *ts, const char *spec, uint64_t seed, uint32_t shuffles, es_eval_acc *acc)
 {
-    pol p = pol_new(spec);
+    es_test_pol p = es_test_pol_new(spec);
     uint32_t order[64];
     for (size_t i = 0; i < es_traceset_n_items(ts); i++) {
         es_item_view v;
@@ -614,15 +580,10 @@ static void hand_policy(const es_traceset *ts, const char *spec, uint64_t seed, 
         for (uint32_t r = 0; r < (shuffles ? shuffles : 1); r++) {
             if (shuffles) es_shuffle_order(seed, r, (uint32_t)i, v.n_samples, order);
             assert_int_equal(es_replay_item(p.s, &v, shuffles ? order : NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
-            acc[i].correct += o.correct;
-            acc[i].samples += o.samples;
-            acc[i].rounds += o.rounds;
-            acc[i].probes += o.probes;
-            acc[i].tokens += o.tokens;
-            acc[i].probe_tokens += o.probe_tokens;
+            acc_add(&acc[i], &o);
         }
     }
-    pol_free(&p);
+    es_test_pol_free(&p);
 }
 
 /* The leader of a[0..n) by counts, ties to the answer seen first. */

@@ -17,26 +17,18 @@
 #include <unistd.h>
 
 #include "earlystop_io.h"
+#include "testutil.h"
 
+/* The last file written, for the checks that errors name it. */
 static char path[64];
 
-/* Write json to a temporary file (its name in `path`). */
-static void write_policy(const char *json)
-{
-    snprintf(path, sizeof path, "/tmp/es_test_policy_XXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    FILE *fp = fdopen(fd, "w");
-    assert_non_null(fp);
-    fputs(json, fp);
-    fclose(fp);
-}
-
+/* es_policy_spec_load of a file holding json. */
 static int load_policy_file(const char *json, char *spec, size_t cap, es_error *err)
 {
-    write_policy(json);
-    int rc = es_policy_spec_load(path, spec, cap, err);
-    unlink(path);
+    char *file = es_test_tmp_file(json);
+    snprintf(path, sizeof path, "%s", file);
+    int rc = es_policy_spec_load(file, spec, cap, err);
+    es_test_tmp_done(file);
     return rc;
 }
 
@@ -111,24 +103,24 @@ static void test_policy_new_any(void **state)
 {
     es_policy *p = NULL;
     es_error err = {0};
-    write_policy("{\"rules\": [{\"name\": \"esc\", \"window\": 3}]}");
+    char *file = es_test_tmp_file("{\"rules\": [{\"name\": \"esc\", \"window\": 3}]}");
     char at[80];
-    snprintf(at, sizeof at, "@%s", path);
+    snprintf(at, sizeof at, "@%s", file);
     assert_int_equal(es_policy_new_any(at, &p, &err), ES_OK);
     assert_string_equal(es_policy_spec(p), "esc:window=3,remainder=draw,max=all");
     es_policy_free(p);
-    unlink(path);
+    es_test_tmp_done(file);
     assert_int_equal(es_policy_new_any("esc:window=3", &p, &err), ES_OK);
     assert_string_equal(es_policy_spec(p), "esc:window=3,remainder=draw,max=all");
     es_policy_free(p);
     /* a file whose spec is wrong: the spec parser's error, naming the file */
-    write_policy("{\"rules\": [{\"name\": \"esc\", \"window\": 0}]}");
-    snprintf(at, sizeof at, "@%s", path);
+    file = es_test_tmp_file("{\"rules\": [{\"name\": \"esc\", \"window\": 0}]}");
+    snprintf(at, sizeof at, "@%s", file);
     memset(&err, 0, sizeof err);
     assert_int_equal(es_policy_new_any(at, &p, &err), ES_EPARSE);
     assert_non_null(strstr(err.msg, "window"));
-    assert_string_equal(err.file, path);
-    unlink(path);
+    assert_string_equal(err.file, file);
+    es_test_tmp_done(file);
     memset(&err, 0, sizeof err);
     assert_int_equal(es_policy_new_any("@/nonexistent/policy.json", &p, &err), ES_EPARSE);
     assert_string_equal(err.file, "/nonexistent/policy.json");

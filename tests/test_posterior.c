@@ -19,6 +19,7 @@
 
 #include "earlystop.h"
 #include "core/posterior.h"
+#include "testutil.h"
 
 /* ------------------------------------------------ Gauss-Legendre in long double */
 
@@ -125,16 +126,6 @@ static long double gl_dirichlet3(unsigned a, unsigned b, unsigned c)
     return num / den;
 }
 
-/* xorshift64*: the test's own generator, independent of the library's. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static double urand(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return ((rng_state * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0) + 0x1p-54;
-}
-
 /* P(share 0 is the largest) by Monte Carlo: p ~ Dirichlet(counts + 1) as
  * normalised Gamma(count + 1) variates, a Gamma(k) being a sum of k Exp(1). */
 static double mc_dirichlet(const uint32_t *counts, uint32_t n, int draws)
@@ -144,7 +135,7 @@ static double mc_dirichlet(const uint32_t *counts, uint32_t n, int draws)
         double g0 = 0, best = 0;
         for (uint32_t i = 0; i < n; i++) {
             double g = 0;
-            for (uint32_t k = 0; k <= counts[i]; k++) g -= log(urand());
+            for (uint32_t k = 0; k <= counts[i]; k++) g -= log(es_test_uniform());
             if (i == 0) g0 = g;
             else if (g > best) best = g;
         }

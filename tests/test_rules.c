@@ -24,16 +24,9 @@
 
 #include "earlystop.h"
 #include "core/posterior.h"
+#include "testutil.h"
 
 enum { NUL = ES_NULL_ANSWER };
-
-static es_policy *new_policy(const char *spec)
-{
-    es_policy *p = NULL;
-    es_error err = {0};
-    if (es_policy_new(spec, &p, &err)) fail_msg("'%s': %s", spec, err.msg);
-    return p;
-}
 
 /* Feed whole samples (no probes) with answers ans[0..n), the caller's cap
  * being `cap` (0 = unknown); returns the number of samples drawn when the
@@ -129,7 +122,7 @@ static void test_across_rules(void **state)
 {
     for (size_t c = 0; c < sizeof across / sizeof across[0]; c++) {
         const across_case *k = &across[c];
-        es_policy *p = new_policy(k->spec);
+        es_policy *p = es_test_policy(k->spec);
         /* twice: a policy reused for a second question starts afresh */
         for (int round = 0; round < 2; round++) {
             uint32_t got = feed_cap(p, k->votes, k->n, k->cap, 4);
@@ -146,7 +139,7 @@ static void test_across_rules(void **state)
  * the single step, event by event. */
 static void test_ac_beta_step(void **state)
 {
-    es_policy *p = new_policy("ac-beta:threshold=0.95");
+    es_policy *p = es_test_policy("ac-beta:threshold=0.95");
     assert_int_equal(es_policy_begin_item(p, 0, 4), ES_OK);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(es_policy_begin_sample(p), ES_CONTINUE);
@@ -184,7 +177,7 @@ static void test_ac_beta_table_on_demand(void **state)
         }
         char spec[64];
         snprintf(spec, sizeof spec, "ac-beta:threshold=%g", th[t]);
-        es_policy *p = new_policy(spec);
+        es_policy *p = es_test_policy(spec);
         for (size_t k = 0; k < sizeof bs / sizeof bs[0]; k++) {
             uint32_t b = bs[k], n = 0;
             es_policy_begin_item(p, 0, 3);
@@ -208,26 +201,16 @@ static void test_ac_beta_table_on_demand(void **state)
     }
 }
 
-/* xorshift64*: the test's own generator. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static uint32_t rnd(uint32_t n)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)(((rng_state * 0x2545F4914F6CDD1DULL) >> 32) % n);
-}
-
 /* With at most two distinct answers the Dirichlet criterion is the Beta
  * one (upstream's rule): ac-dirichlet stops where ac-beta stops. */
 static void test_ac_dirichlet_two_answers(void **state)
 {
-    es_policy *beta = new_policy("ac-beta:threshold=0.9"), *dir = new_policy("ac-dirichlet:threshold=0.9");
+    es_policy *beta = es_test_policy("ac-beta:threshold=0.9"), *dir = es_test_policy("ac-dirichlet:threshold=0.9");
     int32_t v[60];
     uint32_t stops = 0;
     for (int r = 0; r < 500; r++) {
-        int32_t a = (int32_t)rnd(4), b = (int32_t)rnd(4);
-        for (int i = 0; i < 60; i++) v[i] = rnd(3) ? a : b;
+        int32_t a = (int32_t)es_test_below(4), b = (int32_t)es_test_below(4);
+        for (int i = 0; i < 60; i++) v[i] = es_test_below(3) ? a : b;
         uint32_t x = feed(beta, v, 60, 4), y = feed(dir, v, 60, 4);
         assert_int_equal(x, y);
         assert_int_equal(es_policy_answer(beta), es_policy_answer(dir));
@@ -290,14 +273,15 @@ static void test_within_rules(void **state)
 {
     for (size_t c = 0; c < sizeof within / sizeof within[0]; c++) {
         const within_case *k = &within[c];
-        es_policy *p = new_policy(k->spec);
+        es_policy *p = es_test_policy(k->spec);
         assert_int_equal(es_policy_begin_item(p, 1, 10), ES_OK);
         int has_conf = 0;
         for (uint32_t i = 0; i < k->n; i++) has_conf |= k->conf[i] != 0;
         int got = probe_sample(p, k->ans, has_conf ? k->conf : NULL, NULL, k->n);
         if (got != k->stop) fail_msg("%s (%s): stopped at probe %d, want %d", k->spec, k->why, got, k->stop);
         if (got > 0 && es_policy_sample_answer(p) != k->sample_answer)
-            fail_msg("%s (%s): sample answer %d, want %d", k->spec, k->why, es_policy_sample_answer(p), k->sample_answer);
+            fail_msg("%s (%s): sample answer %d, want %d", k->spec, k->why, es_policy_sample_answer(p),
+                     k->sample_answer);
         if (got == 0) assert_int_equal(es_policy_sample_answer(p), -1);
         if (got < 0) {
             if (!strstr(es_policy_errmsg(p), "confidence")) fail_msg("errmsg '%s'", es_policy_errmsg(p));
@@ -317,7 +301,7 @@ static void test_within_rules(void **state)
 /* budget:tokens counts token events too: the T-th token ends the sample. */
 static void test_budget_tokens_events(void **state)
 {
-    es_policy *p = new_policy("budget:tokens=5");
+    es_policy *p = es_test_policy("budget:tokens=5");
     assert_int_equal(es_policy_begin_item(p, 2, 3), ES_OK);
     for (int s = 0; s < 2; s++) {
         es_policy_begin_sample(p);
@@ -327,7 +311,7 @@ static void test_budget_tokens_events(void **state)
     }
     es_policy_free(p);
     /* rules without a token hook ignore tokens */
-    p = new_policy("dynasor");
+    p = es_test_policy("dynasor");
     assert_int_equal(es_policy_begin_item(p, 1, 3), ES_OK);
     es_policy_begin_sample(p);
     for (int i = 0; i < 100; i++) assert_int_equal(es_policy_token(p, -0.5f, 0.1f), ES_CONTINUE);
@@ -343,7 +327,7 @@ static void test_budget_tokens_events(void **state)
 static void test_deepconf_events(void **state)
 {
     const int32_t A = 1, B = 2;
-    es_policy *p = new_policy("deepconf:warmup=2,eta=50,round=off");
+    es_policy *p = es_test_policy("deepconf:warmup=2,eta=50,round=off");
     assert_int_equal(es_policy_begin_item(p, 0, 3), ES_OK);
     int32_t aa[] = {A, A}, bb[] = {B, B}, b1[] = {B};
     float w1[] = {1.0f, 1.5f}, w2[] = {0.5f, 2.0f}, hi[] = {0.875f}, lo[] = {0.5f};
@@ -387,7 +371,7 @@ static void test_deepconf_events(void **state)
     es_policy_free(p);
 
     /* vote=count: every kept trace weighs 1 (compute_multiple_voting's majority) */
-    p = new_policy("deepconf:warmup=1,eta=100,vote=count,round=off");
+    p = es_test_policy("deepconf:warmup=1,eta=100,vote=count,round=off");
     assert_int_equal(es_policy_begin_item(p, 4, 3), ES_OK);
     float c9[] = {0.9f}, c1[] = {0.1f}, c2[] = {0.2f};
     int32_t bq[] = {B}, aq[] = {A};
@@ -423,7 +407,7 @@ static void test_deepconf_events(void **state)
 
     /* the paper's consensus stop, as an option: after warm-up, stop once the
      * weighted leader holds `consensus` of the weight */
-    p = new_policy("deepconf:warmup=2,eta=100,consensus=0.95,round=off");
+    p = es_test_policy("deepconf:warmup=2,eta=100,consensus=0.95,round=off");
     assert_int_equal(es_policy_begin_item(p, 0, 3), ES_OK);
     assert_int_equal(probe_sample(p, aq, NULL, c9, 1), 0);
     assert_int_equal(es_policy_end_sample(p, A, 10, NAN), ES_CONTINUE);
@@ -433,7 +417,7 @@ static void test_deepconf_events(void **state)
 
     /* per-token events: groups are full windows (of 2 here); a trace shorter
      * than the window has the mean of all its tokens */
-    p = new_policy("deepconf:warmup=1,eta=100,window=4,round=off");
+    p = es_test_policy("deepconf:warmup=1,eta=100,window=4,round=off");
     assert_int_equal(es_policy_begin_item(p, 0, 3), ES_OK);
     es_policy_begin_sample(p);
     float toks[] = {1.0f, 0.75f, 0.5f, 1.0f, 0.25f}; /* groups .8125, .625 -> .625 */

@@ -27,29 +27,9 @@
 
 #include "earlystop.h"
 #include "alloc_count.h"
+#include "testutil.h"
 
 enum { NUL = ES_NULL_ANSWER, A = 1, B, C, D };
-
-typedef struct ctx {
-    es_policy *p;
-    es_session *s;
-} ctx;
-
-static ctx open_ctx(const char *spec)
-{
-    ctx c = {NULL, NULL};
-    es_error err = {0};
-    if (es_policy_new(spec, &c.p, &err)) fail_msg("'%s': %s", spec, err.msg);
-    assert_int_equal(es_session_new(c.p, &c.s), ES_OK);
-    assert_true(es_session_policy(c.s) == c.p);
-    return c;
-}
-
-static void close_ctx(ctx *c)
-{
-    es_session_free(c->s);
-    es_policy_free(c->p);
-}
 
 /* One sample as a generator reports it: probe points at[i] with the probe
  * answers it would give there, then its own end. */
@@ -105,7 +85,7 @@ static void test_no_within_rule_no_probes(void **state)
 {
     static const char *const specs[] = {"full", "ac-beta", "esc:window=2", "budget:samples=3"};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
-        ctx c = open_ctx(specs[i]);
+        es_test_pol c = es_test_pol_new(specs[i]);
         assert_int_equal(es_session_info(c.s)->has_within, 0);
         assert_int_equal(es_session_begin_item(c.s, 3, 4), ES_OK);
         script k = {3, {10, 20, 30}, {A, A, A}, {0}, B, 40, 1};
@@ -118,7 +98,7 @@ static void test_no_within_rule_no_probes(void **state)
         assert_int_equal(o->probes, 0);
         assert_int_equal(o->probe_tokens, 0);
         assert_int_equal(o->tokens, 40);
-        close_ctx(&c);
+        es_test_pol_free(&c);
     }
 }
 
@@ -153,7 +133,7 @@ static void test_within_stops(void **state)
 {
     for (size_t i = 0; i < sizeof within / sizeof within[0]; i++) {
         const within_case *w = &within[i];
-        ctx c = open_ctx(w->spec);
+        es_test_pol c = es_test_pol_new(w->spec);
         assert_int_equal(es_session_begin_item(c.s, 1, 5), ES_OK);
         seen r = run_sample(c.s, &w->k, 3);
         if (r.made != w->made || r.answer != w->answer || r.tokens != w->tokens)
@@ -166,7 +146,7 @@ static void test_within_stops(void **state)
         assert_int_equal(o->probe_tokens, 3 * w->made);
         assert_int_equal(o->tokens, w->tokens);
         assert_int_equal(o->answer, w->answer);
-        close_ctx(&c);
+        es_test_pol_free(&c);
     }
 }
 
@@ -174,7 +154,7 @@ static void test_within_stops(void **state)
  * read in the next. */
 static void test_lag_does_not_cross_samples(void **state)
 {
-    ctx c = open_ctx("dynasor:k=2+full");
+    es_test_pol c = es_test_pol_new("dynasor:k=2+full");
     assert_int_equal(es_session_begin_item(c.s, 2, 5), ES_OK);
     script k1 = {2, {10, 20}, {A, A}, {0}, B, 25, 1};
     seen r = run_sample(c.s, &k1, 0);
@@ -186,7 +166,7 @@ static void test_lag_does_not_cross_samples(void **state)
     assert_int_equal(r.answer, D);
     assert_int_equal(r.tokens, 30);
     assert_int_equal(r.made, 2);
-    close_ctx(&c);
+    es_test_pol_free(&c);
 }
 
 /* ----------------------------------------------------------- budget forcing */
@@ -214,7 +194,7 @@ static const budget_case budget[] = {
 
 static void test_budget_forcing(void **state)
 {
-    ctx c = open_ctx("budget:tokens=50");
+    es_test_pol c = es_test_pol_new("budget:tokens=50");
     assert_int_equal(es_session_info(c.s)->token_limit, 50);
     assert_int_equal(es_session_info(c.s)->has_within, 1);
     for (size_t i = 0; i < sizeof budget / sizeof budget[0]; i++) {
@@ -229,10 +209,10 @@ static void test_budget_forcing(void **state)
         assert_int_equal(o->tokens, b->tokens);
         assert_int_equal(o->probe_tokens, 4 * b->made);
     }
-    close_ctx(&c);
+    es_test_pol_free(&c);
     /* per-token events: the T-th token ends the sample, which answers the
      * last probe read (null without one) */
-    c = open_ctx("budget:tokens=6");
+    c = es_test_pol_new("budget:tokens=6");
     assert_int_equal(es_session_begin_item(c.s, 2, 5), ES_OK);
     for (int s = 0; s < 2; s++) {
         es_session_begin_sample(c.s);
@@ -255,14 +235,14 @@ static void test_budget_forcing(void **state)
         assert_int_equal(n, 6);
     }
     assert_int_equal(es_session_end_item(c.s)->tokens, 12);
-    close_ctx(&c);
+    es_test_pol_free(&c);
 }
 
 /* A token-driven stop (deepconf on per-token confidences) ends the sample
  * where the caller stops, answering the last probe read. */
 static void test_token_stop(void **state)
 {
-    ctx c = open_ctx("deepconf:warmup=1,eta=100,window=2,round=off");
+    es_test_pol c = es_test_pol_new("deepconf:warmup=1,eta=100,window=2,round=off");
     assert_int_equal(es_session_begin_item(c.s, 3, 5), ES_OK);
     /* warm-up: confidences 1.0, the threshold is 1.0 */
     es_session_begin_sample(c.s);
@@ -294,7 +274,7 @@ static void test_token_stop(void **state)
     assert_int_equal(o->samples, 3);
     assert_int_equal(o->tokens, 4 + 3 + 2);
     assert_int_equal(o->answer, A); /* the cut traces do not vote */
-    close_ctx(&c);
+    es_test_pol_free(&c);
 }
 
 /* ------------------------------------------------------------- accounting */
@@ -302,7 +282,7 @@ static void test_token_stop(void **state)
 static void test_accounting(void **state)
 {
     /* dynasor (at the probe) inside, esc:window=2 across: 4 samples, 2 rounds */
-    ctx c = open_ctx("dynasor:k=2,decide=at-probe+esc:window=2");
+    es_test_pol c = es_test_pol_new("dynasor:k=2,decide=at-probe+esc:window=2");
     for (int round = 0; round < 2; round++) { /* a second question starts from zero */
         assert_int_equal(es_session_begin_item(c.s, 6, 5), ES_OK);
         static const script k[] = {
@@ -327,9 +307,9 @@ static void test_accounting(void **state)
         assert_int_equal(o->tokens, 20 + 25 + 20 + 12);
         assert_int_equal(o->answer, C);
     }
-    close_ctx(&c);
+    es_test_pol_free(&c);
     /* es_session_sample: a sample without probes in one call */
-    c = open_ctx("ac-beta");
+    c = es_test_pol_new("ac-beta");
     assert_int_equal(es_session_begin_item(c.s, 0, 3), ES_OK);
     int rc = ES_CONTINUE;
     uint32_t n = 0;
@@ -343,7 +323,7 @@ static void test_accounting(void **state)
     /* an answer id beyond the question's is an error, not a vote */
     assert_int_equal(es_session_begin_item(c.s, 0, 3), ES_OK);
     assert_int_equal(es_session_sample(c.s, 3, 11, NAN), ES_EINVAL);
-    close_ctx(&c);
+    es_test_pol_free(&c);
     es_session *s = (es_session *)&s;
     assert_int_equal(es_session_new(NULL, &s), ES_EINVAL);
     assert_null(s);
@@ -353,13 +333,13 @@ static void test_accounting(void **state)
 /* A rule that cannot decide on what it is fed says so through the session. */
 static void test_errors(void **state)
 {
-    ctx c = open_ctx("deer");
+    es_test_pol c = es_test_pol_new("deer");
     assert_int_equal(es_session_begin_item(c.s, 1, 5), ES_OK);
     script k = {2, {10, 20}, {A, B}, {0.5f, 0}, C, 30, 1};
     seen r = run_sample(c.s, &k, 1);
     assert_int_equal(r.rc, ES_ENOTSUP);
     assert_non_null(strstr(es_policy_errmsg(c.p), "confidence"));
-    close_ctx(&c);
+    es_test_pol_free(&c);
 }
 
 /* Nothing allocates after es_session_new and the first question: many
@@ -375,7 +355,7 @@ static void test_no_allocation_per_event(void **state)
                                         "deer:threshold=0.9+majority", "deepconf:warmup=3,round=off"};
     uint64_t x = 88172645463325252ull;
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
-        ctx c = open_ctx(specs[i]);
+        es_test_pol c = es_test_pol_new(specs[i]);
         long allocs = 0;
         for (int item = 0; item < 300; item++) {
             if (item == 1) es_alloc_begin(); /* the first question sizes the buffers */
@@ -391,13 +371,14 @@ static void test_no_allocation_per_event(void **state)
                 k.own_answer = (int32_t)(x % 3);
                 seen r = run_sample_tokens(c.s, &k, 2, 5);
                 rc = r.rc;
-                if (rc != ES_CONTINUE && rc != ES_STOP) fail_msg("%s: item %d sample %d: %d %s", specs[i], item, s, rc, es_policy_errmsg(c.p));
+                if (rc != ES_CONTINUE && rc != ES_STOP)
+                    fail_msg("%s: item %d sample %d: %d %s", specs[i], item, s, rc, es_policy_errmsg(c.p));
             }
             es_session_end_item(c.s);
         }
         allocs = es_alloc_end();
         if (allocs) fail_msg("%s: %ld allocations over 299 questions", specs[i], allocs);
-        close_ctx(&c);
+        es_test_pol_free(&c);
     }
 }
 

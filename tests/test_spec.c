@@ -24,24 +24,7 @@
 
 #include "earlystop.h"
 #include "alloc_count.h"
-
-static es_policy *new_policy(const char *spec)
-{
-    es_policy *p = NULL;
-    es_error err = {0};
-    if (es_policy_new(spec, &p, &err)) fail_msg("'%s': %s", spec, err.msg);
-    return p;
-}
-
-/* xorshift64*: the test's own generator. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static uint32_t rnd(uint32_t n)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)(((rng_state * 0x2545F4914F6CDD1DULL) >> 32) % n);
-}
+#include "testutil.h"
 
 /* ------------------------------------------------------------ spec strings */
 
@@ -85,17 +68,17 @@ static void test_canonical(void **state)
         {"budget:tokens=100+esc", "budget:tokens=100+esc:window=5,remainder=draw,max=all"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        es_policy *p = new_policy(cases[i].spec);
+        es_policy *p = es_test_policy(cases[i].spec);
         if (strcmp(es_policy_spec(p), cases[i].canon))
             fail_msg("'%s' -> '%s', want '%s'", cases[i].spec, es_policy_spec(p), cases[i].canon);
         /* the canonical spec parses to itself */
-        es_policy *q = new_policy(es_policy_spec(p));
+        es_policy *q = es_test_policy(es_policy_spec(p));
         assert_string_equal(es_policy_spec(q), cases[i].canon);
         es_policy_free(q);
         es_policy_free(p);
     }
     /* the canonical spec keeps the value: 0.99999999999 is not 1 */
-    es_policy *q = new_policy("ac-beta:threshold=0.99999999999");
+    es_policy *q = es_test_policy("ac-beta:threshold=0.99999999999");
     assert_null(strstr(es_policy_spec(q), "threshold=1,"));
     double x = 0;
     assert_int_equal(es_policy_get_param(q, "threshold", &x, NULL), ES_OK);
@@ -200,7 +183,7 @@ static void test_info(void **state)
         {"deepconf:warmup=4,consensus=0.9", 1, 1, UINT32_MAX, 0, 1, 0, 7},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        es_policy *p = new_policy(cases[i].spec);
+        es_policy *p = es_test_policy(cases[i].spec);
         es_policy_info in;
         memset(&in, 0xAB, sizeof in);
         es_policy_get_info(p, &in);
@@ -222,7 +205,7 @@ static void test_info(void **state)
 /* Every parameter of both rules, in spec order, with its range and kind. */
 static void test_param_table(void **state)
 {
-    es_policy *p = new_policy("dynasor:k=2,decide=at-probe+ac-beta:threshold=0.9,max=30");
+    es_policy *p = es_test_policy("dynasor:k=2,decide=at-probe+ac-beta:threshold=0.9,max=30");
     static const struct {
         const char *rule, *key;
         double value, lo, hi;
@@ -265,7 +248,7 @@ static void test_param_table(void **state)
     assert_int_equal(es_policy_param(p, UINT32_MAX, &pi), ES_ERANGE);
     es_policy_free(p);
     /* the implicit `full` behind a lone within rule is not a named rule: no parameters */
-    p = new_policy("deer");
+    p = es_test_policy("deer");
     assert_int_equal(es_policy_n_params(p), 2);
     double x;
     assert_int_not_equal(es_policy_get_param(p, "max", &x, NULL), ES_OK);
@@ -305,18 +288,18 @@ typedef struct r_item {
 
 static void random_item(r_item *it)
 {
-    it->n = 1 + rnd(RI_SAMPLES);
-    uint32_t k = 2 + rnd(RI_ANSWERS - 1), favourite = rnd(k);
+    it->n = 1 + es_test_below(RI_SAMPLES);
+    uint32_t k = 2 + es_test_below(RI_ANSWERS - 1), favourite = es_test_below(k);
     for (uint32_t s = 0; s < it->n; s++) {
         /* ids 0 (null) .. k-1, skewed to one answer so that rules stop at various points */
-        it->answer[s] = (int32_t)(rnd(10) < 6 ? favourite : rnd(k));
-        it->tokens[s] = 16 + rnd(16 * RI_PROBES);
-        it->conf[s] = 0.5f + 0.5f * (float)rnd(1000) / 1000.0f;
+        it->answer[s] = (int32_t)(es_test_below(10) < 6 ? favourite : es_test_below(k));
+        it->tokens[s] = 16 + es_test_below(16 * RI_PROBES);
+        it->conf[s] = 0.5f + 0.5f * (float)es_test_below(1000) / 1000.0f;
         it->n_probes[s] = (it->tokens[s] - 1) / 16;
         for (uint32_t j = 0; j < it->n_probes[s]; j++) {
-            it->pans[s][j] = rnd(10) < 7 ? it->answer[s] : (int32_t)rnd(k);
-            it->pconf[s][j] = 0.8f + 0.2f * (float)rnd(1000) / 1000.0f;
-            it->pwconf[s][j] = 0.5f + (float)rnd(1000) / 1000.0f;
+            it->pans[s][j] = es_test_below(10) < 7 ? it->answer[s] : (int32_t)es_test_below(k);
+            it->pconf[s][j] = 0.8f + 0.2f * (float)es_test_below(1000) / 1000.0f;
+            it->pwconf[s][j] = 0.5f + (float)es_test_below(1000) / 1000.0f;
         }
     }
 }
@@ -373,7 +356,7 @@ static void test_set_threshold_live(void **state)
 {
     static const char *const th[] = {"0.95", "0.6", "0.99", "0.8", "0.95", "0.5", "0.999"};
     static const uint32_t bs[] = {30, 2, 0, 17, 5, 1, 12, 3};
-    es_policy *live = new_policy("ac-beta");
+    es_policy *live = es_test_policy("ac-beta");
     int32_t seq[200] = {0}, a, b;
     uint32_t moved_stops = 0, allocs = 0, prev_total = 0;
     /* the tally's room for every question below, before counting */
@@ -381,7 +364,7 @@ static void test_set_threshold_live(void **state)
     for (size_t t = 0; t < sizeof th / sizeof th[0]; t++) {
         char spec[64];
         snprintf(spec, sizeof spec, "ac-beta:threshold=%s", th[t]);
-        es_policy *fresh = new_policy(spec);
+        es_policy *fresh = es_test_policy(spec);
         es_alloc_begin();
         int rc = es_policy_set_param(live, "threshold", strtod(th[t], NULL), NULL);
         allocs += (uint32_t)es_alloc_end();
@@ -397,17 +380,19 @@ static void test_set_threshold_live(void **state)
             uint32_t got = feed(live, seq, n, 3, &a);
             allocs += (uint32_t)es_alloc_end();
             uint32_t want = feed(fresh, seq, n, 3, &b);
-            if (got != want || a != b) fail_msg("threshold %s, b=%u: live stops at %u (%d), fresh at %u (%d)", th[t], bs[k], got, a, want, b);
+            if (got != want || a != b)
+                fail_msg("threshold %s, b=%u: live stops at %u (%d), fresh at %u (%d)", th[t], bs[k], got, a, want, b);
             total += got;
         }
         for (int r = 0; r < 300; r++) {
-            uint32_t n = 1 + rnd(60), k = 2 + rnd(6);
-            for (uint32_t i = 0; i < n; i++) seq[i] = (int32_t)(rnd(3) ? 1 : rnd(k));
+            uint32_t n = 1 + es_test_below(60), k = 2 + es_test_below(6);
+            for (uint32_t i = 0; i < n; i++) seq[i] = (int32_t)(es_test_below(3) ? 1 : es_test_below(k));
             es_alloc_begin();
             uint32_t got = feed(live, seq, n, 8, &a);
             allocs += (uint32_t)es_alloc_end();
             uint32_t want = feed(fresh, seq, n, 8, &b);
-            if (got != want || a != b) fail_msg("threshold %s, random %d: live %u (%d), fresh %u (%d)", th[t], r, got, a, want, b);
+            if (got != want || a != b)
+                fail_msg("threshold %s, random %d: live %u (%d), fresh %u (%d)", th[t], r, got, a, want, b);
             total += got;
         }
         if (t && total != prev_total) moved_stops++;
@@ -451,7 +436,7 @@ static void test_set_param_matches_fresh(void **state)
     static r_item items[ITEMS];
     for (int i = 0; i < ITEMS; i++) random_item(&items[i]);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        es_policy *live = new_policy(cases[c].base);
+        es_policy *live = es_test_policy(cases[c].base);
         es_session *ls = NULL;
         assert_int_equal(es_session_new(live, &ls), ES_OK);
         r_out got, want;
@@ -461,7 +446,7 @@ static void test_set_param_matches_fresh(void **state)
         for (int v = 0; v < 4 && cases[c].values[v]; v++) {
             char spec[160];
             snprintf(spec, sizeof spec, cases[c].fmt, cases[c].values[v]);
-            es_policy *fresh = new_policy(spec);
+            es_policy *fresh = es_test_policy(spec);
             es_session *fs = NULL;
             assert_int_equal(es_session_new(fresh, &fs), ES_OK);
             es_error err = {0};
@@ -531,7 +516,7 @@ static void test_set_param_refused(void **state)
     int32_t seq[40];
     for (uint32_t i = 0; i < 40; i++) seq[i] = 1 + (int32_t)(i % 3 == 2);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        es_policy *p = new_policy(cases[c].spec), *ref = new_policy(cases[c].spec);
+        es_policy *p = es_test_policy(cases[c].spec), *ref = es_test_policy(cases[c].spec);
         char before[512];
         snprintf(before, sizeof before, "%s", es_policy_spec(p));
         double old, now;
@@ -541,7 +526,8 @@ static void test_set_param_refused(void **state)
                                : es_policy_set_param(p, cases[c].key, cases[c].value, &err);
         if (rc >= 0) fail_msg("%s: %s accepted", cases[c].spec, cases[c].key);
         assert_int_equal(err.code, rc);
-        if (!strstr(err.msg, cases[c].want)) fail_msg("%s: %s: message '%s' lacks '%s'", cases[c].spec, cases[c].key, err.msg, cases[c].want);
+        if (!strstr(err.msg, cases[c].want))
+            fail_msg("%s: %s: message '%s' lacks '%s'", cases[c].spec, cases[c].key, err.msg, cases[c].want);
         assert_int_equal(es_policy_get_param(p, cases[c].key, &now, NULL), ES_OK);
         assert_true(now == old);
         assert_string_equal(es_policy_spec(p), before);
@@ -583,7 +569,7 @@ static void test_set_param_refused(void **state)
  * stand for their values. */
 static void test_param_names(void **state)
 {
-    es_policy *p = new_policy("deer:threshold=0.9+ac-beta:threshold=0.8");
+    es_policy *p = es_test_policy("deer:threshold=0.9+ac-beta:threshold=0.8");
     double x;
     es_error err = {0};
     assert_int_equal(es_policy_get_param(p, "deer.threshold", &x, NULL), ES_OK);
@@ -614,7 +600,7 @@ static void test_param_names(void **state)
     es_policy_free(p);
 
     /* words: "all", "off", choices; numbers as text */
-    p = new_policy("deepconf:max=40");
+    p = es_test_policy("deepconf:max=40");
     assert_int_equal(es_policy_set_param_text(p, "max", "all", NULL), ES_OK);
     assert_int_equal(es_policy_get_param(p, "max", &x, NULL), ES_OK);
     assert_true(x == 0);
@@ -654,7 +640,7 @@ static void test_clone(void **state)
     static r_item items[ITEMS];
     for (int i = 0; i < ITEMS; i++) random_item(&items[i]);
     for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
-        es_policy *proto = new_policy(specs[k]), *clone = NULL, *moved = NULL;
+        es_policy *proto = es_test_policy(specs[k]), *clone = NULL, *moved = NULL;
         assert_int_equal(es_policy_clone(proto, &clone, NULL), ES_OK);
         assert_true(clone != proto);
         assert_string_equal(es_policy_spec(clone), es_policy_spec(proto));

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "earlystop.h"
+#include "testutil.h"
 
 /* Real answers are ids >= 1; 0 is the null answer, a value like any other
  * in a vote. */
@@ -31,16 +32,6 @@ static es_tally *tally(uint32_t max_answers)
     assert_int_equal(es_tally_new(max_answers, &t), ES_OK);
     assert_non_null(t);
     return t;
-}
-
-/* xorshift64*: the test's own generator. */
-static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
-static uint32_t rnd(uint32_t n)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)(((rng_state * 0x2545F4914F6CDD1DULL) >> 32) % n);
 }
 
 static void test_tally_basics(void **state)
@@ -191,16 +182,16 @@ static void test_tally_against_reference(void **state)
     int32_t v[80], w[80], perm[64];
     int ties = 0;
     for (int round = 0; round < 3000; round++) {
-        uint32_t n = 1 + rnd(40), k = 1 + rnd(round % 3 ? 4 : 12);
+        uint32_t n = 1 + es_test_below(40), k = 1 + es_test_below(round % 3 ? 4 : 12);
         for (uint32_t i = 0; i < 64; i++) perm[i] = (int32_t)i;
         for (uint32_t i = 63; i > 0; i--) {
-            uint32_t j = rnd(i + 1);
+            uint32_t j = es_test_below(i + 1);
             int32_t x = perm[i];
             perm[i] = perm[j];
             perm[j] = x;
         }
         for (uint32_t i = 0; i < n; i++) {
-            v[i] = (int32_t)rnd(k);
+            v[i] = (int32_t)es_test_below(k);
             w[i] = perm[v[i]];
         }
         ref_tally r;
