@@ -161,8 +161,8 @@ int main(int argc, char **argv)
         es_traceset_item(ts, i, &v);
         if (v.n_answers > max_ans) max_ans = v.n_answers;
     }
-    uint32_t *counts = calloc(max_ans, sizeof *counts);
-    if (!counts) return 1;
+    es_tally *tally = NULL;
+    if (es_tally_new(max_ans, &tally)) return 1;
     volatile int64_t sink = 0;
     size_t votes = 0;
     double t0 = now(), dt;
@@ -170,14 +170,14 @@ int main(int argc, char **argv)
         for (int rep = 0; rep < 100; rep++)
             for (size_t i = 0; i < n_items; i++) {
                 es_traceset_item(ts, i, &v);
-                sink += es_vote_majority(v.answer, v.n_samples, counts, v.n_answers);
+                sink += es_vote_majority(v.answer, v.n_samples, tally);
                 votes++;
             }
         dt = now() - t0;
     } while (dt < 1.0);
     printf("es_vote_majority: %.3g votes/s (%.1f samples per vote, %zu votes in %.2f s)\n", votes / dt,
            (double)es_traceset_n_samples(ts) / (double)(n_items ? n_items : 1), votes, dt);
-    free(counts);
+    es_tally_free(tally);
     es_traceset_free(ts);
     return 0;
 }

@@ -4,10 +4,11 @@
  * and `esc` over 1,000 random orders of the ESC last-letters file, on one
  * thread and on two.
  *
- * The threaded run is cli/cmd_eval.c's: es_eval_policy_threads, whose threads
- * take contiguous chunks of the orders, each thread owns its es_policy and its
- * integer accumulators, and the sums are merged at the end (and checked equal
- * to the one-thread sums: the split must not change a figure).
+ * The threaded run is `earlystop eval`'s (through es_report): es_eval_threads,
+ * whose threads take contiguous chunks of the orders, each with its own clone
+ * of the policy, its es_session and its integer accumulators; the sums are
+ * merged at the end (and checked equal to the one-thread sums: the split
+ * must not change a figure).
  *
  * Target of the issue: 20 million sample-decisions/s per core.  A pass is one
  * random order of every item; bench/replay_vs_python.sh sets the time of one
@@ -48,14 +49,14 @@ static uint64_t total_samples(const es_eval_acc *acc, size_t n)
     return s;
 }
 
-/* Replay `spec` over orders [0, shuffles) on `threads` threads into acc;
- * returns the wall time, or a negative value on error. */
-static double replay(const es_traceset *ts, const char *spec, uint32_t shuffles, int threads, es_eval_acc *acc,
+/* Replay clones of `proto` over orders [0, shuffles) on `threads` threads
+ * into acc; returns the wall time, or a negative value on error. */
+static double replay(const es_traceset *ts, const es_policy *proto, uint32_t shuffles, int threads, es_eval_acc *acc,
                      double *cpu)
 {
     memset(acc, 0, es_traceset_n_items(ts) * sizeof *acc);
     double t0 = now(), c0 = cpu_now();
-    int failed = es_eval_policy_threads(ts, spec, 1, shuffles, threads, ES_PROBE_COST_FIELD, acc, NULL, 0, NULL);
+    int failed = es_eval_threads(ts, proto, 1, shuffles, threads, ES_PROBE_COST_FIELD, acc, NULL);
     double dt = now() - t0;
     *cpu = cpu_now() - c0;
     return failed ? -1.0 : dt;
@@ -86,11 +87,17 @@ int main(int argc, char **argv)
     static const char *const specs[] = {"ac-beta", "esc"};
     int status = 0;
     for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
+        es_policy *proto = NULL;
+        if (es_policy_new(specs[k], &proto, &err)) {
+            fprintf(stderr, "bench_replay: %s: %s\n", specs[k], err.msg);
+            return 1;
+        }
         /* a short warm-up run so page faults and frequency ramps are not timed */
         double c1, cn;
-        replay(ts, specs[k], shuffles / 10 + 1, 1, one, &c1);
-        double t1 = replay(ts, specs[k], shuffles, 1, one, &c1);
-        double tn = replay(ts, specs[k], shuffles, threads, all, &cn);
+        replay(ts, proto, shuffles / 10 + 1, 1, one, &c1);
+        double t1 = replay(ts, proto, shuffles, 1, one, &c1);
+        double tn = replay(ts, proto, shuffles, threads, all, &cn);
+        es_policy_free(proto);
         if (t1 < 0 || tn < 0) {
             fprintf(stderr, "bench_replay: %s: replay failed\n", specs[k]);
             return 1;

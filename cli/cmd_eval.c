@@ -377,6 +377,19 @@ static int replay_rows(es_report *r, const es_traceset *ts, const eval_opts *o, 
 {
     int status = CLI_OK;
     *fatal = 0;
+    if (o->decisions) {
+        /* the baseline's decisions first, as every row's (es_report_new
+         * replayed it without a decisions file) */
+        es_policy *full;
+        es_error err = {0};
+        int rc = es_policy_new("full", &full, &err);
+        rc = rc ? cli_report(&err, rc) : write_decisions(ts, full, o, path);
+        es_policy_free(full);
+        if (rc) {
+            *fatal = 1;
+            return rc;
+        }
+    }
     for (int i = 0; i < o->n_specs; i++) {
         cli_progress("eval: replaying", (size_t)i + 1, (size_t)o->n_specs + 1);
         es_policy *p;

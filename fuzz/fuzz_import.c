@@ -7,9 +7,8 @@
  * through the boxed extractor) and written through the trace writer.  Any crash, leak or
  * sanitizer report is a bug; errors are expected.
  *
- * Built by `make fuzz` (clang -fsanitize=fuzzer,address) with src/error.c,
- * src/answer.c, src/stats.c, src/io/trace_io.c and src/io/import.c, jansson
- * and pcre2-8.
+ * Built by `make fuzz` (clang -fsanitize=fuzzer,address) with the core,
+ * replay and io layers (scripts/fuzz.sh), jansson and pcre2-8.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build every fuzz/fuzz_*.c as a libFuzzer target (clang, ASan + UBSan) against
-# the core and io sources, and run each for a bounded time on a copy of its
-# seed corpus.  Fails when a target fails to build or finds a crash / leak.
+# the core, replay and io layers' sources, and run each for a bounded time on
+# a copy of its seed corpus.  Fails when a target fails to build or finds a crash / leak.
 #
 #   FUZZ_SECONDS  run time per target (default 30)
 #   FUZZ_JOBS     parallel fuzzing processes per target (default 1)
@@ -30,11 +30,13 @@ CFLAGS="-std=c11 -g -O1 $SAN -pthread -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L 
 
 mkdir -p "$OUT/obj" "$OUT/corpus" "$OUT/artifacts"
 objs=""
-for src in src/*.c src/io/*.c; do
+# each layer sees its own internal headers, as in the Makefile
+for src in src/core/*.c src/core/rules/*.c src/replay/*.c src/io/*.c; do
     [ -f "$src" ] || continue
+    layer=$(echo "$src" | cut -d/ -f1-2)
     obj="$OUT/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
     if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ -n "$(find include src -name '*.h' -newer "$obj" 2>/dev/null | head -1)" ]; then
-        "$CLANG" $CFLAGS -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
+        "$CLANG" $CFLAGS -I"$layer" -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
     fi
     objs="$objs $obj"
 done

@@ -16,28 +16,10 @@
 
 #include "clirun.h"
 #include "earlystop_io.h"
+#include "testutil.h"
 
 /* ----------------------------------------------------------------- helpers */
 
-/* Write text to a fresh temporary file; returns its malloc'd path. */
-static char *tmp_file(const char *text)
-{
-    char *path = strdup("/tmp/es_test_import_XXXXXX");
-    assert_non_null(path);
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    FILE *fp = fdopen(fd, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-    return path;
-}
-
-static void tmp_done(char *path)
-{
-    unlink(path);
-    free(path);
-}
 
 /* Options every test starts from: string samples under "s", gold "g". */
 static es_import_opts base_opts(void)
@@ -285,7 +267,7 @@ static void test_gold_regex(void **state)
 static void test_gold_join(void **state)
 {
     (void)state;
-    char *gold = tmp_file("{\"id\": 0, \"answer\": \"#### 05/01/2021\"}\n\n"
+    char *gold = es_test_tmp_file("{\"id\": 0, \"answer\": \"#### 05/01/2021\"}\n\n"
                           "{\"id\": \"b\", \"answer\": \"#### 1/2/2000\"}\n");
     es_import_opts o = base_opts();
     o.gold_file = gold;
@@ -311,13 +293,13 @@ static void test_gold_join(void **state)
     assert_string_equal(it.gold[0], "1/2/2000");
     assert_string_equal(it.id, "item-0000");
     es_importer_free(im);
-    tmp_done(gold);
+    es_test_tmp_done(gold);
 }
 
 static void test_gold_file_errors(void **state)
 {
     (void)state;
-    char *gold = tmp_file("{\"id\": 0, \"answer\": \"a\"}\n{\"id\": 0, \"answer\": \"b\"}\n");
+    char *gold = es_test_tmp_file("{\"id\": 0, \"answer\": \"a\"}\n{\"id\": 0, \"answer\": \"b\"}\n");
     es_import_opts o = base_opts();
     o.gold_file = gold;
     o.gold_path = "answer";
@@ -326,26 +308,26 @@ static void test_gold_file_errors(void **state)
     assert_int_equal(es_importer_new(&o, &im, &err), ES_EFORMAT);
     assert_string_equal(err.file, gold);
     assert_int_equal(err.line, 2);
-    tmp_done(gold);
+    es_test_tmp_done(gold);
 
-    gold = tmp_file("{\"id\": 0, \"answer\": \"a\"}\n{\"id\": 1, \"answer\": \n");
+    gold = es_test_tmp_file("{\"id\": 0, \"answer\": \"a\"}\n{\"id\": 1, \"answer\": \n");
     o.gold_file = gold;
     assert_int_equal(es_importer_new(&o, &im, &err), ES_EPARSE);
     assert_int_equal(err.line, 2);
-    tmp_done(gold);
+    es_test_tmp_done(gold);
 
     o.gold_file = "/nonexistent/gold.jsonl";
     assert_int_equal(es_importer_new(&o, &im, &err), ES_EIO);
     assert_string_equal(err.file, "/nonexistent/gold.jsonl");
 
-    gold = tmp_file(" [ {\"id\": 3, \"answer\": \"c\"} ]");   /* array form */
+    gold = es_test_tmp_file(" [ {\"id\": 3, \"answer\": \"c\"} ]");   /* array form */
     o.gold_file = gold;
     im = new_ok(&o);
     es_item it;
     record_ok(im, "{\"id\":3,\"s\":[\"x\"]}", &it);
     assert_string_equal(it.gold[0], "c");
     es_importer_free(im);
-    tmp_done(gold);
+    es_test_tmp_done(gold);
 }
 
 /* -------------------------------------------------------------- estimator */
@@ -409,7 +391,7 @@ static void test_bad_records(void **state)
 static void test_file_errors(void **state)
 {
     (void)state;
-    char *in = tmp_file("{\"g\":\"a\",\"s\":[\"answer is a\"]}\n\n"
+    char *in = es_test_tmp_file("{\"g\":\"a\",\"s\":[\"answer is a\"]}\n\n"
                         "{\"g\":\"a\",\"s\":[\"x\", 4]}\n"
                         "not json\n");
     es_import_opts o = base_opts();
@@ -435,7 +417,7 @@ static void test_file_errors(void **state)
     assert_int_equal(es_importer_last_skip(im)->line, 4);
     assert_int_equal(es_importer_last_skip(im)->code, ES_EPARSE);
     es_importer_free(im);
-    tmp_done(in);
+    es_test_tmp_done(in);
 
     im = new_ok(&o);
     assert_int_equal(es_importer_open(im, "/nonexistent/x.jsonl", &err), ES_EIO);
@@ -447,7 +429,7 @@ static void test_file_errors(void **state)
 static void test_array_input(void **state)
 {
     (void)state;
-    char *in = tmp_file("\n [ {\"g\":\"a\",\"s\":[\"answer is a\"]},\n"
+    char *in = es_test_tmp_file("\n [ {\"g\":\"a\",\"s\":[\"answer is a\"]},\n"
                         "  {\"g\":\"b\",\"s\":[\"answer is b\"]}, {\"g\":\"c\"} ]\n");
     es_import_opts o = base_opts();
     es_importer *im = new_ok(&o);
@@ -462,21 +444,21 @@ static void test_array_input(void **state)
     assert_int_equal(es_importer_next(im, &it, &err), ES_EFORMAT);
     assert_string_equal(err.field, "[2].s");
     es_importer_free(im);
-    tmp_done(in);
+    es_test_tmp_done(in);
 
-    in = tmp_file("[{\"g\":\"a\",\"s\":[\"x\"]},");
+    in = es_test_tmp_file("[{\"g\":\"a\",\"s\":[\"x\"]},");
     im = new_ok(&o);
     assert_int_equal(es_importer_open(im, in, &err), ES_EPARSE);
     assert_string_equal(err.file, in);
     es_importer_free(im);
-    tmp_done(in);
+    es_test_tmp_done(in);
 }
 
 /* Default task: the input file's name without directory and extension. */
 static void test_task_default(void **state)
 {
     (void)state;
-    char *in = tmp_file("{\"g\":\"a\",\"s\":[\"x\"]}\n");
+    char *in = es_test_tmp_file("{\"g\":\"a\",\"s\":[\"x\"]}\n");
     es_import_opts o = base_opts();
     es_importer *im = new_ok(&o);
     es_error err;
@@ -493,7 +475,7 @@ static void test_task_default(void **state)
     assert_string_equal(it.task, "date");
     assert_int_equal(it.answer_type, ES_ANSWER_DATE);
     es_importer_free(im);
-    tmp_done(in);
+    es_test_tmp_done(in);
 }
 
 /* ------------------------------------------------- parallel arrays (issue 7) */
@@ -561,7 +543,7 @@ static void test_parallel_length_mismatch(void **state)
 static void test_parallel_mismatch_file(void **state)
 {
     (void)state;
-    char *in = tmp_file("{\"id\":1,\"g\":\"a\",\"s\":[\"x\",\"y\"],\"ans\":[\"a\",\"b\"]}\n"
+    char *in = es_test_tmp_file("{\"id\":1,\"g\":\"a\",\"s\":[\"x\",\"y\"],\"ans\":[\"a\",\"b\"]}\n"
                         "{\"id\":2,\"g\":\"a\",\"s\":[\"x\",\"y\",\"z\"],\"ans\":[\"a\",\"b\"]}\n"
                         "{\"id\":3,\"g\":\"a\",\"s\":[\"x\"],\"ans\":[\"a\"]}\n");
     es_import_opts o = base_opts();
@@ -590,7 +572,7 @@ static void test_parallel_mismatch_file(void **state)
     assert_int_equal(es_importer_skipped(im), 1);
     assert_int_equal(es_importer_last_skip(im)->line, 2);
     es_importer_free(im);
-    tmp_done(in);
+    es_test_tmp_done(in);
 }
 
 /* ---------------------------------------------------------- gold scores */
@@ -639,7 +621,7 @@ static void test_gold_scores(void **state)
 static void test_gold_file_trace(void **state)
 {
     (void)state;
-    char *gold = tmp_file("{\"format\":\"earlystop-traces\",\"version\":1,\"model\":\"m\"}\n"
+    char *gold = es_test_tmp_file("{\"format\":\"earlystop-traces\",\"version\":1,\"model\":\"m\"}\n"
                           "{\"id\":\"q-1\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":\"yes\","
                           "\"samples\":[{\"answer\":\"yes\",\"tokens\":3}]}\n"
                           "{\"id\":\"q-2\",\"task\":\"t\",\"answer_type\":\"text\",\"gold\":[\"a\",\"b\"],"
@@ -656,15 +638,15 @@ static void test_gold_file_trace(void **state)
     record_ok(im, "{\"id\":\"q-1\",\"s\":[\"answer is yes\"]}", &it);
     assert_string_equal(it.gold[0], "yes");
     es_importer_free(im);
-    tmp_done(gold);
+    es_test_tmp_done(gold);
 
     /* only the first line may be a header: a later one is a record without gold */
-    gold = tmp_file("{\"id\":\"q-1\",\"gold\":\"yes\"}\n{\"format\":\"earlystop-traces\",\"version\":1}\n");
+    gold = es_test_tmp_file("{\"id\":\"q-1\",\"gold\":\"yes\"}\n{\"format\":\"earlystop-traces\",\"version\":1}\n");
     o.gold_file = gold;
     es_error err;
     assert_int_equal(es_importer_new(&o, &im, &err), ES_EFORMAT);
     assert_int_equal(err.line, 2);
-    tmp_done(gold);
+    es_test_tmp_done(gold);
 }
 
 /* ------------------------------------------------ max samples, first match */
@@ -804,7 +786,7 @@ static void test_answer_type_math(void **state)
 static void test_duplicate_ids(void **state)
 {
     (void)state;
-    char *in = tmp_file("{\"id\":1,\"g\":\"a\",\"s\":[\"x\"]}\n"
+    char *in = es_test_tmp_file("{\"id\":1,\"g\":\"a\",\"s\":[\"x\"]}\n"
                         "{\"id\":2,\"g\":\"a\",\"s\":[\"x\"]}\n"
                         "\n"
                         "{\"id\":\"1\",\"g\":\"a\",\"s\":[\"x\"]}\n");
@@ -834,10 +816,10 @@ static void test_duplicate_ids(void **state)
     assert_int_equal(es_importer_open(im, in, &err), ES_OK);
     assert_int_equal(es_importer_next(im, &it, &err), ES_OK);
     es_importer_free(im);
-    tmp_done(in);
+    es_test_tmp_done(in);
 
     /* ids that agree after zero-padding; an array input names the element */
-    in = tmp_file("[{\"id\":7,\"g\":\"a\",\"s\":[\"x\"]},{\"id\":\"007\",\"g\":\"a\",\"s\":[\"x\"]}]");
+    in = es_test_tmp_file("[{\"id\":7,\"g\":\"a\",\"s\":[\"x\"]},{\"id\":\"007\",\"g\":\"a\",\"s\":[\"x\"]}]");
     o.flags = 0;
     o.id_digits = 3;
     im = new_ok(&o);
@@ -848,7 +830,7 @@ static void test_duplicate_ids(void **state)
     assert_string_equal(err.field, "[1].id");
     assert_non_null(strstr(err.msg, "element [0]"));
     es_importer_free(im);
-    tmp_done(in);
+    es_test_tmp_done(in);
 }
 
 /* ------------------------------------------------------ large subjects */
@@ -894,7 +876,7 @@ static void test_regex_large_subject(void **state)
 static void test_invalid_utf8(void **state)
 {
     (void)state;
-    char *in = tmp_file("{\"g\":\"a\",\"s\":[\"answer is a\"]}\n{\"g\":\"a\",\"s\":[\"answer is \xff\"]}\n");
+    char *in = es_test_tmp_file("{\"g\":\"a\",\"s\":[\"answer is a\"]}\n{\"g\":\"a\",\"s\":[\"answer is \xff\"]}\n");
     es_import_opts o = base_opts();
     es_importer *im = new_ok(&o);
     es_error err;
@@ -904,7 +886,7 @@ static void test_invalid_utf8(void **state)
     assert_int_equal(es_importer_next(im, &it, &err), ES_EPARSE);
     assert_int_equal(err.line, 2);
     es_importer_free(im);
-    tmp_done(in);
+    es_test_tmp_done(in);
 }
 
 /* ----------------------------------------------------- duplicate texts */
@@ -914,7 +896,7 @@ static void test_invalid_utf8(void **state)
 static void test_import_dup_stats(void **state)
 {
     (void)state;
-    char *in = tmp_file("{\"g\":\"a\",\"s\":[\"answer is a\",\"answer is b\",\"answer is a\",\"answer is b\"]}\n"
+    char *in = es_test_tmp_file("{\"g\":\"a\",\"s\":[\"answer is a\",\"answer is b\",\"answer is a\",\"answer is b\"]}\n"
                         "{\"g\":\"a\",\"s\":[\"answer is c\",\"answer is d\",\"answer is c\",\"answer is d\"]}\n"
                         "{\"g\":\"a\",\"s\":[\"answer is e\",\"answer is e\",\"answer is f\",\"answer is f\"]}\n");
     es_import_opts o = base_opts();
@@ -933,7 +915,7 @@ static void test_import_dup_stats(void **state)
     assert_int_equal(d.pattern_items, 3);
     assert_true(es_dup_suspicious(&d));
     es_importer_free(im);
-    tmp_done(in);
+    es_test_tmp_done(in);
 }
 
 /* ------------------------------------------------------------ end to end */

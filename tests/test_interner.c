@@ -1,4 +1,5 @@
-/* test_interner.c - answer -> id interning with fixed capacity. */
+/* test_interner.c - answer -> id interning with fixed capacity; id 0
+ * (ES_NULL_ANSWER) is the null answer's, real answers 1, 2, ... */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,20 +24,21 @@ static void test_first_appearance_order(void **state)
 {
     (void)state;
     es_interner *in = make(ES_ANSWER_NUMBER, 8, 64);
-    assert_int_equal(es_interner_count(in), 0);
-    assert_int_equal(es_interner_intern(in, "5"), 0);
-    assert_int_equal(es_interner_intern(in, "$5.00"), 0);   /* same value */
-    assert_int_equal(es_interner_intern(in, "7"), 1);
-    assert_int_equal(es_interner_intern(in, NULL), 2);      /* null gets its own id */
-    assert_int_equal(es_interner_intern(in, "1,000"), 3);
-    assert_int_equal(es_interner_intern(in, "5"), 0);
-    assert_int_equal(es_interner_intern(in, NULL), 2);
+    /* id 0 is the null answer's from the start: nothing else was interned */
+    assert_int_equal(es_interner_count(in), 1);
+    assert_int_equal(es_interner_intern(in, "5"), 1);
+    assert_int_equal(es_interner_intern(in, "$5.00"), 1);   /* same value */
+    assert_int_equal(es_interner_intern(in, "7"), 2);
+    assert_int_equal(es_interner_intern(in, NULL), ES_NULL_ANSWER); /* null is always id 0 */
+    assert_int_equal(es_interner_intern(in, "1,000"), 3);  /* null took no new id */
+    assert_int_equal(es_interner_intern(in, "5"), 1);
+    assert_int_equal(es_interner_intern(in, NULL), ES_NULL_ANSWER);
     assert_int_equal(es_interner_intern(in, "1000.0"), 3);
     assert_int_equal(es_interner_intern(in, ""), 4);        /* empty is not null */
     assert_int_equal(es_interner_count(in), 5);
-    assert_string_equal(es_interner_key(in, 0), "5");
-    assert_string_equal(es_interner_key(in, 1), "7");
-    assert_null(es_interner_key(in, 2));
+    assert_null(es_interner_key(in, ES_NULL_ANSWER));
+    assert_string_equal(es_interner_key(in, 1), "5");
+    assert_string_equal(es_interner_key(in, 2), "7");
     assert_string_equal(es_interner_key(in, 3), "1000");
     assert_string_equal(es_interner_key(in, 4), "");
     assert_null(es_interner_key(in, 5));
@@ -48,37 +50,45 @@ static void test_types(void **state)
 {
     (void)state;
     es_interner *in = make(ES_ANSWER_TEXT, 4, 64);
-    assert_int_equal(es_interner_intern(in, "The Answer"), 0);
-    assert_int_equal(es_interner_intern(in, "answer!"), 0);
-    assert_string_equal(es_interner_key(in, 0), "answer");
+    assert_int_equal(es_interner_intern(in, "The Answer"), 1);
+    assert_int_equal(es_interner_intern(in, "answer!"), 1);
+    assert_string_equal(es_interner_key(in, 1), "answer");
     es_interner_free(in);
 
     in = make(ES_ANSWER_DATE, 4, 64);
-    assert_int_equal(es_interner_intern(in, "5/1/2021"), 0);
-    assert_int_equal(es_interner_intern(in, "05/01/2021"), 0);
-    assert_int_equal(es_interner_intern(in, "05/02/2021"), 1);
-    assert_string_equal(es_interner_key(in, 0), "05/01/2021");
+    assert_int_equal(es_interner_intern(in, "5/1/2021"), 1);
+    assert_int_equal(es_interner_intern(in, "05/01/2021"), 1);
+    assert_int_equal(es_interner_intern(in, "05/02/2021"), 2);
+    assert_string_equal(es_interner_key(in, 1), "05/01/2021");
     es_interner_free(in);
 
     in = make(ES_ANSWER_CHOICE, 4, 64);
-    assert_int_equal(es_interner_intern(in, "(B)"), 0);
-    assert_int_equal(es_interner_intern(in, "b."), 0);
-    assert_int_equal(es_interner_intern(in, "A"), 1);
+    assert_int_equal(es_interner_intern(in, "(B)"), 1);
+    assert_int_equal(es_interner_intern(in, "b."), 1);
+    assert_int_equal(es_interner_intern(in, "A"), 2);
     es_interner_free(in);
 }
 
+/* max_answers counts the null answer's id too: 3 ids hold null and two
+ * real answers.  The null answer never needs room, even when full. */
 static void test_full_answers(void **state)
 {
     (void)state;
-    es_interner *in = make(ES_ANSWER_TEXT, 2, 64);
-    assert_int_equal(es_interner_intern(in, "x"), 0);
-    assert_int_equal(es_interner_intern(in, "y"), 1);
+    es_interner *in = make(ES_ANSWER_TEXT, 3, 64);
+    assert_int_equal(es_interner_intern(in, "x"), 1);
+    assert_int_equal(es_interner_intern(in, "y"), 2);
     assert_int_equal(es_interner_intern(in, "z"), ES_ERANGE);
-    assert_int_equal(es_interner_intern(in, NULL), ES_ERANGE);   /* null needs an id too */
+    assert_int_equal(es_interner_intern(in, NULL), ES_NULL_ANSWER);
     /* known answers still resolve when full */
-    assert_int_equal(es_interner_intern(in, "Y"), 1);
-    assert_int_equal(es_interner_intern(in, "x"), 0);
-    assert_int_equal(es_interner_count(in), 2);
+    assert_int_equal(es_interner_intern(in, "Y"), 2);
+    assert_int_equal(es_interner_intern(in, "x"), 1);
+    assert_int_equal(es_interner_count(in), 3);
+    es_interner_free(in);
+    /* one id: the null answer's alone */
+    in = make(ES_ANSWER_TEXT, 1, 64);
+    assert_int_equal(es_interner_count(in), 1);
+    assert_int_equal(es_interner_intern(in, NULL), ES_NULL_ANSWER);
+    assert_int_equal(es_interner_intern(in, "x"), ES_ERANGE);
     es_interner_free(in);
 }
 
@@ -86,20 +96,20 @@ static void test_full_key_bytes(void **state)
 {
     (void)state;
     es_interner *in = make(ES_ANSWER_TEXT, 16, 5);
-    assert_int_equal(es_interner_intern(in, "abc"), 0);
-    assert_int_equal(es_interner_intern(in, "de"), 1);      /* 5 key bytes used */
+    assert_int_equal(es_interner_intern(in, "abc"), 1);
+    assert_int_equal(es_interner_intern(in, "de"), 2);      /* 5 key bytes used */
     assert_int_equal(es_interner_intern(in, "f"), ES_ERANGE);
-    assert_int_equal(es_interner_intern(in, "!"), 2);       /* key "" takes no key bytes */
-    assert_int_equal(es_interner_intern(in, NULL), 3);      /* nor does the null answer */
-    assert_int_equal(es_interner_intern(in, "ABC"), 0);
-    assert_int_equal(es_interner_intern(in, "The DE"), 1);
+    assert_int_equal(es_interner_intern(in, "!"), 3);       /* key "" takes no key bytes */
+    assert_int_equal(es_interner_intern(in, NULL), ES_NULL_ANSWER); /* nor does the null answer */
+    assert_int_equal(es_interner_intern(in, "ABC"), 1);
+    assert_int_equal(es_interner_intern(in, "The DE"), 2);
     /* a key longer than all key bytes can never be stored */
     assert_int_equal(es_interner_intern(in, "abcdefgh"), ES_ERANGE);
     assert_int_equal(es_interner_count(in), 4);
     es_interner_free(in);
 
     in = make(ES_ANSWER_TEXT, 4, 0);
-    assert_int_equal(es_interner_intern(in, "The"), 0);     /* key "" fits */
+    assert_int_equal(es_interner_intern(in, "The"), 1);     /* key "" fits */
     assert_int_equal(es_interner_intern(in, "b"), ES_ERANGE);
     es_interner_free(in);
 }
@@ -116,10 +126,10 @@ static void test_long_answer(void **state)
     assert_int_equal(es_interner_intern(in, s), ES_ERANGE);
     es_interner_free(in);
     in = make(ES_ANSWER_TEXT, 4, n);
-    assert_int_equal(es_interner_intern(in, s), 0);
+    assert_int_equal(es_interner_intern(in, s), 1);
     s[0] = 'Q';
-    assert_int_equal(es_interner_intern(in, s), 0);
-    assert_int_equal(strlen(es_interner_key(in, 0)), n);
+    assert_int_equal(es_interner_intern(in, s), 1);
+    assert_int_equal(strlen(es_interner_key(in, 1)), n);
     es_interner_free(in);
     free(s);
 }
@@ -128,20 +138,20 @@ static void test_reset(void **state)
 {
     (void)state;
     es_interner *in = make(ES_ANSWER_TEXT, 2, 8);
-    assert_int_equal(es_interner_intern(in, "x"), 0);
-    assert_int_equal(es_interner_intern(in, NULL), 1);
+    assert_int_equal(es_interner_intern(in, "x"), 1);
+    assert_int_equal(es_interner_intern(in, NULL), ES_NULL_ANSWER);
     assert_int_equal(es_interner_intern(in, "y"), ES_ERANGE);
     es_interner_reset(in);
-    assert_int_equal(es_interner_count(in), 0);
-    assert_null(es_interner_key(in, 0));
+    assert_int_equal(es_interner_count(in), 1);   /* the null answer's id stays */
+    assert_null(es_interner_key(in, 1));
     /* capacity is back, order restarts from the new first appearance */
-    assert_int_equal(es_interner_intern(in, NULL), 0);
+    assert_int_equal(es_interner_intern(in, NULL), ES_NULL_ANSWER);
     assert_int_equal(es_interner_intern(in, "y"), 1);
     assert_int_equal(es_interner_intern(in, "x"), ES_ERANGE);
-    assert_null(es_interner_key(in, 0));
+    assert_null(es_interner_key(in, ES_NULL_ANSWER));
     assert_string_equal(es_interner_key(in, 1), "y");
     es_interner_reset(in);
-    assert_int_equal(es_interner_intern(in, "12345678"), 0);  /* all 8 key bytes again */
+    assert_int_equal(es_interner_intern(in, "12345678"), 1);  /* all 8 key bytes again */
     es_interner_free(in);
 }
 
@@ -149,18 +159,18 @@ static void test_many(void **state)
 {
     (void)state;
     enum { N = 5000 };
-    es_interner *in = make(ES_ANSWER_NUMBER, N, N * 8);
+    es_interner *in = make(ES_ANSWER_NUMBER, N + 1, N * 8);
     char buf[32];
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < N; i++) {
             snprintf(buf, sizeof buf, "%d.0", i * 7);
-            assert_int_equal(es_interner_intern(in, buf), i);
+            assert_int_equal(es_interner_intern(in, buf), i + 1);
         }
-        assert_int_equal(es_interner_count(in), N);
+        assert_int_equal(es_interner_count(in), N + 1);
         for (int i = N - 1; i >= 0; i--) {
             snprintf(buf, sizeof buf, "%d", i * 7);
-            assert_int_equal(es_interner_intern(in, buf), i);
-            assert_string_equal(es_interner_key(in, i), buf);
+            assert_int_equal(es_interner_intern(in, buf), i + 1);
+            assert_string_equal(es_interner_key(in, i + 1), buf);
         }
         assert_int_equal(es_interner_intern(in, "-1"), ES_ERANGE);
         es_interner_reset(in);

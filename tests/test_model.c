@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "earlystop_lm.h"
+#include "earlystop_replay.h"   /* traces of generated samples, replayed */
 #include "lm/lm_internal.h"   /* the kernels, for their own numeric tests */
 
 static void tiny_config(es_lm_config *c)
@@ -513,7 +514,7 @@ static void draw_samples(const es_lm *m, int batch, int per_call, int threads, i
         for (int b = 0; b < n; b++) {
             es_lm_sample_rng(&rngs[b], 3, 1, (uint64_t)(i0 + b));
             out[i0 + b].probes.n = 0;
-            hooks[b] = (es_lm_gen_hooks){NULL, rec_probe, &out[i0 + b].probes};
+            hooks[b] = (es_lm_gen_hooks){NULL, rec_probe, NULL, &out[i0 + b].probes};
         }
         assert_int_equal(es_lm_gen_sample_batch(g, ex.prompt, rngs, hooks, res, n), ES_OK);
         for (int b = 0; b < n; b++) {
@@ -613,12 +614,14 @@ static void test_live_matches_replay(void **state)
                            "budget:tokens=48", "deer:threshold=0.9"};
     for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
         es_policy *p = NULL;
+        es_session *ses = NULL;
         assert_int_equal(es_policy_new(specs[s], &p, NULL), ES_OK);
+        assert_int_equal(es_session_new(p, &ses), ES_OK);
         for (int j = 0; j < ITEMS; j++) {
             es_item_view v;
             assert_int_equal(es_traceset_item(ts, (size_t)j, &v), ES_OK);
             es_outcome want;
-            assert_int_equal(es_replay_item(p, &v, NULL, ES_PROBE_COST_FIELD, &want), ES_OK);
+            assert_int_equal(es_replay_item(ses, &v, NULL, ES_PROBE_COST_FIELD, &want), ES_OK);
             es_lm_live *lv = NULL;
             assert_int_equal(es_lm_live_new(m, &o, p, v.answer_type, K, &lv, NULL), ES_OK);
             es_lm_live_result got;
@@ -637,6 +640,7 @@ static void test_live_matches_replay(void **state)
             if (wk || gk) assert_string_equal(wk ? wk : "(null)", gk ? gk : "(null)");
             es_lm_live_free(lv);
         }
+        es_session_free(ses);
         es_policy_free(p);
     }
     es_traceset_free(ts);

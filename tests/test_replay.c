@@ -57,6 +57,14 @@ static figs means(const es_eval_acc *acc, size_t n)
     return f;
 }
 
+/* A session driving p (which it borrows). */
+static es_session *session_of(es_policy *p)
+{
+    es_session *s = NULL;
+    assert_int_equal(es_session_new(p, &s), ES_OK);
+    return s;
+}
+
 static figs replay_policy(const es_traceset *ts, const char *spec)
 {
     size_t n = es_traceset_n_items(ts), bad = 0;
@@ -65,9 +73,11 @@ static figs replay_policy(const es_traceset *ts, const char *spec)
     es_policy *p = NULL;
     es_error err = {0};
     if (es_policy_new(spec, &p, &err)) fail_msg("%s: %s", spec, err.msg);
-    int rc = es_eval_policy(ts, p, 1, 0, 0, ES_PROBE_COST_FIELD, acc, &bad);
+    es_session *ses = session_of(p);
+    int rc = es_eval_policy(ts, ses, 1, 0, 0, ES_PROBE_COST_FIELD, acc, &bad);
     if (rc) fail_msg("%s: item %zu: %s", spec, bad, es_policy_errmsg(p));
     figs f = means(acc, n);
+    es_session_free(ses);
     es_policy_free(p);
     free(acc);
     return f;
@@ -243,13 +253,14 @@ static void entropy_ties_file(const char *name, const es_traceset *ts, void *vct
 {
     tie_ctx *ctx = vctx;
     es_policy *p = policy("entropy", 0);
+    es_session *ses = session_of(p);
     uint32_t counts[512];
     for (size_t i = 0; i < es_traceset_n_items(ts); i++) {
         es_item_view v;
         es_outcome o;
         es_traceset_item(ts, i, &v);
         assert_true(v.n_answers <= 512);
-        assert_int_equal(es_replay_item(p, &v, NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
+        assert_int_equal(es_replay_item(ses, &v, NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
         /* counts in order of first vote after each prefix */
         uint32_t n = 0;
         int32_t pos[512];
@@ -273,6 +284,7 @@ static void entropy_ties_file(const char *name, const es_traceset *ts, void *vct
         ctx->tie_items += tie_seen;
         ctx->items++;
     }
+    es_session_free(ses);
     es_policy_free(p);
 }
 
@@ -326,6 +338,7 @@ static void esc_remainder_file(const char *name, const es_traceset *ts, void *vc
 {
     esc_ctx *ctx = vctx;
     es_policy *skip = policy("esc:window=%u,remainder=skip", ctx->window), *draw = policy("esc:window=%u", ctx->window);
+    es_session *sskip = session_of(skip), *sdraw = session_of(draw);
     for (size_t i = 0; i < es_traceset_n_items(ts); i++) {
         es_item_view v;
         es_outcome o, d;
@@ -333,8 +346,8 @@ static void esc_remainder_file(const char *name, const es_traceset *ts, void *vc
         int32_t want;
         uint32_t n = esc_upstream(&v, ctx->window, &want);
         if (!n) continue;
-        assert_int_equal(es_replay_item(skip, &v, NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
-        assert_int_equal(es_replay_item(draw, &v, NULL, ES_PROBE_COST_FIELD, &d), ES_OK);
+        assert_int_equal(es_replay_item(sskip, &v, NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
+        assert_int_equal(es_replay_item(sdraw, &v, NULL, ES_PROBE_COST_FIELD, &d), ES_OK);
         ctx->items++;
         if (o.samples != n || o.answer != want) {
             if (ctx->differ++ < 3)
@@ -344,6 +357,8 @@ static void esc_remainder_file(const char *name, const es_traceset *ts, void *vc
         ctx->draw_samples_differ += d.samples != n;
         ctx->draw_answer_differ += d.answer != want;
     }
+    es_session_free(sskip);
+    es_session_free(sdraw);
     es_policy_free(skip);
     es_policy_free(draw);
 }
@@ -376,7 +391,7 @@ static void dynasor_upstream(const es_item_view *v, uint32_t s, uint32_t k, uint
     for (uint32_t j = 1; j < m; j++) {
         int32_t a = v->probe_answer[b + j - 1];
         run = j >= 2 && a == v->probe_answer[b + j - 2] ? run + 1 : 1;
-        if (a != v->null_answer && run >= k) {
+        if (a != ES_NULL_ANSWER && run >= k) {
             *tokens = v->probe_at[b + j];
             *probes = j;
             *answer = a;
@@ -399,6 +414,7 @@ static void dynasor_file(const char *name, const es_traceset *ts, void *vctx)
     dyn_ctx *ctx = vctx;
     if (es_traceset_n_probes(ts) == 0) return;
     es_policy *p = policy("dynasor:k=%u", ctx->k), *q = policy("dynasor:k=%u,decide=at-probe", ctx->k);
+    es_session *sp = session_of(p), *sq = session_of(q);
     for (size_t i = 0; i < es_traceset_n_items(ts); i++) {
         es_item_view v;
         es_outcome o, at;
@@ -407,8 +423,8 @@ static void dynasor_file(const char *name, const es_traceset *ts, void *vctx)
         uint32_t tokens, probes;
         int32_t answer;
         dynasor_upstream(&v, 0, ctx->k, &tokens, &probes, &answer);
-        assert_int_equal(es_replay_item(p, &v, NULL, 1, &o), ES_OK); /* 1 token per probe: probe_tokens counts them */
-        assert_int_equal(es_replay_item(q, &v, NULL, 1, &at), ES_OK);
+        assert_int_equal(es_replay_item(sp, &v, NULL, 1, &o), ES_OK); /* 1 token per probe: probe_tokens counts them */
+        assert_int_equal(es_replay_item(sq, &v, NULL, 1, &at), ES_OK);
         ctx->items++;
         ctx->tokens += o.tokens;
         ctx->tokens_at_probe += at.tokens;
@@ -419,6 +435,8 @@ static void dynasor_file(const char *name, const es_traceset *ts, void *vctx)
                             answer);
         }
     }
+    es_session_free(sp);
+    es_session_free(sq);
     es_policy_free(p);
     es_policy_free(q);
 }
@@ -496,13 +514,13 @@ static int32_t deepconf_upstream(const es_item_view *v, uint32_t warmup, double 
         for (uint32_t j = v->probe_off[s]; s >= warmup && j < v->probe_off[s + 1]; j++)
             cut |= v->probe_window_confidence[j] < bar;
         int32_t a = v->answer[s];
-        if (cut || isnan(conf[s]) || !(conf[s] >= bar) || a == v->null_answer) continue;
+        if (cut || isnan(conf[s]) || !(conf[s] >= bar) || a == ES_NULL_ANSWER) continue;
         if (weight[a] == 0) first[nfirst++] = a;
         weight[a] += conf[s];
     }
     for (uint32_t i = 0; i < nfirst; i++)
         if (best < 0 || weight[first[i]] > weight[best]) best = first[i];
-    return best >= 0 ? best : v->null_answer;
+    return best >= 0 ? best : ES_NULL_ANSWER;
 }
 
 static void test_deepconf_short_sample(void **state)
@@ -552,8 +570,9 @@ static void test_deepconf_short_sample(void **state)
         {"deepconf:warmup=4,eta=90", 4, 90}, {"deepconf:warmup=14,eta=50", 14, 50}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         es_policy *p = policy(cases[c].spec, 0);
+        es_session *ses = session_of(p);
         es_outcome out;
-        int rc = es_replay_item(p, &v, NULL, ES_PROBE_COST_FIELD, &out);
+        int rc = es_replay_item(ses, &v, NULL, ES_PROBE_COST_FIELD, &out);
         if (rc) fail_msg("%s: %d %s", cases[c].spec, rc, es_policy_errmsg(p));
         assert_int_equal(out.samples, K); /* no consensus stop: every sample */
         int32_t want = deepconf_upstream(&v, cases[c].warmup, cases[c].eta);
@@ -561,6 +580,7 @@ static void test_deepconf_short_sample(void **state)
                       out.answer >= 0 && (uint32_t)out.answer < v.n_answers && v.answer_raw[out.answer] ? v.answer_raw[out.answer] : "(none)",
                       want >= 0 && (uint32_t)want < v.n_answers && v.answer_raw[want] ? v.answer_raw[want] : "(none)");
         assert_int_equal(out.answer, want);
+        es_session_free(ses);
         es_policy_free(p);
     }
     es_traceset_free(ts);

@@ -1,7 +1,9 @@
 /*
- * test_stats.c - votes, oracles and es_stats_compute.
+ * test_stats.c - es_stats_compute, the stable-final oracle and duplicate
+ * texts (src/replay/stats.c).  The votes behind them (es_tally, majority,
+ * consistency oracle) are test_tally.c's.
  *
- * Hand cases pin down tie-breaking and the oracles' definitions; then every
+ * Hand cases pin down the definitions; then every
  * shared trace file is checked against the reference table of the data
  * README, parsed at run time (tests/refdata.h), to the README's precision.
  */
@@ -23,54 +25,8 @@
 #include "earlystop_io.h"
 #include "refdata.h"
 
-enum { A, B, C, D };
-
-static void test_majority_ties_first_seen(void **state)
-{
-    uint32_t counts[4] = {0};
-    /* ids are first-appearance order, so "lower id" is "seen first" */
-    int32_t tie[] = {A, B, B, A};
-    assert_int_equal(es_vote_majority(tie, 4, counts, 4), A);
-    int32_t tie3[] = {A, B, C, C, B, A};
-    assert_int_equal(es_vote_majority(tie3, 6, counts, 4), A);
-    int32_t b_wins[] = {A, B, B};
-    assert_int_equal(es_vote_majority(b_wins, 3, counts, 4), B);
-    int32_t late[] = {A, B, C, D, D};
-    assert_int_equal(es_vote_majority(late, 5, counts, 4), D);
-    /* scratch must come back zeroed (the contract callers rely on) */
-    for (int i = 0; i < 4; i++) assert_int_equal(counts[i], 0);
-    /* nothing to vote on */
-    assert_int_equal(es_vote_majority(tie, 0, counts, 4), -1);
-    /* out-of-range ids are ignored, not counted */
-    int32_t odd[] = {-1, 7, B, 9};
-    assert_int_equal(es_vote_majority(odd, 4, counts, 4), B);
-    for (int i = 0; i < 4; i++) assert_int_equal(counts[i], 0);
-}
-
-static void test_consistency_oracle_hand(void **state)
-{
-    uint32_t counts[4] = {0};
-    /* [a,b,b,a,a]: full majority a; running leaders a,a(tie->a),b,a(tie->a),a:
-     * the last prefix that disagrees is 3, so 4 samples suffice */
-    int32_t x1[] = {A, B, B, A, A};
-    assert_int_equal(es_vote_majority(x1, 5, counts, 4), A);
-    assert_int_equal(es_consistency_oracle(x1, 5, counts, 4), 4);
-    /* [a,b,b,c,a]: leaders a,a,b,b,a (full majority a by the tie) -> 5 */
-    int32_t x2[] = {A, B, B, C, A};
-    assert_int_equal(es_vote_majority(x2, 5, counts, 4), A);
-    assert_int_equal(es_consistency_oracle(x2, 5, counts, 4), 5);
-    /* unanimous and first-sample-leads cases need one sample */
-    int32_t x3[] = {C, C, C};
-    assert_int_equal(es_consistency_oracle(x3, 3, counts, 4), 1);
-    int32_t x4[] = {A, B, A, C};
-    assert_int_equal(es_consistency_oracle(x4, 4, counts, 4), 1);
-    /* b leads from the 3rd sample on */
-    int32_t x5[] = {A, B, B, B, C};
-    assert_int_equal(es_consistency_oracle(x5, 5, counts, 4), 3);
-    assert_int_equal(es_consistency_oracle(x5, 1, counts, 4), 1);
-    assert_int_equal(es_consistency_oracle(x5, 0, counts, 4), 0);
-    for (int i = 0; i < 4; i++) assert_int_equal(counts[i], 0);
-}
+/* answer ids: 0 is the null answer, real answers 1, 2, ... */
+enum { A = 1, B, C, D };
 
 static void test_stable_final_tokens(void **state)
 {
@@ -447,8 +403,6 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_majority_ties_first_seen),
-        cmocka_unit_test(test_consistency_oracle_hand),
         cmocka_unit_test(test_stable_final_tokens),
         cmocka_unit_test(test_stats_compute_small),
         cmocka_unit_test(test_reference_figures),

@@ -1,10 +1,11 @@
 /*
- * test_traceset.c - the compact in-memory form (src/traceset.c).
+ * test_traceset.c - the compact in-memory form (src/replay/traceset.c).
  *
- * Replays depend on three promises of the set: answer ids follow first
- * appearance (so "ties to the lower id" is "ties to the answer seen first"),
- * the null answer is a value of its own that is never correct, and the flat
- * arrays behind the views line up with the items as added.
+ * Replays depend on three promises of the set: id 0 is the null answer
+ * (ES_NULL_ANSWER) in every item, a value of its own that is never correct,
+ * and real answers get 1, 2, ... in order of first appearance (samples, then
+ * probes); and the flat arrays behind the views line up with the items as
+ * added.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,17 +45,17 @@ static void test_interning_order(void **state)
     es_item_view v;
     assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
     assert_int_equal(v.n_samples, 5);
-    assert_int_equal(v.n_answers, 5);
-    int32_t want[] = {0, 1, 0, 2, 3};
+    assert_int_equal(v.n_answers, 5); /* null, b, a, c, d */
+    int32_t want[] = {1, 2, 1, ES_NULL_ANSWER, 3};
     for (int i = 0; i < 5; i++) assert_int_equal(v.answer[i], want[i]);
-    assert_int_equal(v.null_answer, 2);
-    assert_null(v.answer_key[2]);
-    assert_null(v.answer_raw[2]);
-    assert_int_equal(v.correct[2], 0);
+    assert_null(v.answer_key[ES_NULL_ANSWER]);
+    assert_null(v.answer_raw[ES_NULL_ANSWER]);
+    assert_int_equal(v.correct[ES_NULL_ANSWER], 0);
     assert_int_equal(v.probe_answer[v.probe_off[0]], 4);     /* "d" */
-    assert_int_equal(v.probe_answer[v.probe_off[0] + 1], 1); /* "a" */
+    assert_int_equal(v.probe_answer[v.probe_off[0] + 1], 2); /* "a" */
     assert_string_equal(v.answer_raw[4], "d");
-    const uint8_t correct[] = {0, 1, 0, 0, 0};
+    assert_string_equal(v.answer_raw[1], "b");
+    const uint8_t correct[] = {0, 0, 1, 0, 0};
     for (int i = 0; i < 5; i++) assert_int_equal(v.correct[i], correct[i]);
 
     /* ids restart per item; spellings that normalise alike share an id;
@@ -65,16 +66,18 @@ static void test_interning_order(void **state)
                    .n_samples = 4, .samples = s2};
     assert_int_equal(es_traceset_add(ts, &it2, NULL), ES_OK);
     assert_int_equal(es_traceset_item(ts, 1, &v), ES_OK);
-    assert_int_equal(v.n_answers, 2);
-    assert_int_equal(v.null_answer, -1);
-    assert_int_equal(v.answer[0], 0);
-    assert_int_equal(v.answer[1], 0);
-    assert_int_equal(v.answer[2], 0);
-    assert_int_equal(v.answer[3], 1);
-    assert_string_equal(v.answer_raw[0], "The Yajo.");
-    assert_string_equal(v.answer_key[0], "yajo");
-    assert_int_equal(v.correct[0], 1);
-    assert_int_equal(v.correct[1], 0);
+    /* no sample is null, yet id 0 is still the null answer's */
+    assert_int_equal(v.n_answers, 3);
+    assert_null(v.answer_key[ES_NULL_ANSWER]);
+    assert_int_equal(v.correct[ES_NULL_ANSWER], 0);
+    assert_int_equal(v.answer[0], 1);
+    assert_int_equal(v.answer[1], 1);
+    assert_int_equal(v.answer[2], 1);
+    assert_int_equal(v.answer[3], 2);
+    assert_string_equal(v.answer_raw[1], "The Yajo.");
+    assert_string_equal(v.answer_key[1], "yajo");
+    assert_int_equal(v.correct[1], 1);
+    assert_int_equal(v.correct[2], 0);
 
     /* numbers compare by value */
     es_sample s3[] = {S("$1,000", 1), S("1000.0", 2), S("999", 3)};
@@ -83,9 +86,12 @@ static void test_interning_order(void **state)
                    .n_samples = 3, .samples = s3};
     assert_int_equal(es_traceset_add(ts, &it3, NULL), ES_OK);
     assert_int_equal(es_traceset_item(ts, 2, &v), ES_OK);
-    assert_int_equal(v.n_answers, 2);
-    assert_int_equal(v.answer[1], 0);
-    assert_int_equal(v.correct[0], 1);
+    assert_int_equal(v.n_answers, 3);
+    assert_int_equal(v.answer[0], 1);
+    assert_int_equal(v.answer[1], 1);
+    assert_int_equal(v.answer[2], 2);
+    assert_int_equal(v.correct[1], 1);
+    assert_int_equal(v.correct[2], 0);
     assert_int_equal(v.answer_type, ES_ANSWER_NUMBER);
     es_traceset_free(ts);
 }
@@ -104,16 +110,19 @@ static void test_null_never_correct(void **state)
     es_item_view v;
     assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
     assert_int_equal(v.n_answers, 2);
-    assert_int_equal(v.null_answer, 0);
-    assert_int_equal(v.answer[0], 0);
+    assert_int_equal(v.answer[0], ES_NULL_ANSWER);
     assert_int_equal(v.answer[1], 1);
-    assert_int_equal(v.answer[2], 0);
-    assert_int_equal(v.correct[0], 0);
+    assert_int_equal(v.answer[2], ES_NULL_ANSWER);
+    assert_int_equal(v.correct[ES_NULL_ANSWER], 0);
+    assert_string_equal(v.answer_key[1], "");
+    assert_int_equal(v.correct[1], 1); /* the empty answer is the empty gold */
     /* a vote counts null as a value: here it wins, and is wrong */
-    uint32_t counts[2] = {0};
-    int32_t maj = es_vote_majority(v.answer, v.n_samples, counts, v.n_answers);
-    assert_int_equal(maj, v.null_answer);
+    es_tally *t;
+    assert_int_equal(es_tally_new(v.n_answers, &t), ES_OK);
+    int32_t maj = es_vote_majority(v.answer, v.n_samples, t);
+    assert_int_equal(maj, ES_NULL_ANSWER);
     assert_int_equal(v.correct[maj], 0);
+    es_tally_free(t);
     es_traceset_free(ts);
 }
 
@@ -128,8 +137,10 @@ static void test_gold_list(void **state)
     assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
     es_item_view v;
     assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
-    const uint8_t want[] = {0, 1, 1, 0};
-    for (int i = 0; i < 4; i++) assert_int_equal(v.correct[i], want[i]);
+    /* ids: null, "no", "yes", "y", "maybe"; both gold spellings are correct */
+    assert_int_equal(v.n_answers, 5);
+    const uint8_t want[] = {0, 0, 1, 1, 0};
+    for (int i = 0; i < 5; i++) assert_int_equal(v.correct[i], want[i]);
     assert_string_equal(v.gold, "yes"); /* the first gold, raw */
     es_traceset_free(ts);
 }
@@ -184,7 +195,7 @@ static void test_views_and_probe_offsets(void **state)
     assert_true(v.probe_confidence[1] == 0.5f);
     assert_true(v.probe_window_confidence[1] == 12.5f);
     assert_true(isnan(v.probe_window_confidence[0]));
-    assert_int_equal(v.probe_answer[3], v.null_answer);
+    assert_int_equal(v.probe_answer[3], ES_NULL_ANSWER);
     assert_int_equal(v.probe_answer[4], v.answer[0]); /* "x" */
     assert_non_null(v.text);
     assert_string_equal(v.text[0], "text zero");
@@ -196,8 +207,8 @@ static void test_views_and_probe_offsets(void **state)
     assert_int_equal(v.probe_off[0], 5);
     assert_int_equal(v.probe_off[1], 6);
     assert_int_equal(v.probe_at[5], 5);
-    assert_int_equal(v.answer[0], 0); /* ids restart per item */
-    assert_int_equal(v.probe_answer[5], 0);
+    assert_int_equal(v.answer[0], 1); /* ids restart per item */
+    assert_int_equal(v.probe_answer[5], 1);
 
     assert_int_equal(es_traceset_item(ts, 2, &v), ES_ERANGE);
     es_traceset_free(ts);
@@ -242,8 +253,8 @@ static void test_bad_adds_roll_back(void **state)
     assert_int_equal(es_traceset_item(ts, 1, &v), ES_OK);
     assert_string_equal(v.id, "next");
     assert_int_equal(v.tokens[0], 5);
-    assert_int_equal(v.n_answers, 1);
-    assert_string_equal(v.answer_raw[0], "z");
+    assert_int_equal(v.n_answers, 2);
+    assert_string_equal(v.answer_raw[1], "z");
     assert_int_equal(es_traceset_n_samples(ts), 3);
     /* many ids: the id table rehashes and still finds duplicates */
     for (int i = 0; i < 5000; i++) {
@@ -313,8 +324,8 @@ static void test_spelling_most_common(void **state)
     assert_int_equal(es_traceset_add(ts, &in, NULL), ES_OK);
     es_item_view v;
     assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
-    assert_int_equal(v.n_answers, 1);
-    assert_string_equal(v.answer_raw[0], "18.0");
+    assert_int_equal(v.n_answers, 2);
+    assert_string_equal(v.answer_raw[1], "18.0");
     const char *gold[] = {"\\frac{9}{100}"};
     es_probe pr[] = {P(1, "0.50"), P(2, "9/100"), P(3, "9/100"), P(4, "9/100")};
     es_sample s[] = {S("0.09", 1), S("\\frac{9}{100}", 2), S("0.09", 3), S("\\frac{9}{100}", 4),
@@ -325,14 +336,15 @@ static void test_spelling_most_common(void **state)
                   .n_samples = 8, .samples = s};
     assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
     assert_int_equal(es_traceset_item(ts, 1, &v), ES_OK);
-    assert_int_equal(v.n_answers, 4);   /* 0.09, null, x, 0.5 */
-    assert_int_equal(v.answer[0], 0);
-    assert_int_equal(v.answer[1], 0);
-    assert_string_equal(v.answer_key[0], "0.09");
+    assert_int_equal(v.n_answers, 4);   /* null, 0.09, x, 0.5 */
+    assert_int_equal(v.answer[0], 1);
+    assert_int_equal(v.answer[1], 1);
+    assert_int_equal(v.answer[5], ES_NULL_ANSWER);
+    assert_string_equal(v.answer_key[1], "0.09");
     /* 3 against 2, though "0.09" came first; probes' spellings do not count */
-    assert_string_equal(v.answer_raw[0], "\\frac{9}{100}");
-    assert_int_equal(v.correct[0], 1);
-    assert_null(v.answer_raw[1]);
+    assert_string_equal(v.answer_raw[1], "\\frac{9}{100}");
+    assert_int_equal(v.correct[1], 1);
+    assert_null(v.answer_raw[ES_NULL_ANSWER]);
     assert_string_equal(v.answer_raw[2], "x");   /* 1 to 1: the first seen */
     assert_string_equal(v.answer_raw[3], "0.50");   /* only a probe said it */
     es_traceset_free(ts);
@@ -412,9 +424,10 @@ static void test_real_dates(void **state)
     /* "05/08/2021." (sample 0) and 18 "05/08/2021" are one correct answer,
      * shown without the period */
     if (!real_item("mot_gpt35_date_cot1_t08", "mot-007", &ts, &v)) skip();
-    assert_int_equal(v.n_answers, 1);
-    assert_int_equal(v.correct[0], 1);
-    assert_string_equal(v.answer_raw[0], "05/08/2021");
+    assert_int_equal(v.n_answers, 2);   /* the null answer and the date */
+    assert_int_equal(v.answer[0], 1);
+    assert_int_equal(v.correct[1], 1);
+    assert_string_equal(v.answer_raw[1], "05/08/2021");
     es_traceset_free(ts);
     /* "Jan 22, 2011" (sample 24) is the gold 01/22/2011 */
     if (!real_item("mot_gpt35_date_cot1_40", "mot-171", &ts, &v)) skip();

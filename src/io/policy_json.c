@@ -85,6 +85,7 @@ int es_policy_spec_load(const char *path, char *buf, size_t cap, es_error *err)
 
 int es_policy_new_any(const char *spec, es_policy **out, es_error *err)
 {
+    *out = NULL; /* as es_policy_new: a failed load leaves no stale pointer */
     if (spec && spec[0] == '@') {
         char buf[1024];
         int rc = es_policy_spec_load(spec + 1, buf, sizeof buf, err);
