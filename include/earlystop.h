@@ -226,7 +226,7 @@ ES_API uint32_t es_consistency_oracle(const int32_t *answers, uint32_t n, es_tal
  */
 typedef struct es_policy es_policy;
 
-enum { ES_CONTINUE = 0, ES_STOP = 1 };
+enum { ES_CONTINUE = 0, ES_STOP = 1, ES_SKIP = 2 /* es_session_reach: no probe here */ };
 
 ES_API int es_policy_new(const char *spec, es_policy **out, es_error *err);
 /* A fresh policy with the same rules and parameters, without parsing: the
@@ -246,6 +246,8 @@ typedef struct es_policy_info {
                               the caller stops a sample there and its answer is forced */
     uint32_t probe_lag;    /* 1: a probe is read when the sample reaches the next
                               probe point (Dynasor's cot.py), 0: at once */
+    uint32_t probe_every;  /* the within rule reads every m-th probe point (its
+                              `every`; 1 = all): the others are not made */
     uint32_t batch;        /* samples drawn at once per round: 1 sequential, the
                               window for ESC, 0 = every sample (full) */
     int counts_only;       /* the stop points depend on the answers' sequence alone */
@@ -397,9 +399,10 @@ ES_API const es_policy_info *es_session_info(const es_session *s);
  * < max_answers, ES_NULL_ANSWER included. */
 ES_API int es_session_begin_item(es_session *s, uint32_t max_samples, uint32_t max_answers);
 ES_API void es_session_begin_sample(es_session *s);
-/* The sample reached a probe point after `at` tokens.  ES_STOP: make no
- * probe (no within rule, past the token limit, or a lagged probe read now
- * stopped the sample at `at`). */
+/* The sample reached a probe point after `at` tokens.  ES_CONTINUE: make
+ * the probe; ES_SKIP: make none here and go on (the rule reads every m-th
+ * point); ES_STOP: make none, and the sample stops here if a lagged probe
+ * read now stopped it (else: no within rule, or past the token limit). */
 ES_API int es_session_reach(es_session *s, uint32_t at);
 /* A probe was made at `at` (its answer id, confidences, and the tokens it
  * cost).  ES_STOP: the sample ends at `at`. */

@@ -611,7 +611,8 @@ static void test_live_matches_replay(void **state)
         assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
     }
     const char *specs[] = {"full", "esc:window=2", "dynasor:k=2", "dynasor:k=2+ac-beta",
-                           "budget:tokens=48", "deer:threshold=0.9"};
+                           "budget:tokens=48", "deer:threshold=0.9", "dynasor:k=2,every=2+ac-beta",
+                           "convergence:m=1,every=3"};
     for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
         es_policy *p = NULL;
         es_session *ses = NULL;

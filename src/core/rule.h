@@ -50,7 +50,9 @@ typedef struct es_param_def {
      * ("all" for max = 0: no cap), or NULL */
     const char *word;
     double word_value;
-    int omit_zero;       /* the canonical spec leaves the key out at 0 (an unset budget) */
+    int omit;            /* the canonical spec leaves the key out: 1 at 0 (an unset
+                          * budget), 2 at its default (`every`, added later: old
+                          * canonical specs stay as they were) */
     const char *doc;     /* one line for --help and es_policy_param_info */
 } es_param_def;
 
@@ -123,6 +125,7 @@ typedef struct es_rule_def {
     uint32_t (*token_limit)(const void *st);                          /* NULL: UINT32_MAX */
     int needs_probes;                    /* 0 for a within rule that only caps tokens */
     uint32_t (*probe_lag)(const void *st);                            /* NULL: 0 */
+    int every_param;                     /* index of `every`: read every m-th probe point (0: none) */
 } es_rule_def;
 
 /* The built-in rules, in the order --help lists them (rules/registry.c). */

@@ -37,6 +37,7 @@ struct es_session {
     int32_t last_made;        /* answer of the last probe made (budget forcing) */
     int32_t last_read;        /* answer of the last probe the policy read */
     int pending;              /* a lag: a probe made, not yet read */
+    uint32_t points;          /* probe points reached in this sample */
     es_probe_event held;
     int stopped;              /* the within rule ended the sample */
     uint32_t stop_at;
@@ -86,6 +87,7 @@ void es_session_begin_sample(es_session *s)
 {
     s->last_made = s->last_read = ES_NULL_ANSWER;
     s->pending = s->stopped = 0;
+    s->points = 0;
     es_policy_begin_sample(s->p);
 }
 
@@ -106,6 +108,8 @@ static int read_probe(es_session *s, const es_probe_event *ev, uint32_t at)
 int es_session_reach(es_session *s, uint32_t at)
 {
     if (!s->info.has_within || at > s->info.token_limit) return ES_STOP;
+    /* every m-th point: the others are not probe points for the rule */
+    if (++s->points % s->info.probe_every) return ES_SKIP;
     if (!s->info.probe_lag || !s->pending) return ES_CONTINUE;
     s->pending = 0;
     return read_probe(s, &s->held, at);

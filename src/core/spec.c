@@ -173,7 +173,7 @@ size_t es_spec_format_rule(const es_rule_conf *c, char *buf, size_t cap)
     int first = 1;
     for (uint32_t i = 0; i < d->n_params && at < cap; i++) {
         const es_param_def *p = &d->params[i];
-        if (p->omit_zero && c->param[i] == 0) continue;
+        if ((p->omit == 1 && c->param[i] == 0) || (p->omit == 2 && c->param[i] == p->def)) continue;
         char val[64];
         es_spec_format_value(p, c->param[i], val, sizeof val);
         at += (size_t)snprintf(buf + at, cap - at, "%s%s=%s", first ? ":" : ",", p->key, val);

@@ -321,11 +321,18 @@ static int lane_advance(es_lm_gen *g, gen_lane *l)
         }
         /* LANE_MAIN */
         int due = every > 0 && l->n_gen > 0 && l->n_gen % (uint32_t)every == 0 && !l->probed;
-        if (due && l->h && l->h->on_reach && l->h->on_reach(l->h->ctx, l->n_gen) == ES_STOP) {
-            /* stopped at the probe point before the probe is made */
-            l->out->stopped = 1;
-            lane_done(l);
-            return 0;
+        if (due && l->h && l->h->on_reach) {
+            int r = l->h->on_reach(l->h->ctx, l->n_gen);
+            if (r == ES_STOP) {
+                /* stopped at the probe point before the probe is made */
+                l->out->stopped = 1;
+                lane_done(l);
+                return 0;
+            }
+            if (r == ES_SKIP) {
+                l->probed = 1; /* not a probe point for this policy: go on */
+                due = 0;
+            }
         }
         if ((int)l->n_gen >= l->limit) {
             l->final_probe = 1;

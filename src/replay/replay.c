@@ -22,7 +22,9 @@ int es_replay_sample(es_session *s, const es_item_view *v, uint32_t k, int32_t p
     es_session_begin_sample(s);
     for (uint32_t j = v->probe_off[k], e = v->probe_off[k + 1]; j < e; j++) {
         uint32_t at = v->probe_at[j];
-        if (es_session_reach(s, at) == ES_STOP) break;
+        int reach = es_session_reach(s, at);
+        if (reach == ES_SKIP) continue;
+        if (reach == ES_STOP) break;
         int rc = es_session_probe(s, at, v->probe_answer[j], v->probe_confidence[j], v->probe_window_confidence[j],
                                   probe_price(v, j, probe_cost));
         if (rc < 0) return rc;

@@ -9,7 +9,7 @@
 
 #include "rules.h"
 
-enum { P_SAMPLES, P_TOKENS };
+enum { P_SAMPLES, P_TOKENS, P_EVERY };
 
 typedef struct budget_state {
     es_tally t;
@@ -19,6 +19,7 @@ typedef struct budget_state {
 static const es_param_def params[] = {
     {"samples", ES_PARAM_COUNT, 0, 0, 1e9, NULL, 0, 1, "samples per question"},
     {"tokens", ES_PARAM_COUNT, 0, 0, 4e9, NULL, 0, 1, "tokens per sample"},
+    ES_PARAM_EVERY,
 };
 
 static unsigned levels(const double *param)
@@ -74,7 +75,7 @@ const es_rule_def es_rule_budget = {
     .name = "budget",
     .level = ES_LEVEL_BOTH,
     .params = params,
-    .n_params = 2,
+    .n_params = 3,
     .min_param = -1,
     .max_param = P_SAMPLES,
     .state_size = sizeof(budget_state),
@@ -92,4 +93,5 @@ const es_rule_def es_rule_budget = {
     .probe = probe,
     .token_limit = token_limit,
     .needs_probes = 0,
+    .every_param = P_EVERY,
 };

@@ -21,7 +21,7 @@
 
 #include "rules.h"
 
-enum { P_WARMUP, P_ETA, P_WINDOW, P_CONSENSUS, P_VOTE, P_ROUND, P_MAX };
+enum { P_WARMUP, P_ETA, P_WINDOW, P_CONSENSUS, P_VOTE, P_ROUND, P_MAX, P_EVERY };
 
 typedef struct deepconf_state {
     /* config */
@@ -54,6 +54,7 @@ static const es_param_def params[] = {
     {"vote", ES_PARAM_CHOICE, 0, 0, 0, "weighted|count", 0, 0, "confidence-weighted vote or a plain count"},
     {"round", ES_PARAM_COUNT, 3, 0, 9, "off", UINT32_MAX, 0, "decimals of trace confidences"},
     ES_PARAM_MAX,
+    ES_PARAM_EVERY,
 };
 
 static void release(void *st)
@@ -300,7 +301,7 @@ const es_rule_def es_rule_deepconf = {
     .name = "deepconf",
     .level = ES_LEVEL_BOTH,
     .params = params,
-    .n_params = 7,
+    .n_params = 8,
     .min_param = -1,
     .max_param = P_MAX,
     .state_size = sizeof(deepconf_state),
@@ -316,4 +317,5 @@ const es_rule_def es_rule_deepconf = {
     .probe = probe,
     .sample_answer = sample_answer,
     .needs_probes = 1,
+    .every_param = P_EVERY,
 };

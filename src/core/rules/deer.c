@@ -8,7 +8,7 @@
 
 #include "rules.h"
 
-enum { P_THRESHOLD, P_MIN_TOKENS };
+enum { P_THRESHOLD, P_MIN_TOKENS, P_EVERY };
 
 typedef struct deer_state {
     double threshold;
@@ -18,6 +18,7 @@ typedef struct deer_state {
 static const es_param_def params[] = {
     {"threshold", ES_PARAM_REAL, 0.95, 0, 1, NULL, 0, 0, "stop when the probe's confidence exceeds it"},
     {"min_tokens", ES_PARAM_COUNT, 0, 0, 4e9, NULL, 0, 0, "ignore probes before this many tokens"},
+    ES_PARAM_EVERY,
 };
 
 static int configure(void *st, const double *param, es_rule_msg *msg)
@@ -46,7 +47,7 @@ const es_rule_def es_rule_deer = {
     .name = "deer",
     .level = ES_LEVEL_WITHIN,
     .params = params,
-    .n_params = 2,
+    .n_params = 3,
     .min_param = -1,
     .max_param = -1,
     .state_size = sizeof(deer_state),
@@ -55,4 +56,5 @@ const es_rule_def es_rule_deer = {
     .begin_sample = begin_sample,
     .probe = probe,
     .needs_probes = 1,
+    .every_param = P_EVERY,
 };

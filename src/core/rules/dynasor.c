@@ -11,7 +11,8 @@
  */
 #include "rules.h"
 
-enum { P_K, P_MIN_TOKENS, P_DECIDE };
+enum { P_K, P_MIN_TOKENS, P_DECIDE, P_EVERY };
+enum { P_CONV_EVERY = 2 };
 
 typedef struct streak_state {
     es_streak streak;
@@ -23,11 +24,13 @@ static const es_param_def dynasor_params[] = {
     {"min_tokens", ES_PARAM_COUNT, 0, 0, 4e9, NULL, 0, 0, "ignore probes before this many tokens"},
     {"decide", ES_PARAM_CHOICE, 0, 0, 0, "after-chunk|at-probe", 0, 0,
      "read a probe after the next chunk (cot.py) or at once"},
+    ES_PARAM_EVERY,
 };
 
 static const es_param_def convergence_params[] = {
     {"m", ES_PARAM_COUNT, 2, 1, 1e6, NULL, 0, 0, "repeats of the probed answer"},
     {"min_tokens", ES_PARAM_COUNT, 0, 0, 4e9, NULL, 0, 0, "ignore probes before this many tokens"},
+    ES_PARAM_EVERY,
 };
 
 static int configure_dynasor(void *st, const double *param, es_rule_msg *msg)
@@ -70,7 +73,7 @@ const es_rule_def es_rule_dynasor = {
     .name = "dynasor",
     .level = ES_LEVEL_WITHIN,
     .params = dynasor_params,
-    .n_params = 3,
+    .n_params = 4,
     .min_param = -1,
     .max_param = -1,
     .state_size = sizeof(streak_state),
@@ -80,13 +83,14 @@ const es_rule_def es_rule_dynasor = {
     .probe = probe,
     .needs_probes = 1,
     .probe_lag = probe_lag,
+    .every_param = P_EVERY,
 };
 
 const es_rule_def es_rule_convergence = {
     .name = "convergence",
     .level = ES_LEVEL_WITHIN,
     .params = convergence_params,
-    .n_params = 2,
+    .n_params = 3,
     .min_param = -1,
     .max_param = -1,
     .state_size = sizeof(streak_state),
@@ -95,4 +99,5 @@ const es_rule_def es_rule_convergence = {
     .begin_sample = begin_sample,
     .probe = probe,
     .needs_probes = 1,
+    .every_param = P_CONV_EVERY,
 };

@@ -10,6 +10,12 @@
 #define ES_PARAM_MAX \
     {"max", ES_PARAM_COUNT, 0, 0, 1e9, "all", 0, 0, "samples at most (all = no cap)"}
 
+/* A within rule's probe spacing: read every m-th probe point the driver
+ * offers (replay: every m-th recorded probe; live: probes m times sparser).
+ * Probes cost tokens; on short chains fewer of them are worth more. */
+#define ES_PARAM_EVERY \
+    {"every", ES_PARAM_COUNT, 1, 1, 1e6, NULL, 0, 2, "read every m-th probe point (1 = all)"}
+
 /* A tally made ready for a question with ids < max_answers (per item and
  * order in a replay: inline, and it allocates only to grow). */
 static inline int es_rule_tally_begin(es_tally *t, uint32_t max_answers)
