@@ -215,6 +215,7 @@ static void test_param_table(void **state)
         {"dynasor", "k", 2, 1, 1e6, 1, NULL},
         {"dynasor", "min_tokens", 0, 0, 4e9, 1, NULL},
         {"dynasor", "decide", 1, 0, 0, 1, "after-chunk|at-probe"},
+        {"dynasor", "every", 1, 1, 1e6, 1, NULL},
         {"ac-beta", "threshold", 0.9, 0, 1, 0, NULL},
         {"ac-beta", "min", 1, 1, 1e9, 1, NULL},
         {"ac-beta", "max", 30, 0, 1e9, 1, NULL},
