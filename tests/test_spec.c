@@ -250,7 +250,7 @@ static void test_param_table(void **state)
     es_policy_free(p);
     /* the implicit `full` behind a lone within rule is not a named rule: no parameters */
     p = es_test_policy("deer");
-    assert_int_equal(es_policy_n_params(p), 2);
+    assert_int_equal(es_policy_n_params(p), 3); /* threshold, min_tokens, every */
     double x;
     assert_int_not_equal(es_policy_get_param(p, "max", &x, NULL), ES_OK);
     es_policy_free(p);
