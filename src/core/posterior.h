@@ -12,7 +12,7 @@ double es_beta_lead_prob(uint32_t a, uint32_t b);
 /* Probability under a Dirichlet(counts + 1) posterior that answer 0 has the
  * largest share, counts[0] being the leader.  Exact reduction to one
  * dimension via the Gamma representation p_i = G_i / sum G, so P = int
- * f_0(x) prod_j F_j(x) dx, integrated by composite Simpson.  n = 2 equals
+ * f_0(x) prod_j F_j(x) dx, integrated by Gauss-Legendre (posterior.c).  n = 2 equals
  * es_beta_lead_prob. */
 double es_dirichlet_lead_prob(const uint32_t *counts, uint32_t n);
 

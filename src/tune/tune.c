@@ -240,7 +240,15 @@ static int family_front(es_tune *t, size_t f, const tn_set *opt, es_tune_point *
                 if (!p || !o) rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
                 else *cap = nc2;
             }
-            if (!rc) rc = make_point(opt, &fr->cfg[c], cand[i].value, &cand[i].sum, &(*pts)[*n], err);
+            if (!rc) {
+                rc = make_point(opt, &fr->cfg[c], cand[i].value, &cand[i].sum, &(*pts)[*n], err);
+                if (rc == ES_EINVAL) {
+                    /* a breakpoint outside the parameter's range (a lead of 0
+                     * for margin's m >= 1): no policy stands there */
+                    rc = ES_OK;
+                    continue;
+                }
+            }
             if (!rc) (*org)[(*n)++] = (tn_origin){f, c, cand[i].value};
         }
         free(cand);
