@@ -219,6 +219,7 @@ static void test_param_table(void **state)
         {"ac-beta", "threshold", 0.9, 0, 1, 0, NULL},
         {"ac-beta", "min", 1, 1, 1e9, 1, NULL},
         {"ac-beta", "max", 30, 0, 1e9, 1, NULL},
+        {"ac-beta", "clinch", 0, 0, 0, 1, "off|on"},
     };
     uint32_t n = es_policy_n_params(p);
     assert_int_equal(n, sizeof want / sizeof want[0]);

@@ -31,6 +31,7 @@ static void cache(es_policy *p)
     p->ast = a->st;
     p->min = p->ad->min_param >= 0 ? (uint32_t)a->conf.param[p->ad->min_param] : 0;
     p->max = p->ad->max_param >= 0 ? (uint32_t)a->conf.param[p->ad->max_param] : 0;
+    p->clinch = p->ad->clinch_param > 0 && p->ad->tally && a->conf.param[p->ad->clinch_param] != 0;
     es_policy_info *in = &p->info;
     in->has_within = w != NULL;
     in->needs_probes = w && p->wd->needs_probes;

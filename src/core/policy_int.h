@@ -31,6 +31,7 @@ struct es_policy {
     const es_rule_def *wd, *ad;
     void *wst, *ast;
     uint32_t min, max;          /* the across rule's caps, 0 = none */
+    int clinch;                 /* the across rule's clinch=on (it answers its tally's leader) */
     es_policy_info info;
     uint32_t generation;        /* bumped when a parameter moves: drivers re-read info */
     int observe;                /* es_policy_observe: only the cap stops */
@@ -51,6 +52,12 @@ static inline int es_policy_end_sample_inline(es_policy *p, int32_t answer, uint
     es_sample_event ev = {answer, tokens, confidence, n, n >= p->min, p->cap && n >= p->cap};
     int rc = p->ad->end_sample(p->ast, &ev, &p->msg);
     if (rc < 0) return rc;
+    if (p->clinch && p->cap && !ev.last) {
+        /* the leader cannot be caught in the samples left: the full run's
+         * answer is settled (strictly: a tie could go either way) */
+        const es_tally *t = p->ad->tally(p->ast);
+        if (t->top1 > t->top2 + (p->cap - n)) ev.last = 1;
+    }
     if (p->observe) {
         p->may_stop = ev.may_stop;
         return ev.last ? ES_STOP : ES_CONTINUE;

@@ -86,6 +86,8 @@ typedef struct es_rule_def {
     const es_param_def *params;
     uint32_t n_params;
     int min_param, max_param;            /* index of the across sample caps, -1 if none */
+    int clinch_param;                    /* index of `clinch` (0: none), with tally below */
+    const es_tally *(*tally)(const void *st); /* the vote whose leader the rule answers */
     size_t state_size;                   /* bytes of per-policy state, zeroed before configure */
     const char *doc;                     /* one line: what the rule does and where it comes from */
 

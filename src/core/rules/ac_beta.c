@@ -11,7 +11,7 @@
 #include "posterior.h"
 #include "rules.h"
 
-enum { P_THRESHOLD, P_MIN, P_MAX };
+enum { P_THRESHOLD, P_MIN, P_MAX, P_CLINCH };
 
 enum { LEAD_CACHE = 64 };
 
@@ -53,6 +53,7 @@ static const es_param_def params[] = {
     {"threshold", ES_PARAM_REAL, 0.95, 0, 1, NULL, 0, 0, "stop once P(p1 > p2) reaches it"},
     {"min", ES_PARAM_COUNT, 1, 1, 1e9, NULL, 0, 0, "samples at least"},
     ES_PARAM_MAX,
+    ES_PARAM_CLINCH,
 };
 
 static int configure(void *st, const double *param, es_rule_msg *msg)
@@ -97,13 +98,17 @@ static int boundary(const void *st, double *b)
     return ES_BOUND_UPPER;
 }
 
+static const es_tally *tally(const void *st) { return &((const beta_state *)st)->t; }
+
 const es_rule_def es_rule_ac_beta = {
     .name = "ac-beta",
     .level = ES_LEVEL_ACROSS,
     .params = params,
-    .n_params = 3,
+    .n_params = 4,
     .min_param = P_MIN,
     .max_param = P_MAX,
+    .clinch_param = P_CLINCH,
+    .tally = tally,
     .state_size = sizeof(beta_state),
     .doc = "Adaptive-Consistency, Beta criterion",
     .configure = configure,

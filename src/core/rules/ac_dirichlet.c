@@ -11,7 +11,7 @@
 #include "posterior.h"
 #include "rules.h"
 
-enum { P_THRESHOLD, P_TOP_K, P_MIN, P_MAX };
+enum { P_THRESHOLD, P_TOP_K, P_MIN, P_MAX, P_CLINCH };
 
 /* The integral costs ~16 us and the same few count vectors come back again
  * and again (every order of every item passes through (2, 1, 1), ...): a
@@ -55,6 +55,7 @@ static const es_param_def params[] = {
     {"top_k", ES_PARAM_COUNT, 5, 2, 64, NULL, 0, 0, "answers kept in the posterior"},
     {"min", ES_PARAM_COUNT, 1, 1, 1e9, NULL, 0, 0, "samples at least"},
     ES_PARAM_MAX,
+    ES_PARAM_CLINCH,
 };
 
 static int configure(void *st, const double *param, es_rule_msg *msg)
@@ -127,13 +128,17 @@ static int boundary(const void *st, double *b)
     return ES_BOUND_UPPER;
 }
 
+static const es_tally *tally(const void *st) { return &((const dirichlet_state *)st)->t; }
+
 const es_rule_def es_rule_ac_dirichlet = {
     .name = "ac-dirichlet",
     .level = ES_LEVEL_ACROSS,
     .params = params,
-    .n_params = 4,
+    .n_params = 5,
     .min_param = P_MIN,
     .max_param = P_MAX,
+    .clinch_param = P_CLINCH,
+    .tally = tally,
     .state_size = sizeof(dirichlet_state),
     .doc = "Adaptive-Consistency, Dirichlet criterion",
     .configure = configure,

@@ -9,7 +9,7 @@
 
 #include "rules.h"
 
-enum { P_SAMPLES, P_TOKENS, P_EVERY };
+enum { P_SAMPLES, P_TOKENS, P_EVERY, P_CLINCH };
 
 typedef struct budget_state {
     es_tally t;
@@ -20,6 +20,7 @@ static const es_param_def params[] = {
     {"samples", ES_PARAM_COUNT, 0, 0, 1e9, NULL, 0, 1, "samples per question"},
     {"tokens", ES_PARAM_COUNT, 0, 0, 4e9, NULL, 0, 1, "tokens per sample"},
     ES_PARAM_EVERY,
+    ES_PARAM_CLINCH,
 };
 
 static unsigned levels(const double *param)
@@ -71,13 +72,17 @@ static int probe(void *st, const es_probe_event *ev, es_rule_msg *msg)
 
 static uint32_t token_limit(const void *st) { return ((const budget_state *)st)->tokens; }
 
+static const es_tally *tally(const void *st) { return &((const budget_state *)st)->t; }
+
 const es_rule_def es_rule_budget = {
     .name = "budget",
     .level = ES_LEVEL_BOTH,
     .params = params,
-    .n_params = 3,
+    .n_params = 4,
     .min_param = -1,
     .max_param = P_SAMPLES,
+    .clinch_param = P_CLINCH,
+    .tally = tally,
     .state_size = sizeof(budget_state),
     .doc = "plain caps, samples=N and/or tokens=T (s1 budget forcing)",
     .levels = levels,

@@ -9,7 +9,7 @@
 #include "posterior.h"
 #include "rules.h"
 
-enum { P_THRESHOLD, P_MIN, P_MAX };
+enum { P_THRESHOLD, P_MIN, P_MAX, P_CLINCH };
 
 typedef struct entropy_state {
     es_tally t;
@@ -21,6 +21,7 @@ static const es_param_def params[] = {
     {"threshold", ES_PARAM_REAL, 0.75, 0, 1, NULL, 0, 0, "stop once the normalised entropy is at most this"},
     {"min", ES_PARAM_COUNT, 2, 1, 1e9, NULL, 0, 0, "samples at least"},
     ES_PARAM_MAX,
+    ES_PARAM_CLINCH,
 };
 
 static int configure(void *st, const double *param, es_rule_msg *msg)
@@ -73,13 +74,17 @@ static int boundary(const void *st, double *b)
     return ES_BOUND_LOWER;
 }
 
+static const es_tally *tally(const void *st) { return &((const entropy_state *)st)->t; }
+
 const es_rule_def es_rule_entropy = {
     .name = "entropy",
     .level = ES_LEVEL_ACROSS,
     .params = params,
-    .n_params = 3,
+    .n_params = 4,
     .min_param = P_MIN,
     .max_param = P_MAX,
+    .clinch_param = P_CLINCH,
+    .tally = tally,
     .state_size = sizeof(entropy_state),
     .doc = "stop once the vote's normalised entropy is low",
     .configure = configure,

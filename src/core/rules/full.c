@@ -4,14 +4,14 @@
  */
 #include "rules.h"
 
-enum { P_MAX };
+enum { P_MAX, P_CLINCH };
 
 typedef struct full_state {
     es_tally t;
     uint32_t max;
 } full_state;
 
-static const es_param_def params[] = {ES_PARAM_MAX};
+static const es_param_def params[] = {ES_PARAM_MAX, ES_PARAM_CLINCH};
 
 static int configure(void *st, const double *param, es_rule_msg *msg)
 {
@@ -36,13 +36,17 @@ static int32_t answer(const void *st) { return ((const full_state *)st)->t.leade
 /* every sample at once: one round (max = all) or rounds of `max` */
 static uint32_t batch(const void *st) { return ((const full_state *)st)->max; }
 
+static const es_tally *tally(const void *st) { return &((const full_state *)st)->t; }
+
 const es_rule_def es_rule_full = {
     .name = "full",
     .level = ES_LEVEL_ACROSS,
     .params = params,
-    .n_params = 1,
+    .n_params = 2,
     .min_param = -1,
     .max_param = P_MAX,
+    .clinch_param = P_CLINCH,
+    .tally = tally,
     .state_size = sizeof(full_state),
     .doc = "every sample; majority vote",
     .configure = configure,

@@ -6,7 +6,7 @@
 
 #include "rules.h"
 
-enum { P_FRACTION, P_MIN, P_MAX };
+enum { P_FRACTION, P_MIN, P_MAX, P_CLINCH };
 
 typedef struct majority_state {
     es_tally t;
@@ -17,6 +17,7 @@ static const es_param_def params[] = {
     {"fraction", ES_PARAM_REAL, 0.8, 0, 1, NULL, 0, 0, "stop once the leader holds this share"},
     {"min", ES_PARAM_COUNT, 2, 1, 1e9, NULL, 0, 0, "samples at least"},
     ES_PARAM_MAX,
+    ES_PARAM_CLINCH,
 };
 
 static int configure(void *st, const double *param, es_rule_msg *msg)
@@ -55,13 +56,17 @@ static int boundary(const void *st, double *b)
     return ES_BOUND_UPPER;
 }
 
+static const es_tally *tally(const void *st) { return &((const majority_state *)st)->t; }
+
 const es_rule_def es_rule_majority = {
     .name = "majority",
     .level = ES_LEVEL_ACROSS,
     .params = params,
-    .n_params = 3,
+    .n_params = 4,
     .min_param = P_MIN,
     .max_param = P_MAX,
+    .clinch_param = P_CLINCH,
+    .tally = tally,
     .state_size = sizeof(majority_state),
     .doc = "stop once the leader holds a share of the votes",
     .configure = configure,

@@ -9,7 +9,7 @@
  */
 #include "rules.h"
 
-enum { P_M, P_MIN, P_MAX };
+enum { P_M, P_MIN, P_MAX, P_CLINCH };
 
 typedef struct margin_state {
     es_tally t;
@@ -20,6 +20,7 @@ static const es_param_def params[] = {
     {"m", ES_PARAM_COUNT, 3, 1, 1e6, NULL, 0, 0, "votes the leader must be ahead by"},
     {"min", ES_PARAM_COUNT, 1, 1, 1e9, NULL, 0, 0, "samples at least"},
     ES_PARAM_MAX,
+    ES_PARAM_CLINCH,
 };
 
 static int configure(void *st, const double *param, es_rule_msg *msg)
@@ -51,13 +52,17 @@ static int boundary(const void *st, double *b)
     return ES_BOUND_UPPER;
 }
 
+static const es_tally *tally(const void *st) { return &((const margin_state *)st)->t; }
+
 const es_rule_def es_rule_margin = {
     .name = "margin",
     .level = ES_LEVEL_ACROSS,
     .params = params,
-    .n_params = 3,
+    .n_params = 4,
     .min_param = P_MIN,
     .max_param = P_MAX,
+    .clinch_param = P_CLINCH,
+    .tally = tally,
     .state_size = sizeof(margin_state),
     .doc = "stop once the leader is m votes ahead",
     .configure = configure,

@@ -10,6 +10,12 @@
 #define ES_PARAM_MAX \
     {"max", ES_PARAM_COUNT, 0, 0, 1e9, "all", 0, 0, "samples at most (all = no cap)"}
 
+/* Stop once the leader cannot be caught within the samples left (the cap):
+ * the answer is then the full run's, so it costs no EM against it, only
+ * tokens saved.  Off by default: the published rules do not do it. */
+#define ES_PARAM_CLINCH \
+    {"clinch", ES_PARAM_CHOICE, 0, 0, 0, "off|on", 0, 2, "also stop once the leader cannot be caught"}
+
 /* A within rule's probe spacing: read every m-th probe point the driver
  * offers (replay: every m-th recorded probe; live: probes m times sparser).
  * Probes cost tokens; on short chains fewer of them are worth more. */
