@@ -4,7 +4,9 @@
  * decision compares swept exactly (sweep.c), and up to two others on a
  * grid.  The grids are small on purpose: the exact sweep does the fine
  * work, the grid only the discrete choices (a minimum sample count, a
- * window, a k).
+ * window, a k).  Every rule that answers its vote's leader is tuned with
+ * clinch=on: stopping once the leader cannot be caught never moves the
+ * answer away from the full run's, so it only saves tokens.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,15 +24,15 @@ typedef struct family_def {
 } family_def;
 
 static const family_def families[] = {
-    {"ac-beta", "Adaptive-Consistency (Beta): threshold swept, min on a grid", "ac-beta", {"min=1|2|3|4", NULL},
+    {"ac-beta", "Adaptive-Consistency (Beta): threshold swept, min on a grid", "ac-beta:clinch=on", {"min=1|2|3|4", NULL},
      NEEDS_SAMPLES},
-    {"ac-dirichlet", "Adaptive-Consistency (Dirichlet): threshold swept, min on a grid", "ac-dirichlet",
+    {"ac-dirichlet", "Adaptive-Consistency (Dirichlet): threshold swept, min on a grid", "ac-dirichlet:clinch=on",
      {"min=1|2", NULL}, NEEDS_SAMPLES},
-    {"majority", "leader's share: fraction swept, min on a grid", "majority", {"min=1|2|3", NULL}, NEEDS_SAMPLES},
-    {"entropy", "vote entropy: threshold swept, min on a grid", "entropy", {"min=2|3", NULL}, NEEDS_SAMPLES},
-    {"margin", "leader's lead: m swept, min on a grid", "margin", {"min=1|2|3", NULL}, NEEDS_SAMPLES},
+    {"majority", "leader's share: fraction swept, min on a grid", "majority:clinch=on", {"min=1|2|3", NULL}, NEEDS_SAMPLES},
+    {"entropy", "vote entropy: threshold swept, min on a grid", "entropy:clinch=on", {"min=2|3", NULL}, NEEDS_SAMPLES},
+    {"margin", "leader's lead: m swept, min on a grid", "margin:clinch=on", {"min=1|2|3", NULL}, NEEDS_SAMPLES},
     {"esc", "ESC: window on a grid", "esc", {"window=2|3|4|5|6|8|10", NULL}, NEEDS_SAMPLES},
-    {"budget", "a sample cap on a grid", "budget:samples=1",
+    {"budget", "a sample cap on a grid", "budget:samples=1,clinch=on",
      {"samples=1|2|3|4|5|6|8|10|12|16|20|24|32|40|48|64|80|120|160", NULL}, NEEDS_SAMPLES},
     {"deer", "DEER: probe confidence threshold on a grid", "deer", {"threshold=0.5|0.7|0.8|0.9|0.95|0.99", NULL},
      NEEDS_PROBES | NEEDS_PROBE_CONF},
@@ -38,9 +40,9 @@ static const family_def families[] = {
     {"convergence", "probed answer repeats: m on a grid", "convergence", {"m=1|2|3|4", NULL}, NEEDS_PROBES},
     {"deepconf", "DeepConf online: eta and warmup on a grid", "deepconf",
      {"eta=10|90", "warmup=4|8|16"}, NEEDS_WINDOW_CONF},
-    {"dynasor+ac-beta", "Dynasor within, AC-beta across: k on a grid, threshold swept", "dynasor+ac-beta",
+    {"dynasor+ac-beta", "Dynasor within, AC-beta across: k on a grid, threshold swept", "dynasor+ac-beta:clinch=on",
      {"dynasor.k=2|3|4", NULL}, NEEDS_PROBES | NEEDS_SAMPLES},
-    {"dynasor+margin", "Dynasor within, margin across: k on a grid, m swept", "dynasor+margin",
+    {"dynasor+margin", "Dynasor within, margin across: k on a grid, m swept", "dynasor+margin:clinch=on",
      {"dynasor.k=2|3|4", NULL}, NEEDS_PROBES | NEEDS_SAMPLES},
 };
 enum { N_FAMILIES = sizeof families / sizeof families[0] };
