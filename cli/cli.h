@@ -60,6 +60,9 @@ int cli_parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 struct es_read_report;
 void cli_report_skips(const char *cmd, const char *path, const struct es_read_report *rep);
 
+/* A CSV field, always quoted (RFC 4180): canonical specs hold commas. */
+void cli_csv_field(FILE *fp, const char *v);
+
 /* Progress line on stderr ("\r<label> done/total"), only when stderr is a tty
  * or force is set; cli_progress_end ends the line. */
 void cli_progress(const char *label, size_t done, size_t total);

@@ -812,6 +812,10 @@ static int run_single(const loaded *f, int n_f, const loaded *tf, int n_tf, cons
     if (!rc && w->plot) rc = plot_marks(&r, a, a->o.seed, &err);
     if (rc) {
         int code = cli_report(&err, rc);
+        /* nothing certified: with a split, more calibration items are a flag away */
+        if (rc == ES_ENOTSUP && !a->budget && !tf && a->split < 1 && !strcmp(err.field, ""))
+            fprintf(stderr, "earlystop tune: calibration got %zu of the %zu items (--split %g); a larger --split "
+                            "gives it more\n", n_cal, total, a->split);
         abort_outputs(w, 1);
         es_tune_free(r.t);
         es_tune_data_free(cal);

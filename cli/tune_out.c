@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "svg.h"
 #include "tune_cli.h"
 
@@ -114,26 +115,15 @@ json_t *tune_fronts_json(const es_tune *t, const tune_args *a)
     return j;
 }
 
-/* A CSV field, quoted (RFC 4180): canonical specs hold commas. */
-static void csv_field(FILE *fp, const char *v)
-{
-    fputc('"', fp);
-    for (; *v; v++) {
-        if (*v == '"') fputc('"', fp);
-        fputc(*v, fp);
-    }
-    fputc('"', fp);
-}
-
 static void front_csv(FILE *fp, const es_tune *t, int f)
 {
     for (size_t i = 0; i < es_tune_front_size(t, f); i++) {
         const es_tune_point *p = es_tune_front_point(t, f, i);
-        csv_field(fp, f < 0 ? "global" : es_tune_family_name(t, (size_t)f));
+        cli_csv_field(fp, f < 0 ? "global" : es_tune_family_name(t, (size_t)f));
         fputc(',', fp);
-        csv_field(fp, p->spec);
+        cli_csv_field(fp, p->spec);
         fputc(',', fp);
-        csv_field(fp, p->family);
+        cli_csv_field(fp, p->family);
         fprintf(fp, ",%.6f,%.3f,%.6f,%.3f,%.6f,%.6f,%.6f\n", p->cost, p->tokens, p->share, p->kv, p->em, p->em_full,
                 p->loss);
     }
@@ -247,7 +237,8 @@ int tune_write_plot(FILE *fp, const tune_run *r, const tune_args *a)
     for (int i = 0; i < 2 && !rc; i++) {
         if (!r->anchor_ok[i]) continue;
         snprintf(lab, sizeof lab, "%s (default)", tune_anchor_specs[i]);
-        rc = svg_plot_point(p, lab, r->anchor[i].p.cost, 100 * r->anchor[i].p.em, i ? "#6a3d9a" : "#b15928",
+        /* colours are the families'; the reference points are black, told apart by shape */
+        rc = svg_plot_point(p, lab, r->anchor[i].p.cost, 100 * r->anchor[i].p.em, "#000000",
                             i ? SVG_TRIANGLE : SVG_SQUARE);
         if (r->anchor[i].p.cost > 0 && r->anchor[i].p.cost < lo) lo = r->anchor[i].p.cost;
     }
