@@ -191,7 +191,8 @@ static int parse_args(int argc, char **argv, tune_args *a)
         else if (!strcmp(o, "--family")) {
             i++;
             if (!known_family(v)) return unknown_family(v);
-            if (a->n_families == TUNE_MAX_FAMILIES) return cli_usage_error("tune", "at most %d --family", TUNE_MAX_FAMILIES);
+            if (a->n_families == TUNE_MAX_FAMILIES)
+                return cli_usage_error("tune", "at most %d --family", TUNE_MAX_FAMILIES);
             a->families[a->n_families++] = v;
         } else if (!strcmp(o, "--max-em-drop")) {
             i++;
@@ -782,17 +783,18 @@ static int run_single(const loaded *f, int n_f, const loaded *tf, int n_tf, cons
             printf("earlystop tune: calibration %d file%s (%zu items), test %d file%s (%zu items)\n", n_f,
                    plural((size_t)n_f), n_cal, n_tf, plural((size_t)n_tf), n_test);
         else if (test)
-            printf("earlystop tune: %d file%s, %zu items: %zu for calibration, %zu for the test (--split %g, seed %llu)\n",
-                   n_f, plural((size_t)n_f), total, n_cal, n_test, a->split, (unsigned long long)a->o.seed);
+            printf("earlystop tune: %d file%s, %zu item%s: %zu for calibration, %zu for the test (--split %g, seed %llu)\n",
+                   n_f, plural((size_t)n_f), total, plural(total), n_cal, n_test, a->split,
+                   (unsigned long long)a->o.seed);
         else
-            printf("earlystop tune: %d file%s, %zu items, all for calibration (--split 1: no test)\n", n_f,
-                   plural((size_t)n_f), total);
+            printf("earlystop tune: %d file%s, %zu item%s, all for calibration (--split 1: no test)\n", n_f,
+                   plural((size_t)n_f), total, plural(total));
         print_settings(a);
     }
     if (!cal_names || (test && n_test == 0) || n_cal == 0) {
         rc = !cal_names ? cli_report(NULL, ES_ENOMEM)
-                        : cli_usage_error("tune", "%zu items leave none for %s at --split %g", total,
-                                          n_cal ? "the test" : "calibration", a->split);
+                        : cli_usage_error("tune", "%zu item%s leave%s none for %s at --split %g", total, plural(total),
+                                          total == 1 ? "s" : "", n_cal ? "the test" : "calibration", a->split);
         es_tune_data_free(cal);
         es_tune_data_free(test);
         free(cal_names);
@@ -1061,7 +1063,8 @@ static int run_lofo(const loaded *f, int n_f, const tune_args *a, json_t *doc)
             json_t *fr = json_array();
             json_array_append_new(fr, lofo_row_json("tuned", chosen ? c.spec : "full", &se.tuned));
             for (int i = 0; i < 2; i++)
-                if (se.anchor_ok[i]) json_array_append_new(fr, lofo_row_json("anchor", se.anchor[i].p.spec, &se.anchor[i]));
+                if (se.anchor_ok[i])
+                    json_array_append_new(fr, lofo_row_json("anchor", se.anchor[i].p.spec, &se.anchor[i]));
             json_t *j = json_object();
             json_object_set_new(j, "file", json_string(f[k].path));
             json_object_set_new(j, "items", json_integer((json_int_t)n));
@@ -1149,10 +1152,8 @@ int cmd_tune(int argc, char **argv)
     abort_outputs(&w, rc != CLI_OK && rc != HELP);
     if (!rc && a.json) {
         if (json_dumpf(doc, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) ||
-            putchar('\n') == EOF) {
-            fprintf(stderr, "earlystop tune: standard output: write failed\n");
-            rc = CLI_FAIL;
-        }
+            putchar('\n') == EOF)
+            rc = CLI_FAIL; /* main says why, once, when it closes stdout */
     }
     for (int i = 0; i < n_names + a.n_test; i++) es_traceset_free(f[i].ts);
     json_decref(doc);

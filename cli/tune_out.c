@@ -235,7 +235,9 @@ int tune_write_plot(FILE *fp, const tune_run *r, const tune_args *a)
     free(y);
     char lab[160];
     for (int i = 0; i < 2 && !rc; i++) {
-        if (!r->anchor_ok[i]) continue;
+        /* on one sample per item an anchor is full itself: one marker says it */
+        const es_tune_eval *e = &r->anchor[i];
+        if (!r->anchor_ok[i] || (e->p.cost >= 1 - 1e-12 && e->p.em == r->full.p.em)) continue;
         snprintf(lab, sizeof lab, "%s (default)", tune_anchor_specs[i]);
         /* colours are the families'; the reference points are black, told apart by shape */
         rc = svg_plot_point(p, lab, r->anchor[i].p.cost, 100 * r->anchor[i].p.em, "#000000",
