@@ -457,6 +457,10 @@ static int tune_on(const es_tune_data *cal, const tune_args *a, uint64_t seed, p
     return rc;
 }
 
+/* The run failed only because no candidate passed the test (the user
+ * keeps full); a family that does not apply is an error instead. */
+static int nothing_certified(int rc, const es_error *err) { return rc == ES_ENOTSUP && !err->field[0]; }
+
 /* ------------------------------------------------------------ printing */
 
 static void print_eval_row(const char *role, const char *spec, const es_tune_eval *e, int full_row)
@@ -815,7 +819,7 @@ static int run_single(const loaded *f, int n_f, const loaded *tf, int n_tf, cons
     if (rc) {
         int code = cli_report(&err, rc);
         /* nothing certified: with a split, more calibration items are a flag away */
-        if (rc == ES_ENOTSUP && !a->budget && !tf && a->split < 1 && !strcmp(err.field, ""))
+        if (nothing_certified(rc, &err) && !a->budget && !tf && a->split < 1)
             fprintf(stderr, "earlystop tune: calibration got %zu of the %zu items (--split %g); a larger --split "
                             "gives it more\n", n_cal, total, a->split);
         abort_outputs(w, 1);
@@ -884,7 +888,7 @@ static int run_repeats(const loaded *f, int n_f, const tune_args *a, json_t *doc
             memset(&e, 0, sizeof e);
             /* no candidate certified: the user keeps full, which loses nothing */
             int chosen = trc == ES_OK && es_tune_chosen(t, &c) == ES_OK;
-            if (trc && trc != ES_ENOTSUP) rc = cli_report(&err, trc);
+            if (trc && !nothing_certified(trc, &err)) rc = cli_report(&err, trc);
             if (!rc && chosen) {
                 es_tune_opts o = a->o;
                 o.seed = seed;
@@ -1029,8 +1033,8 @@ static int run_lofo(const loaded *f, int n_f, const tune_args *a, json_t *doc)
         int chosen = trc == ES_OK && es_tune_chosen(t, &c) == ES_OK;
         const char *why = NULL;
         char whybuf[600];
-        if (trc == ES_ENOTSUP) {
-            /* no candidate certified (or no family applies): full is kept */
+        if (nothing_certified(trc, &err)) {
+            /* no candidate certified: full is kept */
             snprintf(whybuf, sizeof whybuf, "%s", err.msg);
             why = whybuf;
         } else if (trc) {
