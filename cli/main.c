@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
     {"stats", cmd_stats, "summary figures of trace files (EM, maj@k, oracles, tokens)"},
     {"eval", cmd_eval, "replay stopping policies on trace files: tokens vs EM"},
+    {"tune", cmd_tune, "tokens-vs-EM fronts of every rule; a policy with a guarantee"},
     {"import", cmd_import, "turn other JSON / JSON Lines outputs into trace format v1"},
     {"train", cmd_train, "train the built-in reasoning model"},
     {"generate", cmd_generate, "record traces with probes from the built-in model"},
