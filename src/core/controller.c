@@ -273,9 +273,12 @@ int es_controller_apply(const es_controller *c, const es_controller_ticket *t, e
 
 int es_controller_would_stop(const es_controller *c, const es_controller_ticket *t, const es_policy *p)
 {
+    (void)c;
     double b;
     int d = es_policy_boundary(p, &b);
-    return ctl_covers(d, b, t->value);
+    /* where the ticket's value stops, or the policy itself: its cap, or
+     * clinch (ES_OBSERVE_ALL draws on past it) */
+    return ctl_covers(d, b, t->value) || (p->cap && p->n_samples >= p->cap) || es_policy_clinched(p);
 }
 
 static int check_request(const es_controller *c, const es_controller_request *r, es_error *err)

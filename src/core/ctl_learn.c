@@ -181,10 +181,12 @@ static void fallback(es_controller *c)
 }
 
 /* The fallback's test: the audits' served disagreement since the last
- * restart has a lower confidence bound above eps. */
+ * restart has a lower confidence bound above eps, on two disagreements at
+ * least (one in one audit already has a 99% bound of 1%: a single event is
+ * never enough to throw away what was learnt). */
 static int fallback_due(const es_controller *c)
 {
-    if (c->kind != ES_TARGET_EM_LOSS || c->sk < 1) return 0;
+    if (c->kind != ES_TARGET_EM_LOSS || c->sk < 1.5) return 0;
     double lo, hi;
     es_binomial_interval(c->sk, c->sm, 2 * c->confidence - 1, &lo, &hi);
     return lo > c->budget;
@@ -405,8 +407,8 @@ static void move(es_controller *c, double target)
 static void settle(es_controller *c, int alarm)
 {
     if (alarm) restart(c);
-    if (fallback_due(c)) fallback(c);
-    move(c, c->kind == ES_TARGET_EM_LOSS ? law_em(c) : law_cost(c));
+    if (fallback_due(c)) fallback(c); /* at the conservative end for this request */
+    else move(c, c->kind == ES_TARGET_EM_LOSS ? law_em(c) : law_cost(c));
     c->boost = 1 + (c->boost - 1) * (1 - 4.0 / c->window);
 }
 
