@@ -62,7 +62,8 @@ typedef struct es_sim_window {
     double tokens;               /* mean per request, probes and audits included */
     double kv_peak;              /* mean per request of its peak KV bytes (an audit: the whole run's) */
     double param;                /* mean value the requests ran with */
-    double disagreement;         /* with the full run (the replay knows it for every request) */
+    double disagreement;         /* with the full run (the replay knows it for every request;
+                                    NaN where unknown) */
     double disagreement_lo, disagreement_hi; /* its 95% Clopper-Pearson interval */
     double audit_token_share;
     uint64_t audits;
@@ -108,6 +109,40 @@ typedef struct es_sim_result es_sim_result;
 ES_API int es_simulate(const es_stream *s, const es_policy *proto, es_controller *ctl, const es_controller_opts *copts,
                        const es_sim_opts *o, es_sim_result **out, es_error *err);
 ES_API void es_sim_result_free(es_sim_result *r);
+
+/* ------------------------------------------------------------ window log */
+
+/*
+ * Per-window figures of rows of requests fed side by side (the
+ * simulator's, and a live run's: `earlystop run --controller`): windows of
+ * `window` requests per segment, a row's summary with the recovery after
+ * each shift.
+ */
+typedef struct es_window_log es_window_log;
+
+/* What one request of one row cost and answered. */
+typedef struct es_request_figures {
+    int correct;
+    int disagrees;               /* with the full run: 1, 0, or -1 unknown */
+    double tokens;               /* audits included */
+    double audit_tokens;
+    double kv_bytes;             /* its peak (an audit: the whole run's) */
+    double param;
+    int audited;
+} es_request_figures;
+
+ES_API int es_window_log_new(es_target_kind kind, double budget, uint32_t window, const uint64_t *segment_requests,
+                             uint32_t n_segments, uint32_t rows, es_window_log **out);
+ES_API void es_window_log_free(es_window_log *l);
+ES_API uint32_t es_window_log_n_windows(const es_window_log *l);
+/* Request number `request` (0-based over the whole stream) of row `row`. */
+ES_API void es_window_log_add(es_window_log *l, uint32_t row, uint64_t request, const es_request_figures *f);
+/* A row's windows and summary; release with es_sim_row_release. */
+ES_API int es_window_log_row(const es_window_log *l, uint32_t row, const char *name, const char *spec, double param,
+                             es_sim_row *out);
+/* 1 when every window of the row meets the target. */
+ES_API int es_window_log_every_window(const es_window_log *l, uint32_t row);
+ES_API void es_sim_row_release(es_sim_row *row);
 
 /* Rows: 0 controller, 1 static-first, 2 static-hindsight (the static rule on
  * the whole stream's mean), 3 static-every-window (the best candidate whose

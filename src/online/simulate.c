@@ -29,17 +29,6 @@ void es_sim_opts_init(es_sim_opts *o)
     o->tune_orders = 5;
 }
 
-/* What one row adds up in one window. */
-typedef struct on_acc {
-    uint64_t n, correct, dis, audits;
-    double tokens, audit_tokens, kv, param;
-} on_acc;
-
-typedef struct on_win {
-    uint32_t segment;
-    uint64_t start, requests;
-} on_win;
-
 struct es_sim_result {
     es_sim_row *rows;
     uint32_t n_rows;
@@ -63,9 +52,7 @@ typedef struct sim {
     int32_t *ans, *rans;
     float *conf, *rconf;
     es_controller_cand *cand;
-    on_win *win;
-    uint32_t n_win;
-    on_acc *acc_ctl, *acc_static, *acc_anchor; /* [n_win], [n_cand][n_win], [n_anchors][n_win] */
+    es_window_log *log;       /* rows: the controller, every candidate, the anchors */
     uint64_t rng;
     /* labels in flight */
     struct {
@@ -99,24 +86,17 @@ static int new_run(const es_policy *proto, const char *spec, uint32_t batch, int
     return rc;
 }
 
-/* Windows of W per segment, the remainder in the last. */
+/* Rows of the window log. */
+enum { ROW_CONTROLLER = 0, ROW_STATIC = 1 };
+static uint32_t row_anchor(const sim *S, uint32_t a) { return ROW_STATIC + S->n_cand + a; }
+
 static int lay_windows(sim *S, es_error *err)
 {
-    uint32_t W = S->co->window;
-    uint64_t total = 0;
-    for (uint32_t g = 0; g < S->s->n; g++) {
-        uint64_t k = S->s->seg[g].requests / W;
-        total += k ? k : 1;
-    }
-    S->win = calloc(total, sizeof *S->win);
-    if (!S->win) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
-    uint64_t start = 0;
-    for (uint32_t g = 0; g < S->s->n; g++) {
-        uint64_t N = S->s->seg[g].requests, k = N / W ? N / W : 1;
-        for (uint64_t j = 0; j < k; j++)
-            S->win[S->n_win++] = (on_win){g, start + j * W, j + 1 < k ? W : N - j * W};
-        start += N;
-    }
+    uint64_t req[ON_MAX_SEGMENTS];
+    for (uint32_t g = 0; g < S->s->n; g++) req[g] = S->s->seg[g].requests;
+    if (es_window_log_new(S->co->target, S->co->budget, S->co->window, req, S->s->n, 1 + S->n_cand + S->n_anchors,
+                          &S->log))
+        return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     return ES_OK;
 }
 
@@ -161,12 +141,7 @@ static int sim_init(sim *S, const es_stream *s, const es_policy *proto, es_contr
     if (!rc) rc = new_run(proto, NULL, S->batch, 0, &S->run_p, &S->run_s, err);
     for (uint32_t a = 0; a < S->n_anchors && !rc; a++)
         rc = new_run(NULL, anchors[a], S->batch, 0, &S->anchor_p[a], &S->anchor_s[a], err);
-    if (rc) return rc;
-    S->acc_ctl = calloc(S->n_win, sizeof *S->acc_ctl);
-    S->acc_static = calloc((size_t)S->n_cand * S->n_win, sizeof *S->acc_static);
-    S->acc_anchor = calloc((size_t)(S->n_anchors + 1) * S->n_win, sizeof *S->acc_anchor);
-    if (!S->acc_ctl || !S->acc_static || !S->acc_anchor) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
-    return ES_OK;
+    return rc;
 }
 
 static void sim_free(sim *S)
@@ -191,10 +166,7 @@ static void sim_free(sim *S)
     }
     free(S->anchor_p);
     free(S->anchor_s);
-    free(S->win);
-    free(S->acc_ctl);
-    free(S->acc_static);
-    free(S->acc_anchor);
+    es_window_log_free(S->log);
     free(S->pending);
 }
 
@@ -242,16 +214,11 @@ static int correct_of(const es_item_view *v, int32_t a)
     return a >= 0 && (uint32_t)a < v->n_answers && v->correct[a];
 }
 
-static void add(on_acc *a, int correct, int dis, double tokens, double audit_tokens, double kv, double param, int audit)
+static void add(sim *S, uint32_t row, uint64_t r, int correct, int dis, double tokens, double audit_tokens, double kv,
+                double param, int audit)
 {
-    a->n++;
-    a->correct += (uint64_t)correct;
-    a->dis += (uint64_t)dis;
-    a->tokens += tokens;
-    a->audit_tokens += audit_tokens;
-    a->kv += kv;
-    a->param += param;
-    a->audits += (uint64_t)audit;
+    es_request_figures f = {correct, dis, tokens, audit_tokens, kv, param, audit};
+    es_window_log_add(S->log, row, r, &f);
 }
 
 static int queue_label(sim *S, uint64_t request, const es_item_view *v)
@@ -287,7 +254,7 @@ static void deliver_labels(sim *S, uint64_t now)
 }
 
 /* The controller's request, run as a live driver runs it. */
-static int run_controller(sim *S, uint64_t r, const es_item_view *v, int32_t full, uint32_t w, es_error *err)
+static int run_controller(sim *S, uint64_t r, const es_item_view *v, int32_t full, es_error *err)
 {
     es_controller_ticket t;
     es_controller_begin(S->ctl, r, &t);
@@ -309,14 +276,14 @@ static int run_controller(sim *S, uint64_t r, const es_item_view *v, int32_t ful
                             v->id, res.answer, (unsigned long long)res.tokens, es_controller_param_name(S->ctl),
                             t.value, c->answer, (unsigned long long)c->tokens);
     double kv = (double)(res.audit_kv_peak > res.kv_peak ? res.audit_kv_peak : res.kv_peak);
-    add(&S->acc_ctl[w], correct_of(v, res.answer), res.answer != full, (double)(res.tokens + res.audit_tokens),
+    add(S, ROW_CONTROLLER, r, correct_of(v, res.answer), res.answer != full, (double)(res.tokens + res.audit_tokens),
         (double)res.audit_tokens, kv * S->co->kv_bytes_per_position, t.value, t.audit);
     if (t.audit && S->o->label_delay && queue_label(S, r, v)) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     return ES_OK;
 }
 
 /* One request of the stream: every row. */
-static int one_request(sim *S, uint64_t r, uint32_t g, uint32_t w, es_error *err)
+static int one_request(sim *S, uint64_t r, uint32_t g, es_error *err)
 {
     const on_segment *seg = &S->s->seg[g];
     const es_traceset *ts = seg->sets[seg->n > 1 ? below(&S->rng, seg->n) : 0];
@@ -330,8 +297,8 @@ static int one_request(sim *S, uint64_t r, uint32_t g, uint32_t w, es_error *err
     double bpp = S->co->kv_bytes_per_position;
     for (uint32_t i = 0; i < S->n_cand; i++) {
         const es_controller_cand *c = &S->cand[i];
-        add(&S->acc_static[(size_t)i * S->n_win + w], correct_of(&v, c->answer), c->answer != full, (double)c->tokens,
-            0, (double)c->kv_peak * bpp, es_controller_candidate(S->ctl, i), 0);
+        add(S, ROW_STATIC + i, r, correct_of(&v, c->answer), c->answer != full, (double)c->tokens, 0,
+            (double)c->kv_peak * bpp, es_controller_candidate(S->ctl, i), 0);
     }
     for (uint32_t a = 0; a < S->n_anchors; a++) {
         es_outcome o;
@@ -339,11 +306,11 @@ static int one_request(sim *S, uint64_t r, uint32_t g, uint32_t w, es_error *err
         if (rc)
             return es_error_set(err, rc, "", 0, "item", "%s: %s: %s", v.id, es_policy_spec(S->anchor_p[a]),
                                 es_policy_errmsg(S->anchor_p[a]));
-        add(&S->acc_anchor[(size_t)a * S->n_win + w], o.correct, o.answer != full, (double)(o.tokens + o.probe_tokens),
-            0, (double)o.kv_peak * bpp, NAN, 0);
+        add(S, row_anchor(S, a), r, o.correct, o.answer != full, (double)(o.tokens + o.probe_tokens), 0,
+            (double)o.kv_peak * bpp, NAN, 0);
     }
     deliver_labels(S, r);
-    return run_controller(S, r, &v, full, w, err);
+    return run_controller(S, r, &v, full, err);
 }
 
 /* --------------------------------------------------------------- tuning */
@@ -402,109 +369,17 @@ uint32_t on_choose(const es_controller_opts *co, const double *cost, const doubl
 
 /* ------------------------------------------------------------ results */
 
-static int met(const es_controller_opts *co, const es_sim_window *w)
-{
-    switch (co->target) {
-    case ES_TARGET_TOKENS: return w->tokens <= co->budget;
-    case ES_TARGET_KV: return w->kv_peak <= co->budget;
-    default: return w->disagreement_lo <= co->budget;
-    }
-}
-
-/* A row's windows and summary from its accumulators. */
-static int make_row(const sim *S, const on_acc *acc, const char *name, const char *spec, double param, es_sim_row *row)
-{
-    memset(row, 0, sizeof *row);
-    snprintf(row->name, sizeof row->name, "%s", name);
-    snprintf(row->spec, sizeof row->spec, "%s", spec);
-    row->param = param;
-    row->windows = calloc(S->n_win, sizeof *row->windows);
-    if (!row->windows) return ES_ENOMEM;
-    row->n_windows = S->n_win;
-    on_acc tot = {0}, late = {0};
-    es_sim_summary *sum = &row->sum;
-    for (uint32_t i = 0; i < S->n_win; i++) {
-        const on_acc *a = &acc[i];
-        es_sim_window *w = &row->windows[i];
-        double n = a->n ? (double)a->n : 1;
-        *w = (es_sim_window){.segment = S->win[i].segment,
-                             .start = S->win[i].start,
-                             .requests = a->n,
-                             .em = a->correct / n,
-                             .tokens = a->tokens / n,
-                             .kv_peak = a->kv / n,
-                             .param = a->param / n,
-                             .disagreement = a->dis / n,
-                             .audit_token_share = a->tokens > 0 ? a->audit_tokens / a->tokens : 0,
-                             .audits = a->audits};
-        es_binomial_interval((double)a->dis, (double)a->n, 0.95, &w->disagreement_lo, &w->disagreement_hi);
-        w->target_met = met(S->co, w);
-        sum->windows_met += (uint32_t)w->target_met;
-        tot.n += a->n, tot.correct += a->correct, tot.dis += a->dis, tot.audits += a->audits;
-        tot.tokens += a->tokens, tot.audit_tokens += a->audit_tokens, tot.kv += a->kv;
-        if (i > 0 && S->win[i - 1].segment == S->win[i].segment) late.n += a->n, late.dis += a->dis;
-    }
-    double n = tot.n ? (double)tot.n : 1;
-    sum->requests = tot.n;
-    sum->audits = tot.audits;
-    sum->em = tot.correct / n;
-    sum->tokens = tot.tokens / n;
-    sum->kv_peak = tot.kv / n;
-    sum->disagreement = tot.dis / n;
-    sum->audit_token_share = tot.tokens > 0 ? tot.audit_tokens / tot.tokens : 0;
-    sum->windows = S->n_win;
-    sum->disagreement_late = late.n ? (double)late.dis / (double)late.n : NAN;
-    /* recovery after each shift */
-    for (uint32_t g = 1; g < S->s->n && sum->n_recovery < 64; g++) {
-        int64_t last_bad = -1, first = -1, end = -1;
-        for (uint32_t i = 0; i < S->n_win; i++) {
-            if (S->win[i].segment != g) continue;
-            if (first < 0) first = i;
-            end = i;
-            if (!row->windows[i].target_met) last_bad = i;
-        }
-        int64_t rec = last_bad < 0 ? 0 : last_bad == end ? -1
-                                    : (int64_t)(S->win[last_bad + 1].start - S->win[first].start);
-        sum->recovery[sum->n_recovery++] = rec;
-    }
-    return ES_OK;
-}
-
-static void total(const sim *S, const on_acc *acc, es_sim_static *out)
-{
-    on_acc t = {0};
-    for (uint32_t i = 0; i < S->n_win; i++) {
-        t.n += acc[i].n, t.correct += acc[i].correct, t.dis += acc[i].dis;
-        t.tokens += acc[i].tokens, t.kv += acc[i].kv;
-    }
-    double n = t.n ? (double)t.n : 1;
-    out->em = t.correct / n;
-    out->tokens = t.tokens / n;
-    out->kv_peak = t.kv / n;
-    out->disagreement = t.dis / n;
-}
-
 /* The best static choice whose every window meets the target: the most
  * aggressive (em-loss) or most conservative (costs) such candidate; the
  * safest end when none is. */
 static uint32_t safest(const sim *S)
 {
     int em = S->co->target == ES_TARGET_EM_LOSS;
-    uint32_t best = em ? 0 : S->n_cand - 1;
     for (uint32_t k = 0; k < S->n_cand; k++) {
-        uint32_t i = em ? S->n_cand - 1 - k : k, all = 1;
-        for (uint32_t w = 0; w < S->n_win && all; w++) {
-            const on_acc *a = &S->acc_static[(size_t)i * S->n_win + w];
-            es_sim_window x = {0};
-            double n = a->n ? (double)a->n : 1;
-            x.tokens = a->tokens / n;
-            x.kv_peak = a->kv / n;
-            es_binomial_interval((double)a->dis, (double)a->n, 0.95, &x.disagreement_lo, &x.disagreement_hi);
-            all = met(S->co, &x);
-        }
-        if (all) return i;
+        uint32_t i = em ? S->n_cand - 1 - k : k;
+        if (es_window_log_every_window(S->log, ROW_STATIC + i)) return i;
     }
-    return best;
+    return em ? 0 : S->n_cand - 1;
 }
 
 /* The spec of the policy at candidate i. */
@@ -526,30 +401,31 @@ static int results(sim *S, uint32_t first, es_sim_result **out, es_error *err)
         return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     }
     double cost[64] = {0}, dis[64] = {0};
-    for (uint32_t i = 0; i < S->n_cand; i++) {
-        R->statics[i].value = es_controller_candidate(S->ctl, i);
-        total(S, &S->acc_static[(size_t)i * S->n_win], &R->statics[i]);
+    int rc = ES_OK;
+    for (uint32_t i = 0; i < S->n_cand && !rc; i++) {
+        es_sim_row row;
+        if ((rc = es_window_log_row(S->log, ROW_STATIC + i, "static", "", NAN, &row))) break;
+        R->statics[i] = (es_sim_static){es_controller_candidate(S->ctl, i), row.sum.em, row.sum.tokens, row.sum.kv_peak,
+                                        row.sum.disagreement};
+        es_sim_row_release(&row);
         cost[i] = S->co->target == ES_TARGET_KV ? R->statics[i].kv_peak : R->statics[i].tokens;
         dis[i] = R->statics[i].disagreement;
     }
     uint32_t hind = on_choose(S->co, cost, dis, S->n_cand), safe = safest(S);
     char spec[512];
-    int rc = make_row(S, S->acc_ctl, "controller", es_policy_spec(S->settle_p), NAN, &R->rows[R->n_rows++]);
-    spec_at(S, first, spec, sizeof spec);
     if (!rc)
-        rc = make_row(S, &S->acc_static[(size_t)first * S->n_win], "static-first", spec,
-                      es_controller_candidate(S->ctl, first), &R->rows[R->n_rows++]);
-    spec_at(S, hind, spec, sizeof spec);
-    if (!rc)
-        rc = make_row(S, &S->acc_static[(size_t)hind * S->n_win], "static-hindsight", spec,
-                      es_controller_candidate(S->ctl, hind), &R->rows[R->n_rows++]);
-    spec_at(S, safe, spec, sizeof spec);
-    if (!rc)
-        rc = make_row(S, &S->acc_static[(size_t)safe * S->n_win], "static-every-window", spec,
-                      es_controller_candidate(S->ctl, safe), &R->rows[R->n_rows++]);
+        rc = es_window_log_row(S->log, ROW_CONTROLLER, "controller", es_policy_spec(S->settle_p), NAN,
+                               &R->rows[R->n_rows++]);
+    static const char *const names[] = {"static-first", "static-hindsight", "static-every-window"};
+    uint32_t pick[] = {first, hind, safe};
+    for (int k = 0; k < 3 && !rc; k++) {
+        spec_at(S, pick[k], spec, sizeof spec);
+        rc = es_window_log_row(S->log, ROW_STATIC + pick[k], names[k], spec, es_controller_candidate(S->ctl, pick[k]),
+                               &R->rows[R->n_rows++]);
+    }
     for (uint32_t a = 0; a < S->n_anchors && !rc; a++)
-        rc = make_row(S, &S->acc_anchor[(size_t)a * S->n_win], "anchor", es_policy_spec(S->anchor_p[a]), NAN,
-                      &R->rows[R->n_rows++]);
+        rc = es_window_log_row(S->log, row_anchor(S, a), "anchor", es_policy_spec(S->anchor_p[a]), NAN,
+                               &R->rows[R->n_rows++]);
     es_controller_status st;
     es_controller_get_status(S->ctl, &st);
     R->shifts = st.shifts;
@@ -574,11 +450,9 @@ int es_simulate(const es_stream *s, const es_policy *proto, es_controller *ctl, 
     uint32_t first = 0;
     if (!rc) rc = tune_first(&S, &first, err);
     uint64_t r = 0, total_req = s->total;
-    uint32_t w = 0;
     for (uint32_t g = 0; g < s->n && !rc; g++) {
         for (uint64_t j = 0; j < s->seg[g].requests && !rc; j++, r++) {
-            while (w + 1 < S.n_win && S.win[w + 1].start <= r) w++;
-            rc = one_request(&S, r, g, w, err);
+            rc = one_request(&S, r, g, err);
             if (o->progress && (r % 256 == 0 || r + 1 == total_req)) o->progress(o->progress_ctx, r + 1, total_req);
         }
     }
@@ -590,7 +464,7 @@ int es_simulate(const es_stream *s, const es_policy *proto, es_controller *ctl, 
 void es_sim_result_free(es_sim_result *r)
 {
     if (!r) return;
-    for (uint32_t i = 0; r->rows && i < r->n_rows; i++) free(r->rows[i].windows);
+    for (uint32_t i = 0; r->rows && i < r->n_rows; i++) es_sim_row_release(&r->rows[i]);
     free(r->rows);
     free(r->statics);
     free(r);
