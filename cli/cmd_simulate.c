@@ -13,7 +13,7 @@
 #include "cli.h"
 #include "earlystop_io.h"
 #include "earlystop_online.h"
-#include "sim_plot.h"
+#include "sim_out.h"
 
 enum { MAX_FILES = 64 };
 
@@ -119,34 +119,6 @@ static int sim_parse(int argc, char **argv, sim_cli *o)
     return 0;
 }
 
-/* "tokens=B" | "kv=BYTES" | "em-loss=PTS" */
-static int parse_target(const char *cmd, const char *t, es_target_kind *kind, double *budget)
-{
-    const char *eq = strchr(t, '=');
-    if (!eq) return cli_usage_error(cmd, "--target: '%s' is not tokens=B, kv=BYTES or em-loss=PTS", t);
-    size_t n = (size_t)(eq - t);
-    const char *v = eq + 1;
-    if (n == 6 && !strncmp(t, "tokens", 6)) {
-        *kind = ES_TARGET_TOKENS;
-        if (cli_parse_double(v, budget) || !(*budget > 0) || !isfinite(*budget))
-            return cli_usage_error(cmd, "--target tokens=B: '%s' is not a positive number of tokens", v);
-    } else if (n == 2 && !strncmp(t, "kv", 2)) {
-        uint64_t x;
-        *kind = ES_TARGET_KV;
-        if (cli_parse_size(v, 1, UINT64_MAX >> 1, &x))
-            return cli_usage_error(cmd, "--target kv=BYTES: '%s' is not a size >= 1 (K, M, G suffixes)", v);
-        *budget = (double)x;
-    } else if (n == 7 && !strncmp(t, "em-loss", 7)) {
-        *kind = ES_TARGET_EM_LOSS;
-        if (cli_parse_double(v, budget) || !(*budget > 0 && *budget < 100))
-            return cli_usage_error(cmd, "--target em-loss=PTS: '%s' is not points of EM in (0, 100)", v);
-        *budget /= 100;
-    } else {
-        return cli_usage_error(cmd, "--target: '%.*s' is not tokens, kv or em-loss", (int)n, t);
-    }
-    return 0;
-}
-
 /* "0.99,0.95,0.9" */
 static int parse_candidates(const char *s, double *v, uint32_t *n)
 {
@@ -229,116 +201,52 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
 
 /* ------------------------------------------------------------- printing */
 
-static const char *kind_name(es_target_kind k)
-{
-    return k == ES_TARGET_TOKENS ? "tokens" : k == ES_TARGET_KV ? "kv" : "em-loss";
-}
-
-static void json_num(const char *key, double v, int comma)
-{
-    if (isfinite(v)) printf("\"%s\":%.6g%s", key, v, comma ? "," : "");
-    else printf("\"%s\":null%s", key, comma ? "," : "");
-}
-
-static void json_window(const es_sim_window *w)
-{
-    printf("{\"segment\":%u,\"start\":%llu,\"requests\":%llu,", w->segment, (unsigned long long)w->start,
-           (unsigned long long)w->requests);
-    json_num("em", w->em, 1);
-    json_num("tokens", w->tokens, 1);
-    json_num("kv_peak", w->kv_peak, 1);
-    json_num("param", w->param, 1);
-    json_num("disagreement", w->disagreement, 1);
-    json_num("disagreement_lo", w->disagreement_lo, 1);
-    json_num("disagreement_hi", w->disagreement_hi, 1);
-    json_num("audit_token_share", w->audit_token_share, 1);
-    printf("\"audits\":%llu,\"target_met\":%s}", (unsigned long long)w->audits, w->target_met ? "true" : "false");
-}
-
-static void json_row(const es_sim_row *r)
-{
-    printf("{\"name\":\"%s\",\"policy\":\"%s\",", r->name, r->spec);
-    json_num("param", r->param, 1);
-    printf("\"windows\":[");
-    for (uint32_t i = 0; i < r->n_windows; i++) {
-        if (i) putchar(',');
-        json_window(&r->windows[i]);
-    }
-    const es_sim_summary *s = &r->sum;
-    printf("],\"summary\":{\"requests\":%llu,\"audits\":%llu,", (unsigned long long)s->requests,
-           (unsigned long long)s->audits);
-    json_num("em", s->em, 1);
-    json_num("tokens", s->tokens, 1);
-    json_num("kv_peak", s->kv_peak, 1);
-    json_num("disagreement", s->disagreement, 1);
-    json_num("disagreement_late", s->disagreement_late, 1);
-    json_num("audit_token_share", s->audit_token_share, 1);
-    printf("\"windows\":%u,\"windows_met\":%u,\"recovery_requests\":[", s->windows, s->windows_met);
-    for (uint32_t i = 0; i < s->n_recovery; i++) {
-        if (i) putchar(',');
-        if (s->recovery[i] < 0) printf("null");
-        else printf("%lld", (long long)s->recovery[i]);
-    }
-    printf("]}}");
-}
-
 static void print_json(const sim_cli *o, const es_stream *st, const es_controller *ctl, const es_controller_opts *co,
                        const es_sim_result *r)
 {
     printf("{\"stream\":[");
     for (uint32_t g = 0; g < es_stream_n_segments(st); g++)
         printf("%s{\"segment\":%u,\"sets\":\"%s\"}", g ? "," : "", g, es_stream_segment_name(st, g));
-    printf("],\"target\":{\"kind\":\"%s\",", kind_name(co->target));
-    json_num("budget", co->target == ES_TARGET_EM_LOSS ? co->budget * 100 : co->budget, 0);
+    printf("],\"target\":{\"kind\":\"%s\",", sim_kind_name(co->target));
+    sim_json_num("budget", co->target == ES_TARGET_EM_LOSS ? co->budget * 100 : co->budget, 0);
     printf("},\"window\":%ld,\"seed\":%ld,\"batch\":%ld,\"param\":\"%s\",\"candidates\":[", o->window, o->seed,
            o->batch, es_controller_param_name(ctl));
     for (uint32_t i = 0; i < es_controller_n_candidates(ctl); i++)
         printf("%s%.6g", i ? "," : "", es_controller_candidate(ctl, i));
     printf("],\"controller\":");
-    json_row(es_sim_row_get(r, 0));
+    sim_json_row(es_sim_row_get(r, 0));
     uint64_t shifts, falls;
     es_sim_controller_events(r, &shifts, &falls);
     printf(",\"shifts_detected\":%llu,\"fallbacks\":%llu,\"static_first\":", (unsigned long long)shifts,
            (unsigned long long)falls);
-    json_row(es_sim_row_get(r, 1));
+    sim_json_row(es_sim_row_get(r, 1));
     printf(",\"static_hindsight\":");
-    json_row(es_sim_row_get(r, 2));
+    sim_json_row(es_sim_row_get(r, 2));
     printf(",\"static_every_window\":");
-    json_row(es_sim_row_get(r, 3));
+    sim_json_row(es_sim_row_get(r, 3));
     printf(",\"anchors\":[");
     for (uint32_t i = 4; i < es_sim_n_rows(r); i++) {
         if (i > 4) putchar(',');
-        json_row(es_sim_row_get(r, i));
+        sim_json_row(es_sim_row_get(r, i));
     }
     printf("],\"static\":[");
     for (uint32_t i = 0; i < es_sim_n_static(r); i++) {
         const es_sim_static *s = es_sim_static_get(r, i);
         printf("%s{", i ? "," : "");
-        json_num("value", s->value, 1);
-        json_num("em", s->em, 1);
-        json_num("tokens", s->tokens, 1);
-        json_num("kv_peak", s->kv_peak, 1);
-        json_num("disagreement", s->disagreement, 0);
+        sim_json_num("value", s->value, 1);
+        sim_json_num("em", s->em, 1);
+        sim_json_num("tokens", s->tokens, 1);
+        sim_json_num("kv_peak", s->kv_peak, 1);
+        sim_json_num("disagreement", s->disagreement, 0);
         putchar('}');
     }
     const es_sim_row *c = es_sim_row_get(r, 0);
     double t = es_sim_static_tokens_at(r, c->sum.em);
     printf("],\"static_at_controller_em\":{");
-    json_num("em", c->sum.em, 1);
-    json_num("tokens", t, 1);
-    json_num("ratio", c->sum.tokens / t, 0);
+    sim_json_num("em", c->sum.em, 1);
+    sim_json_num("tokens", t, 1);
+    sim_json_num("ratio", c->sum.tokens / t, 0);
     printf("}}\n");
-}
-
-static void fmt_recovery(const es_sim_summary *s, char *buf, size_t cap)
-{
-    size_t at = 0;
-    buf[0] = '\0';
-    for (uint32_t i = 0; i < s->n_recovery && at < cap; i++) {
-        if (s->recovery[i] < 0) at += (size_t)snprintf(buf + at, cap - at, "%snever", i ? "," : "");
-        else at += (size_t)snprintf(buf + at, cap - at, "%s%lld", i ? "," : "", (long long)s->recovery[i]);
-    }
-    if (!s->n_recovery) snprintf(buf, cap, "-");
 }
 
 static void print_text(const sim_cli *o, const es_stream *st, const es_controller *ctl, const es_controller_opts *co,
@@ -346,7 +254,7 @@ static void print_text(const sim_cli *o, const es_stream *st, const es_controlle
 {
     printf("stream:");
     for (uint32_t g = 0; g < es_stream_n_segments(st); g++) printf(" %s%s", g ? "| " : "", es_stream_segment_name(st, g));
-    printf("\ntarget %s <= %g%s, window %ld, %s over %u candidates %g .. %g\n\n", kind_name(co->target),
+    printf("\ntarget %s <= %g%s, window %ld, %s over %u candidates %g .. %g\n\n", sim_kind_name(co->target),
            co->target == ES_TARGET_EM_LOSS ? co->budget * 100 : co->budget,
            co->target == ES_TARGET_EM_LOSS ? " pts" : co->target == ES_TARGET_KV ? " bytes" : "", o->window,
            es_controller_param_name(ctl), es_controller_n_candidates(ctl), es_controller_candidate(ctl, 0),
@@ -366,7 +274,7 @@ static void print_text(const sim_cli *o, const es_stream *st, const es_controlle
     for (uint32_t i = 0; i < es_sim_n_rows(r); i++) {
         const es_sim_row *w = es_sim_row_get(r, i);
         char rec[256], met[32];
-        fmt_recovery(&w->sum, rec, sizeof rec);
+        sim_fmt_recovery(&w->sum, rec, sizeof rec);
         snprintf(met, sizeof met, "%u/%u", w->sum.windows_met, w->sum.windows);
         const char *name = !strcmp(w->name, "anchor") ? w->spec : w->name;
         printf("%-18.18s %8.4g %6.3f %12.1f %12.1f %7.2f%% %7.2f%% %8s %s\n", name, w->param, w->sum.em, w->sum.tokens,
@@ -394,7 +302,7 @@ static int run(const sim_cli *o, es_error *err)
     es_target_kind kind = ES_TARGET_TOKENS;
     double budget, cand[64];
     uint32_t n_cand = 0;
-    if (parse_target("simulate", o->target, &kind, &budget)) return CLI_USAGE;
+    if (sim_parse_target("simulate", o->target, &kind, &budget)) return CLI_USAGE;
     if (o->candidates && parse_candidates(o->candidates, cand, &n_cand)) return CLI_USAGE;
     es_controller_opts_init(&co, kind, budget);
     co.window = (uint32_t)o->window;
@@ -436,7 +344,12 @@ static int run(const sim_cli *o, es_error *err)
         else print_text(o, st, ctl, &co, res);
     }
     if (!rc && plot) {
-        sim_plot_svg(es_outfile_fp(plot), res, st, &co, es_controller_param_name(ctl));
+        const es_sim_row *rows[16];
+        const char *segs[64];
+        uint32_t nr = 0;
+        for (uint32_t i = 0; i < es_sim_n_rows(res) && nr < 16; i++) rows[nr++] = es_sim_row_get(res, i);
+        for (uint32_t g = 0; g < es_stream_n_segments(st) && g < 64; g++) segs[g] = es_stream_segment_name(st, g);
+        sim_plot_rows(es_outfile_fp(plot), rows, nr, segs, es_stream_n_segments(st), &co, es_controller_param_name(ctl));
         rc = es_outfile_commit(plot, err);
         plot = NULL;
     }

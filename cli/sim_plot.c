@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sim_plot.h"
+#include "sim_out.h"
 
-enum { W = 960, H = 620, L = 90, R = 200, T = 50, PH1 = 330, GAP = 60, PH2 = 150 };
+enum { W = 1000, H = 640, L = 90, R = 240, T = 50, PH1 = 330, GAP = 60, PH2 = 150 };
 
 typedef struct axis {
     double lo, hi;
@@ -115,26 +115,28 @@ static void legend(FILE *fp, int i, const char *color, const char *dash, const c
     fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s%s%s/>\n", x,
             y - 4, x + 26, y - 4, color, dash ? " stroke-dasharray=\"" : "", dash ? dash : "", dash ? "\"" : "");
     char buf[48];
-    snprintf(buf, sizeof buf, "%.40s", label);
+    snprintf(buf, sizeof buf, "%.34s", label);
     text(fp, x + 32, y, "start", 11, "#333", buf);
 }
 
 static const char *const COLORS[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#7f7f7f", "#8c564b", "#bcbd22"};
 static const char *const DASHES[] = {NULL, "7,4", "2,3", "8,3,2,3", "4,2,1,2", "1,2", "6,2"};
 
-void sim_plot_svg(FILE *fp, const es_sim_result *r, const es_stream *s, const es_controller_opts *co,
-                  const char *param_name)
+void sim_plot_rows(FILE *fp, const es_sim_row *const *rows, uint32_t n, const char *const *segments, uint32_t n_seg,
+                   const es_controller_opts *co, const char *param_name)
 {
-    const es_sim_row *ctl = es_sim_row_get(r, 0);
-    uint64_t total = es_stream_requests(s);
+    const es_sim_row *ctl = rows[0];
+    const es_sim_window *last = &ctl->windows[ctl->n_windows - 1];
+    uint64_t total = last->start + last->requests;
     axis x = {0, (double)(total ? total : 1), 0, L, W - R};
     int em = co->target == ES_TARGET_EM_LOSS;
     /* the measure's range over every row, and the budget */
     double lo = co->budget, hi = co->budget;
-    for (uint32_t k = 0; k < es_sim_n_rows(r); k++) {
-        const es_sim_row *row = es_sim_row_get(r, k);
+    for (uint32_t k = 0; k < n; k++) {
+        const es_sim_row *row = rows[k];
         for (uint32_t i = 0; i < row->n_windows; i++) {
             double v = measure(co, &row->windows[i]);
+            if (!isfinite(v)) continue;
             if (em && k == 0) v = row->windows[i].disagreement_hi;
             if (v > hi) hi = v;
             if (v < lo && (v > 0 || em)) lo = v;
@@ -148,8 +150,8 @@ void sim_plot_svg(FILE *fp, const es_sim_result *r, const es_stream *s, const es
         y1.hi += pad;
     }
     double plo = INFINITY, phi = -INFINITY;
-    for (uint32_t k = 0; k < 4 && k < es_sim_n_rows(r); k++) {
-        const es_sim_row *row = es_sim_row_get(r, k);
+    for (uint32_t k = 0; k < n; k++) {
+        const es_sim_row *row = rows[k];
         for (uint32_t i = 0; i < row->n_windows; i++) {
             double v = row->windows[i].param;
             if (isfinite(v)) plo = fmin(plo, v), phi = fmax(phi, v);
@@ -163,7 +165,7 @@ void sim_plot_svg(FILE *fp, const es_sim_result *r, const es_stream *s, const es
                 "font-family=\"Helvetica, Arial, sans-serif\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
             W, H, W, H);
     char title[256];
-    snprintf(title, sizeof title, "earlystop simulate: %s <= %g%s, window %u", em ? "disagreement" :
+    snprintf(title, sizeof title, "online controller: %s <= %g%s, window %u", em ? "disagreement" :
              co->target == ES_TARGET_KV ? "KV bytes/request" : "tokens/request",
              em ? co->budget * 100 : co->budget, em ? " pts" : "", co->window);
     text(fp, L, 28, "start", 15, "#111", title);
@@ -180,15 +182,15 @@ void sim_plot_svg(FILE *fp, const es_sim_result *r, const es_stream *s, const es
         text(fp, px, T + PH1 + GAP + PH2 + 16, "middle", 11, "#333", buf);
         text(fp, px, T + PH1 + 16, "middle", 11, "#333", buf);
     }
-    text(fp, (L + W - R) / 2.0, H - 12, "middle", 12, "#333", "requests");
+    text(fp, (L + W - R) / 2.0, H - 8, "middle", 12, "#333", "requests");
     /* shifts */
     uint64_t at = 0;
-    for (uint32_t g = 0; g < es_stream_n_segments(s); g++) {
+    for (uint32_t g = 0; g < n_seg; g++) {
         double px = map(&x, (double)at);
         if (g)
             fprintf(fp, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#999\" stroke-dasharray=\"5,4\"/>\n",
                     px, T, px, T + PH1 + GAP + PH2);
-        snprintf(buf, sizeof buf, "%.28s", es_stream_segment_name(s, g));
+        snprintf(buf, sizeof buf, "%.28s", segments[g]);
         text(fp, px + 4, T - 6, "start", 10, "#555", buf);
         for (uint32_t i = 0; i < ctl->n_windows; i++)
             if (ctl->windows[i].segment == g) at = ctl->windows[i].start + ctl->windows[i].requests;
@@ -213,12 +215,11 @@ void sim_plot_svg(FILE *fp, const es_sim_result *r, const es_stream *s, const es
     fprintf(fp, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#d62728\" stroke-width=\"1.5\"/>\n", L, by,
             W - R, by);
     /* rows, the controller last (on top) */
-    uint32_t n = es_sim_n_rows(r);
     for (uint32_t k = n; k-- > 0;) {
-        const es_sim_row *row = es_sim_row_get(r, k);
+        const es_sim_row *row = rows[k];
         uint32_t c = k < 7 ? k : 6;
         polyline(fp, row, &x, &y1, co, 0, COLORS[c], DASHES[c], k == 0 ? 2.2 : 1.4);
-        if (k < 4) polyline(fp, row, &x, &y2, co, 1, COLORS[c], DASHES[c], k == 0 ? 2.2 : 1.4);
+        polyline(fp, row, &x, &y2, co, 1, COLORS[c], DASHES[c], k == 0 ? 2.2 : 1.4);
     }
     /* frames */
     fprintf(fp, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n", L, T, W - R - L,
@@ -227,10 +228,10 @@ void sim_plot_svg(FILE *fp, const es_sim_result *r, const es_stream *s, const es
             T + PH1 + GAP, W - R - L, PH2);
     /* legend */
     for (uint32_t k = 0; k < n; k++) {
-        const es_sim_row *row = es_sim_row_get(r, k);
+        const es_sim_row *row = rows[k];
         char lab[96];
-        if (k >= 1 && k <= 3) snprintf(lab, sizeof lab, "%s %g", row->name, row->param);
-        else snprintf(lab, sizeof lab, "%.90s", k == 0 ? "controller" : row->spec);
+        if (isfinite(row->param)) snprintf(lab, sizeof lab, "%.60s %g", row->name, row->param);
+        else snprintf(lab, sizeof lab, "%.90s", strcmp(row->name, "anchor") ? row->name : row->spec);
         uint32_t c = k < 7 ? k : 6;
         legend(fp, (int)k, COLORS[c], DASHES[c], lab);
     }

@@ -4,7 +4,9 @@
  * figures that must agree with each other; the SVG; the controller's state
  * saved and loaded back; bad input refused with exit 2 and a message that
  * names the problem, an unreadable file with exit 1; nothing written when
- * the run fails.
+ * the run fails.  And `earlystop run --controller` live on the built-in
+ * model with the task switched mid-run (skipped without data/model.bin, and
+ * under the sanitizers: a minute of generation there).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -209,6 +211,58 @@ static void test_bad_input(void **state)
     free(err);
 }
 
+/* Live: last letters, then arithmetic (harder: more samples before the
+ * vote settles).  The policy's own threshold fits the token budget on the
+ * first task and not on the second; the controller is back within it
+ * within W questions of the switch and stays there. */
+static void test_live_task_switch(void **state)
+{
+    (void)state;
+    if (!bin_present()) skip();
+#if defined(__SANITIZE_ADDRESS__)
+    print_message("live controller run: skipped under the sanitizers (slow)\n");
+    skip();
+#endif
+    if (access("data/model.bin", R_OK)) {
+        print_message("no data/model.bin: skipping\n");
+        skip();
+    }
+    char *out, *err;
+    assert_int_equal(run("run --stream last_letters:60,arithmetic:60 --policy ac-beta:clinch=on --controller "
+                         "tokens=1100 --window 20 --threads 1 --json",
+                         &out, &err),
+                     0);
+    json_error_t je;
+    json_t *d = json_loads(out, 0, &je);
+    assert_non_null(d);
+    json_t *ctl = json_object_get(json_object_get(d, "controller"), "summary"),
+           *st = json_object_get(json_object_get(d, "static"), "summary");
+    json_t *rc = json_array_get(json_object_get(ctl, "recovery_requests"), 0),
+           *rs = json_array_get(json_object_get(st, "recovery_requests"), 0);
+    print_message("live: static recovery %s, controller %s\n", json_is_null(rs) ? "never" : "some",
+                  json_is_null(rc) ? "never" : "within");
+    assert_true(json_is_integer(rc) && json_integer_value(rc) <= 20);
+    assert_true(json_is_null(rs) || json_integer_value(rs) > 0); /* the static threshold misses after the switch */
+    json_t *ws = json_object_get(json_object_get(d, "controller"), "windows");
+    assert_int_equal(json_array_size(ws), 6);
+    json_decref(d);
+    free(out);
+    free(err);
+    /* usage errors */
+    assert_int_equal(run("run --stream date:5 --policy ac-beta", &out, &err), 2);
+    assert_non_null(strstr(err, "--controller"));
+    free(out);
+    free(err);
+    assert_int_equal(run("run --task date --policy ac-beta --controller tokens=10", &out, &err), 2);
+    assert_non_null(strstr(err, "--stream"));
+    free(out);
+    free(err);
+    assert_int_equal(run("run --stream cooking:5 --policy ac-beta --controller tokens=10", &out, &err), 2);
+    assert_non_null(strstr(err, "cooking"));
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_plot_and_state),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_live_task_switch),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
