@@ -264,7 +264,7 @@ static void print_text(const sim_cli *o, const es_stream *st, const es_controlle
            "tokens/req", "kv/req", "param", "disagree", "95% interval", "audits", "met");
     for (uint32_t i = 0; i < c->n_windows; i++) {
         const es_sim_window *w = &c->windows[i];
-        printf("%4u %3u %8llu %6.3f %12.1f %12.1f %8.4g %7.2f%% [%5.2f%%, %5.2f%%] %6llu %5s\n", i, w->segment,
+        printf("%4u %3u %8llu %6.3f %12.1f %12.4g %8.4g %7.2f%% [%5.2f%%, %5.2f%%] %6llu %5s\n", i, w->segment,
                (unsigned long long)w->start, w->em, w->tokens, w->kv_peak, w->param, 100 * w->disagreement,
                100 * w->disagreement_lo, 100 * w->disagreement_hi, (unsigned long long)w->audits,
                w->target_met ? "yes" : "NO");
@@ -277,7 +277,7 @@ static void print_text(const sim_cli *o, const es_stream *st, const es_controlle
         sim_fmt_recovery(&w->sum, rec, sizeof rec);
         snprintf(met, sizeof met, "%u/%u", w->sum.windows_met, w->sum.windows);
         const char *name = !strcmp(w->name, "anchor") ? w->spec : w->name;
-        printf("%-18.18s %8.4g %6.3f %12.1f %12.1f %7.2f%% %7.2f%% %8s %s\n", name, w->param, w->sum.em, w->sum.tokens,
+        printf("%-18.18s %8.4g %6.3f %12.1f %12.4g %7.2f%% %7.2f%% %8s %s\n", name, w->param, w->sum.em, w->sum.tokens,
                w->sum.kv_peak, 100 * w->sum.disagreement, 100 * w->sum.audit_token_share, met, rec);
     }
     uint64_t shifts, falls;

@@ -198,13 +198,21 @@ static int controller_one(void *ctx, uint64_t r, es_task_kind task, long j)
     return ES_OK;
 }
 
+/* "0.25%", or "-" when not measured */
+static const char *pct(double v, char *buf, size_t cap)
+{
+    if (isfinite(v)) snprintf(buf, cap, "%.2f%%", 100 * v);
+    else snprintf(buf, cap, "-");
+    return buf;
+}
+
 static void print_row_line(const es_sim_row *w, const char *label)
 {
-    char rec[256], met[32];
+    char rec[256], met[32], dis[32];
     sim_fmt_recovery(&w->sum, rec, sizeof rec);
     snprintf(met, sizeof met, "%u/%u", w->sum.windows_met, w->sum.windows);
-    printf("%-12s %8.4g %6.3f %12.1f %12.1f %8.2f%% %7.2f%% %8s %s\n", label, w->param, w->sum.em, w->sum.tokens,
-           w->sum.kv_peak, 100 * w->sum.disagreement, 100 * w->sum.audit_token_share, met, rec);
+    printf("%-12s %8.4g %6.3f %12.1f %12.4g %9s %7.2f%% %8s %s\n", label, w->param, w->sum.em, w->sum.tokens,
+           w->sum.kv_peak, pct(w->sum.disagreement, dis, sizeof dis), 100 * w->sum.audit_token_share, met, rec);
 }
 
 static void report(const run_state *S, const es_sim_row *ctl, const es_sim_row *st, es_controller *c, const char *name)
@@ -236,8 +244,9 @@ static void report(const run_state *S, const es_sim_row *ctl, const es_sim_row *
            "tokens/req", "kv/req", "param", "disagree", "audits", "met");
     for (uint32_t i = 0; i < ctl->n_windows; i++) {
         const es_sim_window *w = &ctl->windows[i];
-        printf("%4u %3u %7llu %6.3f %12.1f %12.1f %8.4g %7.2f%% %6llu %5s\n", i, w->segment,
-               (unsigned long long)w->start, w->em, w->tokens, w->kv_peak, w->param, 100 * w->disagreement,
+        char dis[32];
+        printf("%4u %3u %7llu %6.3f %12.1f %12.4g %8.4g %8s %6llu %5s\n", i, w->segment, (unsigned long long)w->start,
+               w->em, w->tokens, w->kv_peak, w->param, pct(w->disagreement, dis, sizeof dis),
                (unsigned long long)w->audits, w->target_met ? "yes" : "NO");
     }
     printf("\n%-12s %8s %6s %12s %12s %9s %8s %8s %s\n", "row", "param", "EM", "tokens/req", "kv/req", "disagree",

@@ -142,6 +142,14 @@ void sim_plot_rows(FILE *fp, const es_sim_row *const *rows, uint32_t n, const ch
             if (v < lo && (v > 0 || em)) lo = v;
         }
     }
+    /* em-loss: up to 4x the bound (or the controller's highest), so that a
+     * static row far above does not flatten the rest; it is drawn at the
+     * top edge */
+    if (em) {
+        double top = 4 * co->budget;
+        for (uint32_t i = 0; i < ctl->n_windows; i++) top = fmax(top, 1.1 * ctl->windows[i].disagreement_hi);
+        hi = fmin(hi, top);
+    }
     axis y1 = {em ? 0 : lo, hi, !em && lo > 0 && hi / lo > 20, T + PH1, T};
     if (y1.log) y1.lo /= 1.3, y1.hi *= 1.3;
     else {
@@ -230,8 +238,9 @@ void sim_plot_rows(FILE *fp, const es_sim_row *const *rows, uint32_t n, const ch
     for (uint32_t k = 0; k < n; k++) {
         const es_sim_row *row = rows[k];
         char lab[96];
-        if (isfinite(row->param)) snprintf(lab, sizeof lab, "%.60s %g", row->name, row->param);
-        else snprintf(lab, sizeof lab, "%.90s", strcmp(row->name, "anchor") ? row->name : row->spec);
+        if (isfinite(row->param)) snprintf(lab, sizeof lab, "%.60s %.4g", row->name, row->param);
+        else if (strcmp(row->name, "anchor")) snprintf(lab, sizeof lab, "%.90s", row->name);
+        else snprintf(lab, sizeof lab, "%.*s", (int)strcspn(row->spec, ","), row->spec); /* "esc:window=5" */
         uint32_t c = k < 7 ? k : 6;
         legend(fp, (int)k, COLORS[c], DASHES[c], lab);
     }

@@ -396,6 +396,7 @@ static void move(es_controller *c, double target)
     double slow = 10.0 / c->window, fast = 1.0;
     int safe_is_up = c->kind != ES_TARGET_EM_LOSS; /* up = more aggressive */
     double lim_up = safe_is_up ? fast : slow, lim_down = safe_is_up ? slow : fast;
+    if (!isfinite(target)) return; /* estimates overflowed (a corrupt state): stay */
     double step = target - c->x;
     if (step > lim_up) step = lim_up;
     if (step < -lim_down) step = -lim_down;

@@ -114,8 +114,11 @@ int es_controller_import(es_controller *c, const char *name, const double *v, ui
             rc = es_error_set(err, ES_EINVAL, "", 0, name, "%u values, expected %u", n, f[i].n);
             break;
         }
+        /* every field but the log scale counts or sums something */
+        int signed_ok = f[i].v == &c->log_scale_d;
         for (uint32_t j = 0; j < n && !rc; j++)
-            if (!isfinite(v[j])) rc = es_error_set(err, ES_EINVAL, "", 0, name, "value %u is not a finite number", j);
+            if (!isfinite(v[j]) || fabs(v[j]) > 1e30 || (!signed_ok && v[j] < 0))
+                rc = es_error_set(err, ES_EINVAL, "", 0, name, "value %u (%g) is not a count or sum", j, v[j]);
         if (!rc && f[i].v == &c->x && (v[0] < 0 || v[0] > c->n - 1))
             rc = es_error_set(err, ES_EINVAL, "", 0, name, "position %g outside [0, %u]", v[0], c->n - 1);
         if (!rc) memcpy(f[i].v, v, n * sizeof *v);
