@@ -17,6 +17,7 @@ static const struct {
     {"train", cmd_train, "train the built-in reasoning model"},
     {"generate", cmd_generate, "record traces with probes from the built-in model"},
     {"run", cmd_run, "generate live with a stopping policy deciding in the loop"},
+    {"simulate", cmd_simulate, "the online controller on a replayed stream of requests with shifts"},
 };
 
 static void usage(FILE *fp)
