@@ -269,15 +269,23 @@ static void print_text(const sim_cli *o, const es_stream *st, const es_controlle
                100 * w->disagreement_lo, 100 * w->disagreement_hi, (unsigned long long)w->audits,
                w->target_met ? "yes" : "NO");
     }
-    printf("\n%-18s %8s %6s %12s %12s %8s %8s %8s %s\n", "row", "param", "EM", "tokens/req", "kv/req", "disagree",
-           "audits", "met", "recovery per shift");
+    /* the name column as wide as the longest name */
+    char name[256], param[32];
+    int width = 3;
+    for (uint32_t i = 0; i < es_sim_n_rows(r); i++) {
+        sim_row_name(es_sim_row_get(r, i), name, sizeof name);
+        if ((int)strlen(name) > width) width = (int)strlen(name);
+    }
+    printf("\n%-*s %8s %6s %12s %12s %8s %8s %8s %s\n", width, "row", "param", "EM", "tokens/req", "kv/req",
+           "disagree", "audits", "met", "recovery per shift");
     for (uint32_t i = 0; i < es_sim_n_rows(r); i++) {
         const es_sim_row *w = es_sim_row_get(r, i);
         char rec[256], met[32];
         sim_fmt_recovery(&w->sum, rec, sizeof rec);
         snprintf(met, sizeof met, "%u/%u", w->sum.windows_met, w->sum.windows);
-        const char *name = !strcmp(w->name, "anchor") ? w->spec : w->name;
-        printf("%-18.18s %8.4g %6.3f %12.1f %12.4g %7.2f%% %7.2f%% %8s %s\n", name, w->param, w->sum.em, w->sum.tokens,
+        sim_row_name(w, name, sizeof name);
+        sim_fmt_param(w, param, sizeof param);
+        printf("%-*s %8s %6.3f %12.1f %12.4g %7.2f%% %7.2f%% %8s %s\n", width, name, param, w->sum.em, w->sum.tokens,
                w->sum.kv_peak, 100 * w->sum.disagreement, 100 * w->sum.audit_token_share, met, rec);
     }
     uint64_t shifts, falls;

@@ -208,10 +208,11 @@ static const char *pct(double v, char *buf, size_t cap)
 
 static void print_row_line(const es_sim_row *w, const char *label)
 {
-    char rec[256], met[32], dis[32];
+    char rec[256], met[32], dis[32], param[32];
     sim_fmt_recovery(&w->sum, rec, sizeof rec);
+    sim_fmt_param(w, param, sizeof param);
     snprintf(met, sizeof met, "%u/%u", w->sum.windows_met, w->sum.windows);
-    printf("%-12s %8.4g %6.3f %12.1f %12.4g %9s %7.2f%% %8s %s\n", label, w->param, w->sum.em, w->sum.tokens,
+    printf("%-12s %8s %6.3f %12.1f %12.4g %9s %7.2f%% %8s %s\n", label, param, w->sum.em, w->sum.tokens,
            w->sum.kv_peak, pct(w->sum.disagreement, dis, sizeof dis), 100 * w->sum.audit_token_share, met, rec);
 }
 

@@ -99,3 +99,16 @@ void sim_fmt_recovery(const es_sim_summary *s, char *buf, size_t cap)
     if (!s->n_recovery) snprintf(buf, cap, "-");
 }
 
+void sim_row_name(const es_sim_row *r, char *buf, size_t cap)
+{
+    if (strcmp(r->name, "anchor")) snprintf(buf, cap, "%s", r->name);
+    else snprintf(buf, cap, "%.*s", (int)strcspn(r->spec, ","), r->spec);
+}
+
+void sim_fmt_param(const es_sim_row *r, char *buf, size_t cap)
+{
+    int moves = 0;
+    for (uint32_t i = 0; i < r->n_windows && !moves; i++) moves = isfinite(r->windows[i].param);
+    if (isfinite(r->param)) snprintf(buf, cap, "%.4g", r->param);
+    else snprintf(buf, cap, "%s", moves ? "moving" : "-");
+}

@@ -20,6 +20,12 @@ void sim_json_num(const char *key, double v, int comma);
 void sim_json_row(const es_sim_row *r);
 /* "0,200,never" */
 void sim_fmt_recovery(const es_sim_summary *s, char *buf, size_t cap);
+/* A row's name for tables and legends: its name, an anchor's its spec's
+ * first setting ("esc:window=5"; the full spec is in --json). */
+void sim_row_name(const es_sim_row *r, char *buf, size_t cap);
+/* A row's parameter: its value, "moving" where it changes per window (the
+ * controller's), "-" where the row has none (an anchor of another rule). */
+void sim_fmt_param(const es_sim_row *r, char *buf, size_t cap);
 
 /* The SVG: the target's measure and the parameter per window of rows
  * 0..n (row 0 the controller, drawn on top); segments name the shifts. */

@@ -126,7 +126,13 @@ static void test_plot_and_state(void **state)
              "--plot %s/s.svg --state-out %s/state.json",
              tmpdir, tmpdir);
     assert_int_equal(run(args, &out, &err), 0);
-    assert_non_null(strstr(out, "controller"));
+    /* the table: whole names, "moving" for the controller's parameter and
+     * "-" for an anchor of another rule */
+    assert_non_null(strstr(out, "\ncontroller  "));
+    assert_non_null(strstr(out, " moving "));
+    assert_non_null(strstr(out, "\nstatic-every-window "));
+    assert_non_null(strstr(out, "\nesc:window=5 "));
+    assert_null(strstr(out, "nan"));
     free(out);
     free(err);
     char path[600];
