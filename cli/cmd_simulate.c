@@ -357,9 +357,10 @@ static int run(const sim_cli *o, es_error *err)
         uint32_t nr = 0;
         for (uint32_t i = 0; i < es_sim_n_rows(res) && nr < 16; i++) rows[nr++] = es_sim_row_get(res, i);
         for (uint32_t g = 0; g < es_stream_n_segments(st) && g < 64; g++) segs[g] = es_stream_segment_name(st, g);
-        sim_plot_rows(es_outfile_fp(plot), rows, nr, segs, es_stream_n_segments(st), &co, es_controller_param_name(ctl));
-        rc = es_outfile_commit(plot, err);
-        plot = NULL;
+        if (sim_plot_rows(es_outfile_fp(plot), rows, nr, segs, es_stream_n_segments(st), &co,
+                          es_controller_param_name(ctl)))
+            rc = es_error_set(err, ES_EIO, es_outfile_name(plot), 0, "--plot", "write failed (or out of memory)");
+        else rc = es_outfile_commit(plot, err), plot = NULL;
     }
     es_outfile_abort(plot);
     es_sim_result_free(res);

@@ -314,9 +314,9 @@ int run_controller(const es_lm *m, const run_ctl_opts *o, es_error *err)
             const es_sim_row *rows[2] = {&ctl, &st};
             const char *names[MAX_SEG];
             for (uint32_t g = 0; g < n_seg; g++) names[g] = es_task_name(s[g].task);
-            sim_plot_rows(es_outfile_fp(plot), rows, 2, names, n_seg, &S.co, es_controller_param_name(P.ctl));
-            rc = es_outfile_commit(plot, err);
-            plot = NULL;
+            if (sim_plot_rows(es_outfile_fp(plot), rows, 2, names, n_seg, &S.co, es_controller_param_name(P.ctl)))
+                rc = es_error_set(err, ES_EIO, es_outfile_name(plot), 0, "--plot", "write failed (or out of memory)");
+            else rc = es_outfile_commit(plot, err), plot = NULL;
         }
         es_sim_row_release(&ctl);
         es_sim_row_release(&st);

@@ -1,7 +1,6 @@
 /* sim_out.h - output shared by `earlystop simulate` and `earlystop run
- * --controller` (sim_out.c), and the SVG of the windows (sim_plot.c).
- * Written for these two commands alone; `tune --plot` has its own chart
- * writer, which the lead will unify with this one. */
+ * --controller` (sim_out.c), and the SVG of the windows (sim_plot.c, drawn
+ * with svg.c like `tune --plot`). */
 #ifndef ES_SIM_OUT_H
 #define ES_SIM_OUT_H
 
@@ -28,8 +27,9 @@ void sim_row_name(const es_sim_row *r, char *buf, size_t cap);
 void sim_fmt_param(const es_sim_row *r, char *buf, size_t cap);
 
 /* The SVG: the target's measure and the parameter per window of rows
- * 0..n (row 0 the controller, drawn on top); segments name the shifts. */
-void sim_plot_rows(FILE *fp, const es_sim_row *const *rows, uint32_t n, const char *const *segments, uint32_t n_seg,
-                   const es_controller_opts *co, const char *param_name);
+ * 0..n (row 0 the controller, drawn on top); segments name the shifts.
+ * 0, or -1 when out of memory or a write failed. */
+int sim_plot_rows(FILE *fp, const es_sim_row *const *rows, uint32_t n, const char *const *segments, uint32_t n_seg,
+                  const es_controller_opts *co, const char *param_name);
 
 #endif

@@ -138,9 +138,21 @@ static void test_plot_and_state(void **state)
     char path[600];
     snprintf(path, sizeof path, "%s/s.svg", tmpdir);
     char *svg = slurp(path);
-    assert_true(!strncmp(svg, "<svg", 4));
-    assert_non_null(strstr(svg, "</svg>"));
-    assert_non_null(strstr(svg, "static-first"));
+    /* one document of two charts (two clip areas), the legend, the band of
+     * em-loss, the shift named by its segment's file */
+    assert_true(!strncmp(svg, "<?xml", 5));
+    const char *open = strstr(svg, "<svg "), *end = strstr(svg, "</svg>");
+    assert_non_null(open);
+    assert_null(strstr(open + 1, "<svg "));
+    assert_non_null(end);
+    assert_string_equal(end, "</svg>\n");
+    assert_non_null(strstr(svg, "<clipPath id=\"area\">"));
+    assert_non_null(strstr(svg, "<clipPath id=\"area1\">"));
+    assert_non_null(strstr(svg, ">static-first "));
+    assert_non_null(strstr(svg, ">budget<"));
+    assert_non_null(strstr(svg, ">controller&#39;s 95% interval<"));
+    assert_non_null(strstr(svg, ">verifycot_date_gpt35_k10<"));
+    assert_non_null(strstr(svg, "stroke-dasharray=\"5 4\""));
     free(svg);
     snprintf(path, sizeof path, "%s/state.json", tmpdir);
     char *st = slurp(path);
