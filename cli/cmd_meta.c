@@ -200,7 +200,8 @@ static void train_summary(const es_meta_prior *p, es_meta_task **tasks, const ch
         for (size_t j = 0; j < ES_META_N_DESC; j++) json_object_set_new(desc, es_meta_descriptor_name(j), num(x[j]));
         json_object_set_new(r, "descriptor", desc);
         if (!json)
-            printf("%-44.44s %6zu %6.1f %7.3f %7.3f", paths[i], es_meta_task_n_items(tasks[i]), exp(x[0]), x[1], x[2]);
+            printf("%-44.44s %6zu %6.1f %7.3f %7.3f", task_name(paths[i]), es_meta_task_n_items(tasks[i]), exp(x[0]),
+                   x[1], x[2]);
         if (!es_meta_task_applies(tasks[i])) {
             if (!json) printf("  left out: one sample per item\n");
             json_object_set_new(r, "best", json_null());
@@ -303,6 +304,31 @@ int cmd_meta_train(int argc, char **argv)
                    "points (%u orders per item):\n",
                    n, es_meta_prior_n_tasks(p), 100 * o.max_em_drop, o.shuffles);
         train_summary(p, tasks, paths, n, json, doc);
+        json_t *fits = json_array();
+        if (!json)
+            printf("learned, on each family's scale (log m; -ln(1 - threshold)): the tasks' best, its spread, the "
+                   "descriptor's error (leave one task out), the error of k items' best (k = 8, 16, 32):\n");
+        for (size_t f = 0; f < es_meta_prior_n_families(p); f++)
+            for (int l = 0; l < ES_META_N_LABELS; l++) {
+                es_meta_fit_info fi;
+                es_meta_prior_fit(p, f, (es_meta_labels)l, &fi);
+                if (!json)
+                    printf("  %-8s %-5s mean %.3f sd %.3f | descriptor %.3f | k items %.3f %.3f %.3f | default "
+                           "%g\n",
+                           es_meta_prior_family(p, f), l ? "none" : "gold", fi.mean, fi.sd, fi.resid_sd,
+                           fi.noise_sd[0], fi.noise_sd[1], fi.noise_sd[2], fi.default_value);
+                json_t *fo = json_object();
+                json_object_set_new(fo, "family", json_string(es_meta_prior_family(p, f)));
+                json_object_set_new(fo, "labels", json_string(l ? "none" : "gold"));
+                json_object_set_new(fo, "mean", num(fi.mean));
+                json_object_set_new(fo, "sd", num(fi.sd));
+                json_object_set_new(fo, "descriptor_sd", num(fi.resid_sd));
+                json_object_set_new(fo, "noise_sd_k8_16_32", json_pack("[o,o,o]", num(fi.noise_sd[0]),
+                                                                       num(fi.noise_sd[1]), num(fi.noise_sd[2])));
+                json_object_set_new(fo, "default", num(fi.default_value));
+                json_array_append_new(fits, fo);
+            }
+        json_object_set_new(doc, "fits", fits);
         if (!json)
             printf("default family: %s (its tasks' best settings cost the fewest tokens)\n",
                    es_meta_prior_family(p, es_meta_prior_default_family(p)));
@@ -551,17 +577,22 @@ static void print_choice(const es_meta_choice *c, const adapt_args *a, const es_
     printf("policy: %s\n", c->spec);
     printf("on the %zu items: EM %.3f (full %.3f), tokens %.1f%% of full's, loss %.2f pts\n", k, c->k_fig.em,
            c->k_fig.em_full, 100 * c->k_fig.share, 100 * c->k_fig.loss);
-    if (c->certified)
+    if (c->g == ES_META_FULL)
+        printf("guarantee: full draws every sample and loses nothing against itself\n");
+    else if (c->certified)
         printf("guarantee: certified by the %zu items: mean loss at most %.2f EM points with probability at least "
                "%.2f (p = %.3g), for items exchangeable with them\n",
                k, 100 * eps, 1 - delta, c->pvalue);
+    else if (c->n_certified)
+        printf("guarantee: none for this point (p = %.3g). The %zu items certify a mean loss of at most %.2f EM "
+               "points at delta %.3g for the grid from the conservative end up to %s (%zu point(s)); --guarantee "
+               "keeps that one. About %.0f items, none of them lost, would certify points as aggressive as this\n",
+               c->pvalue, k, 100 * eps, delta, c->certified_spec, c->n_certified, c->items_needed);
     else
-        printf("guarantee: none. %zu items cannot certify a mean loss of at most %.2f EM points at delta %.3g "
-               "(from the conservative end %zu grid point(s) certified, the last: %s; this point's p = %.3g); "
-               "about %.0f items, none of them lost, would. The policy is the prior's estimate, not a certified "
-               "one%s\n",
-               k, 100 * eps, delta, c->n_certified, c->certified_spec, c->pvalue, c->items_needed,
-               a->guarantee ? "" : " (--guarantee keeps only what is certified)");
+        printf("guarantee: none. %zu items cannot certify a mean loss of at most %.2f EM points at delta %.3g, not "
+               "even at the most conservative grid point (this point's p = %.3g); about %.0f items, none of them "
+               "lost, would. The policy is the prior's estimate, with no guarantee\n",
+               k, 100 * eps, delta, c->pvalue, c->items_needed);
 }
 
 /* --evaluate: the policy on FILE's other items, as tune reports a test. */

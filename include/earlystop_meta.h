@@ -157,6 +157,17 @@ ES_API uint64_t es_meta_prior_seed(const es_meta_prior *p);
 ES_API size_t es_meta_prior_grid_size(const es_meta_prior *p, size_t f);
 ES_API int es_meta_prior_spec(const es_meta_prior *p, size_t f, size_t g, char *buf, size_t cap, es_error *err);
 
+/* What was learned for family f and labels l, on the family's scale z. */
+typedef struct es_meta_fit_info {
+    double mean, sd;          /* the tasks' best z: population mean and spread */
+    double resid_sd;          /* the descriptor regression's leave-one-task-out error */
+    double lambda;            /* its ridge penalty (INFINITY: intercept only) */
+    double noise_sd[3];       /* the k items' best minus the task's, at k = 8, 16, 32 */
+    double bias[3];
+    double default_value;     /* the prior's default point */
+} es_meta_fit_info;
+ES_API int es_meta_prior_fit(const es_meta_prior *p, size_t f, es_meta_labels l, es_meta_fit_info *out);
+
 /* ---------------------------------------------------------------- adapt */
 
 typedef enum es_meta_method {

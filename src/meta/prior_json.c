@@ -387,7 +387,8 @@ int es_meta_prior_read(const char *path, es_meta_prior **out, es_error *err)
     if (!j) {
         /* jansson says "unable to open" for a missing file: an I/O error */
         int io = je.line <= 0 && strstr(je.text, "unable to open");
-        return es_error_set(err, io ? ES_EIO : ES_EPARSE, path, je.line > 0 ? je.line : 0, "", "%s", je.text);
+        return es_error_set(err, io ? ES_EIO : ES_EPARSE, path, je.line > 0 ? je.line : 0, "",
+                            io ? "%s" : "%s (a prior is one JSON object, written by `earlystop meta-train`)", je.text);
     }
     es_meta_prior *p = calloc(1, sizeof *p);
     rd r = {path, err, ""};
@@ -420,6 +421,24 @@ int es_meta_prior_spec(const es_meta_prior *p, size_t f, size_t g, char *buf, si
 {
     if (f >= p->n_fam || g >= p->fam[f].n_grid) return es_error_set(err, ES_EINVAL, "", 0, "", "no such grid point");
     return mt_spec_of(&p->fam[f], p->fam[f].grid[g], buf, cap, err);
+}
+
+int es_meta_prior_fit(const es_meta_prior *p, size_t f, es_meta_labels l, es_meta_fit_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (f >= p->n_fam || (int)l < 0 || (int)l >= ES_META_N_LABELS) return ES_EINVAL;
+    const mt_fit *fit = &p->fit[f][l];
+    out->mean = fit->mean;
+    out->sd = sqrt(fit->var);
+    out->resid_sd = sqrt(fit->resid_var);
+    out->lambda = fit->lambda;
+    for (int j = 0; j < 3; j++) {
+        double v;
+        mt_noise_at(fit, 8 << j, &out->bias[j], &v);
+        out->noise_sd[j] = sqrt(v);
+    }
+    out->default_value = p->fam[f].grid[fit->g_default];
+    return ES_OK;
 }
 
 int es_meta_prior_find_family(const es_meta_prior *p, const char *name, size_t *f, es_error *err)
