@@ -9,6 +9,7 @@
 #                   sonames), the CLI, its man page, pkg-config files
 #   make bench      build and run the benchmarks under bench/
 #   make fuzz       build the libFuzzer targets (clang) and run each briefly
+#   make prior      data/prior.json, the meta-learner's prior (minutes)
 #
 #   One line per step (CC file, AR lib, LD binary, TEST binary); V=1 prints
 #   the full command lines and every test's own output.
@@ -220,6 +221,12 @@ bench: all $(BENCH_BIN)
 
 fuzz: deps
 	@scripts/fuzz.sh
+
+# data/prior.json, the meta-learner's prior: every shared trace file plus
+# nine built-in model tasks (scripts/make-prior.sh; minutes, most generating)
+.PHONY: prior
+prior: all
+	@scripts/make-prior.sh data/prior.json
 
 clean:
 	@$(say) RM "build build-asan build-fuzz"
