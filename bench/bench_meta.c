@@ -262,7 +262,7 @@ int main(int argc, char **argv)
                 printf(" | closed\n");
             }
             double sum_share[N_COLS] = {0}, sum_dem[N_COLS] = {0}, closed[MAX_FILES], worst = INFINITY;
-            int n_rows = 0, n_closed = 0, n_worse = 0;
+            int n_rows = 0, n_closed = 0, n_worse = 0, n_below_full = 0;
             const char *worst_name = "";
             for (int j = 0; j < n_held; j++) {
                 int h = held[j];
@@ -282,6 +282,7 @@ int main(int argc, char **argv)
                 if (gap > 0.5) closed[n_closed++] = (sh[C_LTT] - sh[C_ADAPT]) / gap;
                 if (!summary && gap > 0.5) printf(" | %5.2f\n", closed[n_closed - 1]);
                 else if (!summary) printf(" |    -\n");
+                n_below_full += de[C_ADAPT] < -0.5;
                 double lag = de[C_ADAPT] - de[C_CEIL];
                 if (lag < -0.5) n_worse++;
                 if (lag < worst) worst = lag, worst_name = in[h].name;
@@ -294,8 +295,8 @@ int main(int argc, char **argv)
                 printf("%s k=%-3g", l ? "none" : "gold", ks[kk]);
                 for (int c = 0; c < N_COLS; c++)
                     if (c != C_LTT) printf(" %s %.1f/%+.2f", col_name[c], sum_share[c] / n_rows, sum_dem[c] / n_rows);
-                printf(" | closed %.2f, c-d < -0.5: %d/%d, worst %+.2f\n", median(closed, n_closed), n_worse, n_rows,
-                       worst);
+                printf(" | closed %.2f, c-d < -0.5: %d/%d, worst %+.2f, c < -0.5: %d\n", median(closed, n_closed),
+                       n_worse, n_rows, worst, n_below_full);
                 continue;
             }
             printf("%-40s %5s", "mean over tasks", "");
@@ -303,8 +304,9 @@ int main(int argc, char **argv)
                 printf(" | %6.1f %+7.2f ", n_rows ? sum_share[c] / n_rows : NAN, n_rows ? sum_dem[c] / n_rows : NAN);
             printf("\n");
             printf("(c) closes a median %.2f of the token gap between (b) and (d) over the %d tasks with a gap "
-                   "(> 0.5 pt of share); EM of (c) minus (d): worst %+.2f pts (%s), %d of %d tasks below -0.5\n\n",
-                   median(closed, n_closed), n_closed, worst, worst_name, n_worse, n_rows);
+                   "(> 0.5 pt of share); EM of (c) minus (d): worst %+.2f pts (%s), %d of %d tasks below -0.5; EM of (c) "
+                   "against full below -0.5 pts on %d tasks\n\n",
+                   median(closed, n_closed), n_closed, worst, worst_name, n_worse, n_rows, n_below_full);
             (void)fam_used;
         }
     /* unlabelled against labelled at k = 16: the tokens each saves */

@@ -7,7 +7,8 @@
 # arithmetic) x three temperatures (0.7, 1.0, 1.3), 100 questions x 16
 # samples each, a probe every 8, 16 or 32 tokens, seeds 1..9 (different
 # questions for each).  `make prior` runs it.  docs/learning.md lists the
-# task set; about 4 minutes on 2 cores, most of it generating.
+# task set; about 6 minutes on 2 busy cores, most of it generating (the
+# generated files are kept, so a second run takes seconds).
 set -eu
 out=${1:-data/prior.json}
 bin=${ES_BIN:-build/earlystop}
