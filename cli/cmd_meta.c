@@ -514,6 +514,7 @@ static json_t *choice_json(const es_meta_choice *c, const adapt_args *a, double 
     json_object_set_new(g, "max_em_drop_pts", num(100 * eps));
     json_object_set_new(g, "delta", num(delta));
     json_object_set_new(g, "pvalue", num(c->pvalue));
+    json_object_set_new(g, "certified_pvalue", num(c->pvalue_certified));
     json_object_set_new(g, "certified_points", json_integer((json_int_t)c->n_certified));
     json_object_set_new(g, "certified_spec", json_string(c->certified_spec));
     json_object_set_new(g, "items_needed", num(c->items_needed));
@@ -584,15 +585,20 @@ static void print_choice(const es_meta_choice *c, const adapt_args *a, const es_
                "%.2f (p = %.3g), for items exchangeable with them\n",
                k, 100 * eps, 1 - delta, c->pvalue);
     else if (c->n_certified)
-        printf("guarantee: none for this point (p = %.3g). The %zu items certify a mean loss of at most %.2f EM "
-               "points at delta %.3g for the grid from the conservative end up to %s (%zu point(s)); --guarantee "
-               "keeps that one. About %.0f items, none of them lost, would certify points as aggressive as this\n",
-               c->pvalue, k, 100 * eps, delta, c->certified_spec, c->n_certified, c->items_needed);
-    else
+        printf("guarantee: none for this point: it loses too much on the %zu items to be certified (p = %.3g). "
+               "They certify a mean loss of at most %.2f EM points at delta %.3g for the grid from the conservative "
+               "end up to %s (%zu point(s)); --guarantee keeps that one\n",
+               k, c->pvalue, 100 * eps, delta, c->certified_spec, c->n_certified);
+    else if ((double)k < c->items_needed)
         printf("guarantee: none. %zu items cannot certify a mean loss of at most %.2f EM points at delta %.3g, not "
                "even at the most conservative grid point (this point's p = %.3g); about %.0f items, none of them "
                "lost, would. The policy is the prior's estimate, with no guarantee\n",
                k, 100 * eps, delta, c->pvalue, c->items_needed);
+    else
+        printf("guarantee: none. Not even the most conservative grid point is certified on the %zu items at a mean "
+               "loss of at most %.2f EM points, delta %.3g: they show too many losses (this point's p = %.3g). The "
+               "policy is the prior's estimate, with no guarantee\n",
+               k, 100 * eps, delta, c->pvalue);
 }
 
 /* --evaluate: the policy on FILE's other items, as tune reports a test. */
@@ -691,30 +697,41 @@ int cmd_adapt(int argc, char **argv)
         if (trc) rc = cli_report(&err, trc);
     }
     es_meta_choice c;
+    char estimate_spec[512] = "";
     if (!rc) {
         int arc = es_meta_adapt(p, task, a.labels, a.method, f, &c, &err);
         if (arc) rc = cli_report(&err, arc);
     }
     if (!rc && a.guarantee && !c.certified) {
         if (!c.n_certified) {
-            fprintf(stderr, "earlystop adapt: --guarantee: %zu items certify no grid point of %s at a loss of at "
-                            "most %.2f EM points, delta %.3g: about %.0f items, none of them lost, would\n",
-                    K, c.family, 100 * es_meta_prior_eps(p), es_meta_prior_delta(p), c.items_needed);
+            if ((double)K < c.items_needed)
+                fprintf(stderr, "earlystop adapt: --guarantee: %zu items certify no grid point of %s at a loss of at "
+                                "most %.2f EM points, delta %.3g: about %.0f items, none of them lost, would\n",
+                        K, c.family, 100 * es_meta_prior_eps(p), es_meta_prior_delta(p), c.items_needed);
+            else
+                fprintf(stderr, "earlystop adapt: --guarantee: the %zu items certify no grid point of %s at a loss of "
+                                "at most %.2f EM points, delta %.3g: they show too many losses even at the most "
+                                "conservative point\n",
+                        K, c.family, 100 * es_meta_prior_eps(p), es_meta_prior_delta(p));
             rc = CLI_USAGE;
         } else {
             /* keep what is certified: the last point of the certified prefix */
-            if (!a.json) printf("--guarantee: the estimate %s is not certified; the most aggressive certified point "
-                                "before it is kept\n", c.spec);
+            snprintf(estimate_spec, sizeof estimate_spec, "%s", c.spec);
             snprintf(c.spec, sizeof c.spec, "%s", c.certified_spec);
             c.g = c.g_certified;
             c.certified = 1;
-            c.pvalue = NAN;
+            c.pvalue = c.pvalue_certified;
             es_meta_task_figures(task, c.f, c.g, a.labels, &c.k_fig);
         }
     }
     if (!rc) {
         doc = choice_json(&c, &a, es_meta_prior_eps(p), es_meta_prior_delta(p), K, N);
+        /* --guarantee replaced the estimate by what is certified: say which */
+        if (estimate_spec[0]) json_object_set_new(doc, "estimate_spec", json_string(estimate_spec));
         if (!a.json) print_choice(&c, &a, p, K, N);
+        if (!a.json && estimate_spec[0])
+            printf("--guarantee: the estimate %s is not certified; the most aggressive certified point before it is "
+                   "kept\n", estimate_spec);
     }
     if (!rc && a.evaluate) rc = evaluate_rest(ts, &a, items, K, c.spec, doc);
     if (!rc && of) {

@@ -201,6 +201,7 @@ typedef struct es_meta_choice {
     size_t g_certified;       /* the most aggressive certified point up to g (ES_META_FULL: none) */
     char certified_spec[512]; /* its spec ("full" when none) */
     double pvalue;            /* the choice's p-value */
+    double pvalue_certified;  /* g_certified's (NaN when none) */
     double items_needed;      /* items (none lost) that would certify eps at delta */
     es_meta_figures k_fig;    /* the choice on the k items */
 } es_meta_choice;

@@ -256,6 +256,27 @@ static void test_guarantee(void **state)
     assert_int_equal(access(pol, R_OK), 0);
     free(out);
     free(err);
+    /* at 2 points, 200 items certify part of the grid but not the estimate:
+     * --guarantee keeps the most aggressive certified point, a larger m */
+    snprintf(args, sizeof args, "meta-train '%s' '%s' '%s' --shuffles 2 --max-em-drop 2 --out '%s'", f_train[0],
+             f_train[1], f_train[2], loose);
+    assert_int_equal(run(args, &out, &err), 0);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "adapt --prior '%s' '%s' --items 200 --guarantee --json", loose, f_train[3]);
+    rc = run(args, &out, &err);
+    if (rc) fail_msg("exit %d: %s", rc, err);
+    j = parse(out, "adapt --guarantee, part of the grid certified");
+    json_t *g = json_object_get(j, "guarantee");
+    const char *spec = json_string_value(json_object_get(j, "spec"));
+    const char *est = json_string_value(json_object_get(j, "estimate_spec"));
+    if (!est) fail_msg("the estimate was certified: no partial case (%s)", out);
+    assert_string_equal(spec, json_string_value(json_object_get(g, "certified_spec")));
+    assert_true(json_number_value(json_object_get(g, "certified_pvalue")) <= 0.1);
+    assert_true(atoi(strstr(spec, "m=") + 2) > atoi(strstr(est, "m=") + 2));
+    json_decref(j);
+    free(out);
+    free(err);
 }
 
 static void write_file(const char *path, const char *content)

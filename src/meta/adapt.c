@@ -44,17 +44,20 @@ const char *es_meta_method_name(es_meta_method m)
 static double z_at(const mt_family *fam, size_t g) { return mt_to_z(fam->scale, fam->grid[g]); }
 
 /* Fixed-sequence testing of grid points 0..last on the task's items: how
- * many lead points are certified; pv[g] each tested point's p-value. */
+ * many lead points are certified; *pv_last the p-value of `last` (NaN when
+ * the sequence stopped before it), *pv_cert that of the last certified
+ * point (NaN when none). */
 static size_t certify(const es_meta_prior *p, const es_meta_task *k, size_t f, es_meta_labels l, size_t last,
-                      double *loss, double *pv_last)
+                      double *loss, double *pv_last, double *pv_cert)
 {
     size_t j = 0;
-    *pv_last = NAN;
+    *pv_last = *pv_cert = NAN;
     for (; j <= last && j < k->fam[f].n_grid; j++) {
         mt_item_losses(k, f, j, l, loss);
         double pv = es_tune_pvalue(loss, k->n, p->eps, p->delta, p->seed);
         if (j == last) *pv_last = pv;
         if (pv > p->delta) break;
+        *pv_cert = pv;
     }
     return j;
 }
@@ -117,8 +120,8 @@ int es_meta_adapt(const es_meta_prior *p, const es_meta_task *k, es_meta_labels 
         break;
     case ES_META_SCRATCH_LTT:
     default: {
-        double pv;
-        size_t c = certify(p, k, f, l, fam->n_grid - 1, loss, &pv);
+        double pv, pc;
+        size_t c = certify(p, k, f, l, fam->n_grid - 1, loss, &pv, &pc);
         g = c ? c - 1 : ES_META_FULL;
         out->z_post = g == ES_META_FULL ? NAN : z_at(fam, g);
         break;
@@ -134,8 +137,9 @@ int es_meta_adapt(const es_meta_prior *p, const es_meta_task *k, es_meta_labels 
         out->certified = 1; /* full loses nothing against itself */
         out->g_certified = ES_META_FULL;
         out->pvalue = 0;
+        out->pvalue_certified = NAN;
     } else if (!rc) {
-        out->n_certified = certify(p, k, f, l, g, loss, &out->pvalue);
+        out->n_certified = certify(p, k, f, l, g, loss, &out->pvalue, &out->pvalue_certified);
         out->certified = out->n_certified > g;
         if (isnan(out->pvalue)) {
             mt_item_losses(k, f, g, l, loss);
