@@ -291,7 +291,8 @@ static int same_fit(const mt_fit *a, const mt_fit *b)
     int ok = fabs(a->mean - b->mean) < 1e-9 && fabs(a->var - b->var) < 1e-9 &&
              fabs(a->resid_var - b->resid_var) < 1e-9 && a->n_k == b->n_k && a->g_default == b->g_default;
     for (size_t j = 0; ok && j <= ES_META_N_DESC; j++) ok = fabs(a->coef[j] - b->coef[j]) < 1e-9;
-    for (size_t j = 0; ok && j < a->n_k; j++) ok = fabs(a->noise[j] - b->noise[j]) < 1e-9 && fabs(a->bias[j] - b->bias[j]) < 1e-9;
+    for (size_t j = 0; ok && j < a->n_k; j++)
+        ok = fabs(a->noise[j] - b->noise[j]) < 1e-9 && fabs(a->bias[j] - b->bias[j]) < 1e-9;
     return ok;
 }
 
