@@ -245,8 +245,10 @@ int main(int argc, char **argv)
         free(in_k);
         es_meta_prior_free(p);
     }
-    printf("meta-train on %d tasks: %.3f s per prior (mean of %d)\n\n", n_in - 1, n_train ? t_train / n_train : 0,
-           n_train);
+    int n_apply = 0;
+    for (int i = 0; i < n_in; i++) n_apply += es_meta_task_applies(in[i].t);
+    printf("meta-train on the %d other tasks that apply: %.3f s per prior (mean of %d)\n\n", n_apply - 1,
+           n_train ? t_train / n_train : 0, n_train);
 
     static const char *const label_name[ES_META_N_LABELS] = {"labelled (gold)", "unlabelled (agreement with full)"};
     double save16[ES_META_N_LABELS][MAX_FILES];
