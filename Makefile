@@ -92,9 +92,9 @@ BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 LAYERS  := earlystop earlystop-replay earlystop-io earlystop-lm earlystop-tune
 LAYERS  += earlystop-meta
 # static archives, top layer first (the order a static link needs)
-LIBS    := $(BUILD)/libearlystop-meta.a
-LIBS    += $(BUILD)/libearlystop-tune.a $(BUILD)/libearlystop-lm.a $(BUILD)/libearlystop-io.a \
+LIBS    := $(BUILD)/libearlystop-tune.a $(BUILD)/libearlystop-lm.a $(BUILD)/libearlystop-io.a \
            $(BUILD)/libearlystop-replay.a $(BUILD)/libearlystop.a
+LIBS    := $(BUILD)/libearlystop-meta.a $(LIBS)
 SHLIBS  := $(foreach l,$(LAYERS),$(BUILD)/lib$(l).so.$(VERSION))
 HEADERS := include/earlystop.h include/earlystop_replay.h include/earlystop_io.h include/earlystop_lm.h \
            include/earlystop_tune.h
