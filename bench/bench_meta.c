@@ -259,7 +259,7 @@ int main(int argc, char **argv)
             if (!summary) {
                 printf("== %s, k = %g: held-out token share %% / EM change pts (mean of %d draws)\n", label_name[l],
                        ks[kk], draws);
-                printf("%-40s %5s", "task", "items");
+                printf("%-44s %5s", "task", "items");
                 for (int c = 0; c < N_COLS; c++) printf(" | %-15s", col_name[c]);
                 printf(" | closed\n");
             }
@@ -271,7 +271,7 @@ int main(int argc, char **argv)
                 cell_sum *r = res[h][l][kk];
                 if (r[0].n == 0) continue;
                 n_rows++;
-                if (!summary) printf("%-40.40s %5zu", in[h].name, es_meta_task_n_items(in[h].t));
+                if (!summary) printf("%-44.44s %5zu", in[h].name, es_meta_task_n_items(in[h].t));
                 double sh[N_COLS], de[N_COLS];
                 for (int c = 0; c < N_COLS; c++) {
                     sh[c] = 100 * r[c].share / r[c].n;
@@ -301,7 +301,7 @@ int main(int argc, char **argv)
                        n_worse, n_rows, worst, n_below_full);
                 continue;
             }
-            printf("%-40s %5s", "mean over tasks", "");
+            printf("%-44s %5s", "mean over tasks", "");
             for (int c = 0; c < N_COLS; c++)
                 printf(" | %6.1f %+7.2f ", n_rows ? sum_share[c] / n_rows : NAN, n_rows ? sum_dem[c] / n_rows : NAN);
             printf("\n");
