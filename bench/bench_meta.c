@@ -163,6 +163,44 @@ int main(int argc, char **argv)
            n_shared, n_extra, o.shuffles, draws, 100 * o.max_em_drop, o.delta);
     printf("replaying every task at every grid point: %.1f s\n", t_replay);
 
+    /* speed: adapt on 16 items of the file with the most samples (the
+     * items replayed on every grid point, then the estimate and the test),
+     * with a prior trained on all tasks; best of 5 */
+    {
+        int big = 0;
+        for (int i = 1; i < n_shared; i++)
+            if (es_traceset_n_samples(in[i].ts) > es_traceset_n_samples(in[big].ts)) big = i;
+        es_meta_task **all = malloc((size_t)n_in * sizeof *all);
+        for (int i = 0; i < n_in; i++) all[i] = in[i].t;
+        es_meta_prior *p;
+        es_error err = {0};
+        double t1 = es_wall_seconds();
+        if (es_meta_train(all, (size_t)n_in, &o, &p, &err)) {
+            fprintf(stderr, "bench_meta: train: %s\n", err.msg);
+            return 1;
+        }
+        double t_all = es_wall_seconds() - t1, best = 1e9;
+        uint32_t pick[16];
+        uint64_t s = 5;
+        mt_draw(&s, es_traceset_n_items(in[big].ts), 16, pick);
+        for (int r = 0; r < 5; r++) {
+            double t2 = es_wall_seconds();
+            es_meta_task *k;
+            es_meta_choice c;
+            if (es_meta_task_new(in[big].ts, in[big].name, pick, 16, p, &o, &k, &err) ||
+                es_meta_adapt(p, k, ES_META_GOLD, ES_META_ADAPT, ES_META_FULL, &c, &err))
+                return 1;
+            es_meta_task_free(k);
+            double dt = es_wall_seconds() - t2;
+            if (dt < best) best = dt;
+        }
+        printf("speed: meta-train on all %d tasks (replays done) %.3f s; adapt on 16 items of %s (%zu samples in the "
+               "file): %.1f ms best of 5 (file loading not included)\n",
+               n_in, t_all, in[big].name, es_traceset_n_samples(in[big].ts), 1000 * best);
+        es_meta_prior_free(p);
+        free(all);
+    }
+
     /* results[task][labels][k][col] */
     static cell_sum res[MAX_FILES][ES_META_N_LABELS][MAX_K][N_COLS];
     memset(res, 0, sizeof res);
