@@ -159,6 +159,38 @@ typedef struct es_tune_eval {
 ES_API int es_tune_evaluate(const es_tune_data *d, const char *spec, const es_tune_opts *o, es_tune_eval *out,
                             es_error *err);
 
+/* ------------------------------------------- per-item figures (cells.c) */
+
+/* What a policy did on one item, each a mean over the item's orders. */
+typedef struct es_tune_cell {
+    double wrong;               /* share of orders wrong where full is right */
+    double disagree;            /* share of orders answering other than full */
+    double correct;             /* share of orders answering correctly */
+    double tokens;              /* mean tokens, probe cost included */
+} es_tune_cell;
+
+/*
+ * The policy `spec` at each of `values` of the parameter its across rule
+ * compares (es_policy_sweep_param: "threshold", "m"), on every item of d, in
+ * one exact sweep: cells[v * n_items + i] for value v and item i (d's
+ * order).  A rule with nothing to sweep takes values NaN (the spec as it
+ * is).  full (may be NULL): full's cell of each item (wrong and disagree 0).
+ * Orders, seed, threads and probe cost from o (NULL = defaults).
+ */
+ES_API int es_tune_cells(const es_tune_data *d, const char *spec, const double *values, size_t n_values,
+                         const es_tune_opts *o, es_tune_cell *cells, es_tune_cell *full, es_error *err);
+
+/* A valid p-value for "the mean loss exceeds eps" from n items' losses in
+ * [0, 1] (each an item's mean over its orders): the betting test of
+ * Learn-then-Test (docs/tuning.md), the items taken in an order fixed by
+ * seed. */
+ES_API double es_tune_pvalue(const double *loss, size_t n, double eps, double delta, uint64_t seed);
+/* How many items, none of them lost, certify a mean loss of at most eps at
+ * delta by the exact binomial test: ceil(log delta / log(1 - eps)), 460 at
+ * eps = 0.005, delta = 0.1 (the betting test needs somewhat more).  NaN for
+ * eps or delta outside (0, 1). */
+ES_API double es_tune_items_needed(double eps, double delta);
+
 #ifdef __cplusplus
 }
 #endif

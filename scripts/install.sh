@@ -41,3 +41,4 @@ pc earlystop-io "earlystop io: trace files, import, policy files" "earlystop-rep
 pc earlystop-lm "earlystop built-in reasoning model" "earlystop = $version" "" "-lm -pthread"
 pc earlystop-tune "earlystop tuning: fronts, exact sweeps, Learn-then-Test" "earlystop-replay = $version" "" "-lm -pthread"
 pc earlystop-online "earlystop online: the controller in the loop of a replayed stream" "earlystop-replay = $version" "" "-lm"
+pc earlystop-meta "earlystop meta-learning: a prior over tasks, adapt from k items" "earlystop-tune = $version" "jansson" "-lm"
