@@ -35,6 +35,7 @@
 #include "earlystop_io.h"
 #include "earlystop_online.h"
 #include "refdata.h"
+#include "reftrace.h"
 #include "testutil.h"
 
 static es_controller *controller(const char *spec, es_target_kind kind, double budget, uint32_t batch)
@@ -608,23 +609,12 @@ static void test_binomial_interval(void **state)
 
 /* ------------------------------------------------------- on shared files */
 
-static es_traceset *load(const char *name)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/traces/%s.jsonl", es_ref_data_dir(), name);
-    if (access(path, R_OK)) return NULL;
-    es_traceset *ts;
-    es_error err;
-    if (es_traceset_load(path, ES_READ_NO_TEXT, &ts, NULL, &err)) fail_msg("%s: %s", path, err.msg);
-    return ts;
-}
-
 /* A stream a:N, b:N, a+c:N; the controller against the threshold tuned on
  * the first segment. */
 static void check_recovery(const char *a, const char *b, const char *c3, uint64_t N, es_target_kind kind, double budget,
                            uint32_t W)
 {
-    es_traceset *ta = load(a), *tb = load(b), *tc = load(c3);
+    es_traceset *ta = es_ref_load_trace(a), *tb = es_ref_load_trace(b), *tc = es_ref_load_trace(c3);
     if (!ta || !tb || !tc) {
         es_traceset_free(ta);
         es_traceset_free(tb);
@@ -714,7 +704,7 @@ static uint32_t multi_sample_files(es_traceset **ts, char **names, uint32_t cap)
     qsort(names, n, sizeof *names, by_name);
     uint32_t k = 0;
     for (uint32_t i = 0; i < n; i++) {
-        es_traceset *t = load(names[i]);
+        es_traceset *t = es_ref_load_trace(names[i]);
         uint32_t ms, ma;
         es_traceset_max_sizes(t, &ms, &ma);
         if (ms > 1) {

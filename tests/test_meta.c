@@ -26,6 +26,7 @@
 #include "earlystop_meta.h"
 #include "meta/meta_int.h"
 #include "refdata.h"
+#include "reftrace.h"
 
 /* Tasks of different kinds: date (several prompts, temperatures, sample
  * counts), last letters, GSM8K with 5 samples, CREPE with 3. */
@@ -41,24 +42,13 @@ static es_meta_task *task[N_TASKS];
 static es_meta_opts opts;
 static int have_data;
 
-static es_traceset *load(const char *name)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/traces/%s.jsonl", es_ref_data_dir(), name);
-    if (access(path, R_OK)) return NULL;
-    es_traceset *t;
-    es_error err = {0};
-    if (es_traceset_load(path, ES_READ_NO_TEXT, &t, NULL, &err)) fail_msg("%s: %s", path, err.msg);
-    return t;
-}
-
 static int setup(void **state)
 {
     (void)state;
     es_meta_opts_init(&opts);
     opts.shuffles = SHUFFLES;
     for (int i = 0; i < N_TASKS; i++) {
-        if (!(ts[i] = load(names[i]))) return 0;
+        if (!(ts[i] = es_ref_load_trace(names[i]))) return 0;
         es_error err = {0};
         if (es_meta_task_new(ts[i], names[i], NULL, 0, NULL, &opts, &task[i], &err)) {
             fprintf(stderr, "%s: %s\n", names[i], err.msg);
@@ -483,7 +473,7 @@ static void test_tasks_that_do_not_apply(void **state)
 {
     (void)state;
     NEED_DATA();
-    es_traceset *think = load("r1qwen32b_gsm8k_think");
+    es_traceset *think = es_ref_load_trace("r1qwen32b_gsm8k_think");
     if (!think) skip();
     es_meta_task *t;
     es_error err = {0};

@@ -18,18 +18,8 @@
 #include "earlystop_io.h"
 #include "earlystop_tune.h"
 #include "refdata.h"
+#include "reftrace.h"
 #include "tune/tune_int.h"
-
-static es_traceset *load(const char *name)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/traces/%s.jsonl", es_ref_data_dir(), name);
-    if (access(path, R_OK)) return NULL;
-    es_traceset *ts;
-    es_error err;
-    if (es_traceset_load(path, ES_READ_NO_TEXT, &ts, NULL, &err)) fail_msg("%s: %s", path, err.msg);
-    return ts;
-}
 
 /* Brute force: the policy `spec` replayed on every item of ts in orders
  * 0..R-1 as eval replays them; sums of correct answers and tokens. */
@@ -75,7 +65,7 @@ static int record(void *ctx, size_t i, const int32_t *loss, const tn_sum *sum, c
 static void test_sweep_equals_brute_force(void **state)
 {
     (void)state;
-    es_traceset *ts = load("mot_gpt35_date_cot1");
+    es_traceset *ts = es_ref_load_trace("mot_gpt35_date_cot1");
     if (!ts) {
         print_message("shared data absent: skipping\n");
         skip();
@@ -163,7 +153,7 @@ static void test_guarantee_over_splits(void **state)
     static const char *files[] = {"cotuq_llama31_8b_cot_asdiv_k5", "mot_gpt35_date_cot1_40", "esc_last_letters_gpt35_k40"};
     es_traceset *ts[3];
     for (int f = 0; f < 3; f++)
-        if (!(ts[f] = load(files[f]))) {
+        if (!(ts[f] = es_ref_load_trace(files[f]))) {
             for (int g = 0; g < f; g++) es_traceset_free(ts[g]);
             print_message("shared data absent: skipping\n");
             skip();
