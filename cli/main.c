@@ -16,6 +16,7 @@ static const struct {
     {"train", cmd_train, "train the built-in reasoning model"},
     {"generate", cmd_generate, "record traces with probes from the built-in model"},
     {"run", cmd_run, "generate live with a stopping policy deciding in the loop"},
+    {"serve", cmd_serve, "serve the built-in model with the OpenAI API"},
 };
 
 static void usage(FILE *fp)

@@ -11,6 +11,8 @@ command -v cc >/dev/null 2>&1 || need="$need build-essential"
 check jansson libjansson-dev
 check cmocka libcmocka-dev
 check libpcre2-8 libpcre2-dev
+check libmicrohttpd libmicrohttpd-dev
+check libcurl libcurl4-openssl-dev
 if [ -n "$need" ]; then
     echo "deps: installing$need" >&2
     SUDO=""
