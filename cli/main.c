@@ -17,6 +17,7 @@ static const struct {
     {"generate", cmd_generate, "record traces with probes from the built-in model"},
     {"run", cmd_run, "generate live with a stopping policy deciding in the loop"},
     {"serve", cmd_serve, "serve the built-in model with the OpenAI API"},
+    {"proxy", cmd_proxy, "stop reasoning early in front of an OpenAI-compatible engine"},
 };
 
 static void usage(FILE *fp)

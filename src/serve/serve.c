@@ -489,13 +489,16 @@ static void on_news(srv *s, sreq *r, int held)
     }
     if (r->finished) return;
     if (r->stream) {
+        /* read once: a choice finishing after this is sent next time, and
+         * [DONE] only follows every choice's final chunk */
+        int finished = all_finished(r);
         es_sv_buf out = {0};
         for (int i = 0; i < r->n_choices; i++) stream_choice(r, &r->ch[i], &out);
         if (out.n && !r->t_first) {
             r->t_first = es_sv_now();
             es_sv_hist_add(&s->h_ttft, r->t_first - r->t0);
         }
-        if (all_finished(r)) {
+        if (finished) {
             if (r->q->include_usage) {
                 json_t *u = chunk_head(r);
                 json_object_set_new(u, "choices", json_array());
@@ -507,7 +510,7 @@ static void on_news(srv *s, sreq *r, int held)
         }
         if (out.n) es_sv_stream_write(r->x, out.p, out.n);
         es_sv_buf_free(&out);
-        if (all_finished(r)) {
+        if (finished) {
             es_sv_stream_end(r->x);
             r->finished = 1;
         }
