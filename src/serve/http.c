@@ -54,6 +54,7 @@ struct es_sv_xchg {
     int gone;            /* on_gone was called */
     int refs;            /* the request, and a streamed response */
     int too_large;
+    uint64_t dropped;
     unsigned status;
     struct MHD_Response *pending;
     /* streamed response */
@@ -304,13 +305,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
     if (*upload_size) {
-        /* beyond the limit without a Content-Length (chunked): refuse now;
-         * the daemon drops the rest of the body and closes the connection */
-        if (x->phase == X_BODY && x->body.n + *upload_size > h->cfg.max_body) {
-            x->in_access = 1;
-            es_sv_reply_error(x, 413, "invalid_request_error", NULL, "request body is over the limit of %zu bytes",
-                              h->cfg.max_body);
-            x->in_access = 0;
+        /* beyond the limit without a Content-Length (chunked): the rest is
+         * read and dropped, and the 413 goes out once the body is in (a
+         * response queued mid-body is not sent before it ends); a client that
+         * keeps sending far beyond is cut off */
+        if (x->phase == X_BODY && (x->too_large || x->body.n + *upload_size > h->cfg.max_body)) {
+            if (!x->too_large) es_sv_buf_free(&x->body);
+            x->too_large = 1;
+            x->dropped += *upload_size;
+            if (x->dropped > 64 * (uint64_t)h->cfg.max_body) return MHD_NO;
         } else if (x->phase == X_BODY && es_sv_buf_add(&x->body, upload, *upload_size)) {
             return MHD_NO;
         }
@@ -326,7 +329,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         x->in_access = 0;
         return ok;
     }
-    if (x->phase == X_BODY) {
+    if (x->phase == X_BODY && x->too_large) {
+        es_sv_reply_error(x, 413, "invalid_request_error", NULL, "request body is over the limit of %zu bytes",
+                          h->cfg.max_body);
+    } else if (x->phase == X_BODY) {
         if (x->cs) x->cs->body_done = 1;
         x->phase = X_WAIT;
         h->cfg.on_request(h->cfg.ctx, x);

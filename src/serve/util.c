@@ -1,5 +1,6 @@
 /* util.c - the serve layer's small pieces: byte buffers, JSON text, the
  * clock, constant-time key checks, request ids, Prometheus text. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,8 +162,12 @@ void es_sv_metric(es_sv_buf *b, const char *name, const char *type, const char *
                   double value)
 {
     if (help) es_sv_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-    if (labels && *labels) es_sv_buf_printf(b, "%s{%s} %.17g\n", name, labels, value);
-    else es_sv_buf_printf(b, "%s %.17g\n", name, value);
+    /* counts exactly, parameters as written (0.95, not 0.94999999999999996) */
+    const char *fmt = value == floor(value) && fabs(value) < 9e15 ? "%.0f" : "%.10g";
+    char num[48];
+    snprintf(num, sizeof num, fmt, value);
+    if (labels && *labels) es_sv_buf_printf(b, "%s{%s} %s\n", name, labels, num);
+    else es_sv_buf_printf(b, "%s %s\n", name, num);
 }
 
 void es_listen_opts_init(es_listen_opts *o)
