@@ -29,6 +29,13 @@ function stopAll() {
   for (const p of children) if (p.exitCode === null) p.kill('SIGTERM');
 }
 
+// Stops every server and checks that each exited with 0 (under ASan: no leak).
+async function stopAndCheck() {
+  const codes = await Promise.all(children.map((p) => (p.exitCode !== null ? p.exitCode
+    : new Promise((resolve) => { p.on('exit', (code) => resolve(code)); p.kill('SIGTERM'); }))));
+  assert.deepEqual(codes, codes.map(() => 0), `servers exited with ${codes}`);
+}
+
 const results = [];
 async function check(name, fn) {
   try {
@@ -161,6 +168,75 @@ async function serveChecks(client) {
   });
 }
 
+async function proxyChecks(client) {
+  await check('proxy: chat, not streamed: a normal completion plus the "earlystop" object', async () => {
+    const r = await client.chat.completions.create({
+      model: 'earlystop-builtin', messages: [{ role: 'user', content: question }], seed: 42, max_tokens: 200,
+    });
+    assert.equal(r.object, 'chat.completion');
+    assert.equal(r.choices.length, 1);
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    assert.match(r.choices[0].message.content, /So the answer is /);
+    assert.equal(r.earlystop.samples, 1);
+    assert.equal(typeof r.earlystop.answer, 'string');
+    assert.ok(r.earlystop.probes >= 1);
+    assert.ok(r.usage.completion_tokens >= r.earlystop.tokens_at_stop);
+  });
+
+  await check('proxy: chat streamed: role delta first, settled text, finish_reason, usage and summary last', async () => {
+    const stream = await client.chat.completions.create({
+      model: 'earlystop-builtin', messages: [{ role: 'user', content: question }], seed: 42, max_tokens: 200,
+      stream: true, stream_options: { include_usage: true },
+    });
+    let summary = null, role = null, text = '', finish = null, usage = null;
+    for await (const chunk of stream) {
+      if (chunk.earlystop) summary = chunk.earlystop;
+      if (chunk.usage) usage = chunk.usage;
+      for (const c of chunk.choices) {
+        if (role === null) role = c.delta.role ?? '';
+        text += c.delta.content ?? '';
+        if (c.finish_reason) finish = c.finish_reason;
+      }
+    }
+    const whole = await client.chat.completions.create({
+      model: 'earlystop-builtin', messages: [{ role: 'user', content: question }], seed: 42, max_tokens: 200,
+    });
+    assert.equal(role, 'assistant');
+    assert.equal(finish, 'stop');
+    assert.equal(text, whole.choices[0].message.content);
+    assert.equal(summary.answer, whole.earlystop.answer);
+    assert.ok(usage.completion_tokens > 0);
+  });
+
+  await check('proxy: completions n=6, across-sample stop: the samples drawn and the voted answer', async () => {
+    const r = await client.completions.create({
+      model: 'earlystop-builtin', prompt, n: 6, seed: 3 << 20, max_tokens: 200,
+      earlystop: { policy: 'dynasor:k=2+ac-beta:threshold=0.8' },
+    });
+    assert.equal(r.earlystop.samples_requested, 6);
+    assert.equal(r.choices.length, r.earlystop.samples);
+    assert.ok(r.earlystop.samples >= 1 && r.earlystop.samples <= 6);
+    assert.equal(typeof r.earlystop.answer, 'string');
+    r.choices.forEach((c, i) => assert.equal(c.index, i));
+  });
+
+  await check('proxy: completions n=3 streamed under esc: every choice ends, summary in the usage chunk', async () => {
+    const stream = await client.completions.create({
+      model: 'earlystop-builtin', prompt, n: 3, seed: 77, max_tokens: 150, stream: true,
+      stream_options: { include_usage: true }, earlystop: { policy: 'esc:window=3' },
+    });
+    const d = await drain(stream, false);
+    assert.deepEqual(Object.keys(d.finish).sort(), ['0', '1', '2']);
+    assert.ok(d.usage.completion_tokens > 0);
+  });
+
+  await check('proxy: the upstream\'s 400 reaches the SDK as a BadRequestError', async () => {
+    await assert.rejects(
+      client.completions.create({ model: 'earlystop-builtin', prompt, top_p: 0.5 }),
+      (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'top_p');
+  });
+}
+
 async function main() {
   const serveUrl = await start(['serve', '--api-key', 'sk-test']);
   const client = new OpenAI({ baseURL: `${serveUrl}/v1`, apiKey: 'sk-test', maxRetries: 0, timeout: 60000 });
@@ -169,7 +245,10 @@ async function main() {
     await assert.rejects(bad.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
   });
   await serveChecks(client);
-  stopAll();
+  const proxyUrl = await start(['proxy', '--upstream', serveUrl, '--upstream-key', 'sk-test', '--policy',
+    'dynasor:k=2+ac-beta', '--probe-every', '16', '--answer-type', 'number']);
+  await proxyChecks(new OpenAI({ baseURL: `${proxyUrl}/v1`, apiKey: 'none', maxRetries: 0, timeout: 120000 }));
+  await check('servers exit 0 on SIGTERM', stopAndCheck);
   console.log(`# ${results.length} checks passed`);
 }
 
