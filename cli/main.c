@@ -18,6 +18,7 @@ static const struct {
     {"run", cmd_run, "generate live with a stopping policy deciding in the loop"},
     {"serve", cmd_serve, "serve the built-in model with the OpenAI API"},
     {"proxy", cmd_proxy, "stop reasoning early in front of an OpenAI-compatible engine"},
+    {"record", cmd_record, "record traces (samples, probes) from an OpenAI-compatible engine"},
 };
 
 static void usage(FILE *fp)

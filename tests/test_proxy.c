@@ -242,6 +242,71 @@ static void test_proxy_equals_replay(void **state)
     for (size_t t = 0; t < sizeof tasks / sizeof tasks[0]; t++) check_task(&tasks[t]);
 }
 
+/* `earlystop record` from serve writes generate's trace again: answers,
+ * tokens, texts, probes (at, answer, cost) equal, confidences to float
+ * rounding. */
+static void test_record_equals_generate(void **state)
+{
+    (void)state;
+    if (!serve.pid) skip();
+    char trace[512], q[512], rec[512];
+    snprintf(trace, sizeof trace, "%s/gen.jsonl", tmp);
+    snprintf(q, sizeof q, "%s/q.jsonl", tmp);
+    snprintf(rec, sizeof rec, "%s/rec.jsonl", tmp);
+    assert_int_equal(sh("'%s' generate --task date --items 4 --samples 3 --probe-every 16 --seed 21 --out '%s' >/dev/null",
+                        srv_bin(), trace), 0);
+    FILE *in = fopen(trace, "r"), *out = fopen(q, "w");
+    char line[1 << 16];
+    json_t *gen[5];
+    int n = 0;
+    while (fgets(line, sizeof line, in) && n < 5) {
+        gen[n] = json_loads(line, 0, NULL);
+        if (n) {
+            const char *qs = json_string_value(json_object_get(gen[n], "question"));
+            json_t *v = json_pack("{s:O,s:s,s:O,s:O,s:i}", "id", json_object_get(gen[n], "id"), "question", qs, "gold",
+                                  json_object_get(gen[n], "gold"), "answer_type", json_object_get(gen[n], "answer_type"),
+                                  "max_tokens", 256 - 32 - (1 + (int)strlen(qs) + 1));
+            char *t = json_dumps(v, JSON_COMPACT);
+            fprintf(out, "%s\n", t);
+            free(t);
+            json_decref(v);
+        }
+        n++;
+    }
+    fclose(in);
+    fclose(out);
+    assert_int_equal(n, 5);
+    assert_int_equal(sh("'%s' record --upstream %s --questions '%s' --samples 3 --probe-every 16 --seed %lld "
+                        "--temperature 1 --out '%s' 2>/dev/null", srv_bin(), serve.url, q, 21LL << 20, rec), 0);
+    in = fopen(rec, "r");
+    assert_non_null(fgets(line, sizeof line, in));
+    for (int j = 1; j < 5; j++) {
+        assert_non_null(fgets(line, sizeof line, in));
+        json_t *r = json_loads(line, 0, NULL);
+        json_t *gs = json_object_get(gen[j], "samples"), *rs = json_object_get(r, "samples");
+        assert_int_equal(json_array_size(gs), json_array_size(rs));
+        for (size_t i = 0; i < json_array_size(gs); i++) {
+            json_t *a = json_array_get(gs, i), *b = json_array_get(rs, i);
+            assert_true(json_equal(json_object_get(a, "answer"), json_object_get(b, "answer")));
+            assert_true(json_equal(json_object_get(a, "tokens"), json_object_get(b, "tokens")));
+            assert_true(json_equal(json_object_get(a, "text"), json_object_get(b, "text")));
+            json_t *pa = json_object_get(a, "probes"), *pb = json_object_get(b, "probes");
+            assert_int_equal(json_array_size(pa), json_array_size(pb));
+            for (size_t k = 0; k < json_array_size(pa); k++) {
+                json_t *x = json_array_get(pa, k), *y = json_array_get(pb, k);
+                assert_true(json_equal(json_object_get(x, "at"), json_object_get(y, "at")));
+                assert_true(json_equal(json_object_get(x, "answer"), json_object_get(y, "answer")));
+                assert_true(json_equal(json_object_get(x, "cost"), json_object_get(y, "cost")));
+                assert_float_equal(json_number_value(json_object_get(x, "confidence")),
+                                   json_number_value(json_object_get(y, "confidence")), 1e-4);
+            }
+        }
+        json_decref(r);
+    }
+    fclose(in);
+    for (int j = 0; j < 5; j++) json_decref(gen[j]);
+}
+
 /* --------------------------------------------------------- bad input */
 
 static void expect_error(const char *url, const char *body, const char *extra, long status, const char *param)
@@ -472,6 +537,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_proxy_equals_replay),
+        cmocka_unit_test(test_record_equals_generate),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_bad_upstreams),
