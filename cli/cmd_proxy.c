@@ -37,6 +37,7 @@ static void proxy_help(void)
            "  --answer-cue TEXT    replace the cue before the final answer after a stop\n"
            "  --probe-max-tokens N the probe's answer at most (family default)\n"
            "  --max-n N            samples per request at most (default 64)\n"
+           "  --max-upstream N     upstream connections at once (default 512)\n"
            "  --connect-timeout S  seconds to connect upstream (default 10)\n"
            "  --upstream-idle-timeout S  seconds of upstream silence before giving up\n"
            "                       (default 120): the client gets 504\n"
@@ -109,6 +110,9 @@ int cmd_proxy(int argc, char **argv)
         } else if (!strcmp(a, "--max-n")) {
             if (cli_parse_long(v, 1, 4096, &n)) return cli_usage_error("proxy", "--max-n: '%s' is not in 1..4096", v);
             o.max_n = (int)n;
+        } else if (!strcmp(a, "--max-upstream")) {
+            if (cli_parse_long(v, 1, 65536, &n)) return cli_usage_error("proxy", "--max-upstream: '%s' is not in 1..65536", v);
+            o.max_upstream = (int)n;
         } else if (!strcmp(a, "--connect-timeout")) {
             if (seconds(a, v, &o.connect_timeout)) return CLI_USAGE;
         } else if (!strcmp(a, "--upstream-idle-timeout")) {
