@@ -3,7 +3,7 @@
  *
  * One thread, one event loop: libcurl's multi interface waits on the
  * upstream transfers and on the HTTP front's epoll set together
- * (curl_multi_poll with extra fds), so a request costs no thread.
+ * (curl socket events on one epoll set with the front's), so a request costs no thread.
  *
  * A client request (a job) is drawn as samples, each its own upstream
  * stream with n = 1 and seed + i; samples go out in rounds of the across
@@ -952,18 +952,17 @@ int es_proxy_run(const es_proxy_opts *o, es_error *err)
                          on_request, on_gone, p, o->listen.log, "proxy"};
     if (!rc) rc = es_sv_http_new(&hc, &p->h, err);
     if (!rc && o->listen.on_ready) o->listen.on_ready(o->listen.ctx, o->listen.host, es_sv_http_port(p->h));
-    CURLM *multi = p->up ? es_sv_up_multi(p->up) : NULL;
+    enum { TAG_HTTP = 0, TAG_STOP = 1 };
+    if (!rc && (es_sv_up_watch(p->up, es_sv_http_fd(p->h), TAG_HTTP) ||
+                (o->listen.stop_fd >= 0 && es_sv_up_watch(p->up, o->listen.stop_fd, TAG_STOP))))
+        rc = es_error_set(err, ES_EIO, NULL, 0, NULL, "event loop: %s", strerror(errno));
     while (!rc) {
-        struct curl_waitfd extra[2] = {{es_sv_http_fd(p->h), CURL_WAIT_POLLIN, 0}, {o->listen.stop_fd, CURL_WAIT_POLLIN, 0}};
-        int nfds = 0;
-        CURLMcode mc = curl_multi_poll(multi, extra, o->listen.stop_fd >= 0 ? 2 : 1, es_sv_http_timeout(p->h, 500), &nfds);
-        if (mc != CURLM_OK && mc != CURLM_UNRECOVERABLE_POLL) {
-            rc = es_error_set(err, ES_EIO, NULL, 0, NULL, "event loop: %s", curl_multi_strerror(mc));
+        unsigned ready = 0;
+        if (es_sv_up_wait(p->up, es_sv_http_timeout(p->h, 500), &ready)) {
+            rc = es_error_set(err, ES_EIO, NULL, 0, NULL, "event loop: %s", strerror(errno));
             break;
         }
-        if (o->listen.stop_fd >= 0 && (extra[1].revents & (CURL_WAIT_POLLIN))) break;
-        int running = 0;
-        curl_multi_perform(multi, &running);
+        if (ready & (1u << TAG_STOP)) break;
         es_sv_up_dispatch(p->up, on_call, p);
         es_sv_http_run(p->h);
     }

@@ -375,18 +375,19 @@ int es_record_run(const es_record_opts *o, es_record_summary *sum, es_error *err
                                o->concurrency * 4 + 4, &r.up, err);
     if (!rc) rc = read_questions(&r, err);
     if (!rc) rc = open_writer(&r, of, err);
-    CURLM *multi = r.up ? es_sv_up_multi(r.up) : NULL;
+    if (!rc && o->stop_fd >= 0 && es_sv_up_watch(r.up, o->stop_fd, 0))
+        rc = es_error_set(err, ES_EIO, NULL, 0, NULL, "event loop: %s", strerror(errno));
     while (!rc && r.next_write < r.n_items) {
         launch(&r);
-        struct curl_waitfd extra[1] = {{o->stop_fd, CURL_WAIT_POLLIN, 0}};
-        int n = 0;
-        curl_multi_poll(multi, extra, o->stop_fd >= 0 ? 1 : 0, 500, &n);
-        if (o->stop_fd >= 0 && (extra[0].revents & CURL_WAIT_POLLIN)) {
+        unsigned ready = 0;
+        if (es_sv_up_wait(r.up, 500, &ready)) {
+            rc = es_error_set(err, ES_EIO, NULL, 0, NULL, "event loop: %s", strerror(errno));
+            break;
+        }
+        if (ready & 1u) {
             rc = es_error_set(err, ES_EIO, NULL, 0, NULL, "interrupted after %zu of %zu questions", r.next_write, r.n_items);
             break;
         }
-        int running;
-        curl_multi_perform(multi, &running);
         es_sv_up_dispatch(r.up, on_call, &r);
         rc = write_ready(&r, err);
     }

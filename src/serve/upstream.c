@@ -1,16 +1,27 @@
 /* upstream.c - calls to an OpenAI-compatible engine over libcurl's multi
  * interface: one event loop drives every transfer, no thread per request.
  *
+ * The loop is curl's socket interface on an epoll set of our own: curl says
+ * which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to wake it
+ * (CURLMOPT_TIMERFUNCTION), the caller adds its own fds (the HTTP front's
+ * epoll set, the stop pipe), and only the sockets that are ready are
+ * handled, so the cost of a wake-up does not grow with the streams open
+ * (curl_multi_poll polls every transfer's socket each time: at 256 streams
+ * that was most of the proxy's time).
+ *
  * libcurl forbids adding or removing transfers from inside its callbacks,
  * and what a caller does with a piece of an answer (launch a probe, cancel a
  * stream) is exactly that.  So the callbacks only buffer: the body bytes go
  * to the call's buffer and the call joins a ready list; es_sv_up_dispatch,
- * called after curl_multi_perform, hands the news to the owners, who may then
+ * called after es_sv_up_wait, hands the news to the owners, who may then
  * start and cancel calls freely.  A cancelled call is unlinked at once and
  * freed after the dispatch round, so a list being walked never loses its
  * next element. */
+#include <errno.h>
 #include <stdio.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +29,9 @@
 
 struct es_sv_up {
     CURLM *multi;
+    int ep;                    /* epoll set: curl's sockets and the caller's fds */
+    long timer_ms;             /* curl's timeout (-1 none), from when it was set */
+    double timer_set;
     char base[1024];
     char *auth;                /* "Authorization: Bearer ..." or NULL */
     double connect_timeout, idle_timeout, request_timeout;
@@ -27,6 +41,78 @@ struct es_sv_up {
     unsigned n_calls;
     int in_dispatch;
 };
+
+/* curl asks to watch a socket (or to stop watching it). */
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)e;
+    es_sv_up *u = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(u->ep, EPOLL_CTL_DEL, s, NULL);
+        curl_multi_assign(u->multi, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {0};
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+    ev.data.u64 = (uint64_t)s;
+    if (socketp) {
+        epoll_ctl(u->ep, EPOLL_CTL_MOD, s, &ev);
+    } else {
+        epoll_ctl(u->ep, EPOLL_CTL_ADD, s, &ev);
+        curl_multi_assign(u->multi, s, u);
+    }
+    return 0;
+}
+
+static int on_timer(CURLM *m, long timeout_ms, void *userp)
+{
+    (void)m;
+    es_sv_up *u = userp;
+    u->timer_ms = timeout_ms;
+    u->timer_set = es_sv_now();
+    return 0;
+}
+
+/* The caller's fds carry a tag above every socket number. */
+#define ES_SV_TAG_BASE (1ULL << 40)
+
+int es_sv_up_watch(es_sv_up *u, int fd, unsigned tag)
+{
+    struct epoll_event ev = {0};
+    ev.events = EPOLLIN;
+    ev.data.u64 = ES_SV_TAG_BASE + tag;
+    return epoll_ctl(u->ep, EPOLL_CTL_ADD, fd, &ev) ? ES_EIO : ES_OK;
+}
+
+int es_sv_up_wait(es_sv_up *u, int max_ms, unsigned *ready)
+{
+    *ready = 0;
+    int timeout = max_ms;
+    if (u->timer_ms >= 0) {
+        long left = u->timer_ms - (long)((es_sv_now() - u->timer_set) * 1000);
+        if (left < 0) left = 0;
+        if (left < timeout) timeout = (int)left;
+    }
+    struct epoll_event evs[128];
+    int n = epoll_wait(u->ep, evs, 128, timeout);
+    if (n < 0) return errno == EINTR ? ES_OK : ES_EIO;
+    int running;
+    for (int i = 0; i < n; i++) {
+        uint64_t d = evs[i].data.u64;
+        if (d >= ES_SV_TAG_BASE) {
+            *ready |= 1u << (d - ES_SV_TAG_BASE);
+            continue;
+        }
+        int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) | (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                    (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        curl_multi_socket_action(u->multi, (curl_socket_t)d, flags, &running);
+    }
+    if (u->timer_ms >= 0 && (es_sv_now() - u->timer_set) * 1000 >= (double)u->timer_ms) {
+        u->timer_ms = -1;
+        curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    return ES_OK;
+}
 
 int es_sv_up_new(const char *base, const char *key, double connect_timeout, double idle_timeout,
                  double request_timeout, int max_conns, es_sv_up **out, es_error *err)
@@ -50,12 +136,18 @@ int es_sv_up_new(const char *base, const char *key, double connect_timeout, doub
     u->idle_timeout = idle_timeout;
     u->request_timeout = request_timeout;
     u->multi = curl_multi_init();
-    if (!u->multi || (key && *key && !u->auth)) {
+    u->ep = epoll_create1(EPOLL_CLOEXEC);
+    u->timer_ms = -1;
+    if (!u->multi || u->ep < 0 || (key && *key && !u->auth)) {
         es_sv_up_free(u);
         return es_error_set(err, ES_ENOMEM, NULL, 0, NULL, "upstream");
     }
     curl_multi_setopt(u->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)max_conns);
     curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_conns);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
     *out = u;
     return ES_OK;
 }
@@ -101,6 +193,7 @@ void es_sv_up_free(es_sv_up *u)
         call_free(c);
     }
     if (u->multi) curl_multi_cleanup(u->multi);
+    if (u->ep >= 0) close(u->ep);
     free(u->auth);
     free(u);
 }

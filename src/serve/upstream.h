@@ -35,6 +35,11 @@ int es_sv_up_new(const char *base, const char *key, double connect_timeout, doub
                  double request_timeout, int max_conns, es_sv_up **out, es_error *err);
 void es_sv_up_free(es_sv_up *u);
 CURLM *es_sv_up_multi(es_sv_up *u);
+/* The event loop: watch fd too (reported as bit `tag` of *ready, tag < 32);
+ * wait up to max_ms for curl's sockets and those fds, drive the transfers
+ * that are ready, then es_sv_up_dispatch hands out the news. */
+int es_sv_up_watch(es_sv_up *u, int fd, unsigned tag);
+int es_sv_up_wait(es_sv_up *u, int max_ms, unsigned *ready);
 unsigned es_sv_up_calls(const es_sv_up *u);
 /* POST body to base + path; NULL when out of memory.  client_auth: the
  * client's Authorization value, passed on when no upstream key is set. */
