@@ -232,6 +232,8 @@ ES_API int es_task_draw(es_task_kind k, es_rng *rng, es_task_example *out);
 /* Last answer in text (after the last cue, up to '.' or newline) into
  * out[cap]; returns 1 when found, 0 when none (out = ""). */
 ES_API int es_task_extract_answer(const char *text, char *out, size_t cap);
+/* The same rule with another cue (a served model's "The answer is "). */
+ES_API int es_task_extract_answer_cue(const char *text, const char *cue, char *out, size_t cap);
 
 /* ------------------------------------------------------------ generation */
 

@@ -4,8 +4,8 @@
  * "So the answer is " (on a new line when the text is mid-line) and reads
  * the answer up to '.', as the built-in generator's own probes do (a newline
  * or the end first: no answer).  A whole sample's answer is what follows its
- * last "So the answer is " up to '.' or a newline (es_task_extract_answer's
- * rule, with the cue a parameter).
+ * last "So the answer is " up to '.' or a newline (es_task_extract_answer_cue:
+ * the built-in model's own rule).
  *
  * deepseek-r1, qwen3: reasoning between <think> and </think>, the final
  * answer in \boxed{}.  The probe stays inside the reasoning with Dynasor's
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "earlystop_lm.h"
 #include "sv.h"
 
 static const char dynasor_cue[] =
@@ -104,16 +105,5 @@ int es_family_sample_answer(const es_family *f, const char *text, char *ans, siz
         long k = box_len(s, strlen(s));
         return k < 0 ? 0 : copy_answer(s, (size_t)k, ans, cap);
     }
-    size_t cl = strlen(f->sample_cue);
-    if (!cl) return 0;
-    const char *last = NULL;
-    for (const char *p = strstr(text, f->sample_cue); p; p = strstr(p + 1, f->sample_cue)) last = p;
-    if (!last) return 0;
-    const char *s = last + cl;
-    size_t k = strcspn(s, ".\n");
-    if (!s[k] || k == 0) return 0; /* cut off before the '.': no answer */
-    if (k >= cap) k = cap - 1;
-    memcpy(ans, s, k);
-    ans[k] = '\0';
-    return 1;
+    return es_task_extract_answer_cue(text, f->sample_cue, ans, cap);
 }
