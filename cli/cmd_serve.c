@@ -30,6 +30,7 @@ static void serve_help(void)
            "  --model-name NAME    the model id clients use (default earlystop-builtin)\n"
            "  --threads N          " LM_THREADS_HELP "\n"
            "  --max-seqs N         sequences stepped together (default 32)\n"
+           "  --max-queue N        choices waiting beyond those (default 4096): then 503\n"
            "  --seed S             seeds of requests that give none (default: the clock)\n");
     serve_listen_help(stdout, 8080);
     printf("\nexample:\n"
@@ -63,6 +64,10 @@ int cmd_serve(int argc, char **argv)
             if (cli_parse_long(argv[++i], 1, 4096, &n))
                 return cli_usage_error("serve", "--max-seqs: '%s' is not in 1..4096", argv[i]);
             o.max_seqs = (int)n;
+        } else if (!strcmp(a, "--max-queue") && i + 1 < argc) {
+            if (cli_parse_long(argv[++i], 1, 1 << 24, &n))
+                return cli_usage_error("serve", "--max-queue: '%s' is not in 1..16777216", argv[i]);
+            o.max_queue = (int)n;
         } else if (!strcmp(a, "--seed") && i + 1 < argc) {
             if (cli_parse_long(argv[++i], 0, LONG_MAX, &n))
                 return cli_usage_error("serve", "--seed: '%s' is not a whole number >= 0", argv[i]);

@@ -803,18 +803,12 @@ static int job_setup(px *p, pjob *j)
 
 static void handle_generate(px *p, es_sv_xchg *x, int chat)
 {
-    size_t len;
-    const char *body = es_sv_xchg_body(x, &len);
     es_oai_limits lim;
     es_oai_limits_default(&lim);
     lim.max_n = p->o.max_n;
-    es_oai_error e;
-    es_oai_req *q = NULL;
     p->m_req[chat]++;
-    if (es_oai_parse(chat ? ES_OAI_CHAT : ES_OAI_COMPLETIONS, body, len, &lim, &q, &e)) {
-        es_sv_reply_error(x, (unsigned)e.status, e.type, e.param, "%s", e.message);
-        return;
-    }
+    es_oai_req *q = es_sv_read_request(x, chat, &lim);
+    if (!q) return;
     if (!chat && q->n_prompts != 1) {
         es_oai_req_free(q);
         es_sv_reply_error(x, 400, "invalid_request_error", "prompt", "the proxy takes one prompt per request");

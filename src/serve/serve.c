@@ -687,17 +687,11 @@ static void submit(srv *s, sreq *r)
 
 static void handle_generate(srv *s, es_sv_xchg *x, int chat)
 {
-    size_t len;
-    const char *body = es_sv_xchg_body(x, &len);
     es_oai_limits lim;
     es_oai_limits_default(&lim);
-    es_oai_error e;
-    es_oai_req *q = NULL;
     s->m_req[chat]++;
-    if (es_oai_parse(chat ? ES_OAI_CHAT : ES_OAI_COMPLETIONS, body, len, &lim, &q, &e)) {
-        es_sv_reply_error(x, (unsigned)e.status, e.type, e.param, "%s", e.message);
-        return;
-    }
+    es_oai_req *q = es_sv_read_request(x, chat, &lim);
+    if (!q) return;
     if (unsupported(s, q, x)) {
         es_oai_req_free(q);
         return;

@@ -138,6 +138,10 @@ struct es_oai_req {
     double es_max_em_drop;     /* NaN when not given */
 };
 
+/* Parse the exchange's body as a request of the endpoint (chat or not);
+ * NULL after replying the 400 (or 500) that says why. */
+es_oai_req *es_sv_read_request(es_sv_xchg *x, int chat, const es_oai_limits *lim);
+
 /* The built-in model's chat template: each message's text followed by a
  * newline, roles dropped; with continue_final the last message has no
  * newline after it.  ES_EINVAL (err filled) for content that is not text. */
