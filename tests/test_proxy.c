@@ -499,6 +499,40 @@ static void test_bad_upstreams(void **state)
     upstream_case((mock_mode)-1, 0, 502, "upstream_error");
 }
 
+/* Clients that leave mid-answer (streamed or not): the proxy drops their
+ * upstream calls, keeps serving, and exits clean. */
+static void test_clients_leave(void **state)
+{
+    (void)state;
+    if (!serve.pid) skip();
+    const char *args[] = {"proxy", "--quiet", "--upstream", serve.url, "--probe-every", "8", "--policy",
+                          "dynasor:k=4+ac-beta", NULL};
+    srv_proc px;
+    assert_int_equal(srv_start(&px, args, tmp), 0);
+    char u[256];
+    snprintf(u, sizeof u, "%s/v1/completions", px.url);
+    for (int i = 0; i < 12; i++) {
+        CURL *e = curl_easy_init();
+        http_resp r = {0, calloc(1, 1), 0};
+        const char *body = i % 2 ? "{\"prompt\":\"Compute ((7+6)*3)-5.\\n\",\"n\":4,\"max_tokens\":200,\"stream\":true}"
+                                 : "{\"prompt\":\"Compute ((7+6)*3)-5.\\n\",\"n\":4,\"max_tokens\":200}";
+        curl_easy_setopt(e, CURLOPT_URL, u);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_sink);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 2L + 3L * i);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_perform(e);
+        curl_easy_cleanup(e);
+        free(r.body);
+    }
+    http_resp r;
+    assert_int_equal(http_call(u, "{\"prompt\":\"Compute 1+2.\\n\",\"max_tokens\":50}", NULL, 60, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    assert_int_equal(srv_stop(&px), 0);
+}
+
 /* /metrics counts what went through. */
 static void test_metrics(void **state)
 {
@@ -541,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_bad_upstreams),
+        cmocka_unit_test(test_clients_leave),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
