@@ -158,7 +158,12 @@ static void check_task(const task_case *tc)
     }
     fclose(fp);
     int compared = 0, stopped_samples = 0, fewer = 0;
+    long full_tokens = 0; /* every sample to its end: what the savings are against */
+    for (int j = 0; j < ITEMS; j++)
+        for (size_t i = 0; i < json_array_size(json_object_get(items[j], "samples")); i++)
+            full_tokens += (long)json_integer_value(json_object_get(json_array_get(json_object_get(items[j], "samples"), i), "tokens"));
     for (size_t p = 0; p < sizeof policies / sizeof policies[0]; p++) {
+        long spent = 0, right = 0; /* the proxy's tokens (to the stops + probes), answers equal to gold */
         snprintf(dec, sizeof dec, "%s/dec.jsonl", tmp);
         assert_int_equal(sh("'%s' eval '%s' --policy '%s' --decisions '%s' --no-oracle >/dev/null 2>&1", srv_bin(), trace,
                             policies[p], dec), 0);
@@ -207,6 +212,8 @@ static void check_task(const task_case *tc)
                 fail();
             }
             assert_int_equal(json_array_size(json_object_get(r, "choices")), (size_t)samples);
+            spent += (long)(json_integer_value(json_object_get(es, "tokens_at_stop")) + json_integer_value(json_object_get(es, "probe_tokens")));
+            right += json_equal(json_object_get(es, "answer"), json_object_get(items[j], "gold"));
             stopped_samples += (int)json_integer_value(json_object_get(es, "samples_stopped"));
             fewer += samples < SAMPLES;
             /* streamed: the same texts and the same summary */
@@ -226,6 +233,10 @@ static void check_task(const task_case *tc)
             json_decref(r);
             json_decref(w);
         }
+        print_message("%-12s %-36s proxy = replay on %d items: %ld tokens (probes included) of %ld drawn in full "
+                      "(%.1f%% saved), %ld/%d answers right\n",
+                      tc->task, policies[p], ITEMS, spent, full_tokens, 100.0 * (1.0 - (double)spent / (double)full_tokens),
+                      right, ITEMS);
     }
     for (int j = 0; j < ITEMS; j++) json_decref(items[j]);
     /* the policies did stop: within (samples cut) and across (fewer samples) */
