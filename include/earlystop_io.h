@@ -107,6 +107,20 @@ ES_API int es_policy_spec_load(const char *path, char *buf, size_t cap, es_error
 /* es_policy_new, also taking "@file.json" for a policy file. */
 ES_API int es_policy_new_any(const char *spec, es_policy **out, es_error *err);
 
+/* ------------------------------------------------------ controller state */
+
+/*
+ * The online controller's state (es_controller in earlystop.h) as a JSON
+ * file, so that a restart does not forget what it learned:
+ *   {"format": "earlystop-controller", "version": 1, "param": "ac-beta.threshold",
+ *    "state": {"candidates": [...], "unit": [...], "position": [...], ...}}
+ * save writes through es_outfile (a failed save leaves the old file); load
+ * sets every field or, on any error (another parameter, other candidates,
+ * costs in another unit, a malformed file), none.
+ */
+ES_API int es_controller_save(es_controller *c, const char *path, es_error *err);
+ES_API int es_controller_load(es_controller *c, const char *path, es_error *err);
+
 /* ----------------------------------------------------------- trace writer */
 
 /*
