@@ -9,6 +9,7 @@
 
 #include "earlystop_io.h"
 #include "serve_cli.h"
+#include "sim_out.h"
 
 static void proxy_help(void)
 {
@@ -38,6 +39,14 @@ static void proxy_help(void)
            "  --probe-max-tokens N the probe's answer at most (family default)\n"
            "  --max-n N            samples per request at most (default 64)\n"
            "  --max-upstream N     upstream connections at once (default 512)\n"
+           "  --controller T       the online controller (docs/controller.md) moves the default\n"
+           "                       policy's threshold to hold a target: tokens=B (mean tokens per\n"
+           "                       request), kv=BYTES (mean peak KV), em-loss=PTS (EM points lost\n"
+           "                       against the full run, measured by audits)\n"
+           "  --controller-state F restore the controller from F when it exists; save it there\n"
+           "                       on exit (SIGINT, SIGTERM)\n"
+           "  --controller-window N  requests over which the target must hold (default 200)\n"
+           "  --kv-bytes N         bytes one KV position holds, for kv= (default 1: positions)\n"
            "  --connect-timeout S  seconds to connect upstream (default 10)\n"
            "  --upstream-idle-timeout S  seconds of upstream silence before giving up\n"
            "                       (default 120): the client gets 504\n"
@@ -79,6 +88,9 @@ int cmd_proxy(int argc, char **argv)
     o.listen.log = stderr;
     const char *probe_cue = NULL, *answer_cue = NULL;
     long probe_max = 0;
+    const char *target = NULL, *state = NULL;
+    long window = 200;
+    uint64_t kv_bytes = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -113,6 +125,14 @@ int cmd_proxy(int argc, char **argv)
         } else if (!strcmp(a, "--max-upstream")) {
             if (cli_parse_long(v, 1, 65536, &n)) return cli_usage_error("proxy", "--max-upstream: '%s' is not in 1..65536", v);
             o.max_upstream = (int)n;
+        } else if (!strcmp(a, "--controller")) target = v;
+        else if (!strcmp(a, "--controller-state")) state = v;
+        else if (!strcmp(a, "--controller-window")) {
+            if (cli_parse_long(v, 1, 1000000, &window))
+                return cli_usage_error("proxy", "--controller-window: '%s' is not in 1..1000000", v);
+        } else if (!strcmp(a, "--kv-bytes")) {
+            if (cli_parse_size(v, 1, UINT64_MAX >> 1, &kv_bytes))
+                return cli_usage_error("proxy", "--kv-bytes: '%s' is not a size >= 1 (K, M, G suffixes)", v);
         } else if (!strcmp(a, "--connect-timeout")) {
             if (seconds(a, v, &o.connect_timeout)) return CLI_USAGE;
         } else if (!strcmp(a, "--upstream-idle-timeout")) {
@@ -122,6 +142,17 @@ int cmd_proxy(int argc, char **argv)
         } else return cli_usage_error("proxy", "unknown option: '%s'", a);
     }
     if (!o.upstream) return cli_usage_error("proxy", "--upstream URL is required (e.g. http://127.0.0.1:8000)");
+    if (state && !target) return cli_usage_error("proxy", "--controller-state goes with --controller");
+    es_controller_opts co;
+    if (target) {
+        es_target_kind kind;
+        double budget;
+        if (sim_parse_target("proxy", target, &kind, &budget)) return CLI_USAGE;
+        es_controller_opts_init(&co, kind, budget);
+        co.window = (uint32_t)window;
+        co.kv_bytes_per_position = (double)kv_bytes;
+        if (kind == ES_TARGET_EM_LOSS) o.controller_em_loss = budget;
+    }
     if (probe_cue) unescape(o.family.probe_cue, sizeof o.family.probe_cue, probe_cue);
     if (answer_cue) unescape(o.family.answer_cue, sizeof o.family.answer_cue, answer_cue);
     if (probe_max) o.family.probe_max_tokens = (int)probe_max;
@@ -144,13 +175,35 @@ int cmd_proxy(int argc, char **argv)
     if (rc) return cli_report(&err, rc);
     es_policy_info info;
     es_policy_get_info(check, &info);
-    es_policy_free(check);
-    if (info.needs_probes && o.probe_every <= 0)
+    if (info.needs_probes && o.probe_every <= 0) {
+        es_policy_free(check);
         return cli_usage_error("proxy", "policy '%s' decides on probes: give --probe-every > 0", o.policy);
-    o.listen.stop_fd = serve_stop_pipe();
-    o.listen.on_ready = serve_print_ready;
-    o.listen.ctx = "proxy";
-    rc = es_proxy_run(&o, &err);
-    if (o.listen.stop_fd >= 0) close(o.listen.stop_fd);
+    }
+    if (target) {
+        co.batch = info.batch;
+        rc = es_controller_new(check, &co, &o.controller, &err);
+        if (!rc && state && access(state, F_OK) == 0) rc = es_controller_load(o.controller, state, &err);
+    }
+    es_policy_free(check);
+    int ran = !rc;
+    if (!rc) {
+        o.listen.stop_fd = serve_stop_pipe();
+        o.listen.on_ready = serve_print_ready;
+        o.listen.ctx = "proxy";
+        rc = es_proxy_run(&o, &err);
+        if (o.listen.stop_fd >= 0) close(o.listen.stop_fd);
+    }
+    /* saved whatever ended the loop (what was learnt is kept), never over a
+     * state that could not be restored */
+    if (ran && o.controller && state) {
+        es_error serr;
+        memset(&serr, 0, sizeof serr);
+        int src = es_controller_save(o.controller, state, &serr);
+        if (src && !rc) {
+            rc = src;
+            err = serr;
+        }
+    }
+    es_controller_free(o.controller);
     return rc ? cli_report(&err, rc) : CLI_OK;
 }

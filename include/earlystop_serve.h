@@ -153,22 +153,6 @@ ES_API void es_serve_seed_stream(uint64_t e, uint64_t *seed, uint64_t *item, uin
 
 /* ----------------------------------------------------------------- proxy */
 
-/*
- * The controller hook (issue 12's online controller plugs in here): called
- * on the proxy's loop thread.  begin may move the request's policy
- * parameters (live thresholds) and say whether this request is audited
- * (drawn in full to measure what stopping costs); end reports the outcome;
- * metrics appends Prometheus lines; save is called on shutdown.  Every
- * member may be NULL.
- */
-typedef struct es_proxy_controller {
-    void *ctx;
-    int (*begin)(void *ctx, es_policy *p, double max_em_drop, int *audit);
-    void (*end)(void *ctx, const es_policy *p, const es_outcome *o, int audited, const char *answer);
-    void (*metrics)(void *ctx, FILE *out);
-    int (*save)(void *ctx);
-} es_proxy_controller;
-
 typedef struct es_proxy_opts {
     es_listen_opts listen;
     const char *upstream;      /* base URL: "http://127.0.0.1:8000" (the /v1/... paths are added) */
@@ -183,7 +167,16 @@ typedef struct es_proxy_opts {
     double idle_timeout;       /* seconds of upstream silence mid-stream (default 120) */
     double request_timeout;    /* seconds a whole upstream call may take (default 3600) */
     int max_upstream;          /* upstream connections at once (default 512) */
-    const es_proxy_controller *controller;
+    /* The online controller (es_controller, earlystop.h) over the default
+     * policy, or NULL.  The caller makes it (for o->policy), restores and
+     * saves its state (es_controller_load / es_controller_save); the proxy
+     * only calls it, on its loop thread: a ticket per request that runs the
+     * default policy (the live threshold, or an audit drawn to the cap),
+     * the samples drawn observed at the end, its status in /metrics. */
+    es_controller *controller;
+    double controller_em_loss; /* its em-loss budget (a fraction; 0 for a cost target):
+                                  a request's "earlystop": {"max_em_drop": x} (a fraction) below it
+                                  runs at the most conservative candidate */
 } es_proxy_opts;
 
 ES_API void es_proxy_opts_init(es_proxy_opts *o);

@@ -10,6 +10,7 @@
  * malformed or oversized bodies, slow heads, an upstream that hangs, dies
  * mid-stream, sends garbage or errors.  Servers are stopped with SIGTERM and
  * must exit 0 (under ASan: no leak). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -577,6 +578,115 @@ static void test_metrics(void **state)
     assert_int_equal(srv_stop(&px), 0);
 }
 
+/* A metric's value in a Prometheus text body (the first line of that name
+ * and labels); NAN when absent. */
+static double metric(const char *body, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *l = body; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, name, n) && l[n] == ' ') return strtod(l + n + 1, NULL);
+    return NAN;
+}
+
+static char *get_metrics(const char *base)
+{
+    char u[256];
+    snprintf(u, sizeof u, "%s/metrics", base);
+    http_resp r;
+    assert_int_equal(http_call(u, NULL, NULL, 10, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    return r.body;
+}
+
+/* The online controller inside the proxy: every request on the default
+ * policy gets a ticket and is observed (the samples the proxy drew agree
+ * with the controller's own replay of its candidate: no error), a tokens
+ * target moves the threshold toward fewer samples, audits of an em-loss
+ * target draw every sample, a request's max_em_drop below the budget runs
+ * at the most conservative candidate, and the state saved on exit is the
+ * one the next proxy starts from. */
+static void test_controller(void **state)
+{
+    (void)state;
+    if (!serve.pid) skip();
+    char st[512];
+    snprintf(st, sizeof st, "%s/controller.json", tmp);
+    unlink(st);
+    const char *args[] = {"proxy", "--quiet", "--upstream", serve.url, "--probe-every", "16", "--policy",
+                          "dynasor:k=3+ac-beta", "--answer-type", "number", "--controller", "tokens=250",
+                          "--controller-window", "10", "--controller-state", st, NULL};
+    srv_proc px;
+    assert_int_equal(srv_start(&px, args, tmp), 0);
+    char *m = get_metrics(px.url);
+    double v0 = metric(m, "earlystop_proxy_controller_value{param=\"ac-beta.threshold\"}");
+    free(m);
+    assert_true(v0 > 0 && v0 < 1);
+    enum { N = 24, K = 6 };
+    long drawn_first = 0, drawn_last = 0;
+    for (int i = 0; i < N; i++) {
+        json_t *body = json_pack("{s:s,s:i,s:i,s:i}", "prompt", "Compute ((7+6)*3)-5.\n", "n", K, "max_tokens", 200,
+                                 "seed", 100 + i);
+        long code;
+        json_t *r = post_json(px.url, "/v1/completions", body, &code);
+        assert_int_equal(code, 200);
+        long samples = (long)json_integer_value(json_object_get(json_object_get(r, "earlystop"), "samples"));
+        if (i < 4) drawn_first += samples;
+        if (i >= N - 4) drawn_last += samples;
+        json_decref(body);
+        json_decref(r);
+    }
+    m = get_metrics(px.url);
+    assert_int_equal((long)metric(m, "earlystop_proxy_controller_requests_total"), N);
+    assert_int_equal((long)metric(m, "earlystop_proxy_controller_errors_total"), 0);
+    double v1 = metric(m, "earlystop_proxy_controller_value{param=\"ac-beta.threshold\"}");
+    free(m);
+    print_message("controller tokens=250: ac-beta.threshold %.4f -> %.4f; samples drawn in the first 4 requests %ld, "
+                  "the last 4 %ld (n=%d)\n", v0, v1, drawn_first, drawn_last, K);
+    assert_true(v1 < v0);
+    assert_true(drawn_last <= drawn_first);
+    assert_int_equal(srv_stop(&px), 0);
+    /* the next proxy starts where this one stopped */
+    FILE *f = fopen(st, "r");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(srv_start(&px, args, tmp), 0);
+    m = get_metrics(px.url);
+    assert_int_equal((long)metric(m, "earlystop_proxy_controller_requests_total"), N);
+    assert_true(fabs(metric(m, "earlystop_proxy_controller_value{param=\"ac-beta.threshold\"}") - v1) < 1e-6);
+    free(m);
+    assert_int_equal(srv_stop(&px), 0);
+
+    /* em-loss: audits draw every sample; max_em_drop below the budget runs conservatively */
+    const char *em[] = {"proxy", "--quiet", "--upstream", serve.url, "--probe-every", "16", "--policy",
+                        "dynasor:k=3+ac-beta", "--answer-type", "number", "--controller", "em-loss=2", NULL};
+    assert_int_equal(srv_start(&px, em, tmp), 0);
+    int audits = 0;
+    for (int i = 0; i < 16; i++) {
+        json_t *body = json_pack("{s:s,s:i,s:i,s:i}", "prompt", "Compute ((7+6)*3)-5.\n", "n", K, "max_tokens", 200,
+                                 "seed", 300 + i);
+        if (i == 15) json_object_set_new(body, "earlystop", json_pack("{s:f}", "max_em_drop", 0.005));
+        long code;
+        json_t *r = post_json(px.url, "/v1/completions", body, &code);
+        assert_int_equal(code, 200);
+        json_t *es = json_object_get(r, "earlystop");
+        if (json_is_true(json_object_get(es, "audited"))) {
+            audits++;
+            assert_int_equal(json_integer_value(json_object_get(es, "samples")), K);
+        }
+        if (i == 15) assert_false(json_is_true(json_object_get(es, "audited")));
+        json_decref(body);
+        json_decref(r);
+    }
+    m = get_metrics(px.url);
+    assert_int_equal((long)metric(m, "earlystop_proxy_audits_total"), audits);
+    assert_int_equal((long)metric(m, "earlystop_proxy_controller_requests_total"), 15); /* not the narrow one */
+    assert_int_equal((long)metric(m, "earlystop_proxy_controller_errors_total"), 0);
+    free(m);
+    print_message("controller em-loss=2: %d audits in 15 requests, each drew all %d samples\n", audits, K);
+    assert_true(audits > 0);
+    assert_int_equal(srv_stop(&px), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -588,6 +698,7 @@ int main(void)
         cmocka_unit_test(test_bad_upstreams),
         cmocka_unit_test(test_clients_leave),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_controller),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

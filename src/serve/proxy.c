@@ -54,6 +54,8 @@ typedef struct pout {
     es_sv_buf final_text;      /* cue + answer */
     int final_sent;
     uint32_t answer_tokens;
+    uint32_t probe_tokens;     /* what its probes cost, as the session counted them */
+    float confidence;
     char raw_answer[128];      /* the sample's answer as written */
 } pout;
 
@@ -87,6 +89,10 @@ struct pjob {
     es_sv_buf fail_body;
     int stream_begun, finished;
     int audited;
+    int controlled;            /* the controller's ticket runs it: observed at its end */
+    es_controller_ticket ticket;
+    uint32_t max_answers;
+    uint64_t probe_seen;       /* the session's probe tokens at the last end_sample */
     double t0, t_first;
     uint64_t n_probes, probe_prompt, probe_completion;
 };
@@ -101,7 +107,8 @@ struct px {
     /* metrics */
     uint64_t m_req[2], m_status[6], m_samples, m_samples_asked, m_stopped, m_probes, m_probe_fail, m_up_err;
     uint64_t m_tok_prompt, m_tok_completion, m_tok_probe, m_tok_answer, m_tok_settled, m_saved, m_across_stops;
-    uint64_t m_audits;
+    uint64_t m_audits, m_ctl_err;
+    uint64_t ctl_next;         /* the controller's next request id (after a restored state's) */
     double len_sum;            /* mean length of samples that ended by themselves: the saving estimate */
     uint64_t len_n;
     es_sv_hist h_req, h_first, h_chunk;
@@ -569,6 +576,10 @@ static int end_sample(pjob *j, int i, int how)
     if (how == C_STOPPED) es_sv_sample_cancel(s);
     int r = es_session_end_sample(j->ses, own, s->n, es_sv_sample_confidence(s), complete);
     es_session_last_sample(j->ses, &o->answer_id, &o->tokens);
+    uint64_t seen = es_session_outcome(j->ses)->probe_tokens;
+    o->probe_tokens = (uint32_t)(seen - j->probe_seen);
+    j->probe_seen = seen;
+    o->confidence = es_sv_sample_confidence(s);
     o->ended = 1;
     int forced = how == C_END && !complete && j->limit != UINT32_MAX && s->n >= j->limit;
     o->stopped = how == C_STOPPED || forced;
@@ -586,6 +597,43 @@ static int end_sample(pjob *j, int i, int how)
         p->len_n++;
     }
     return r;
+}
+
+/* The controller learns from the samples the request drew, in the order
+ * the session settled them (an audit: every one up to the cap). */
+static void observe(pjob *j, const es_outcome *oc)
+{
+    px *p = j->p;
+    uint32_t n = oc->samples;
+    int32_t *ans = malloc((size_t)n * sizeof *ans + 1);
+    uint32_t *tok = malloc((size_t)n * sizeof *tok + 1), *prb = malloc((size_t)n * sizeof *prb + 1);
+    float *conf = malloc((size_t)n * sizeof *conf + 1);
+    es_error err;
+    memset(&err, 0, sizeof err);
+    int rc = ES_ENOMEM;
+    if (ans && tok && prb && conf) {
+        for (uint32_t i = 0; i < n; i++) {
+            ans[i] = j->po[i].answer_id;
+            tok[i] = j->po[i].tokens;
+            prb[i] = j->po[i].probe_tokens;
+            conf[i] = j->po[i].confidence;
+        }
+        es_controller_request req = {&j->ticket, n, ans, tok, prb, conf, (uint32_t)j->K, j->max_answers};
+        es_controller_result res;
+        rc = es_controller_observe(p->o.controller, &req, &res, &err);
+    }
+    if (rc) {
+        p->m_ctl_err++;
+        if (p->o.listen.log) {
+            fprintf(p->o.listen.log, "earlystop proxy: %s: the controller could not learn from it: %s\n", j->id,
+                    rc == ES_ENOMEM ? "out of memory" : err.msg);
+            fflush(p->o.listen.log);
+        }
+    }
+    free(ans);
+    free(tok);
+    free(prb);
+    free(conf);
 }
 
 /* The question is over: its outcome, the vote, the samples not drawn. */
@@ -616,8 +664,7 @@ static void end_item(pjob *j)
     p->m_tok_settled += oc->tokens;
     p->m_probes += oc->probes;
     p->m_tok_probe += oc->probe_tokens;
-    if (p->o.controller && p->o.controller->end)
-        p->o.controller->end(p->o.controller->ctx, j->pol, oc, j->audited, j->voted);
+    if (j->controlled) observe(j, oc);
 }
 
 /* Probes ahead on samples the session has not reached: the points it will
@@ -728,6 +775,47 @@ static void on_gone(void *ctx, es_sv_xchg *x)
     job_free(j);
 }
 
+/* The controller's ticket for a request on the default policy: its live
+ * threshold, or an audit (observe mode: drawn to the cap, the full run's
+ * vote answered).  A request's "earlystop.max_em_drop" below the
+ * controller's em-loss budget (or with a cost target) runs at the most
+ * conservative candidate instead, outside the controller's traffic. */
+static int control(px *p, pjob *j, es_sv_xchg *x)
+{
+    double drop = j->q->es_max_em_drop;
+    es_controller *ctl = p->o.controller;
+    if (!isnan(drop) && !ctl) {
+        es_sv_reply_error(x, 400, "invalid_request_error", "earlystop.max_em_drop",
+                          "earlystop.max_em_drop needs the online controller (earlystop proxy --controller ...)");
+        return -1;
+    }
+    if (!isnan(drop) && j->q->es_policy) {
+        es_sv_reply_error(x, 400, "invalid_request_error", "earlystop.max_em_drop",
+                          "earlystop.max_em_drop goes with the proxy's policy, not with earlystop.policy");
+        return -1;
+    }
+    if (!ctl || j->q->es_policy) return 0;
+    es_controller_begin(ctl, p->ctl_next++, &j->ticket);
+    if (!isnan(drop) && !(p->o.controller_em_loss > 0 && drop >= p->o.controller_em_loss)) {
+        j->ticket.candidate = 0;
+        j->ticket.value = es_controller_candidate(ctl, 0);
+        j->ticket.audit = 0;
+    } else {
+        j->controlled = 1;
+    }
+    es_error err;
+    memset(&err, 0, sizeof err);
+    if (es_controller_apply(ctl, &j->ticket, j->pol, &err)) {
+        es_sv_reply_error(x, 500, "server_error", NULL, "the controller: %s", err.msg);
+        return -1;
+    }
+    if (j->controlled && j->ticket.audit) {
+        j->audited = 1;
+        p->m_audits++;
+    }
+    return 0;
+}
+
 /* The policy of a request: the proxy's, or the body's "earlystop.policy"
  * (a spec string only: a client never names a file on this machine). */
 static int job_policy(px *p, pjob *j, es_sv_xchg *x)
@@ -739,24 +827,7 @@ static int job_policy(px *p, pjob *j, es_sv_xchg *x)
         es_sv_reply_error(x, 400, "invalid_request_error", "earlystop.policy", "earlystop.policy: %s", err.msg);
         return -1;
     }
-    double drop = j->q->es_max_em_drop;
-    const es_proxy_controller *ctl = p->o.controller;
-    if (!isnan(drop) && !(ctl && ctl->begin)) {
-        es_sv_reply_error(x, 400, "invalid_request_error", "earlystop.max_em_drop",
-                          "earlystop.max_em_drop needs the online controller, which this proxy does not run");
-        return -1;
-    }
-    if (ctl && ctl->begin && ctl->begin(ctl->ctx, j->pol, drop, &j->audited)) {
-        es_sv_reply_error(x, 500, "server_error", NULL, "the controller refused the request");
-        return -1;
-    }
-    if (j->audited) {
-        /* an audit draws everything: what stopping would have cost is measured on it */
-        es_policy_free(j->pol);
-        j->pol = NULL;
-        if (es_policy_new("full", &j->pol, &err)) return -1;
-        p->m_audits++;
-    }
+    if (control(p, j, x)) return -1;
     es_policy_get_info(j->pol, &j->info);
     if (j->info.needs_probes && p->o.probe_every <= 0) {
         es_sv_reply_error(x, 400, "invalid_request_error", "earlystop.policy",
@@ -791,6 +862,7 @@ static int job_setup(px *p, pjob *j)
     j->po = calloc((size_t)j->K, sizeof *j->po);
     j->pt_next = calloc((size_t)j->K, sizeof *j->pt_next);
     uint32_t max_answers = 1024 + 64 * (uint32_t)j->K;
+    j->max_answers = max_answers;
     if (!j->t.base || !j->sm || !j->po || !j->pt_next ||
         es_interner_new(p->o.answer_type, max_answers, (size_t)max_answers * 64, &j->in) ||
         es_session_new(j->pol, &j->ses))
@@ -848,6 +920,37 @@ static void handle_generate(px *p, es_sv_xchg *x, int chat)
     pump(j);
 }
 
+/* The controller's state: where it sits, what it aims at, what it did. */
+static void controller_metrics(px *p, es_sv_buf *b)
+{
+    es_controller_status st;
+    es_controller_get_status(p->o.controller, &st);
+    char labels[160];
+    snprintf(labels, sizeof labels, "param=\"%s\"", es_controller_param_name(p->o.controller));
+    es_sv_metric(b, "earlystop_proxy_controller_value", "gauge", "the live value of the parameter the controller moves",
+                 labels, st.value);
+    es_sv_metric(b, "earlystop_proxy_controller_position", "gauge",
+                 "the controller's position among its candidates (0 = the most conservative)", NULL, st.position);
+    es_sv_metric(b, "earlystop_proxy_controller_audit_probability", "gauge", "the current audit probability", NULL,
+                 st.audit_prob);
+    es_sv_metric(b, "earlystop_proxy_controller_estimate", "gauge",
+                 "the target's measure estimated at the position (tokens, bytes or a loss rate)", NULL, st.estimate);
+    es_sv_metric(b, "earlystop_proxy_controller_aim", "gauge", "what the controller aims at: the budget less its margin "
+                 "and audits", NULL, st.aim);
+    es_sv_metric(b, "earlystop_proxy_controller_requests_total", "counter",
+                 "requests the controller learnt from (a restored state's included)", NULL, (double)st.requests);
+    es_sv_metric(b, "earlystop_proxy_controller_shifts_total", "counter", "shifts the controller detected", NULL,
+                 (double)st.shifts);
+    es_sv_metric(b, "earlystop_proxy_controller_fallbacks_total", "counter", "falls back to the conservative end", NULL,
+                 (double)st.fallbacks);
+    es_sv_metric(b, "earlystop_proxy_controller_audit_token_share", "gauge", "recent share of tokens spent on audits",
+                 NULL, st.audit_token_share);
+    es_sv_metric(b, "earlystop_proxy_controller_infeasible", "gauge", "1 when no candidate can meet the target", NULL,
+                 (double)st.infeasible);
+    es_sv_metric(b, "earlystop_proxy_controller_errors_total", "counter", "requests the controller could not learn from",
+                 NULL, (double)p->m_ctl_err);
+}
+
 static void handle_metrics(px *p, es_sv_xchg *x)
 {
     es_sv_buf b = {0};
@@ -878,7 +981,7 @@ static void handle_metrics(px *p, es_sv_xchg *x)
                  "tokens not generated: samples not drawn and cut samples, against the mean length of samples that "
                  "ended by themselves (an estimate)",
                  NULL, (double)p->m_saved);
-    es_sv_metric(&b, "earlystop_proxy_audits_total", "counter", "requests the controller drew in full", NULL,
+    es_sv_metric(&b, "earlystop_proxy_audits_total", "counter", "requests the controller audited (drawn to the cap)", NULL,
                  (double)p->m_audits);
     es_sv_metric(&b, "earlystop_proxy_open_requests", "gauge", "client requests open", NULL,
                  (double)es_sv_http_open(p->h));
@@ -889,25 +992,15 @@ static void handle_metrics(px *p, es_sv_xchg *x)
         if (es_policy_param(p->proto, i, &pi)) continue;
         char labels[160];
         snprintf(labels, sizeof labels, "rule=\"%s\",key=\"%s\"", pi.rule, pi.key);
-        es_sv_metric(&b, "earlystop_proxy_policy_param", "gauge", i ? NULL : "the default policy's parameters (live "
-                     "thresholds when a controller moves them)", labels, pi.value);
+        es_sv_metric(&b, "earlystop_proxy_policy_param", "gauge", i ? NULL : "the default policy's parameters as "
+                     "given (the controller's live value: earlystop_proxy_controller_value)", labels, pi.value);
     }
     es_sv_hist_print(&b, "earlystop_proxy_request_seconds", "time to the complete response", NULL, &p->h_req);
     es_sv_hist_print(&b, "earlystop_proxy_first_chunk_seconds", "time to the first streamed chunk", NULL, &p->h_first);
     es_sv_hist_print(&b, "earlystop_proxy_chunk_processing_seconds",
                      "proxy time per upstream event: parsing, policy, forwarding (added latency per chunk, hold-back "
                      "at probe points excluded)", NULL, &p->h_chunk);
-    if (p->o.controller && p->o.controller->metrics) {
-        char *mem = NULL;
-        size_t n = 0;
-        FILE *f = open_memstream(&mem, &n);
-        if (f) {
-            p->o.controller->metrics(p->o.controller->ctx, f);
-            fclose(f);
-            es_sv_buf_add(&b, mem, n);
-        }
-        free(mem);
-    }
+    if (p->o.controller) controller_metrics(p, &b);
     es_sv_reply(x, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.n);
     es_sv_buf_free(&b);
 }
@@ -939,6 +1032,11 @@ int es_proxy_run(const es_proxy_opts *o, es_error *err)
     if (!p) return es_error_set(err, ES_ENOMEM, NULL, 0, NULL, "proxy");
     p->o = *o;
     int rc = es_policy_new(o->policy, &p->proto, err);
+    if (o->controller) {
+        es_controller_status st;
+        es_controller_get_status(o->controller, &st);
+        p->ctl_next = st.requests;
+    }
     if (!rc) rc = es_sv_up_new(o->upstream, o->upstream_key, o->connect_timeout, o->idle_timeout, o->request_timeout,
                                o->max_upstream, &p->up, err);
     es_sv_http_cfg hc = {o->listen.host, o->listen.port, o->listen.api_key, o->listen.max_body, o->listen.max_header,
@@ -960,7 +1058,6 @@ int es_proxy_run(const es_proxy_opts *o, es_error *err)
         es_sv_up_dispatch(p->up, on_call, p);
         es_sv_http_run(p->h);
     }
-    if (p->o.controller && p->o.controller->save) p->o.controller->save(p->o.controller->ctx);
     /* jobs go with their connections (on_gone), then whatever is left */
     if (p->h) es_sv_http_free(p->h);
     while (p->jobs) job_free(p->jobs);
