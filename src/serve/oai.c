@@ -324,16 +324,3 @@ int es_sv_chat_prompt(const es_oai_req *r, es_sv_buf *out, es_oai_error *err)
     }
     return ES_OK;
 }
-
-es_oai_req *es_sv_read_request(es_sv_xchg *x, int chat, const es_oai_limits *lim)
-{
-    size_t len;
-    const char *body = es_sv_xchg_body(x, &len);
-    es_oai_error e;
-    es_oai_req *q = NULL;
-    if (es_oai_parse(chat ? ES_OAI_CHAT : ES_OAI_COMPLETIONS, body, len, lim, &q, &e)) {
-        es_sv_reply_error(x, (unsigned)e.status, e.type, e.param, "%s", e.message);
-        return NULL;
-    }
-    return q;
-}
