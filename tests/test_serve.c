@@ -38,9 +38,10 @@ static const char stream[] =
     "event: usage\ndata:two\ndata:  lines\n\n"
     "id: 7\nretry: 10\ndata\n\n"
     "data: cr only\r\rdata: [DONE]\n\n"
+    "data: crlf\r\ndata: within\n\n" /* a CR ending one piece, its LF the next (after an empty one) */
     "data: unterminated";
 
-static const char want[] = "[|{\"a\":1}][usage|two\n lines][|][|cr only][|[DONE]]";
+static const char want[] = "[|{\"a\":1}][usage|two\n lines][|][|cr only][|[DONE]][|crlf\nwithin]";
 
 static void test_sse_every_split(void **state)
 {

@@ -93,7 +93,8 @@ int es_sse_reader_feed(es_sse_reader *r, const char *buf, size_t n, es_sse_fn fn
             r->started = 1;
         }
     }
-    if (r->last_cr && p < end && *p == '\n') p++;
+    if (p == end) return 0; /* an empty piece leaves a pending CR pending */
+    if (r->last_cr && *p == '\n') p++;
     r->last_cr = 0;
     while (p < end) {
         const char *q = p;
