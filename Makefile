@@ -27,6 +27,8 @@
 #   libearlystop-online  src/online  the controller in the loop of a replayed stream
 #   libearlystop-meta    src/meta    meta-learning: a prior over tasks, adapt
 #                                    from k items (tune, jansson)
+#   libearlystop-serve   src/serve   OpenAI-compatible server and early-stopping
+#                                    proxy (libmicrohttpd, libcurl, jansson)
 #   build/earlystop      cli/        the command line, a thin front
 
 V ?= 0
@@ -58,6 +60,10 @@ CMOCKA  := cmocka
 # pkg-config is asked lazily so that `make deps` can run before the packages exist.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# serve layer: HTTP server and client (scripts/deps.sh installs them)
+SERVE_PKGS := libmicrohttpd libcurl
+SERVE_CFLAGS = $(shell pkg-config --cflags $(SERVE_PKGS) 2>/dev/null)
+SERVE_LIBS   = $(shell pkg-config --libs $(SERVE_PKGS) 2>/dev/null)
 CMOCKA_CFLAGS = $(shell pkg-config --cflags $(CMOCKA) 2>/dev/null)
 JANSSON_CFLAGS = $(shell pkg-config --cflags jansson 2>/dev/null)
 JANSSON_LIBS   = $(shell pkg-config --libs jansson 2>/dev/null)
@@ -67,7 +73,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 DEFS    := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 # Only what a header marks ES_API leaves a shared library.
 CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -fvisibility=hidden $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(SAN)
+LDLIBS_ALL = $(SERVE_LIBS) $(PKG_LIBS) -lm -pthread $(SAN)
 
 CORE_SRC   := $(wildcard src/core/*.c src/core/rules/*.c)
 REPLAY_SRC := $(wildcard src/replay/*.c)
@@ -76,6 +82,7 @@ LM_SRC     := $(wildcard src/lm/*.c)
 TUNE_SRC   := $(wildcard src/tune/*.c)
 ONLINE_SRC := $(wildcard src/online/*.c)
 META_SRC   := $(wildcard src/meta/*.c)
+SERVE_SRC  := $(wildcard src/serve/*.c)
 CLI_SRC    := $(wildcard cli/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
 BENCH_SRC  := $(wildcard bench/bench_*.c)
@@ -88,6 +95,7 @@ LM_OBJ     := $(call obj,$(LM_SRC))
 TUNE_OBJ   := $(call obj,$(TUNE_SRC))
 ONLINE_OBJ := $(call obj,$(ONLINE_SRC))
 META_OBJ   := $(call obj,$(META_SRC))
+SERVE_OBJ  := $(call obj,$(SERVE_SRC))
 CLI_OBJ    := $(call obj,$(CLI_SRC))
 TEST_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
@@ -99,11 +107,14 @@ LAYERS  += earlystop-meta
 LIBS    := $(BUILD)/libearlystop-online.a $(BUILD)/libearlystop-tune.a $(BUILD)/libearlystop-lm.a $(BUILD)/libearlystop-io.a \
            $(BUILD)/libearlystop-replay.a $(BUILD)/libearlystop.a
 LIBS    := $(BUILD)/libearlystop-meta.a $(LIBS)
+LAYERS  += earlystop-serve
+LIBS    := $(BUILD)/libearlystop-serve.a $(LIBS)
 SHLIBS  := $(foreach l,$(LAYERS),$(BUILD)/lib$(l).so.$(VERSION))
 HEADERS := include/earlystop.h include/earlystop_replay.h include/earlystop_io.h include/earlystop_lm.h \
            include/earlystop_tune.h
 HEADERS += include/earlystop_online.h
 HEADERS += include/earlystop_meta.h
+HEADERS += include/earlystop_serve.h
 
 .PHONY: all lib cli deps test test-run test-asan check-layers check-install demo bench fuzz install clean
 .DEFAULT_GOAL := all
@@ -120,13 +131,15 @@ $(BUILD)/obj/src/lm/%.o: CPP_LAYER := -Iinclude -Isrc/lm
 $(BUILD)/obj/src/tune/%.o: CPP_LAYER := -Iinclude -Isrc/tune
 $(BUILD)/obj/src/online/%.o: CPP_LAYER := -Iinclude -Isrc/online
 $(BUILD)/obj/src/meta/%.o: CPP_LAYER = -Iinclude -Isrc/meta $(JANSSON_CFLAGS)
+$(BUILD)/obj/src/serve/%.o: CPP_LAYER = -Iinclude -Isrc/serve $(PKG_CFLAGS) $(SERVE_CFLAGS)
+$(BUILD)/obj/src/serve/%.o: XFLAGS := -pthread
 # The lm's `omp simd` loops need only -fopenmp-simd, not an OpenMP runtime:
 # every thread here is a pthread that waits passively (OpenMP's spinning wait
 # made 2 threads slower than 1 on a busy machine).
 $(BUILD)/obj/src/lm/%.o: XFLAGS := -fopenmp-simd -pthread
 $(BUILD)/obj/src/replay/%.o $(BUILD)/obj/src/io/%.o: XFLAGS := -pthread
 $(BUILD)/obj/cli/%.o: CPP_LAYER = -Iinclude -Icli -Isrc/common $(PKG_CFLAGS)
-$(BUILD)/obj/tests/%.o $(BUILD)/obj/bench/%.o: CPP_LAYER = -Iinclude -Isrc -Isrc/common -Itests $(PKG_CFLAGS) $(CMOCKA_CFLAGS)
+$(BUILD)/obj/tests/%.o $(BUILD)/obj/bench/%.o: CPP_LAYER = -Iinclude -Isrc -Isrc/common -Itests $(PKG_CFLAGS) $(SERVE_CFLAGS) $(CMOCKA_CFLAGS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -148,6 +161,7 @@ $(eval $(call static_lib,earlystop-lm,$(LM_OBJ)))
 $(eval $(call static_lib,earlystop-tune,$(TUNE_OBJ)))
 $(eval $(call static_lib,earlystop-online,$(ONLINE_OBJ)))
 $(eval $(call static_lib,earlystop-meta,$(META_OBJ)))
+$(eval $(call static_lib,earlystop-serve,$(SERVE_OBJ)))
 
 # lib$(1).so.VERSION with soname lib$(1).so.SOVERSION and the two links;
 # --no-undefined: every symbol must come from $(3) (the layers below, libc).
@@ -165,6 +179,7 @@ $(eval $(call shared_lib,earlystop-lm,$(LM_OBJ),-learlystop -lm -pthread,$(BUILD
 $(eval $(call shared_lib,earlystop-tune,$(TUNE_OBJ),-learlystop-replay -learlystop -lm -pthread,$(BUILD)/libearlystop-replay.so.$(VERSION)))
 $(eval $(call shared_lib,earlystop-online,$(ONLINE_OBJ),-learlystop-replay -learlystop -lm,$(BUILD)/libearlystop-replay.so.$(VERSION)))
 $(eval $(call shared_lib,earlystop-meta,$(META_OBJ),-learlystop-tune -learlystop-replay -learlystop $$(JANSSON_LIBS) -lm,$(BUILD)/libearlystop-tune.so.$(VERSION)))
+$(eval $(call shared_lib,earlystop-serve,$(SERVE_OBJ),-learlystop-io -learlystop-replay -learlystop-lm -learlystop $$(SERVE_LIBS) $$(PKG_LIBS) -lm -pthread,$(BUILD)/libearlystop-io.so.$(VERSION) $(BUILD)/libearlystop-lm.so.$(VERSION)))
 
 $(BUILD)/earlystop: $(CLI_OBJ) $(LIBS)
 	@$(say) LD $@

@@ -20,6 +20,9 @@ static const struct {
     {"generate", cmd_generate, "record traces with probes from the built-in model"},
     {"run", cmd_run, "generate live with a stopping policy deciding in the loop"},
     {"simulate", cmd_simulate, "the online controller on a replayed stream of requests with shifts"},
+    {"serve", cmd_serve, "serve the built-in model with the OpenAI API"},
+    {"proxy", cmd_proxy, "stop reasoning early in front of an OpenAI-compatible engine"},
+    {"record", cmd_record, "record traces (samples, probes) from an OpenAI-compatible engine"},
 };
 
 static void usage(FILE *fp)

@@ -232,6 +232,8 @@ ES_API int es_task_draw(es_task_kind k, es_rng *rng, es_task_example *out);
 /* Last answer in text (after the last cue, up to '.' or newline) into
  * out[cap]; returns 1 when found, 0 when none (out = ""). */
 ES_API int es_task_extract_answer(const char *text, char *out, size_t cap);
+/* The same rule with another cue (a served model's "The answer is "). */
+ES_API int es_task_extract_answer_cue(const char *text, const char *cue, char *out, size_t cap);
 
 /* ------------------------------------------------------------ generation */
 
@@ -315,6 +317,66 @@ ES_API int es_lm_gen_sample_batch(es_lm_gen *g, const char *prompt, es_rng *rngs
  * item questions: shared by generate and run (see docs/model.md). */
 ES_API void es_lm_sample_rng(es_rng *r, uint64_t seed, uint64_t item, uint64_t sample);
 #define ES_LM_QUESTION_SALT 0x5155455354494f4eULL
+
+/* ------------------------------------------------------------- serving */
+
+/*
+ * es_lm_batch: sequences of different prompts stepped together, what a
+ * server's scheduler runs (continuous batching across requests).  Each
+ * sequence has its own cache; a sequence added between steps has its prompt
+ * fed as rows of the next step, beside the other sequences' next tokens, so
+ * one forward step serves every request at once.  A sequence's tokens do not
+ * depend on what else is in the batch: with the same prompt, temperature and
+ * stream it is the same bytes as es_lm_gen_sample (without probes) or a
+ * probe of it (temperature 0 on the prompt + text + cue).
+ */
+typedef struct es_lm_batch es_lm_batch;
+
+/* Alternatives reported per token at most. */
+#define ES_LM_MAX_TOP 20
+
+typedef struct es_lm_seq_params {
+    float temperature;    /* 0 = greedy */
+    int max_tokens;       /* 0 = to the end of the context */
+    int top_logprobs;     /* alternatives per token, 0..ES_LM_MAX_TOP */
+    es_rng rng;           /* the sequence's stream (consumed only when temperature > 0) */
+} es_lm_seq_params;
+
+enum { ES_LM_SEQ_RUNNING = 0, ES_LM_SEQ_EOS = 1, ES_LM_SEQ_LENGTH = 2 };
+
+/* One token of a sequence, as sampled. */
+typedef struct es_lm_token_event {
+    int token;            /* ES_LM_EOS or a character's token */
+    int ch;               /* its character, '\0' for EOS */
+    float logprob;        /* log-probability under the distribution sampled from */
+    int n_top;            /* alternatives below, most likely first */
+    int top_token[ES_LM_MAX_TOP];
+    float top_logprob[ES_LM_MAX_TOP];
+    int finish;           /* ES_LM_SEQ_RUNNING, or why this was the last token */
+} es_lm_token_event;
+
+/* Called once per token of a sequence, from es_lm_batch_step. */
+typedef void (*es_lm_seq_fn)(void *ctx, int seq, const es_lm_token_event *ev);
+
+/* Room for max_seqs sequences at once (each holds a full context's cache). */
+ES_API int es_lm_batch_new(const es_lm *m, int max_seqs, es_lm_pool *pool, es_lm_batch **out, es_error *err);
+ES_API void es_lm_batch_free(es_lm_batch *b);
+/* Start a sequence; returns its id (>= 0), ES_EINVAL for a character outside
+ * the vocabulary, ES_ERANGE when the prompt leaves no room to generate or no
+ * slot is free (es_lm_batch_free_slots).  Allocates nothing. */
+ES_API int es_lm_batch_add(es_lm_batch *b, const char *prompt, const es_lm_seq_params *p, es_lm_seq_fn fn,
+                           void *ctx);
+/* Drop a sequence now (its callback is not called again). */
+ES_API void es_lm_batch_cancel(es_lm_batch *b, int seq);
+/* One forward step for every sequence, then one token each (reported through
+ * their callbacks); a finished sequence's slot is free after it.  Returns
+ * the sequences still running. */
+ES_API int es_lm_batch_step(es_lm_batch *b);
+ES_API int es_lm_batch_active(const es_lm_batch *b);
+ES_API int es_lm_batch_free_slots(const es_lm_batch *b);
+/* Tokens a prompt takes (BOS included), or ES_EINVAL / ES_ERANGE as
+ * es_lm_batch_add would refuse it. */
+ES_API int es_lm_batch_prompt_tokens(const es_lm_batch *b, const char *prompt);
 
 /* ------------------------------------------------------------ live runs */
 

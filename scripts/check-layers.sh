@@ -29,8 +29,9 @@ check_needs libearlystop-io 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearl
 check_needs libearlystop-tune 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*'
 check_needs libearlystop-online 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*'
 check_needs libearlystop-meta 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*' 'libearlystop-tune.so.*' 'libjansson.so.*'
+check_needs libearlystop-serve 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*' 'libearlystop-io.so.*' 'libearlystop-lm.so.*' 'libjansson.so.*' 'libmicrohttpd.so.*' 'libcurl.so.*'
 for lib in libearlystop libearlystop-replay libearlystop-io libearlystop-lm libearlystop-tune \
-    libearlystop-online libearlystop-meta; do
+    libearlystop-online libearlystop-meta libearlystop-serve; do
     f="$build/$lib.so.$version"
     bad=$(nm -D --defined-only "$f" | awk '{print $NF}' | grep -v '^es_' || true)
     if [ -n "$bad" ]; then

@@ -11,6 +11,12 @@ command -v cc >/dev/null 2>&1 || need="$need build-essential"
 check jansson libjansson-dev
 check cmocka libcmocka-dev
 check libpcre2-8 libpcre2-dev
+check libmicrohttpd libmicrohttpd-dev
+check libcurl libcurl4-openssl-dev
+# The end-to-end test installs the official OpenAI Node SDK from npm
+# (tests/node, pinned by its lockfile) and runs it with node.
+command -v node >/dev/null 2>&1 || need="$need nodejs"
+command -v npm >/dev/null 2>&1 || need="$need npm"
 if [ -n "$need" ]; then
     echo "deps: installing$need" >&2
     SUDO=""

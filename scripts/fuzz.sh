@@ -21,6 +21,7 @@ OUT=build-fuzz
 
 command -v "$CLANG" >/dev/null 2>&1 || { echo "fuzz: $CLANG not found (install clang)" >&2; exit 1; }
 PKG_CFLAGS=$(pkg-config --cflags jansson libpcre2-8)
+# the serve layer's parsers (request bodies, event streams) need jansson only
 PKG_LIBS=$(pkg-config --libs jansson libpcre2-8)
 
 # The library is built with coverage (fuzzer-no-link) so the fuzzer sees its
@@ -31,7 +32,8 @@ CFLAGS="-std=c11 -g -O1 $SAN -pthread -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L 
 mkdir -p "$OUT/obj" "$OUT/corpus" "$OUT/artifacts"
 objs=""
 # each layer sees its own internal headers, as in the Makefile
-for src in src/core/*.c src/core/rules/*.c src/replay/*.c src/io/*.c src/tune/*.c src/meta/*.c; do
+for src in src/core/*.c src/core/rules/*.c src/replay/*.c src/io/*.c src/tune/*.c src/meta/*.c src/serve/util.c \
+           src/serve/oai.c src/serve/sse.c src/serve/family.c; do
     [ -f "$src" ] || continue
     layer=$(echo "$src" | cut -d/ -f1-2)
     obj="$OUT/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"

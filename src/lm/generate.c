@@ -153,7 +153,7 @@ void es_lm_gen_free(es_lm_gen *g)
 size_t es_lm_gen_kv_bytes(const es_lm_gen *g) { return es_lm_state_kv_bytes(g->lanes[0].s); }
 
 /* Ties go to the lower token id: greedy decoding must be deterministic. */
-static int argmax(const float *x, int n)
+int es_lm_argmax(const float *x, int n)
 {
     int best = 0;
     for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
@@ -162,7 +162,7 @@ static int argmax(const float *x, int n)
 
 /* probs = softmax(logits / temperature) (temperature 0 counts as 1 here:
  * greedy picks the argmax but probabilities stay meaningful). */
-static void scaled_softmax(float *probs, const float *logits, int n, float temp)
+void es_lm_scaled_softmax(float *probs, const float *logits, int n, float temp)
 {
     float inv = temp > 0 ? 1.0f / temp : 1.0f;
     for (int i = 0; i < n; i++) probs[i] = logits[i] * inv;
@@ -191,7 +191,7 @@ static float token_confidence(const float *probs, int n, int k)
 }
 
 /* Inverse-CDF draw: exactly one uniform per token, so streams stay aligned. */
-static int sample_token(const float *probs, int n, es_rng *r)
+int es_lm_sample_token(const float *probs, int n, es_rng *r)
 {
     float u = es_rng_float(r), c = 0.0f;
     for (int i = 0; i < n; i++) {
@@ -265,8 +265,8 @@ static int probe_finish(es_lm_gen *g, gen_lane *l, int ended)
 static int probe_answer_step(es_lm_gen *g, gen_lane *l, int *ended)
 {
     int V = g->m->cfg.vocab_size;
-    scaled_softmax(l->probs, l->logits, V, 1.0f);
-    int tok = argmax(l->probs, V);
+    es_lm_scaled_softmax(l->probs, l->logits, V, 1.0f);
+    int tok = es_lm_argmax(l->probs, V);
     l->ans_psum += l->probs[tok];
     l->cost++;
     int ch = es_lm_token_char(tok);
@@ -341,8 +341,8 @@ static int lane_advance(es_lm_gen *g, gen_lane *l)
             return 0;
         }
         if (due) { probe_start(g, l); return 1; }
-        scaled_softmax(l->probs, l->logits, V, g->o.temperature);
-        int tok = g->o.temperature > 0 ? sample_token(l->probs, V, l->rng) : argmax(l->probs, V);
+        es_lm_scaled_softmax(l->probs, l->logits, V, g->o.temperature);
+        int tok = g->o.temperature > 0 ? es_lm_sample_token(l->probs, V, l->rng) : es_lm_argmax(l->probs, V);
         float tc = token_confidence(l->probs, V, g->o.conf_topk);
         l->win[l->n_gen % (uint32_t)g->o.window] = tc;
         l->psum += l->probs[tok];

@@ -85,6 +85,16 @@ float *es_lm_rope_table(const es_lm_config *cfg);
 
 #define ES_RMS_EPS 1e-5f
 
+/* The sampler (generate.c), shared with the serving batch (batch.c) so that
+ * both draw the same token from the same logits and stream. */
+/* probs = softmax(logits / temp); temp 0 counts as 1 (greedy keeps meaningful
+ * probabilities). */
+void es_lm_scaled_softmax(float *probs, const float *logits, int n, float temp);
+/* Largest entry, ties to the lower index. */
+int es_lm_argmax(const float *x, int n);
+/* Inverse-CDF draw with exactly one uniform. */
+int es_lm_sample_token(const float *probs, int n, es_rng *r);
+
 /* ------------------------------------------------------------ threads */
 
 /* Below this many multiply-adds a loop stays on the calling thread: a

@@ -366,11 +366,12 @@ int es_task_make(es_task_kind k, uint64_t seed, uint64_t index, es_task_example 
 }
 
 /* The last cue wins: a re-check that corrects an answer replaces it. */
-int es_task_extract_answer(const char *text, char *out, size_t cap)
+int es_task_extract_answer_cue(const char *text, const char *cue, char *out, size_t cap)
 {
-    const char *cue = ES_LM_ANSWER_CUE, *last = NULL;
-    for (const char *p = strstr(text, cue); p; p = strstr(p + 1, cue)) last = p;
+    const char *last = NULL;
     out[0] = '\0';
+    if (!*cue) return 0;
+    for (const char *p = strstr(text, cue); p; p = strstr(p + 1, cue)) last = p;
     if (!last) return 0;
     const char *a = last + strlen(cue);
     size_t n = strcspn(a, ".\n");
@@ -379,4 +380,9 @@ int es_task_extract_answer(const char *text, char *out, size_t cap)
     memcpy(out, a, n);
     out[n] = '\0';
     return 1;
+}
+
+int es_task_extract_answer(const char *text, char *out, size_t cap)
+{
+    return es_task_extract_answer_cue(text, ES_LM_ANSWER_CUE, out, cap);
 }
