@@ -147,7 +147,7 @@ int cmd_proxy(int argc, char **argv)
     if (target) {
         es_target_kind kind;
         double budget;
-        if (sim_parse_target("proxy", target, &kind, &budget)) return CLI_USAGE;
+        if (sim_parse_target("proxy", "--controller", target, &kind, &budget)) return CLI_USAGE;
         es_controller_opts_init(&co, kind, budget);
         co.window = (uint32_t)window;
         co.kv_bytes_per_position = (double)kv_bytes;

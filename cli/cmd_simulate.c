@@ -310,7 +310,7 @@ static int run(const sim_cli *o, es_error *err)
     es_target_kind kind = ES_TARGET_TOKENS;
     double budget, cand[64];
     uint32_t n_cand = 0;
-    if (sim_parse_target("simulate", o->target, &kind, &budget)) return CLI_USAGE;
+    if (sim_parse_target("simulate", "--target", o->target, &kind, &budget)) return CLI_USAGE;
     if (o->candidates && parse_candidates(o->candidates, cand, &n_cand)) return CLI_USAGE;
     es_controller_opts_init(&co, kind, budget);
     co.window = (uint32_t)o->window;

@@ -265,7 +265,7 @@ int run_controller(const es_lm *m, const run_ctl_opts *o, es_error *err)
     run_state S = {o, s, 0, {0}, NULL, NULL, NULL, 1};
     es_target_kind kind = ES_TARGET_TOKENS;
     double budget;
-    if (parse_stream(o->stream, s, &n_seg) || sim_parse_target("run", o->target, &kind, &budget)) return CLI_USAGE;
+    if (parse_stream(o->stream, s, &n_seg) || sim_parse_target("run", "--controller", o->target, &kind, &budget)) return CLI_USAGE;
     S.n_seg = n_seg;
     es_controller_opts_init(&S.co, kind, budget);
     S.co.window = (uint32_t)o->window;

@@ -7,30 +7,31 @@
 
 #include "sim_out.h"
 
-/* "tokens=B" | "kv=BYTES" | "em-loss=PTS" */
-int sim_parse_target(const char *cmd, const char *t, es_target_kind *kind, double *budget)
+/* "tokens=B" | "kv=BYTES" | "em-loss=PTS"; errors name the option as the
+ * command spells it (--target, --controller). */
+int sim_parse_target(const char *cmd, const char *opt, const char *t, es_target_kind *kind, double *budget)
 {
     const char *eq = strchr(t, '=');
-    if (!eq) return cli_usage_error(cmd, "--target: '%s' is not tokens=B, kv=BYTES or em-loss=PTS", t);
+    if (!eq) return cli_usage_error(cmd, "%s: '%s' is not tokens=B, kv=BYTES or em-loss=PTS", opt, t);
     size_t n = (size_t)(eq - t);
     const char *v = eq + 1;
     if (n == 6 && !strncmp(t, "tokens", 6)) {
         *kind = ES_TARGET_TOKENS;
         if (cli_parse_double(v, budget) || !(*budget > 0) || !isfinite(*budget))
-            return cli_usage_error(cmd, "--target tokens=B: '%s' is not a positive number of tokens", v);
+            return cli_usage_error(cmd, "%s tokens=B: '%s' is not a positive number of tokens", opt, v);
     } else if (n == 2 && !strncmp(t, "kv", 2)) {
         uint64_t x;
         *kind = ES_TARGET_KV;
         if (cli_parse_size(v, 1, UINT64_MAX >> 1, &x))
-            return cli_usage_error(cmd, "--target kv=BYTES: '%s' is not a size >= 1 (K, M, G suffixes)", v);
+            return cli_usage_error(cmd, "%s kv=BYTES: '%s' is not a size >= 1 (K, M, G suffixes)", opt, v);
         *budget = (double)x;
     } else if (n == 7 && !strncmp(t, "em-loss", 7)) {
         *kind = ES_TARGET_EM_LOSS;
         if (cli_parse_double(v, budget) || !(*budget > 0 && *budget < 100))
-            return cli_usage_error(cmd, "--target em-loss=PTS: '%s' is not points of EM in (0, 100)", v);
+            return cli_usage_error(cmd, "%s em-loss=PTS: '%s' is not points of EM in (0, 100)", opt, v);
         *budget /= 100;
     } else {
-        return cli_usage_error(cmd, "--target: '%.*s' is not tokens, kv or em-loss", (int)n, t);
+        return cli_usage_error(cmd, "%s: '%.*s' is not tokens, kv or em-loss", opt, (int)n, t);
     }
     return 0;
 }

@@ -11,7 +11,7 @@
 
 /* "tokens=B" | "kv=BYTES" | "em-loss=PTS" (points -> a fraction); a usage
  * error printed for `cmd` and CLI_USAGE when bad. */
-int sim_parse_target(const char *cmd, const char *t, es_target_kind *kind, double *budget);
+int sim_parse_target(const char *cmd, const char *opt, const char *t, es_target_kind *kind, double *budget);
 const char *sim_kind_name(es_target_kind k);
 /* "key":v, (null when not finite) */
 void sim_json_num(const char *key, double v, int comma);

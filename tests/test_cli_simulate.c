@@ -191,6 +191,8 @@ static void test_bad_input(void **state)
         {"simulate --stream " A ":0 --policy ac-beta --target tokens=10", "FILE:N", 2},
         {"simulate --stream " A ":10 --policy ac-beta --target speed=10", "tokens, kv or em-loss", 2},
         {"simulate --stream " A ":10 --policy ac-beta --target em-loss=150", "points", 2},
+        {"simulate --stream " A ":10 --policy ac-beta --target em-loss=150", "--target em-loss=PTS", 2},
+        {"run --stream date:5 --policy ac-beta:clinch=on --controller tokens=x", "--controller tokens=B", 2},
         {"simulate --stream " A ":10 --policy ac-beta --target kv=-3", "size", 2},
         {"simulate --stream " A ":10 --policy esc --target tokens=10", "sweep", 2},
         {"simulate --stream " A ":10 --policy nope --target tokens=10", "nope", 2},
