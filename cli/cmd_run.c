@@ -78,8 +78,13 @@ static int run_parse(int argc, char **argv, run_cli *o)
     lm_gen_opts_init(&o->g, 50);
     o->baseline = "full";
     o->window = 50;
+    /* options that belong to one mode only: given to the other, refused
+     * rather than silently ignored */
+    const char *static_only = NULL, *ctl_only = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--task") || !strcmp(a, "--items") || !strcmp(a, "--baseline")) static_only = a;
+        if (!strcmp(a, "--window") || !strcmp(a, "--audit-share") || !strcmp(a, "--plot")) ctl_only = a;
         int r = lm_gen_opt("run", argc, argv, &i, &o->g);
         if (r < 0) return CLI_USAGE;
         if (r) continue;
@@ -101,6 +106,10 @@ static int run_parse(int argc, char **argv, run_cli *o)
     }
     if (o->controller && !o->stream) return cli_usage_error("run", "--controller needs --stream TASK:N[,TASK:N]...");
     if (o->stream && !o->controller) return cli_usage_error("run", "--stream goes with --controller");
+    if (ctl_only && !o->controller) return cli_usage_error("run", "%s goes with --controller", ctl_only);
+    if (static_only && o->controller)
+        return cli_usage_error("run", "%s does not go with --controller (--stream names the tasks and counts)",
+                               static_only);
     if (o->stream) o->g.have_task = 1; /* the stream names the tasks */
     if (lm_gen_opts_check("run", &o->g)) return CLI_USAGE;
     if (!o->policy) return cli_usage_error("run", "--policy is required");

@@ -193,6 +193,11 @@ static void test_bad_input(void **state)
         {"simulate --stream " A ":10 --policy ac-beta --target em-loss=150", "points", 2},
         {"simulate --stream " A ":10 --policy ac-beta --target em-loss=150", "--target em-loss=PTS", 2},
         {"run --stream date:5 --policy ac-beta:clinch=on --controller tokens=x", "--controller tokens=B", 2},
+        /* an option of the other mode of run is refused, not ignored */
+        {"run --stream date:5 --policy ac-beta --controller tokens=10 --task arithmetic", "--task does not go", 2},
+        {"run --stream date:5 --policy ac-beta --controller tokens=10 --items 3", "--items does not go", 2},
+        {"run --task date --policy ac-beta --window 30", "--window goes with --controller", 2},
+        {"run --task date --policy ac-beta --plot x.svg", "--plot goes with --controller", 2},
         {"simulate --stream " A ":10 --policy ac-beta --target kv=-3", "size", 2},
         {"simulate --stream " A ":10 --policy esc --target tokens=10", "sweep", 2},
         {"simulate --stream " A ":10 --policy nope --target tokens=10", "nope", 2},
