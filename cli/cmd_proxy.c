@@ -88,7 +88,7 @@ int cmd_proxy(int argc, char **argv)
     o.listen.log = stderr;
     const char *probe_cue = NULL, *answer_cue = NULL;
     long probe_max = 0;
-    const char *target = NULL, *state = NULL;
+    const char *target = NULL, *state = NULL, *ctl_opt = NULL; /* ctl_opt: an option of the controller */
     long window = 200;
     uint64_t kv_bytes = 1;
     for (int i = 1; i < argc; i++) {
@@ -128,9 +128,11 @@ int cmd_proxy(int argc, char **argv)
         } else if (!strcmp(a, "--controller")) target = v;
         else if (!strcmp(a, "--controller-state")) state = v;
         else if (!strcmp(a, "--controller-window")) {
+            ctl_opt = a;
             if (cli_parse_long(v, 1, 1000000, &window))
                 return cli_usage_error("proxy", "--controller-window: '%s' is not in 1..1000000", v);
         } else if (!strcmp(a, "--kv-bytes")) {
+            ctl_opt = a;
             if (cli_parse_size(v, 1, UINT64_MAX >> 1, &kv_bytes))
                 return cli_usage_error("proxy", "--kv-bytes: '%s' is not a size >= 1 (K, M, G suffixes)", v);
         } else if (!strcmp(a, "--connect-timeout")) {
@@ -143,6 +145,7 @@ int cmd_proxy(int argc, char **argv)
     }
     if (!o.upstream) return cli_usage_error("proxy", "--upstream URL is required (e.g. http://127.0.0.1:8000)");
     if (state && !target) return cli_usage_error("proxy", "--controller-state goes with --controller");
+    if (ctl_opt && !target) return cli_usage_error("proxy", "%s goes with --controller", ctl_opt);
     es_controller_opts co;
     if (target) {
         es_target_kind kind;

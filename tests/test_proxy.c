@@ -409,6 +409,20 @@ static void test_bad_requests(void **state)
     assert_int_equal(srv_stop(&px), 0);
 }
 
+/* Options of the controller without --controller are refused, not ignored. */
+static void test_usage(void **state)
+{
+    (void)state;
+    if (access(srv_bin(), X_OK)) skip();
+    static const char *const opts[] = {"--controller-window 5", "--kv-bytes 4K"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(sh("'%s' proxy --upstream http://127.0.0.1:1 %s >/dev/null 2>'%s/usage.err'", srv_bin(), opts[i],
+                            tmp),
+                         2);
+        assert_int_equal(sh("grep -q -- 'goes with --controller' '%s/usage.err'", tmp), 0);
+    }
+}
+
 /* A client that sends its head a byte at a time is cut at --header-timeout,
  * and others are served meanwhile. */
 static void test_slowloris(void **state)
@@ -694,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_proxy_equals_replay),
         cmocka_unit_test(test_record_equals_generate),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_usage),
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_bad_upstreams),
         cmocka_unit_test(test_clients_leave),
