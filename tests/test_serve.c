@@ -141,6 +141,7 @@ static const body_case bodies[] = {
     {ES_OAI_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"earlystop\":{\"policy\":3}}", ES_EINVAL, "earlystop.policy"},
     {ES_OAI_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"earlystop\":{\"max_em_drop\":2}}", ES_EINVAL, "earlystop.max_em_drop"},
     {ES_OAI_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"continue_final_message\":true}", ES_EINVAL, "continue_final_message"},
+    {ES_OAI_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"earlystop\":{\"polcy\":\"esc\"}}", ES_EINVAL, "earlystop"},
     {ES_OAI_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"model\":5}", ES_EINVAL, "model"},
     {ES_OAI_COMPLETIONS, "{}", ES_EINVAL, "prompt"},
     {ES_OAI_COMPLETIONS, "{\"prompt\":[]}", ES_EINVAL, "prompt"},

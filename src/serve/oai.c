@@ -201,6 +201,14 @@ static int get_options(json_t *o, es_oai_req *r, es_oai_error *err)
     json_t *es = json_object_get(o, "earlystop");
     if (es && !json_is_null(es)) {
         if (!json_is_object(es)) return fail(err, ES_EINVAL, 400, "earlystop", "'earlystop' must be an object");
+        /* a misspelt key would otherwise run the request silently without it */
+        const char *k;
+        json_t *v;
+        json_object_foreach(es, k, v) {
+            if (strcmp(k, "policy") && strcmp(k, "max_em_drop"))
+                return fail(err, ES_EINVAL, 400, "earlystop", "'earlystop' has no key '%.64s' (it takes policy, max_em_drop)",
+                            k);
+        }
         json_t *p = json_object_get(es, "policy");
         if (p && !json_is_null(p)) {
             if (!json_is_string(p) || !json_string_length(p))
