@@ -105,6 +105,7 @@ int cmd_record(int argc, char **argv)
     }
     o.stop_fd = serve_stop_pipe();
     o.progress = isatty(2) ? stderr : NULL;
+    o.log = stderr; /* why a question was left out, terminal or not */
     es_error err;
     memset(&err, 0, sizeof err);
     es_record_summary sum;

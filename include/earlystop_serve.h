@@ -203,6 +203,7 @@ typedef struct es_record_opts {
     double connect_timeout, idle_timeout, request_timeout;
     int stop_fd;
     FILE *progress;            /* progress lines; NULL = none */
+    FILE *log;                 /* each question left out and why; NULL = none */
 } es_record_opts;
 
 typedef struct es_record_summary {

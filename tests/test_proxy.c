@@ -409,6 +409,23 @@ static void test_bad_requests(void **state)
     assert_int_equal(srv_stop(&px), 0);
 }
 
+/* A record whose every question fails upstream is a failure that says why
+ * (terminal or not) and leaves the file of a previous run as it was; an
+ * integer id names its question. */
+static void test_record_upstream_down(void **state)
+{
+    (void)state;
+    if (access(srv_bin(), X_OK)) skip();
+    assert_int_equal(sh("echo '{\"id\": 7, \"question\": \"Compute 1+2.\", \"gold\": \"3\"}' > '%s/down_q.jsonl' && "
+                        "echo old > '%s/down.jsonl'", tmp, tmp), 0);
+    assert_int_equal(sh("'%s' record --upstream http://127.0.0.1:1 --questions '%s/down_q.jsonl' --out '%s/down.jsonl' "
+                        ">/dev/null 2>'%s/down.err'", srv_bin(), tmp, tmp, tmp),
+                     1);
+    assert_int_equal(sh("grep -q '^old$' '%s/down.jsonl'", tmp), 0);
+    assert_int_equal(sh("grep -q 'record: 7: left out: .*upstream failed' '%s/down.err'", tmp), 0);
+    assert_int_equal(sh("grep -q 'every question failed upstream' '%s/down.err'", tmp), 0);
+}
+
 /* Options of the controller without --controller are refused, not ignored. */
 static void test_usage(void **state)
 {
@@ -709,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_record_equals_generate),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_record_upstream_down),
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_bad_upstreams),
         cmocka_unit_test(test_clients_leave),

@@ -41,6 +41,7 @@ typedef struct rec {
     int in_flight;
     es_trace_writer *w;
     es_record_summary *sum;
+    char first_why[400]; /* the first question left out, and why */
 } rec;
 
 void es_record_opts_init(es_record_opts *o)
@@ -106,7 +107,8 @@ static int read_question(rec *r, json_t *v, size_t line, ritem *it, es_error *er
     json_t *type = json_object_get(v, "answer_type"), *task = json_object_get(v, "task");
     json_t *mt = json_object_get(v, "max_tokens");
     char idbuf[32];
-    snprintf(idbuf, sizeof idbuf, "q%05zu", line - 1);
+    if (json_is_integer(id)) snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+    else snprintf(idbuf, sizeof idbuf, "q%05zu", line - 1);
     it->id = strdup(json_is_string(id) ? json_string_value(id) : idbuf);
     it->task = strdup(json_is_string(task) ? json_string_value(task) : "");
     if (!gold || read_gold(gold, it))
@@ -276,8 +278,8 @@ static int write_ready(rec *r, es_error *err)
         if (!it->failed && it->finished < r->o->samples) break;
         int rc = ES_OK;
         if (it->failed) {
-            r->sum->failed++;
-            if (r->o->progress) fprintf(r->o->progress, "earlystop record: %s: left out: %s\n", it->id, it->why);
+            if (!r->sum->failed++) snprintf(r->first_why, sizeof r->first_why, "%.60s: %s", it->id, it->why);
+            if (r->o->log) fprintf(r->o->log, "earlystop record: %s: left out: %s\n", it->id, it->why);
         } else {
             rc = write_item(r, it, err);
         }
@@ -392,6 +394,9 @@ int es_record_run(const es_record_opts *o, es_record_summary *sum, es_error *err
         rc = write_ready(&r, err);
     }
     if (r.w && es_trace_writer_free(r.w) && !rc) rc = es_error_set(err, ES_EIO, o->out, 0, NULL, "write failed");
+    /* nothing recorded: a failure, and the file a previous run wrote stays */
+    if (!rc && !sum->items && sum->failed)
+        rc = es_error_set(err, ES_EIO, NULL, 0, NULL, "every question failed upstream (the first, %s)", r.first_why);
     if (!rc) rc = es_outfile_commit(of, err);
     else es_outfile_abort(of);
     for (size_t i = 0; i < r.n_items; i++) {
