@@ -109,6 +109,20 @@ static int import_all(es_controller *c, const char *path, json_t *st, es_error *
     return ES_OK;
 }
 
+/* A saved state sets every field or none: a field this controller keeps
+ * but the file lacks would otherwise keep its fresh value beside restored
+ * ones that were measured with it. */
+static int check_complete(const char *path, json_t *st, json_t *mine, es_error *err)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(mine, k, v) {
+        if (!json_object_get(st, k))
+            return es_error_set(err, ES_EFORMAT, path, 0, "state", "no \"%s\" (a state sets every field or none)", k);
+    }
+    return ES_OK;
+}
+
 int es_controller_load(es_controller *c, const char *path, es_error *err)
 {
     json_error_t je;
@@ -131,7 +145,8 @@ int es_controller_load(es_controller *c, const char *path, es_error *err)
         /* all or nothing: keep the current state to put back on failure */
         json_t *backup = state_object(c);
         if (!backup) rc = es_error_set(err, ES_ENOMEM, path, 0, "", "out of memory");
-        else if ((rc = import_all(c, path, st, err)) != ES_OK) import_all(c, path, backup, NULL);
+        else if ((rc = check_complete(path, st, backup, err)) == ES_OK && (rc = import_all(c, path, st, err)) != ES_OK)
+            import_all(c, path, backup, NULL);
         json_decref(backup);
     }
     json_decref(root);
