@@ -163,7 +163,7 @@ int cmd_proxy(int argc, char **argv)
         const char *k = getenv("EARLYSTOP_UPSTREAM_KEY");
         if (k && *k) o.upstream_key = k;
     }
-    serve_key_from_env(&o.listen);
+    serve_key_from_env("proxy", &o.listen);
     es_error err;
     memset(&err, 0, sizeof err);
     /* a policy file is read once here; requests get clones */

@@ -74,7 +74,7 @@ int cmd_serve(int argc, char **argv)
             o.seed = (uint64_t)n;
         } else return cli_usage_error("serve", "unknown option or missing value: '%s'", a);
     }
-    serve_key_from_env(&o.listen);
+    serve_key_from_env("serve", &o.listen);
     char model_buf[4096];
     o.model_path = lm_model_path(model, model_buf, sizeof model_buf);
     o.threads = threads;

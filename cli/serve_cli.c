@@ -50,10 +50,19 @@ void serve_print_ready(void *ctx, const char *host, int port)
     fflush(stdout);
 }
 
-void serve_key_from_env(es_listen_opts *o)
+/* The key from $EARLYSTOP_API_KEY unless --api-key gave one; a server that
+ * listens beyond this machine without a key says so (anyone who reaches the
+ * port can spend the engine's tokens), but starts: a trusted network or a
+ * front that authenticates is a legitimate setup. */
+void serve_key_from_env(const char *cmd, es_listen_opts *o)
 {
     const char *k = getenv("EARLYSTOP_API_KEY");
     if (!o->api_key && k && *k) o->api_key = k;
+    const char *h = o->host ? o->host : "127.0.0.1";
+    int loopback = !strcmp(h, "localhost") || !strcmp(h, "::1") || !strncmp(h, "127.", 4);
+    if (!o->api_key && !loopback)
+        fprintf(stderr, "earlystop %s: warning: listening on %s without an API key: anyone who reaches the port "
+                "can use it (--api-key KEY or $EARLYSTOP_API_KEY)\n", cmd, h);
 }
 
 static int seconds_opt(const char *cmd, const char *name, const char *v, double *out)

@@ -19,7 +19,8 @@ void serve_listen_help(FILE *fp, int port);
 int serve_stop_pipe(void);
 /* Prints "earlystop CMD: listening on http://HOST:PORT" to stdout. */
 void serve_print_ready(void *ctx, const char *host, int port);
-/* Reads a key from $EARLYSTOP_API_KEY when --api-key was not given. */
-void serve_key_from_env(es_listen_opts *o);
+/* Reads a key from $EARLYSTOP_API_KEY when --api-key was not given; warns on
+ * stderr when CMD would listen beyond loopback without a key. */
+void serve_key_from_env(const char *cmd, es_listen_opts *o);
 
 #endif

@@ -438,6 +438,14 @@ static void test_usage(void **state)
                          2);
         assert_int_equal(sh("grep -q -- 'goes with --controller' '%s/usage.err'", tmp), 0);
     }
+    /* beyond loopback without a key: a warning, and it still starts */
+    sh("timeout 2 '%s' proxy --upstream http://127.0.0.1:1 --host 0.0.0.0 --port 0 >'%s/open.out' 2>'%s/open.err'",
+       srv_bin(), tmp, tmp);
+    assert_int_equal(sh("grep -q 'without an API key' '%s/open.err' && grep -q 'listening on' '%s/open.out'", tmp, tmp),
+                     0);
+    sh("timeout 2 '%s' proxy --upstream http://127.0.0.1:1 --host 0.0.0.0 --port 0 --api-key k >/dev/null "
+       "2>'%s/open.err'", srv_bin(), tmp);
+    assert_int_not_equal(sh("grep -q 'without an API key' '%s/open.err'", tmp), 0);
 }
 
 /* A client that sends its head a byte at a time is cut at --header-timeout,
