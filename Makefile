@@ -126,11 +126,11 @@ cli: $(BUILD)/earlystop
 # Each layer sees the public headers and its own internal ones, nothing more.
 $(BUILD)/obj/src/core/%.o: CPP_LAYER := -Iinclude -Isrc/core
 $(BUILD)/obj/src/replay/%.o: CPP_LAYER := -Iinclude -Isrc/replay
-$(BUILD)/obj/src/io/%.o: CPP_LAYER = -Iinclude -Isrc/io $(PKG_CFLAGS)
+$(BUILD)/obj/src/io/%.o: CPP_LAYER = -Iinclude -Isrc/io -Isrc/common $(PKG_CFLAGS)
 $(BUILD)/obj/src/lm/%.o: CPP_LAYER := -Iinclude -Isrc/lm
 $(BUILD)/obj/src/tune/%.o: CPP_LAYER := -Iinclude -Isrc/tune
 $(BUILD)/obj/src/online/%.o: CPP_LAYER := -Iinclude -Isrc/online
-$(BUILD)/obj/src/meta/%.o: CPP_LAYER = -Iinclude -Isrc/meta $(JANSSON_CFLAGS)
+$(BUILD)/obj/src/meta/%.o: CPP_LAYER = -Iinclude -Isrc/meta -Isrc/common $(JANSSON_CFLAGS)
 $(BUILD)/obj/src/serve/%.o: CPP_LAYER = -Iinclude -Isrc/serve $(PKG_CFLAGS) $(SERVE_CFLAGS)
 $(BUILD)/obj/src/serve/%.o: XFLAGS := -pthread
 # The lm's `omp simd` loops need only -fopenmp-simd, not an OpenMP runtime:

@@ -200,6 +200,18 @@ static void test_nonexistent_file(void **state)
     if (!strstr(err, path)) fail_msg("stderr '%s' lacks the path %s", err, path);
     free(out);
     free(err);
+    /* a directory where a file goes is called one, for every kind of input
+     * file, with exit 1 (it was "read failed", "file too short" or "'[' or
+     * '{' expected") */
+    static const char *const dir_args[] = {"stats '%s'", "eval '%s' --policy esc", "run --model '%s' --task date --policy esc",
+                                           "eval data/faithful_date_codex002_k40.jsonl --policy '@%s'"};
+    for (size_t i = 0; i < sizeof dir_args / sizeof dir_args[0]; i++) {
+        snprintf(args, sizeof args, dir_args[i], tmpdir);
+        assert_int_equal(run(args, &out, &err), 1);
+        if (!strstr(err, "is a directory")) fail_msg("%s: stderr '%s' does not say it is a directory", args, err);
+        free(out);
+        free(err);
+    }
 }
 
 /* Every command `earlystop --help` lists answers --help with its usage. */

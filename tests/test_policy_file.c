@@ -123,7 +123,7 @@ static void test_policy_new_any(void **state)
     es_test_tmp_done(file);
     memset(&err, 0, sizeof err);
     p = (es_policy *)&p; /* a failure leaves NULL, as es_policy_new does */
-    assert_int_equal(es_policy_new_any("@/nonexistent/policy.json", &p, &err), ES_EPARSE);
+    assert_int_equal(es_policy_new_any("@/nonexistent/policy.json", &p, &err), ES_EIO);
     assert_null(p);
     assert_string_equal(err.file, "/nonexistent/policy.json");
     assert_int_equal(es_policy_new_any("nope", &p, NULL), ES_EPARSE);

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "earlystop_io.h"
+#include "json_file.h"
 
 static const char *const FORMAT = "earlystop-controller";
 enum { VERSION = 1 };
@@ -125,9 +126,9 @@ static int check_complete(const char *path, json_t *st, json_t *mine, es_error *
 
 int es_controller_load(es_controller *c, const char *path, es_error *err)
 {
-    json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root) return es_error_set(err, ES_EPARSE, path, je.line, "", "%s", je.text);
+    json_t *root;
+    int jrc = es_json_read_file(path, "(a controller state, written by --state-out or --controller-state)", &root, err);
+    if (jrc) return jrc;
     int rc = ES_OK;
     json_t *fmt = json_object_get(root, "format"), *ver = json_object_get(root, "version"),
            *param = json_object_get(root, "param"), *st = json_object_get(root, "state");

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "earlystop_io.h"
+#include "json_file.h"
 
 /* 1 when s can stand in a spec as a rule name, key or value: it must not
  * carry the spec's own separators (':', ',', '=', '+'), or a file could
@@ -56,10 +57,9 @@ static int rule_to_spec(json_t *r, size_t idx, char *buf, size_t cap, size_t *at
 
 int es_policy_spec_load(const char *path, char *buf, size_t cap, es_error *err)
 {
-    json_error_t je;
-    /* a repeated key would otherwise keep its last value silently */
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!j) return es_error_set(err, ES_EPARSE, path, je.line, "", "%s", je.text);
+    json_t *j;
+    int jrc = es_json_read_file(path, "(a policy file is a JSON object with \"spec\" or \"rules\")", &j, err);
+    if (jrc) return jrc;
     int rc = ES_OK;
     size_t at = 0;
     json_t *spec = json_object_get(j, "spec"), *rules = json_object_get(j, "rules");

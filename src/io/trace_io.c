@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -332,6 +333,11 @@ int es_trace_reader_open_opts(const char *path, const es_read_opts *opts, es_tra
             int e = errno;
             es_trace_reader_free(r);
             return es_error_set(err, ES_EIO, path, 0, "", "cannot open: %s", strerror(e));
+        }
+        struct stat st;
+        if (fstat(fileno(r->fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+            es_trace_reader_free(r);
+            return es_error_set(err, ES_EIO, path, 0, "", "is a directory, not a trace file");
         }
     }
     size_t len = 0;

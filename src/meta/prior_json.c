@@ -27,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "json_file.h"
 #include "meta_int.h"
 
 static const char *const label_key[ES_META_N_LABELS] = {"gold", "none"};
@@ -382,14 +383,9 @@ static int read_prior(rd *r, json_t *j, es_meta_prior *p)
 int es_meta_prior_read(const char *path, es_meta_prior **out, es_error *err)
 {
     *out = NULL;
-    json_error_t je;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!j) {
-        /* jansson says "unable to open" for a missing file: an I/O error */
-        int io = je.line <= 0 && strstr(je.text, "unable to open");
-        return es_error_set(err, io ? ES_EIO : ES_EPARSE, path, je.line > 0 ? je.line : 0, "",
-                            io ? "%s" : "%s (a prior is one JSON object, written by `earlystop meta-train`)", je.text);
-    }
+    json_t *j;
+    int jrc = es_json_read_file(path, "(a prior is one JSON object, written by `earlystop meta-train`)", &j, err);
+    if (jrc) return jrc;
     es_meta_prior *p = calloc(1, sizeof *p);
     rd r = {path, err, ""};
     int rc = p ? ES_OK : es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
