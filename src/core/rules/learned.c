@@ -180,6 +180,9 @@ const es_rule_def es_rule_learned = {
     .boundary = boundary,
     .begin_sample = begin_sample,
     .probe = probe,
-    .needs_probes = 1,
+    /* probes help where there are any; without them the within head never
+     * fires and the rule decides across samples alone (eval on a file
+     * without probes is not refused) */
+    .needs_probes = 0,
     .every_param = P_EVERY,
 };
