@@ -23,6 +23,7 @@
 #                                    (jansson, pcre2)
 #   libearlystop-lm      src/lm      the built-in model (its own pthread pool)
 #   libearlystop-tune    src/tune    fronts, exact sweeps, Learn-then-Test
+#   libearlystop-learn   src/learn   learned stoppers: episodes, FQI, REINFORCE
 #   build/earlystop      cli/        the command line, a thin front
 
 V ?= 0
@@ -68,6 +69,7 @@ REPLAY_SRC := $(wildcard src/replay/*.c)
 IO_SRC     := $(wildcard src/io/*.c)
 LM_SRC     := $(wildcard src/lm/*.c)
 TUNE_SRC   := $(wildcard src/tune/*.c)
+LEARN_SRC  := $(wildcard src/learn/*.c)
 CLI_SRC    := $(wildcard cli/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
 BENCH_SRC  := $(wildcard bench/bench_*.c)
@@ -78,17 +80,18 @@ REPLAY_OBJ := $(call obj,$(REPLAY_SRC))
 IO_OBJ     := $(call obj,$(IO_SRC))
 LM_OBJ     := $(call obj,$(LM_SRC))
 TUNE_OBJ   := $(call obj,$(TUNE_SRC))
+LEARN_OBJ  := $(call obj,$(LEARN_SRC))
 CLI_OBJ    := $(call obj,$(CLI_SRC))
 TEST_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-LAYERS  := earlystop earlystop-replay earlystop-io earlystop-lm earlystop-tune
+LAYERS  := earlystop earlystop-replay earlystop-io earlystop-lm earlystop-tune earlystop-learn
 # static archives, top layer first (the order a static link needs)
-LIBS    := $(BUILD)/libearlystop-tune.a $(BUILD)/libearlystop-lm.a $(BUILD)/libearlystop-io.a \
+LIBS    := $(BUILD)/libearlystop-learn.a $(BUILD)/libearlystop-tune.a $(BUILD)/libearlystop-lm.a $(BUILD)/libearlystop-io.a \
            $(BUILD)/libearlystop-replay.a $(BUILD)/libearlystop.a
 SHLIBS  := $(foreach l,$(LAYERS),$(BUILD)/lib$(l).so.$(VERSION))
 HEADERS := include/earlystop.h include/earlystop_replay.h include/earlystop_io.h include/earlystop_lm.h \
-           include/earlystop_tune.h
+           include/earlystop_tune.h include/earlystop_learn.h
 
 .PHONY: all lib cli deps test test-run test-asan check-layers check-install demo bench fuzz install clean
 .DEFAULT_GOAL := all
@@ -103,6 +106,7 @@ $(BUILD)/obj/src/replay/%.o: CPP_LAYER := -Iinclude -Isrc/replay
 $(BUILD)/obj/src/io/%.o: CPP_LAYER = -Iinclude -Isrc/io $(PKG_CFLAGS)
 $(BUILD)/obj/src/lm/%.o: CPP_LAYER := -Iinclude -Isrc/lm
 $(BUILD)/obj/src/tune/%.o: CPP_LAYER := -Iinclude -Isrc/tune
+$(BUILD)/obj/src/learn/%.o: CPP_LAYER := -Iinclude -Isrc/learn
 # The lm's `omp simd` loops need only -fopenmp-simd, not an OpenMP runtime:
 # every thread here is a pthread that waits passively (OpenMP's spinning wait
 # made 2 threads slower than 1 on a busy machine).
@@ -129,6 +133,7 @@ $(eval $(call static_lib,earlystop-replay,$(REPLAY_OBJ)))
 $(eval $(call static_lib,earlystop-io,$(IO_OBJ)))
 $(eval $(call static_lib,earlystop-lm,$(LM_OBJ)))
 $(eval $(call static_lib,earlystop-tune,$(TUNE_OBJ)))
+$(eval $(call static_lib,earlystop-learn,$(LEARN_OBJ)))
 
 # lib$(1).so.VERSION with soname lib$(1).so.SOVERSION and the two links;
 # --no-undefined: every symbol must come from $(3) (the layers below, libc).
@@ -144,6 +149,7 @@ $(eval $(call shared_lib,earlystop-replay,$(REPLAY_OBJ),-learlystop -lm -pthread
 $(eval $(call shared_lib,earlystop-io,$(IO_OBJ),-learlystop-replay -learlystop $$(PKG_LIBS) -pthread,$(BUILD)/libearlystop-replay.so.$(VERSION)))
 $(eval $(call shared_lib,earlystop-lm,$(LM_OBJ),-learlystop -lm -pthread,$(BUILD)/libearlystop.so.$(VERSION)))
 $(eval $(call shared_lib,earlystop-tune,$(TUNE_OBJ),-learlystop-replay -learlystop -lm -pthread,$(BUILD)/libearlystop-replay.so.$(VERSION)))
+$(eval $(call shared_lib,earlystop-learn,$(LEARN_OBJ),-learlystop-tune -learlystop-replay -learlystop -lm -pthread,$(BUILD)/libearlystop-tune.so.$(VERSION)))
 
 $(BUILD)/earlystop: $(CLI_OBJ) $(LIBS)
 	@$(say) LD $@

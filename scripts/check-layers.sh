@@ -27,7 +27,8 @@ check_needs libearlystop-replay 'libc.so.*' 'libm.so.*' 'libearlystop.so.*'
 check_needs libearlystop-lm 'libc.so.*' 'libm.so.*' 'libearlystop.so.*'
 check_needs libearlystop-io 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*' 'libjansson.so.*' 'libpcre2-8.so.*'
 check_needs libearlystop-tune 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*'
-for lib in libearlystop libearlystop-replay libearlystop-io libearlystop-lm libearlystop-tune; do
+check_needs libearlystop-learn 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*' 'libearlystop-tune.so.*'
+for lib in libearlystop libearlystop-replay libearlystop-io libearlystop-lm libearlystop-tune libearlystop-learn; do
     f="$build/$lib.so.$version"
     bad=$(nm -D --defined-only "$f" | awk '{print $NF}' | grep -v '^es_' || true)
     if [ -n "$bad" ]; then

@@ -40,3 +40,4 @@ pc earlystop-replay "earlystop replay: recorded traces, replay, oracles, reports
 pc earlystop-io "earlystop io: trace files, import, policy files" "earlystop-replay = $version" "jansson libpcre2-8" "-pthread"
 pc earlystop-lm "earlystop built-in reasoning model" "earlystop = $version" "" "-lm -pthread"
 pc earlystop-tune "earlystop tuning: fronts, exact sweeps, Learn-then-Test" "earlystop-replay = $version" "" "-lm -pthread"
+pc earlystop-learn "earlystop learned stoppers: episodes, fitted-Q, REINFORCE, operating points" "earlystop-tune = $version" "" "-lm -pthread"
