@@ -18,6 +18,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_learn(int argc, char **argv);
 
 /* Print "earlystop: <formatted error>" to stderr; returns CLI_USAGE for input
  * errors (parse, format, invalid) and CLI_FAIL otherwise. */

@@ -16,6 +16,7 @@ static const struct {
     {"train", cmd_train, "train the built-in reasoning model"},
     {"generate", cmd_generate, "record traces with probes from the built-in model"},
     {"run", cmd_run, "generate live with a stopping policy deciding in the loop"},
+    {"learn", cmd_learn, "train a learned stopper on trace files (leave-one-file-out with --leave-one-file-out)"},
 };
 
 static void usage(FILE *fp)
