@@ -388,7 +388,7 @@ static void print_lofo(const learn_args *a, const es_lofo_row *rows, const char 
                 printf(" ");
                 pts(stdout, r->cell[m][b].d_em);
                 mult(stdout, r->cell[m][b].oracle_x);
-                printf("%s", m < 2 && !r->cell[m][b].certified ? "*" : " ");
+                printf("%s", m >= 2 || r->cell[m][b].certified == 1 ? " " : r->cell[m][b].certified ? "~" : "*");
             }
             printf("\n");
         }
@@ -411,7 +411,8 @@ static void print_lofo(const learn_args *a, const es_lofo_row *rows, const char 
         }
         printf("\n");
     }
-    printf("\n(* not certified on the other files at this budget: the most conservative point)\n");
+    printf("\n(~ nothing certified on the other files at this budget: chosen on their training items, no guarantee;\n"
+           " * nothing within the budget even there: the most conservative point)\n");
     printf("specs chosen per file (learned, tuned) at %.2f pt:\n", o->budgets[0]);
     for (int f = 0; f < a->n_files; f++)
         printf("  %-40.40s %s | %s\n", rows[f].file, rows[f].cell[0][0].spec, rows[f].cell[1][0].spec);
@@ -434,7 +435,7 @@ static void print_lofo_json(const learn_args *a, const es_lofo_row *rows, const 
                 const es_lofo_cell *c = &rows[f].cell[m][b];
                 json_array_append_new(cells, json_pack("{sf,ss,sf,sf,sf,sb}", "budget_pts", o->budgets[b], "spec",
                                                        c->spec, "em_delta_pts", 100 * c->d_em, "tokens", c->tokens,
-                                                       "oracle_multiple", c->oracle_x, "certified", c->certified));
+                                                       "oracle_multiple", c->oracle_x, "certified", c->certified == 1));
             }
             json_object_set_new(r, method_names[m], cells);
         }
@@ -472,8 +473,10 @@ static char *provenance(const learn_args *a, const es_learn_result *r, int argc,
     json_object_set_new(j, "test_items", json_integer((json_int_t)r->test_items));
     for (size_t b = 0; b < r->n_points; b++) {
         const es_learn_point *p = &r->points[b];
-        json_array_append_new(pts, json_pack("{sf,sb,sf,sf,sf}", "max_em_drop", p->max_em_drop, "certified",
-                                             p->certified, "opt_loss", p->test.loss, "opt_cost", p->test.cost,
+        json_array_append_new(pts, json_pack("{sf,sb,ss,sf,sf,sf}", "max_em_drop", p->max_em_drop, "certified",
+                                             p->certified == 1, "selection",
+                                             p->certified == 1 ? "learn-then-test" : p->certified < 0 ? "empirical" : "none",
+                                             "opt_loss", p->test.loss, "opt_cost", p->test.cost,
                                              "pvalue", p->test.pvalue));
     }
     json_object_set_new(j, "calibration", pts);
@@ -564,7 +567,10 @@ int cmd_learn(int argc, char **argv)
                 for (size_t b = 0; b < r.n_points; b++) {
                     const es_learn_point *p = &r.points[b];
                     printf("  max_em_drop %.2f pt: threshold %.6g, probe_threshold %.6g, %s (p = %.3g)\n",
-                           p->max_em_drop, p->threshold, p->probe_threshold, p->certified ? "certified" : "NOT certified",
+                           p->max_em_drop, p->threshold, p->probe_threshold,
+                           p->certified == 1   ? "certified"
+                           : p->certified < 0 ? "NOT certified: chosen on the training items"
+                                              : "NOT certified: nothing within the budget, stops only at the cap",
                            p->test.pvalue);
                 }
                 printf("wrote %s\n", a.out);

@@ -119,6 +119,9 @@ ES_API int es_stopper_load(const char *path, es_stopper **out, char *spec, size_
  * back to the same bits. */
 ES_API int es_stopper_save(const es_stopper *m, const char *path, const char *spec, const char *provenance_json,
                            es_error *err);
+/* The same onto an open stream (an es_outfile's). */
+ES_API int es_stopper_write(const es_stopper *m, FILE *fp, const char *spec, const char *provenance_json,
+                            es_error *err);
 
 /* ----------------------------------------------------------- trace writer */
 

@@ -83,8 +83,10 @@ ES_API const char *es_learn_default_features(int level);
 typedef struct es_learn_point {
     double max_em_drop;         /* points */
     double threshold, probe_threshold;  /* NaN where the level has no head */
-    int certified;              /* Learn-then-Test certified it at delta (else the
-                                   most conservative candidate is kept) */
+    int certified;              /* 1: Learn-then-Test certified it at delta; -1: too few
+                                   test items to certify anything, chosen on the training
+                                   items without a guarantee; 0: nothing within the
+                                   budget, the most conservative (no stop before the cap) */
     es_tune_point test;         /* its figures on the test part */
 } es_learn_point;
 
@@ -111,8 +113,7 @@ typedef struct es_lofo_cell {
     double d_em;                /* EM change against full (fraction) */
     double tokens;              /* mean tokens per item */
     double oracle_x;            /* tokens / the reference oracle's */
-    int certified;              /* learned and tuned: the budget was certified on the
-                                   other files */
+    int certified;              /* learned and tuned: as es_learn_point.certified */
 } es_lofo_cell;
 
 enum { ES_LOFO_LEARNED = 0, ES_LOFO_TUNED = 1, ES_LOFO_AC_BETA = 2, ES_LOFO_ESC = 3, ES_LOFO_METHODS = 4 };

@@ -239,6 +239,24 @@ typedef struct fit_ctx {
     es_tune_opts to;
 } fit_ctx;
 
+/* Where Learn-then-Test certifies nothing (too few test items for the
+ * budget), the cheapest point of the front built on the training items
+ * whose EM drop there is within the budget: chosen without a guarantee
+ * (certified = -1; 0 when none is within it: the most conservative). */
+int lr_empirical_choice(const es_tune *t, double budget, es_tune_point *chosen)
+{
+    int found = 0;
+    for (size_t i = 0; i < es_tune_front_size(t, -1); i++) {
+        const es_tune_point *p = es_tune_front_point(t, -1, i);
+        if (p->em_full - p->em <= budget / 100.0 + 1e-12 && (!found || p->cost < chosen->cost)) {
+            *chosen = *p;
+            found = 1;
+        }
+    }
+    if (!found) *chosen = *es_tune_tested(t, 0);
+    return found;
+}
+
 /* Learn-then-Test over the candidates in [first, last) at one budget. */
 static int ltt(fit_ctx *x, size_t first, size_t last, double budget, es_tune_point *chosen, size_t *which,
                int *certified, es_error *err)
@@ -259,7 +277,7 @@ static int ltt(fit_ctx *x, size_t first, size_t last, double budget, es_tune_poi
         if (r2 == ES_OK) {
             es_tune_chosen(t, chosen);
         } else if (r2 == ES_ENOTSUP && es_tune_n_tested(t) > 0) {
-            *chosen = *es_tune_tested(t, 0); /* the most conservative: reported, not used as a threshold */
+            *certified = lr_empirical_choice(t, budget, chosen) ? -1 : 0;
         } else {
             rc = r2;
             if (err) *err = e2;
@@ -381,9 +399,9 @@ int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result 
         p->max_em_drop = budget[b] = o->budgets[b];
         p->certified = cert;
         p->test = ch;
-        if (cert) {
+        if (cert) { /* certified, or (-1) chosen on the training items without a guarantee */
             rc = thresholds_of(ch.spec, x.c[best].stopper, &p->threshold, &p->probe_threshold, err);
-        } else { /* nothing certified: stop only where the rule must */
+        } else { /* nothing within the budget even there: stop only where the rule must */
             p->threshold = o->level & ES_AT_ACROSS ? 1e9 : NAN;
             p->probe_threshold = o->level & ES_AT_WITHIN ? 1e9 : NAN;
         }

@@ -135,6 +135,9 @@ void lr_head_export(const lr_head *h, const uint32_t *feat, es_stopper_head *out
  * file name and index, so a file splits the same way in every fold. */
 uint8_t *lr_split_mask(const es_tune_data *d, double share, uint64_t seed);
 
+/* learn.c: the fallback choice where Learn-then-Test certifies nothing. */
+int lr_empirical_choice(const es_tune *t, double budget, es_tune_point *chosen);
+
 /* Parse a comma-separated feature list of one level into ids. */
 int lr_parse_features(const char *list, int level, uint32_t *ids, uint32_t *n, es_error *err);
 

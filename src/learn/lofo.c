@@ -57,7 +57,9 @@ static int tuned(const es_tune_data *d, const es_learn_opts *o, const uint8_t *m
             es_tune_chosen(t, &p);
             snprintf(spec, cap, "%s", p.spec);
         } else if (r2 == ES_ENOTSUP) {
-            snprintf(spec, cap, "full"); /* nothing certified: the safe choice */
+            /* nothing certified: as the learner does, the training items' choice, no guarantee */
+            *certified = lr_empirical_choice(t, budget, &p) ? -1 : 0;
+            snprintf(spec, cap, "%s", *certified ? p.spec : "full");
         } else {
             rc = r2;
             if (err) *err = e2;
