@@ -294,8 +294,7 @@ static json_t *head_json(const es_stopper_head *h)
 
 static json_t *num_or_null(double x) { return isnan(x) ? json_null() : json_real(x); }
 
-int es_stopper_save(const es_stopper *m, const char *path, const char *spec, const char *provenance_json,
-                    es_error *err)
+int es_stopper_write(const es_stopper *m, FILE *fp, const char *spec, const char *provenance_json, es_error *err)
 {
     es_stopper_desc d;
     es_stopper_get(m, &d);
@@ -331,17 +330,24 @@ int es_stopper_save(const es_stopper *m, const char *path, const char *spec, con
     json_object_set_new(o, "operating_points", pts);
     json_object_set_new(o, "across", head_json(&d.across));
     json_object_set_new(o, "within", head_json(&d.within));
-    es_outfile *of;
-    int rc = es_outfile_open(path, NULL, &of, err);
-    if (!rc) {
-        if (json_dumpf(o, es_outfile_fp(of), JSON_INDENT(1) | JSON_REAL_PRECISION(17)) ||
-            fputc('\n', es_outfile_fp(of)) == EOF) {
-            es_outfile_abort(of);
-            rc = es_error_set(err, ES_EIO, path, 0, "", "write failed");
-        } else {
-            rc = es_outfile_commit(of, err);
-        }
-    }
+    int rc = json_dumpf(o, fp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) || fputc('\n', fp) == EOF
+                 ? es_error_set(err, ES_EIO, "", 0, "", "write failed")
+                 : ES_OK;
     json_decref(o);
     return rc;
+}
+
+int es_stopper_save(const es_stopper *m, const char *path, const char *spec, const char *provenance_json,
+                    es_error *err)
+{
+    es_outfile *of;
+    int rc = es_outfile_open(path, NULL, &of, err);
+    if (rc) return rc;
+    rc = es_stopper_write(m, es_outfile_fp(of), spec, provenance_json, err);
+    if (rc) {
+        es_outfile_abort(of);
+        if (err) snprintf(err->file, sizeof err->file, "%s", path);
+        return rc;
+    }
+    return es_outfile_commit(of, err);
 }
