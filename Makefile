@@ -9,6 +9,7 @@
 #                   sonames), the CLI, its man page, pkg-config files
 #   make bench      build and run the benchmarks under bench/
 #   make fuzz       build the libFuzzer targets (clang) and run each briefly
+#   make prior      data/prior.json, the meta-learner's prior (minutes)
 #
 #   One line per step (CC file, AR lib, LD binary, TEST binary); V=1 prints
 #   the full command lines and every test's own output.
@@ -23,6 +24,9 @@
 #                                    (jansson, pcre2)
 #   libearlystop-lm      src/lm      the built-in model (its own pthread pool)
 #   libearlystop-tune    src/tune    fronts, exact sweeps, Learn-then-Test
+#   libearlystop-online  src/online  the controller in the loop of a replayed stream
+#   libearlystop-meta    src/meta    meta-learning: a prior over tasks, adapt
+#                                    from k items (tune, jansson)
 #   libearlystop-learn   src/learn   learned stoppers: episodes, FQI, REINFORCE
 #   build/earlystop      cli/        the command line, a thin front
 
@@ -56,6 +60,8 @@ CMOCKA  := cmocka
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_CFLAGS = $(shell pkg-config --cflags $(CMOCKA) 2>/dev/null)
+JANSSON_CFLAGS = $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS   = $(shell pkg-config --libs jansson 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs $(CMOCKA) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
@@ -69,6 +75,8 @@ REPLAY_SRC := $(wildcard src/replay/*.c)
 IO_SRC     := $(wildcard src/io/*.c)
 LM_SRC     := $(wildcard src/lm/*.c)
 TUNE_SRC   := $(wildcard src/tune/*.c)
+ONLINE_SRC := $(wildcard src/online/*.c)
+META_SRC   := $(wildcard src/meta/*.c)
 LEARN_SRC  := $(wildcard src/learn/*.c)
 CLI_SRC    := $(wildcard cli/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
@@ -80,18 +88,28 @@ REPLAY_OBJ := $(call obj,$(REPLAY_SRC))
 IO_OBJ     := $(call obj,$(IO_SRC))
 LM_OBJ     := $(call obj,$(LM_SRC))
 TUNE_OBJ   := $(call obj,$(TUNE_SRC))
+ONLINE_OBJ := $(call obj,$(ONLINE_SRC))
+META_OBJ   := $(call obj,$(META_SRC))
 LEARN_OBJ  := $(call obj,$(LEARN_SRC))
 CLI_OBJ    := $(call obj,$(CLI_SRC))
 TEST_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-LAYERS  := earlystop earlystop-replay earlystop-io earlystop-lm earlystop-tune earlystop-learn
+LAYERS  := earlystop earlystop-replay earlystop-io earlystop-lm earlystop-tune
+LAYERS  += earlystop-online
+LAYERS  += earlystop-meta
 # static archives, top layer first (the order a static link needs)
-LIBS    := $(BUILD)/libearlystop-learn.a $(BUILD)/libearlystop-tune.a $(BUILD)/libearlystop-lm.a $(BUILD)/libearlystop-io.a \
+LIBS    := $(BUILD)/libearlystop-online.a $(BUILD)/libearlystop-tune.a $(BUILD)/libearlystop-lm.a $(BUILD)/libearlystop-io.a \
            $(BUILD)/libearlystop-replay.a $(BUILD)/libearlystop.a
+LIBS    := $(BUILD)/libearlystop-meta.a $(LIBS)
+LAYERS  += earlystop-learn
+LIBS    := $(BUILD)/libearlystop-learn.a $(LIBS)
 SHLIBS  := $(foreach l,$(LAYERS),$(BUILD)/lib$(l).so.$(VERSION))
 HEADERS := include/earlystop.h include/earlystop_replay.h include/earlystop_io.h include/earlystop_lm.h \
-           include/earlystop_tune.h include/earlystop_learn.h
+           include/earlystop_tune.h
+HEADERS += include/earlystop_online.h
+HEADERS += include/earlystop_meta.h
+HEADERS += include/earlystop_learn.h
 
 .PHONY: all lib cli deps test test-run test-asan check-layers check-install demo bench fuzz install clean
 .DEFAULT_GOAL := all
@@ -106,6 +124,8 @@ $(BUILD)/obj/src/replay/%.o: CPP_LAYER := -Iinclude -Isrc/replay
 $(BUILD)/obj/src/io/%.o: CPP_LAYER = -Iinclude -Isrc/io $(PKG_CFLAGS)
 $(BUILD)/obj/src/lm/%.o: CPP_LAYER := -Iinclude -Isrc/lm
 $(BUILD)/obj/src/tune/%.o: CPP_LAYER := -Iinclude -Isrc/tune
+$(BUILD)/obj/src/online/%.o: CPP_LAYER := -Iinclude -Isrc/online
+$(BUILD)/obj/src/meta/%.o: CPP_LAYER = -Iinclude -Isrc/meta $(JANSSON_CFLAGS)
 $(BUILD)/obj/src/learn/%.o: CPP_LAYER := -Iinclude -Isrc/learn
 # The lm's `omp simd` loops need only -fopenmp-simd, not an OpenMP runtime:
 # every thread here is a pthread that waits passively (OpenMP's spinning wait
@@ -133,6 +153,8 @@ $(eval $(call static_lib,earlystop-replay,$(REPLAY_OBJ)))
 $(eval $(call static_lib,earlystop-io,$(IO_OBJ)))
 $(eval $(call static_lib,earlystop-lm,$(LM_OBJ)))
 $(eval $(call static_lib,earlystop-tune,$(TUNE_OBJ)))
+$(eval $(call static_lib,earlystop-online,$(ONLINE_OBJ)))
+$(eval $(call static_lib,earlystop-meta,$(META_OBJ)))
 $(eval $(call static_lib,earlystop-learn,$(LEARN_OBJ)))
 
 # lib$(1).so.VERSION with soname lib$(1).so.SOVERSION and the two links;
@@ -149,6 +171,8 @@ $(eval $(call shared_lib,earlystop-replay,$(REPLAY_OBJ),-learlystop -lm -pthread
 $(eval $(call shared_lib,earlystop-io,$(IO_OBJ),-learlystop-replay -learlystop $$(PKG_LIBS) -pthread,$(BUILD)/libearlystop-replay.so.$(VERSION)))
 $(eval $(call shared_lib,earlystop-lm,$(LM_OBJ),-learlystop -lm -pthread,$(BUILD)/libearlystop.so.$(VERSION)))
 $(eval $(call shared_lib,earlystop-tune,$(TUNE_OBJ),-learlystop-replay -learlystop -lm -pthread,$(BUILD)/libearlystop-replay.so.$(VERSION)))
+$(eval $(call shared_lib,earlystop-online,$(ONLINE_OBJ),-learlystop-replay -learlystop -lm,$(BUILD)/libearlystop-replay.so.$(VERSION)))
+$(eval $(call shared_lib,earlystop-meta,$(META_OBJ),-learlystop-tune -learlystop-replay -learlystop $$(JANSSON_LIBS) -lm,$(BUILD)/libearlystop-tune.so.$(VERSION)))
 $(eval $(call shared_lib,earlystop-learn,$(LEARN_OBJ),-learlystop-tune -learlystop-replay -learlystop -lm -pthread,$(BUILD)/libearlystop-tune.so.$(VERSION)))
 
 $(BUILD)/earlystop: $(CLI_OBJ) $(LIBS)
@@ -214,6 +238,12 @@ bench: all $(BENCH_BIN)
 
 fuzz: deps
 	@scripts/fuzz.sh
+
+# data/prior.json, the meta-learner's prior: every shared trace file plus
+# nine built-in model tasks (scripts/make-prior.sh; minutes, most generating)
+.PHONY: prior
+prior: all
+	@scripts/make-prior.sh data/prior.json
 
 clean:
 	@$(say) RM "build build-asan build-fuzz"

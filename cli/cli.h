@@ -18,6 +18,10 @@ int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
+int cmd_meta_train(int argc, char **argv);
+int cmd_adapt(int argc, char **argv);
 int cmd_learn(int argc, char **argv);
 
 /* Print "earlystop: <formatted error>" to stderr; returns CLI_USAGE for input
@@ -59,6 +63,9 @@ int cli_parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
  * item(s)", then the first reasons (file:line: field: message). */
 struct es_read_report;
 void cli_report_skips(const char *cmd, const char *path, const struct es_read_report *rep);
+
+/* A CSV field, always quoted (RFC 4180): canonical specs hold commas. */
+void cli_csv_field(FILE *fp, const char *v);
 
 /* Progress line on stderr ("\r<label> done/total"), only when stderr is a tty
  * or force is set; cli_progress_end ends the line. */

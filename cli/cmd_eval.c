@@ -260,17 +260,6 @@ static void print_failed_row(const char *name, const es_error *err, const eval_o
     }
 }
 
-/* A CSV field, quoted (RFC 4180) since canonical specs contain commas. */
-static void csv_field(const char *v)
-{
-    putchar('"');
-    for (; *v; v++) {
-        if (*v == '"') putchar('"');
-        putchar(*v);
-    }
-    putchar('"');
-}
-
 static void print_row(const char *name, int oracle, const es_row_figures *f, const eval_opts *o, const char *path,
                       json_t *rows)
 {
@@ -292,9 +281,9 @@ static void print_row(const char *name, int oracle, const es_row_figures *f, con
         return;
     }
     if (o->csv) {
-        csv_field(path);
+        cli_csv_field(stdout, path);
         putchar(',');
-        csv_field(name);
+        cli_csv_field(stdout, name);
         printf(",%d,%.6f,%.4f,%.4f,%.4f,%.2f,%.2f,%.3f,%.4f,%.4f,%.4f,%.4f\n", oracle, f->em,
                100 * f->d_em, isnan(f->d_lo) ? 0.0 : 100 * f->d_lo, isnan(f->d_hi) ? 0.0 : 100 * f->d_hi, f->tokens, f->gen_tokens, f->reduction, f->samples, f->rounds,
                f->probes, f->oracle_x);

@@ -17,12 +17,17 @@
 #include "earlystop_io.h"
 #include "earlystop_lm.h"
 #include "lm_cli.h"
+#include "run_ctl.h"
 
 typedef struct run_cli {
     lm_gen_opts g;
     const char *policy, *baseline;
     int json, progress;
     es_lm_pool *pool;
+    /* --controller: the online controller over a stream of tasks */
+    const char *controller, *stream, *plot;
+    long window;
+    double audit_share;
 } run_cli;
 
 /* Totals of one policy over the items. */
@@ -50,6 +55,17 @@ static void run_help(void)
     lm_gen_opts_help(stdout, &def);
     printf("  --progress        progress on stderr even when it is not a terminal\n"
            "  --json            one JSON object per policy on stdout\n\n"
+           "The online controller (docs/controller.md), live with the task switched:\n"
+           "  --controller T    tokens=B | kv=BYTES | em-loss=PTS: move the policy's threshold\n"
+           "                    to hold it; needs --stream.  Runs the questions with the\n"
+           "                    policy as given (static), then with the controller (and, for\n"
+           "                    em-loss, `full` to measure the disagreement); per window of\n"
+           "                    W questions: EM, tokens, KV bytes, threshold, target met\n"
+           "  --stream SPEC     TASK:N[,TASK:N]..., e.g. last_letters:200,arithmetic:200\n"
+           "  --window W        questions per window, and the recovery allowed (default 50)\n"
+           "  --audit-share F   tokens share audits may spend once settled (default 0.03\n"
+           "                    for em-loss, 0.01 otherwise)\n"
+           "  --plot FILE       an SVG of the windows\n\n"
            "A policy with a within-sample rule that decides on probes (dynasor, deer,\n"
            "deepconf, ...) needs them: --probe-every 0 is then an error, as `earlystop\n"
            "eval` refuses it on a file without probes.\n");
@@ -61,6 +77,7 @@ static int run_parse(int argc, char **argv, run_cli *o)
     memset(o, 0, sizeof *o);
     lm_gen_opts_init(&o->g, 50);
     o->baseline = "full";
+    o->window = 50;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = lm_gen_opt("run", argc, argv, &i, &o->g);
@@ -70,8 +87,21 @@ static int run_parse(int argc, char **argv, run_cli *o)
         else if (!strcmp(a, "--progress")) o->progress = 1;
         else if (!strcmp(a, "--policy") && i + 1 < argc) o->policy = argv[++i];
         else if (!strcmp(a, "--baseline") && i + 1 < argc) o->baseline = argv[++i];
+        else if (!strcmp(a, "--controller") && i + 1 < argc) o->controller = argv[++i];
+        else if (!strcmp(a, "--stream") && i + 1 < argc) o->stream = argv[++i];
+        else if (!strcmp(a, "--plot") && i + 1 < argc) o->plot = argv[++i];
+        else if (!strcmp(a, "--window") && i + 1 < argc) {
+            if (cli_parse_long(argv[++i], 10, 1000000, &o->window))
+                return cli_usage_error("run", "--window: '%s' is not a whole number >= 10", argv[i]);
+        } else if (!strcmp(a, "--audit-share") && i + 1 < argc) {
+            if (cli_parse_double(argv[++i], &o->audit_share) || !(o->audit_share > 0 && o->audit_share <= 0.05))
+                return cli_usage_error("run", "--audit-share: '%s' is not a fraction in (0, 0.05]", argv[i]);
+        }
         else return cli_usage_error("run", "unknown option or missing value: '%s'", a);
     }
+    if (o->controller && !o->stream) return cli_usage_error("run", "--controller needs --stream TASK:N[,TASK:N]...");
+    if (o->stream && !o->controller) return cli_usage_error("run", "--stream goes with --controller");
+    if (o->stream) o->g.have_task = 1; /* the stream names the tasks */
     if (lm_gen_opts_check("run", &o->g)) return CLI_USAGE;
     if (!o->policy) return cli_usage_error("run", "--policy is required");
     return 0;
@@ -224,6 +254,14 @@ int cmd_run(int argc, char **argv)
         return rc;
     }
     int threads = es_lm_pool_threads(o.pool);
+    if (o.controller) {
+        run_ctl_opts co = {o.policy, o.controller, o.stream, o.plot, o.window, o.g.seed, o.g.samples,
+                           o.g.probe_every, o.g.start, o.g.temperature, o.audit_share, o.json, o.pool};
+        rc = run_controller(m, &co, &err);
+        es_lm_free(m);
+        es_lm_pool_free(o.pool);
+        return rc == CLI_USAGE ? rc : rc ? cli_report(&err, rc) : CLI_OK;
+    }
     if (!o.json)
         fprintf(stderr, "earlystop run: %s, %ld items x up to %ld samples, %s then %s, %d thread%s\n",
                 es_task_name(o.g.task), o.g.items, o.g.samples, o.baseline, o.policy, threads,

@@ -12,10 +12,14 @@ static const struct {
 } commands[] = {
     {"stats", cmd_stats, "summary figures of trace files (EM, maj@k, oracles, tokens)"},
     {"eval", cmd_eval, "replay stopping policies on trace files: tokens vs EM"},
+    {"tune", cmd_tune, "tokens-vs-EM fronts of every rule; a policy with a guarantee"},
+    {"meta-train", cmd_meta_train, "learn across tasks how stopping thresholds move (a prior)"},
+    {"adapt", cmd_adapt, "tune a new task from K of its items, starting from a prior"},
     {"import", cmd_import, "turn other JSON / JSON Lines outputs into trace format v1"},
     {"train", cmd_train, "train the built-in reasoning model"},
     {"generate", cmd_generate, "record traces with probes from the built-in model"},
     {"run", cmd_run, "generate live with a stopping policy deciding in the loop"},
+    {"simulate", cmd_simulate, "the online controller on a replayed stream of requests with shifts"},
     {"learn", cmd_learn, "train a learned stopper on trace files (leave-one-file-out with --leave-one-file-out)"},
 };
 

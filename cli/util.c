@@ -117,6 +117,16 @@ void cli_report_skips(const char *cmd, const char *path, const es_read_report *r
     }
 }
 
+void cli_csv_field(FILE *fp, const char *v)
+{
+    fputc('"', fp);
+    for (; *v; v++) {
+        if (*v == '"') fputc('"', fp);
+        fputc(*v, fp);
+    }
+    fputc('"', fp);
+}
+
 void cli_progress(const char *label, size_t done, size_t total)
 {
     if (!isatty(2)) return;

@@ -304,9 +304,13 @@ ES_API int es_policy_get_param(const es_policy *p, const char *key, double *valu
  * ac-beta), in *key; ES_ENOTSUP when the rule has none (esc). */
 ES_API int es_policy_sweep_param(const es_policy *p, const char **key);
 /* Observe mode: the across rule still counts and decides, but only the
- * sample cap stops the question, so a replay sees every sample while
- * es_policy_boundary says, after each, at which parameter values the rule
- * would have stopped there.  ES_ENOTSUP when the rule cannot be swept. */
+ * sample cap (and clinch=on, whose answer is already the full run's) stops
+ * the question, so a replay sees every sample while es_policy_boundary
+ * says, after each, at which parameter values the rule would have stopped
+ * there.  on = ES_OBSERVE_ALL: clinch does not stop either, so every sample
+ * up to the cap is drawn (an audit whose samples the controller reorders).
+ * ES_ENOTSUP when the rule cannot be swept. */
+enum { ES_OBSERVE_ALL = 2 };
 ES_API int es_policy_observe(es_policy *p, int on);
 enum { ES_BOUND_NEVER = 0, ES_BOUND_UPPER = 1, ES_BOUND_LOWER = -1 };
 /* After an end_sample in observe mode: the rule would have stopped here at
@@ -561,6 +565,187 @@ ES_API void es_session_last_sample(const es_session *s, int32_t *answer, uint32_
 ES_API const es_outcome *es_session_end_item(es_session *s);
 /* es_policy_set_answer_flags for the session's policy: after begin_item. */
 ES_API void es_session_set_answer_flags(es_session *s, const uint8_t *flags);
+
+/* -------------------------------------------------------------- controller */
+
+/*
+ * es_controller: the online feedback loop (docs/controller.md).  It moves one
+ * parameter of a policy (the across rule's swept one, es_policy_sweep_param)
+ * over an ordered list of candidate values, conservative first, so that the
+ * traffic it sees holds the operator's target:
+ *   ES_TARGET_TOKENS   mean tokens per request (probes and audits included) <= budget;
+ *   ES_TARGET_KV       mean peak KV-cache bytes per request (samples drawn in
+ *                      rounds of `batch`, kv_bytes_per_position each) <= budget;
+ *   ES_TARGET_EM_LOSS  the rate at which the answer differs from the full
+ *                      run's <= budget (a fraction: 0.01 = 1 point), measured
+ *                      without labels by audits: a random fraction of requests
+ *                      runs on to the full run (a shadow continuation whose
+ *                      tokens count as cost); late gold labels sharpen it.
+ *
+ * Per request the driver asks for a ticket (es_controller_begin: the value to
+ * use and whether to audit), runs the request with the ticket applied to its
+ * own policy (es_controller_apply), and reports the samples it drew
+ * (es_controller_observe).  From the samples the controller replays every
+ * candidate: a stopped request shows what every more aggressive candidate
+ * would have done, an audited one shows all of them and the full run.
+ *
+ * Threads: one mutex inside the controller guards its state; every function
+ * taking an es_controller may be called from any thread at any time, except
+ * es_controller_free.  es_controller_apply and es_controller_would_stop only
+ * read the ticket and the caller's own policy.  The controller starts no
+ * thread.  It allocates only in es_controller_new (and when a request has
+ * more answers than any before, in its private policy's begin_item).
+ */
+typedef struct es_controller es_controller;
+
+typedef enum es_target_kind {
+    ES_TARGET_TOKENS = 0,
+    ES_TARGET_KV = 1,
+    ES_TARGET_EM_LOSS = 2
+} es_target_kind;
+
+typedef struct es_controller_opts {
+    es_target_kind target;
+    double budget;                 /* tokens, bytes, or a fraction (em-loss) */
+    double kv_bytes_per_position;  /* ES_TARGET_KV: bytes one position of one sample holds */
+    uint32_t batch;                /* samples drawn at once per round, as the driver's
+                                      es_session_set_batch (0 or 1: one at a time) */
+    uint32_t window;               /* W: requests over which the target must hold (200) */
+    const char *param;             /* the parameter moved; NULL: es_policy_sweep_param's */
+    const double *candidates;      /* its values (any order: sorted conservative first);
+                                      NULL: a default grid over its range */
+    uint32_t n_candidates;
+    double audit_share;            /* share of tokens spent on audits once settled
+                                      (0.03 for em-loss, 0.01 otherwise; <= 0.05) */
+    double audit_min, audit_max;   /* bounds on the audit probability (0.001, 0.5) */
+    double confidence;             /* of the fallback's lower bound and the cost margin (0.99) */
+    double margin;                 /* em-loss: aim at budget * (1 - margin) (0.2) */
+    uint64_t seed;                 /* audits and roundings are a pure function of (seed, request) */
+} es_controller_opts;
+
+/* Defaults as above for target `kind` and `budget`. */
+ES_API void es_controller_opts_init(es_controller_opts *o, es_target_kind kind, double budget);
+
+/* A controller for policy p (only read: its rules, the parameter's range and
+ * direction).  ES_ENOTSUP when the policy has no parameter a replay can
+ * sweep (esc, deepconf); ES_EINVAL for a bad target or candidate. */
+ES_API int es_controller_new(const es_policy *p, const es_controller_opts *o, es_controller **out, es_error *err);
+ES_API void es_controller_free(es_controller *c);
+
+/* What one request runs with. */
+typedef struct es_controller_ticket {
+    uint64_t request;          /* the caller's id (any 64-bit number, unique per request) */
+    uint32_t candidate;        /* index into the candidates, 0 = the most conservative */
+    double value;              /* the parameter's value */
+    int audit;                 /* run on to the full run (es_controller_apply turns
+                                  observe mode on) */
+    double audit_prob;         /* the audit probability it was drawn with */
+} es_controller_ticket;
+
+/* The ticket for `request`, decided before it runs: the controller sits
+ * between two candidates and draws one (so that a mean between them can be
+ * held), and audits with the current probability. */
+ES_API int es_controller_begin(es_controller *c, uint64_t request, es_controller_ticket *t);
+/* Whether es_controller_begin would audit `request` now (0 or 1). */
+ES_API int es_controller_should_audit(es_controller *c, uint64_t request);
+/* The value of the candidate nearest the controller's position, and the
+ * position itself (0 .. n_candidates - 1, fractional between two). */
+ES_API double es_controller_param(es_controller *c);
+ES_API double es_controller_position(es_controller *c);
+ES_API uint32_t es_controller_n_candidates(const es_controller *c);
+ES_API double es_controller_candidate(const es_controller *c, uint32_t i);
+/* The parameter moved, "rule.key". */
+ES_API const char *es_controller_param_name(const es_controller *c);
+
+/* Set the ticket's value on the caller's policy (between questions) and
+ * observe mode for an audit: the session then stops only at the policy's
+ * cap (or clinch), and es_controller_would_stop says where the served answer
+ * is. */
+ES_API int es_controller_apply(const es_controller *c, const es_controller_ticket *t, es_policy *p, es_error *err);
+/* During an audited request, after a sample (at a round's end with
+ * batches): 1 when the ticket's candidate stops here (the served answer is
+ * es_policy_answer now), else 0. */
+ES_API int es_controller_would_stop(const es_controller *c, const es_controller_ticket *t, const es_policy *p);
+
+/* What a request drew, in order, as the session settled each sample
+ * (es_session_last_sample after each end_sample). */
+typedef struct es_controller_request {
+    const es_controller_ticket *ticket;
+    uint32_t n;                    /* samples drawn (an audit: on to the policy's end) */
+    const int32_t *answer;         /* [n] */
+    const uint32_t *tokens;        /* [n] */
+    const uint32_t *probe_tokens;  /* [n] tokens its probes cost, or NULL */
+    const float *confidence;       /* [n] or NULL */
+    uint32_t max_samples;          /* as given to es_session_begin_item */
+    uint32_t max_answers;
+} es_controller_request;
+
+/* The request as served, and its audit. */
+typedef struct es_controller_result {
+    int32_t answer;            /* the served answer (the ticket's candidate's) */
+    uint32_t samples;          /* samples up to the served stop */
+    uint64_t tokens;           /* tokens up to it, probes included */
+    uint64_t kv_peak;          /* peak positions held (rounds of `batch`) up to it */
+    uint64_t audit_tokens;     /* tokens of the shadow continuation (0 without audit) */
+    uint64_t audit_kv_peak;    /* peak positions of the whole audited run (0 without) */
+    int32_t full_answer;       /* an audit: the full run's answer; else -1 */
+} es_controller_result;
+
+/* After each request: learn from it and move.  ES_EINVAL when the samples
+ * contradict the ticket (they stop before its candidate would, or a
+ * non-audited request ran on past it). */
+ES_API int es_controller_observe(es_controller *c, const es_controller_request *r, es_controller_result *out,
+                                 es_error *err);
+/* The same from an outcome alone, for drivers that keep no samples: costs
+ * at the ticket's candidate only, and for an audit the full run's answer
+ * and the shadow tokens.  Learns less (no other candidate). */
+ES_API int es_controller_observe_outcome(es_controller *c, const es_controller_ticket *t, const es_outcome *o,
+                                         int32_t full_answer, uint64_t audit_tokens);
+/* A gold label that arrived late: correct[a] says whether answer id a of
+ * that request is right (a < n_answers).  Used for audited requests among
+ * the last 1024 audits: their loss becomes "wrong where the full run was
+ * right" instead of "differs".  ES_ERANGE when the request is not held. */
+ES_API int es_controller_label(es_controller *c, uint64_t request, const uint8_t *correct, uint32_t n_answers);
+
+/* Every candidate's outcome on a request's samples, without learning (a
+ * simulator's static rows, tests).  out[i] for candidate i; known = 0 where
+ * the samples end before that candidate would stop. */
+typedef struct es_controller_cand {
+    int known;
+    int32_t answer;
+    uint32_t samples;
+    uint64_t tokens;           /* probes included */
+    uint64_t kv_peak;          /* positions */
+} es_controller_cand;
+ES_API int es_controller_outcomes(es_controller *c, const es_controller_request *r, es_controller_cand *out,
+                                  int32_t *full_answer);
+
+typedef struct es_controller_status {
+    double position, value;
+    uint32_t candidate;        /* nearest */
+    double audit_prob;
+    double estimate;           /* the target's measure estimated at the position */
+    double aim;                /* what the law aims at: budget less its margin and audits */
+    uint64_t requests, audits, shifts, fallbacks;
+    double audit_token_share;  /* recent, exponentially weighted */
+    int infeasible;            /* even the most aggressive candidate misses a cost
+                                  target, or the most conservative an em-loss one */
+} es_controller_status;
+ES_API void es_controller_get_status(es_controller *c, es_controller_status *out);
+
+/* State as named arrays of numbers, for saving (the io layer writes JSON:
+ * es_controller_save).  export calls put for every field under the lock;
+ * import sets one (the "candidates" field must equal the controller's). */
+ES_API int es_controller_export(es_controller *c, int (*put)(void *ctx, const char *name, const double *v, uint32_t n),
+                                void *ctx);
+ES_API int es_controller_import(es_controller *c, const char *name, const double *v, uint32_t n, es_error *err);
+
+/* Clopper-Pearson interval of k successes in n at two-sided level `level`
+ * (0.95): [*lo, *hi]; [0, 1] when n = 0.  Fractional counts are the Beta
+ * quantiles at those counts. */
+ES_API void es_binomial_interval(double k, double n, double level, double *lo, double *hi);
+/* Regularised incomplete beta I_x(a, b), a, b > 0, x in [0, 1]. */
+ES_API double es_incbeta(double a, double b, double x);
 
 #ifdef __cplusplus
 }

@@ -108,6 +108,19 @@ ES_API int es_policy_spec_load(const char *path, char *buf, size_t cap, es_error
  * file (below). */
 ES_API int es_policy_new_any(const char *spec, es_policy **out, es_error *err);
 
+/* ------------------------------------------------------ controller state */
+
+/*
+ * The online controller's state (es_controller in earlystop.h) as a JSON
+ * file, so that a restart does not forget what it learned:
+ *   {"format": "earlystop-controller", "version": 1, "param": "ac-beta.threshold",
+ *    "state": {"candidates": [...], "unit": [...], "position": [...], ...}}
+ * save writes through es_outfile (a failed save leaves the old file); load
+ * sets every field or, on any error (another parameter, other candidates,
+ * costs in another unit, a malformed file), none.
+ */
+ES_API int es_controller_save(es_controller *c, const char *path, es_error *err);
+ES_API int es_controller_load(es_controller *c, const char *path, es_error *err);
 /* --------------------------------------------------------- stopper files */
 
 /* A learned stopper's file (docs/learning.md: "format": "earlystop-stopper"):

@@ -348,6 +348,20 @@ ES_API void es_lm_live_free(es_lm_live *lv);
 /* Run one question: sample i draws from es_lm_sample_rng(seed, item, i). */
 ES_API int es_lm_live_item(es_lm_live *lv, const char *prompt, const char *gold, uint64_t seed,
                     uint64_t item, es_lm_live_result *out);
+/* A sample as the session settled it (its answer id, its tokens up to its
+ * stop, and the tokens its probes cost). */
+typedef struct es_lm_live_sample {
+    int32_t answer;
+    uint32_t tokens, probe_tokens;
+} es_lm_live_sample;
+/* es_lm_live_item keeping every sample drawn in samples[0..*n) (room for
+ * max_samples): what a driver reports to the online controller
+ * (es_controller_observe).  With the policy in observe mode (an audit) the
+ * samples run on to the cap. */
+ES_API int es_lm_live_item_record(es_lm_live *lv, const char *prompt, const char *gold, uint64_t seed, uint64_t item,
+                                  es_lm_live_result *out, es_lm_live_sample *samples, uint32_t *n);
+/* Answer ids of an item are below this (the null answer's 0 included). */
+ES_API uint32_t es_lm_live_max_answers(const es_lm_live *lv);
 /* Canonical key of an answer id of the last item (NULL for the null answer). */
 ES_API const char *es_lm_live_key(const es_lm_live *lv, int32_t id);
 /* Bytes of KV cache per position (both K and V, all layers). */

@@ -26,8 +26,11 @@ ES_API int es_tune_data_new(es_tune_data **out);
 ES_API void es_tune_data_free(es_tune_data *d);
 /* ts must outlive d; name labels the file in reports. */
 ES_API int es_tune_data_add(es_tune_data *d, const es_traceset *ts, const char *name);
-/* Only the items idx[0..n) of ts (a split of a file). */
-ES_API int es_tune_data_add_items(es_tune_data *d, const es_traceset *ts, const char *name, const uint32_t *idx,
+/* Some of ts's items only (indices into ts, each at most once): one side of
+ * a calibration/test split.  An item keeps its index in its file, so it is
+ * replayed in the same orders as when the whole file is added.  ES_EINVAL
+ * for an index past the file's items. */
+ES_API int es_tune_data_add_items(es_tune_data *d, const es_traceset *ts, const char *name, const uint32_t *items,
                                   size_t n);
 ES_API size_t es_tune_data_n_items(const es_tune_data *d);
 ES_API size_t es_tune_data_n_files(const es_tune_data *d);
@@ -134,7 +137,7 @@ ES_API const char *es_tune_known_family(size_t i, const char **doc);
 ES_API int es_tune_run(es_tune *t, es_error *err);
 
 /* The fronts: family f's (f < es_tune_n_families), or the global one (f = -1),
- * on all calibration items. */
+ * with their figures on the items es_tune_front_data holds. */
 ES_API size_t es_tune_n_families(const es_tune *t);
 ES_API const char *es_tune_family_name(const es_tune *t, size_t f);
 ES_API size_t es_tune_front_size(const es_tune *t, int f);
@@ -143,6 +146,12 @@ ES_API const es_tune_point *es_tune_front_point(const es_tune *t, int f, size_t 
  * front dominates with cost in [0, 1] and EM above full's minus 5 points,
  * in cost x EM points. */
 ES_API double es_tune_hypervolume(const es_tune *t, int f);
+/* The items the fronts (and the figures of the tested and chosen points)
+ * were measured on, after es_tune_run: the opt part of the calibration
+ * items, or all of them with a token budget.  Borrowed from t; NULL before
+ * es_tune_run.  Evaluating a policy on it (es_tune_evaluate) places it on
+ * the same axes as the fronts. */
+ES_API const es_tune_data *es_tune_front_data(const es_tune *t);
 /* The chosen point; ES_ENOTSUP when none. */
 ES_API int es_tune_chosen(const es_tune *t, es_tune_point *out);
 /* The candidates tested, in the order tested, with their p-values. */
@@ -156,8 +165,10 @@ ES_API const es_tune_point *es_tune_tested(const es_tune *t, size_t i);
 typedef struct es_tune_eval {
     es_tune_point p;
     double d_em, d_lo, d_hi;    /* EM change against full (fraction), 95% CI */
+    double full_tokens;         /* full's mean tokens per item */
     double oracle_tokens;       /* the reference oracle's mean tokens (stable-final on
                                    traces with probes, else consistency), as eval's */
+    double oracle_share;        /* the oracle's tokens / full's, mean over items (as p.share) */
     double oracle_x;            /* tokens / oracle tokens */
 } es_tune_eval;
 
@@ -166,6 +177,38 @@ ES_API int es_tune_evaluate(const es_tune_data *d, const char *spec, const es_tu
 /* The same for a policy object (a clone of it per thread). */
 ES_API int es_tune_evaluate_policy(const es_tune_data *d, const es_policy *proto, const es_tune_opts *o,
                                    es_tune_eval *out, es_error *err);
+
+/* ------------------------------------------- per-item figures (cells.c) */
+
+/* What a policy did on one item, each a mean over the item's orders. */
+typedef struct es_tune_cell {
+    double wrong;               /* share of orders wrong where full is right */
+    double disagree;            /* share of orders answering other than full */
+    double correct;             /* share of orders answering correctly */
+    double tokens;              /* mean tokens, probe cost included */
+} es_tune_cell;
+
+/*
+ * The policy `spec` at each of `values` of the parameter its across rule
+ * compares (es_policy_sweep_param: "threshold", "m"), on every item of d, in
+ * one exact sweep: cells[v * n_items + i] for value v and item i (d's
+ * order).  A rule with nothing to sweep takes values NaN (the spec as it
+ * is).  full (may be NULL): full's cell of each item (wrong and disagree 0).
+ * Orders, seed, threads and probe cost from o (NULL = defaults).
+ */
+ES_API int es_tune_cells(const es_tune_data *d, const char *spec, const double *values, size_t n_values,
+                         const es_tune_opts *o, es_tune_cell *cells, es_tune_cell *full, es_error *err);
+
+/* A valid p-value for "the mean loss exceeds eps" from n items' losses in
+ * [0, 1] (each an item's mean over its orders): the betting test of
+ * Learn-then-Test (docs/tuning.md), the items taken in an order fixed by
+ * seed. */
+ES_API double es_tune_pvalue(const double *loss, size_t n, double eps, double delta, uint64_t seed);
+/* How many items, none of them lost, certify a mean loss of at most eps at
+ * delta by the exact binomial test: ceil(log delta / log(1 - eps)), 460 at
+ * eps = 0.005, delta = 0.1 (the betting test needs somewhat more).  NaN for
+ * eps or delta outside (0, 1). */
+ES_API double es_tune_items_needed(double eps, double delta);
 
 #ifdef __cplusplus
 }

@@ -27,8 +27,11 @@ check_needs libearlystop-replay 'libc.so.*' 'libm.so.*' 'libearlystop.so.*'
 check_needs libearlystop-lm 'libc.so.*' 'libm.so.*' 'libearlystop.so.*'
 check_needs libearlystop-io 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*' 'libjansson.so.*' 'libpcre2-8.so.*'
 check_needs libearlystop-tune 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*'
+check_needs libearlystop-online 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*'
+check_needs libearlystop-meta 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*' 'libearlystop-tune.so.*' 'libjansson.so.*'
 check_needs libearlystop-learn 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*' 'libearlystop-tune.so.*'
-for lib in libearlystop libearlystop-replay libearlystop-io libearlystop-lm libearlystop-tune libearlystop-learn; do
+for lib in libearlystop libearlystop-replay libearlystop-io libearlystop-lm libearlystop-tune \
+    libearlystop-online libearlystop-meta libearlystop-learn; do
     f="$build/$lib.so.$version"
     bad=$(nm -D --defined-only "$f" | awk '{print $NF}' | grep -v '^es_' || true)
     if [ -n "$bad" ]; then

@@ -11,5 +11,11 @@ echo "== earlystop eval: published stopping rules against full self-consistency 
 "$bin" eval data/*.jsonl --policy ac-beta --policy esc --policy ac-dirichlet \
     --policy majority --policy entropy --policy budget:samples=5 --shuffles 20 --seed 1
 echo
+echo "== earlystop tune: the tokens-vs-EM front of every rule, and a policy certified to lose at most"
+echo "   2 points of EM (Learn-then-Test, delta 0.1) on items it never saw"
+"$bin" tune data/*.jsonl --max-em-drop 2 --delta 0.1 --split 0.7 --shuffles 10 \
+    --out "$build/demo-policy.json" --plot "$build/demo-front.svg"
+echo "(the front is drawn in $build/demo-front.svg; the policy is $build/demo-policy.json)"
+echo
 echo "== earlystop run: the built-in model (data/model.bin), stopped live inside generation"
 "$bin" run --task date --items 20 --samples 16 --policy ac-beta --seed 7 --progress

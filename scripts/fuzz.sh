@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build every fuzz/fuzz_*.c as a libFuzzer target (clang, ASan + UBSan) against
-# the core, replay and io layers' sources, and run each for a bounded time on
+# the core, replay, io, tune and meta layers' sources, and run each for a bounded time on
 # a copy of its seed corpus.  Fails when a target fails to build or finds a crash / leak.
 #
 #   FUZZ_SECONDS  run time per target (default 30)
@@ -31,7 +31,7 @@ CFLAGS="-std=c11 -g -O1 $SAN -pthread -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L 
 mkdir -p "$OUT/obj" "$OUT/corpus" "$OUT/artifacts"
 objs=""
 # each layer sees its own internal headers, as in the Makefile
-for src in src/core/*.c src/core/rules/*.c src/replay/*.c src/io/*.c; do
+for src in src/core/*.c src/core/rules/*.c src/replay/*.c src/io/*.c src/tune/*.c src/meta/*.c; do
     [ -f "$src" ] || continue
     layer=$(echo "$src" | cut -d/ -f1-2)
     obj="$OUT/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"

@@ -40,4 +40,6 @@ pc earlystop-replay "earlystop replay: recorded traces, replay, oracles, reports
 pc earlystop-io "earlystop io: trace files, import, policy files" "earlystop-replay = $version" "jansson libpcre2-8" "-pthread"
 pc earlystop-lm "earlystop built-in reasoning model" "earlystop = $version" "" "-lm -pthread"
 pc earlystop-tune "earlystop tuning: fronts, exact sweeps, Learn-then-Test" "earlystop-replay = $version" "" "-lm -pthread"
+pc earlystop-online "earlystop online: the controller in the loop of a replayed stream" "earlystop-replay = $version" "" "-lm"
+pc earlystop-meta "earlystop meta-learning: a prior over tasks, adapt from k items" "earlystop-tune = $version" "jansson" "-lm"
 pc earlystop-learn "earlystop learned stoppers: episodes, fitted-Q, REINFORCE, operating points" "earlystop-tune = $version" "" "-lm -pthread"

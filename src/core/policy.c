@@ -191,7 +191,7 @@ int es_policy_sweep_param(const es_policy *p, const char **key)
 int es_policy_observe(es_policy *p, int on)
 {
     if (on && es_policy_sweep_param(p, NULL)) return ES_ENOTSUP;
-    p->observe = on != 0;
+    p->observe = on == ES_OBSERVE_ALL ? ES_OBSERVE_ALL : on != 0;
     return ES_OK;
 }
 

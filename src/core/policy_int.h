@@ -34,7 +34,7 @@ struct es_policy {
     int clinch;                 /* the across rule's clinch=on (it answers its tally's leader) */
     es_policy_info info;
     uint32_t generation;        /* bumped when a parameter moves: drivers re-read info */
-    int observe;                /* es_policy_observe: only the cap stops */
+    int observe;                /* es_policy_observe: only the cap (and clinch) stops; ES_OBSERVE_ALL: the cap */
     int may_stop;               /* the last end_sample's may_stop (observe mode) */
     /* question */
     uint32_t cap, n_samples, max_answers;
@@ -45,6 +45,15 @@ struct es_policy {
     const uint8_t *answer_flags;/* the driver's, for this question, or NULL */
 };
 
+/* clinch=on and the leader cannot be caught in the samples left: the full
+ * run's answer is settled (strictly: a tie could go either way). */
+static inline int es_policy_clinched(const es_policy *p)
+{
+    if (!p->clinch || !p->cap || p->n_samples >= p->cap) return 0;
+    const es_tally *t = p->ad->tally(p->ast);
+    return t->top1 > t->top2 + (p->cap - p->n_samples);
+}
+
 /* The across decision after one sample (es_policy_end_sample), inline so
  * that the session's per-sample path costs one indirect call into the rule. */
 static inline int es_policy_end_sample_inline(es_policy *p, int32_t answer, uint32_t tokens, float confidence)
@@ -54,12 +63,7 @@ static inline int es_policy_end_sample_inline(es_policy *p, int32_t answer, uint
     es_sample_event ev = {answer, tokens, confidence, n, n >= p->min, p->cap && n >= p->cap, p->cap, p->answer_flags};
     int rc = p->ad->end_sample(p->ast, &ev, &p->msg);
     if (rc < 0) return rc;
-    if (p->clinch && p->cap && !ev.last) {
-        /* the leader cannot be caught in the samples left: the full run's
-         * answer is settled (strictly: a tie could go either way) */
-        const es_tally *t = p->ad->tally(p->ast);
-        if (t->top1 > t->top2 + (p->cap - n)) ev.last = 1;
-    }
+    if (!ev.last && p->observe != ES_OBSERVE_ALL && es_policy_clinched(p)) ev.last = 1;
     if (p->observe) {
         p->may_stop = ev.may_stop;
         return ev.last ? ES_STOP : ES_CONTINUE;

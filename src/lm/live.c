@@ -127,16 +127,27 @@ static int live_sample(es_lm_live *lv, const char *prompt, uint64_t seed, uint64
     return es_session_end_sample(lv->s, own, res.tokens, res.confidence, res.ended);
 }
 
-/* begin_item, then samples until the session says stop, then its answer. */
-int es_lm_live_item(es_lm_live *lv, const char *prompt, const char *gold, uint64_t seed, uint64_t item,
-                    es_lm_live_result *out)
+/* begin_item, then samples until the session says stop (keeping each as
+ * the session settled it when asked), then its answer. */
+int es_lm_live_item_record(es_lm_live *lv, const char *prompt, const char *gold, uint64_t seed, uint64_t item,
+                           es_lm_live_result *out, es_lm_live_sample *samples, uint32_t *n)
 {
     memset(out, 0, sizeof *out);
+    if (n) *n = 0;
     es_interner_reset(lv->in);
     int rc = es_session_begin_item(lv->s, lv->max_samples, lv->max_answers);
+    uint64_t probe_before = 0;
     if (!rc) es_session_set_answer_flags(lv->s, lv->flags);
     for (uint32_t i = 0; !rc && i < lv->max_samples; i++) {
         rc = live_sample(lv, prompt, seed, item, i, out);
+        if (rc >= 0 && samples) {
+            es_lm_live_sample *k = &samples[i];
+            es_session_last_sample(lv->s, &k->answer, &k->tokens);
+            uint64_t probes = es_session_outcome(lv->s)->probe_tokens;
+            k->probe_tokens = (uint32_t)(probes - probe_before);
+            probe_before = probes;
+            if (n) *n = i + 1;
+        }
         if (rc == ES_STOP) {
             rc = ES_OK;
             break;
@@ -153,3 +164,11 @@ int es_lm_live_item(es_lm_live *lv, const char *prompt, const char *gold, uint64
     out->correct = key && gold && es_answer_equal(lv->type, key, gold);
     return ES_OK;
 }
+
+int es_lm_live_item(es_lm_live *lv, const char *prompt, const char *gold, uint64_t seed, uint64_t item,
+                    es_lm_live_result *out)
+{
+    return es_lm_live_item_record(lv, prompt, gold, seed, item, out, NULL, NULL);
+}
+
+uint32_t es_lm_live_max_answers(const es_lm_live *lv) { return lv->max_answers; }

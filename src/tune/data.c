@@ -3,6 +3,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tune_int.h"
 
@@ -25,10 +26,12 @@ int es_tune_data_add(es_tune_data *d, const es_traceset *ts, const char *name)
     return es_tune_data_add_items(d, ts, name, NULL, es_traceset_n_items(ts));
 }
 
-int es_tune_data_add_items(es_tune_data *d, const es_traceset *ts, const char *name, const uint32_t *idx, size_t n)
+int es_tune_data_add_items(es_tune_data *d, const es_traceset *ts, const char *name, const uint32_t *items, size_t n)
 {
-    for (size_t i = 0; idx && i < n; i++)
-        if (idx[i] >= es_traceset_n_items(ts)) return ES_ERANGE;
+    size_t m = es_traceset_n_items(ts);
+    if (!items && n != m) return ES_EINVAL;
+    for (size_t i = 0; items && i < n; i++)
+        if (items[i] >= m) return ES_EINVAL;
     if (d->n_files == d->cap_files) {
         size_t c = d->cap_files ? 2 * d->cap_files : 8;
         tn_file *f = realloc(d->files, c * sizeof *f);
@@ -47,9 +50,30 @@ int es_tune_data_add_items(es_tune_data *d, const es_traceset *ts, const char *n
     tn_file *f = &d->files[d->n_files];
     f->ts = ts;
     snprintf(f->name, sizeof f->name, "%s", name ? name : "");
-    for (size_t i = 0; i < n; i++) d->items[d->n_items + i] = (tn_ref){(uint32_t)d->n_files, idx ? idx[i] : (uint32_t)i};
+    for (size_t i = 0; i < n; i++)
+        d->items[d->n_items + i] = (tn_ref){(uint32_t)d->n_files, items ? items[i] : (uint32_t)i};
     d->n_items += n;
     d->n_files++;
+    return ES_OK;
+}
+
+/* The items `items` of d (indices into d's pooled items) as a new data set
+ * over the same files: what the tuner measured its fronts on. */
+int tn_data_subset(const es_tune_data *d, const uint32_t *items, size_t n, es_tune_data **out)
+{
+    es_tune_data *s = calloc(1, sizeof *s);
+    if (!s) return ES_ENOMEM;
+    s->files = malloc((d->n_files + 1) * sizeof *s->files);
+    s->items = malloc((n + 1) * sizeof *s->items);
+    if (!s->files || !s->items) {
+        es_tune_data_free(s);
+        return ES_ENOMEM;
+    }
+    if (d->n_files) memcpy(s->files, d->files, d->n_files * sizeof *s->files);
+    s->n_files = s->cap_files = d->n_files;
+    for (size_t i = 0; i < n; i++) s->items[i] = d->items[items[i]];
+    s->n_items = s->cap_items = n;
+    *out = s;
     return ES_OK;
 }
 

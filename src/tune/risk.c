@@ -2,62 +2,13 @@
  * risk.c - p-values for Learn-then-Test (see risk.h).
  *
  * Everything is double precision, libm only; the binomial tail goes through
- * the regularised incomplete beta function so that n in the millions costs
- * the same as n = 10.
+ * the regularised incomplete beta function (es_incbeta, in the core) so that
+ * n in the millions costs the same as n = 10.
  */
 #include <math.h>
 
+#include "earlystop.h"
 #include "risk.h"
-
-/* lgamma_r: lgamma writes the global signgam. */
-static double lgam(double x)
-{
-    int sign;
-    return lgamma_r(x, &sign);
-}
-
-/* Continued fraction of I_x(a, b) (modified Lentz), valid and fast for
- * x < (a + 1) / (a + b + 2); the caller uses the symmetry otherwise. */
-static double incbeta_cf(double a, double b, double x)
-{
-    const double tiny = 1e-300, eps = 1e-15;
-    double c = 1.0, d = 1.0 - (a + b) * x / (a + 1.0);
-    if (fabs(d) < tiny) d = tiny;
-    d = 1.0 / d;
-    double f = d;
-    for (int m = 1; m <= 10000; m++) {
-        double m2 = 2.0 * m;
-        /* even step */
-        double num = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2));
-        d = 1.0 + num * d;
-        if (fabs(d) < tiny) d = tiny;
-        c = 1.0 + num / c;
-        if (fabs(c) < tiny) c = tiny;
-        d = 1.0 / d;
-        f *= d * c;
-        /* odd step */
-        num = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0));
-        d = 1.0 + num * d;
-        if (fabs(d) < tiny) d = tiny;
-        c = 1.0 + num / c;
-        if (fabs(c) < tiny) c = tiny;
-        d = 1.0 / d;
-        double delta = d * c;
-        f *= delta;
-        if (fabs(delta - 1.0) < eps) break;
-    }
-    return f;
-}
-
-double es_incbeta(double a, double b, double x)
-{
-    if (!(x > 0)) return 0.0;
-    if (!(x < 1)) return 1.0;
-    /* x^a (1-x)^b / (a B(a, b)), in logs */
-    double lfront = lgam(a + b) - lgam(a) - lgam(b) + a * log(x) + b * log1p(-x);
-    if (x < (a + 1.0) / (a + b + 2.0)) return exp(lfront) * incbeta_cf(a, b, x) / a;
-    return 1.0 - exp(lfront) * incbeta_cf(b, a, 1.0 - x) / b;
-}
 
 double es_binom_cdf(uint64_t k, uint64_t n, double p)
 {

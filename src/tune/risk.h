@@ -19,8 +19,7 @@
 /* P(X <= k) for X ~ Binomial(n, p): 1 when k >= n. */
 double es_binom_cdf(uint64_t k, uint64_t n, double p);
 
-/* Regularised incomplete beta I_x(a, b), a, b > 0, x in [0, 1]. */
-double es_incbeta(double a, double b, double x);
+/* The regularised incomplete beta, es_incbeta, is the core's (earlystop.h). */
 
 /* Exact p-value for binary losses: k of n calibration items lost, null
  * "the loss rate exceeds eps".  P(Bin(n, eps) <= k): the chance of a count

@@ -49,6 +49,7 @@ struct es_tune {
     int have_chosen;
     es_tune_point chosen;
     double em_full;          /* full's EM on the opt part */
+    es_tune_data *front_d;   /* the items the fronts were measured on */
 };
 
 void es_tune_opts_init(es_tune_opts *o)
@@ -99,6 +100,7 @@ void es_tune_free(es_tune *t)
     free(t->cands);
     free(t->origin);
     free(t->tested);
+    es_tune_data_free(t->front_d);
     free(t);
 }
 
@@ -495,6 +497,12 @@ int es_tune_run(es_tune *t, es_error *err)
     if (split(t, &opt_items, &n_opt, &test_items, &n_test)) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     tn_set opt, test;
     memset(&test, 0, sizeof test);
+    es_tune_data_free(t->front_d);
+    t->front_d = NULL;
+    if (tn_data_subset(t->d, opt_items, n_opt, &t->front_d)) {
+        free(opt_items);
+        return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    }
     int rc = tn_set_init(&opt, t->d, opt_items, n_opt, &t->o, err);
     t->em_full = opt.em_full;
     es_tune_point *pts = NULL;
@@ -546,6 +554,8 @@ int es_tune_chosen(const es_tune *t, es_tune_point *out)
     return ES_OK;
 }
 
+const es_tune_data *es_tune_front_data(const es_tune *t) { return t->front_d; }
+
 size_t es_tune_n_tested(const es_tune *t) { return t->n_tested; }
 const es_tune_point *es_tune_tested(const es_tune *t, size_t i) { return i < t->n_tested ? &t->tested[i] : NULL; }
 
@@ -577,26 +587,34 @@ static int eval_at(void *ctx, size_t i, const int32_t *counts, const tn_sum *sum
 }
 
 /* The reference oracle's mean tokens over the same items and orders, as
- * eval measures against it: stable-final on traces with probes, else the
- * consistency oracle. */
-static int oracle_tokens(const es_tune_data *d, const es_tune_opts *o, double *out)
+ * eval measures against it (stable-final on traces with probes, else the
+ * consistency oracle), and its mean share of full's tokens per item
+ * (base_tokens: full's, per pooled item).  Only the items d holds count. */
+static int oracle_tokens(const es_tune_data *d, const es_tune_opts *o, const double *base_tokens, double *tokens,
+                         double *share)
 {
-    double total = 0;
-    int rc = ES_OK;
-    for (size_t f = 0; f < d->n_files && !rc; f++) {
+    double total = 0, sh = 0, R = o->shuffles ? o->shuffles : 1;
+    for (size_t f = 0; f < d->n_files; f++) {
         const es_traceset *ts = d->files[f].ts;
         size_t m = es_traceset_n_items(ts);
         es_eval_acc *acc = calloc(m + 1, sizeof *acc);
         if (!acc) return ES_ENOMEM;
         es_oracle which = es_traceset_n_probes(ts) > 0 ? ES_ORACLE_STABLE_FINAL : ES_ORACLE_CONSISTENCY;
-        rc = es_eval_oracle(ts, which, o->seed, 0, o->shuffles, acc);
-        /* the items of this file the data holds (a split may hold some) */
-        for (size_t i = 0; !rc && i < d->n_items; i++)
-            if (d->items[i].file == f) total += (double)(acc[d->items[i].index].tokens + acc[d->items[i].index].probe_tokens);
+        int rc = es_eval_oracle(ts, which, o->seed, 0, o->shuffles, acc);
+        for (size_t k = 0; !rc && k < d->n_items; k++) {
+            if (d->items[k].file != f) continue;
+            const es_eval_acc *a = &acc[d->items[k].index];
+            double t = (double)(a->tokens + a->probe_tokens) / R;
+            total += t;
+            sh += base_tokens[k] > 0 ? t / base_tokens[k] : 0.0;
+        }
         free(acc);
+        if (rc) return rc;
     }
-    *out = d->n_items ? total / ((double)d->n_items * (o->shuffles ? o->shuffles : 1)) : 0;
-    return rc;
+    double n = (double)(d->n_items ? d->n_items : 1);
+    *tokens = total / n;
+    *share = sh / n;
+    return ES_OK;
 }
 
 int es_tune_evaluate(const es_tune_data *d, const char *spec, const es_tune_opts *o, es_tune_eval *out, es_error *err)
@@ -642,7 +660,13 @@ int es_tune_evaluate_policy(const es_tune_data *d, const es_policy *proto, const
         if (es_bootstrap_diff(c.em, c.em_full, n, 1000, o->seed, &out->d_lo, &out->d_hi))
             rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     }
-    if (!rc && oracle_tokens(d, o, &out->oracle_tokens)) rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    if (!rc) {
+        double ft = 0;
+        for (size_t k = 0; k < n; k++) ft += s.base_tokens[k];
+        out->full_tokens = n ? ft / (double)n : 0;
+    }
+    if (!rc && oracle_tokens(d, o, s.base_tokens, &out->oracle_tokens, &out->oracle_share))
+        rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     out->oracle_x = out->oracle_tokens > 0 ? out->p.tokens / out->oracle_tokens : NAN;
     es_policy_free(cfg.proto);
     tn_set_free(&s);

@@ -76,6 +76,7 @@ typedef struct tn_config {
 
 /* data.c */
 void tn_view(const es_tune_data *d, size_t item, es_item_view *v);
+int tn_data_subset(const es_tune_data *d, const uint32_t *items, size_t n, es_tune_data **out);
 
 /* sweep.c */
 int tn_set_init(tn_set *s, const es_tune_data *d, uint32_t *items, size_t n, const es_tune_opts *o, es_error *err);

@@ -44,12 +44,13 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
 
 static int32_t answer(const void *st) { return ((const margin_state *)st)->t.leader; }
 
-/* It stops iff top1 - top2 >= m: at every m <= the lead. */
+/* It stops iff top1 - top2 >= m: at every m <= the lead; a tie stops at
+ * no m the rule accepts (m >= 1). */
 static int boundary(const void *st, double *b)
 {
     const margin_state *s = st;
     *b = (double)(s->t.top1 - s->t.top2);
-    return ES_BOUND_UPPER;
+    return *b >= 1 ? ES_BOUND_UPPER : ES_BOUND_NEVER;
 }
 
 static const es_tally *tally(const void *st) { return &((const margin_state *)st)->t; }
