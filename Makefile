@@ -10,6 +10,7 @@
 #   make bench      build and run the benchmarks under bench/
 #   make fuzz       build the libFuzzer targets (clang) and run each briefly
 #   make prior      data/prior.json, the meta-learner's prior (minutes)
+#   make stopper    data/stopper.json + the built-in `learned` (minutes)
 #
 #   One line per step (CC file, AR lib, LD binary, TEST binary); V=1 prints
 #   the full command lines and every test's own output.
@@ -244,6 +245,13 @@ fuzz: deps
 .PHONY: prior
 prior: all
 	@scripts/make-prior.sh data/prior.json
+
+# data/stopper.json, the shipped learned stopper, and its C source
+# src/core/rules/learned_builtin.c (scripts/make-stopper.sh; docs/learning.md)
+.PHONY: stopper
+stopper: all
+	@scripts/make-stopper.sh data/stopper.json
+	$(Q)$(MAKE) all
 
 clean:
 	@$(say) RM "build build-asan build-fuzz"

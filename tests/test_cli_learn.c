@@ -3,7 +3,9 @@
  * trained on two files is written, says what it chose, loads in `eval
  * --policy @FILE` (where it saves tokens) and gives the same file for the
  * same seed on 1 and 2 threads; bad input exits 2 with a message and
- * writes nothing; `learned` without a stopper file says what to do.
+ * writes nothing; `learned` without a stopper file says what to do; the
+ * shipped stopper (data/stopper.json, built in) runs at its 0.1- and
+ * 0.5-point operating points on a demo file, as a file and built in alike.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -79,6 +81,51 @@ static void test_learn_and_eval(void **state)
     free(err);
 }
 
+/* A figure of the eval --json row whose policy starts with `policy`. */
+static double row_field(const char *json, const char *policy, const char *field)
+{
+    char key[200];
+    snprintf(key, sizeof key, "\"policy\": \"%s", policy);
+    const char *r = strstr(json, key);
+    if (!r) fail_msg("no row %s in: %s", policy, json);
+    snprintf(key, sizeof key, "\"%s\": ", field);
+    const char *f = strstr(r, key);
+    if (!f) fail_msg("no %s in row %s", field, policy);
+    return strtod(f + strlen(key), NULL);
+}
+
+/* `eval --policy learned` on a demo file: the built-in stopper at its
+ * 0.1-point operating point and at the half-point one, each saving tokens
+ * against the full run (the half-point one at least as many), and the same
+ * figures as data/stopper.json loaded from the file. */
+static void test_eval_shipped(void **state)
+{
+    (void)state;
+    if (!bin_present()) skip();
+    if (access("data/stopper.json", R_OK) || access("data/verifycot_date_gpt35_k10.jsonl", R_OK)) {
+        print_message("data/stopper.json or the demo data absent: skipping\n");
+        skip();
+    }
+    char *out, *err, *out2, *err2;
+    int rc = run("eval data/verifycot_date_gpt35_k10.jsonl --policy learned --policy learned:max_em_drop=0.5 "
+                 "--json --shuffles 4", &out, &err);
+    if (rc) fail_msg("exit %d: %s", rc, err);
+    double full = row_field(out, "full", "tokens");
+    double t1 = row_field(out, "learned:max_em_drop=0.1", "tokens");
+    double t5 = row_field(out, "learned:max_em_drop=0.5", "tokens");
+    assert_true(t1 > 0 && t1 < full);
+    assert_true(t5 <= t1);
+    /* the file is the built-in stopper: same spec, same tokens and EM */
+    rc = run("eval data/verifycot_date_gpt35_k10.jsonl --policy @data/stopper.json --json --shuffles 4", &out2, &err2);
+    if (rc) fail_msg("exit %d: %s", rc, err2);
+    assert_true(row_field(out2, "learned:max_em_drop=0.1", "tokens") == t1);
+    assert_true(row_field(out2, "learned:max_em_drop=0.1", "em") == row_field(out, "learned:max_em_drop=0.1", "em"));
+    free(out);
+    free(err);
+    free(out2);
+    free(err2);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -127,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_learn_and_eval),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_help_lists_features),
+        cmocka_unit_test(test_eval_shipped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

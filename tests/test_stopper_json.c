@@ -2,7 +2,8 @@
  * test_stopper_json.c - stopper files (src/io/stopper_json.c): a stopper
  * written and read back is the same to the bit (every array, every score);
  * `@file` loads it as a policy through es_policy_new_any; malformed files
- * fail with the field named.
+ * fail with the field named; the built-in stopper (learned_builtin.c) is
+ * data/stopper.json to the bit.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -206,10 +207,43 @@ static void test_bad_files(void **state)
     free(path);
 }
 
+/* The shipped stopper compiled in equals data/stopper.json, array by array
+ * (`make stopper` writes both; a file retrained without regenerating the C
+ * source fails here). */
+static void test_builtin_is_the_file(void **state)
+{
+    (void)state;
+    if (access("data/stopper.json", R_OK)) {
+        print_message("data/stopper.json absent: skipping\n");
+        skip();
+    }
+    const es_stopper *b = es_stopper_builtin();
+    if (!b) fail_msg("data/stopper.json ships but the build has no built-in stopper (make stopper)");
+    es_stopper *m;
+    es_error err = {0};
+    char spec[128];
+    if (es_stopper_load("data/stopper.json", &m, spec, sizeof spec, &err)) fail_msg("%s: %s", err.field, err.msg);
+    es_stopper_desc x, y;
+    es_stopper_get(m, &x);
+    es_stopper_get(b, &y);
+    same_head(&x.across, &y.across);
+    same_head(&x.within, &y.within);
+    assert_int_equal(x.n_points, y.n_points);
+    same_arrays(x.max_em_drop, y.max_em_drop, x.n_points);
+    for (uint32_t i = 0; i < x.n_points; i++) {
+        assert_true(isnan(x.threshold[i]) == isnan(y.threshold[i]));
+        if (!isnan(x.threshold[i])) same_arrays(&x.threshold[i], &y.threshold[i], 1);
+        assert_true(isnan(x.probe_threshold[i]) == isnan(y.probe_threshold[i]));
+        if (!isnan(x.probe_threshold[i])) same_arrays(&x.probe_threshold[i], &y.probe_threshold[i], 1);
+    }
+    es_stopper_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_builtin_is_the_file),
         cmocka_unit_test(test_bad_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
