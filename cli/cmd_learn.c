@@ -379,11 +379,13 @@ static void print_lofo(const learn_args *a, const es_lofo_row *rows, const char 
     printf("anchors: %s, %s (defaults); tuned: `tune` with every family, same split and budget\n", anchors[0],
            anchors[1]);
     for (size_t b = 0; b < o->n_budgets; b++) {
-        printf("\nbudget %.2f pt: dEM (pts) and tokens / oracle\n", o->budgets[b]);
-        printf("%-44s %6s %16s %16s %16s %16s\n", "file", "items", "learned", "tuned", anchors[0], anchors[1]);
+        printf("\nbudget %.2f pt: dEM (pts) and tokens / oracle's (tokens per item: full, the consistency oracle)\n",
+               o->budgets[b]);
+        printf("%-44s %6s %8s %8s %16s %16s %16s %16s\n", "file", "items", "full", "oracle", "learned", "tuned",
+               anchors[0], anchors[1]);
         for (int f = 0; f < a->n_files; f++) {
             const es_lofo_row *r = &rows[f];
-            printf("%-44.44s %6zu", r->file, r->items);
+            printf("%-44.44s %6zu %8.0f %8.0f", r->file, r->items, r->full_tokens, r->oracle_tokens);
             for (int m = 0; m < ES_LOFO_METHODS; m++) {
                 printf(" ");
                 pts(stdout, r->cell[m][b].d_em);
@@ -392,7 +394,7 @@ static void print_lofo(const learn_args *a, const es_lofo_row *rows, const char 
             }
             printf("\n");
         }
-        printf("%-44s %6s", "pooled dEM / median x", "");
+        printf("%-62s", "pooled dEM / median x");
         for (int m = 0; m < ES_LOFO_METHODS; m++) {
             double d, med, geo;
             pooled(rows, a->n_files, m, b, &d, &med, &geo);
@@ -401,13 +403,27 @@ static void print_lofo(const learn_args *a, const es_lofo_row *rows, const char 
             mult(stdout, med);
             printf(" ");
         }
-        printf("\n%-44s %6s", "geometric mean x", "");
+        printf("\n%-62s", "geometric mean x");
         for (int m = 0; m < ES_LOFO_METHODS; m++) {
             double d, med, geo;
             pooled(rows, a->n_files, m, b, &d, &med, &geo);
             printf(" %8s", "");
             mult(stdout, geo);
             printf(" ");
+        }
+        /* each file's share of its full run, averaged: files of 100 and of
+         * 10^6 tokens per item count alike */
+        printf("\n%-62s", "tokens, % of full's (mean over files)");
+        for (int m = 0; m < ES_LOFO_METHODS; m++) {
+            double t = 0;
+            int k = 0;
+            for (int f = 0; f < a->n_files; f++) {
+                const es_lofo_cell *c = &rows[f].cell[m][b];
+                if (isnan(c->tokens) || !(rows[f].full_tokens > 0)) continue;
+                t += c->tokens / rows[f].full_tokens;
+                k++;
+            }
+            k ? printf(" %14.1f%% ", 100 * t / k) : printf(" %15s ", "-");
         }
         printf("\n");
     }
