@@ -10,7 +10,7 @@
 #   make bench      build and run the benchmarks under bench/
 #   make fuzz       build the libFuzzer targets (clang) and run each briefly
 #   make prior      data/prior.json, the meta-learner's prior (minutes)
-#   make stopper    data/stopper.json + the built-in `learned` (minutes)
+#   make stopper    data/stopper.json + the built-in `learned` (seconds)
 #
 #   One line per step (CC file, AR lib, LD binary, TEST binary); V=1 prints
 #   the full command lines and every test's own output.

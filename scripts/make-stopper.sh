@@ -9,7 +9,7 @@
 # src/core/rules/learned_builtin.c, so that `learned` needs no file.  No
 # within head: the one the two *_think files train saves nothing where
 # probes cost tokens (docs/learning.md).  `make stopper` runs it and
-# rebuilds.  About a minute on 2 busy cores.
+# rebuilds.  A few seconds on 2 busy cores.
 set -eu
 out=${1:-data/stopper.json}
 bin=${ES_BIN:-build/earlystop}
