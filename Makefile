@@ -10,6 +10,7 @@
 #   make bench      build and run the benchmarks under bench/
 #   make fuzz       build the libFuzzer targets (clang) and run each briefly
 #   make prior      data/prior.json, the meta-learner's prior (minutes)
+#   make stopper    data/stopper.json + the built-in `learned` (seconds)
 #
 #   One line per step (CC file, AR lib, LD binary, TEST binary); V=1 prints
 #   the full command lines and every test's own output.
@@ -29,6 +30,7 @@
 #                                    from k items (tune, jansson)
 #   libearlystop-serve   src/serve   OpenAI-compatible server and early-stopping
 #                                    proxy (libmicrohttpd, libcurl, jansson)
+#   libearlystop-learn   src/learn   learned stoppers: episodes, FQI, REINFORCE
 #   build/earlystop      cli/        the command line, a thin front
 
 V ?= 0
@@ -83,6 +85,7 @@ TUNE_SRC   := $(wildcard src/tune/*.c)
 ONLINE_SRC := $(wildcard src/online/*.c)
 META_SRC   := $(wildcard src/meta/*.c)
 SERVE_SRC  := $(wildcard src/serve/*.c)
+LEARN_SRC  := $(wildcard src/learn/*.c)
 CLI_SRC    := $(wildcard cli/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
 BENCH_SRC  := $(wildcard bench/bench_*.c)
@@ -96,6 +99,7 @@ TUNE_OBJ   := $(call obj,$(TUNE_SRC))
 ONLINE_OBJ := $(call obj,$(ONLINE_SRC))
 META_OBJ   := $(call obj,$(META_SRC))
 SERVE_OBJ  := $(call obj,$(SERVE_SRC))
+LEARN_OBJ  := $(call obj,$(LEARN_SRC))
 CLI_OBJ    := $(call obj,$(CLI_SRC))
 TEST_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
@@ -109,12 +113,15 @@ LIBS    := $(BUILD)/libearlystop-online.a $(BUILD)/libearlystop-tune.a $(BUILD)/
 LIBS    := $(BUILD)/libearlystop-meta.a $(LIBS)
 LAYERS  += earlystop-serve
 LIBS    := $(BUILD)/libearlystop-serve.a $(LIBS)
+LAYERS  += earlystop-learn
+LIBS    := $(BUILD)/libearlystop-learn.a $(LIBS)
 SHLIBS  := $(foreach l,$(LAYERS),$(BUILD)/lib$(l).so.$(VERSION))
 HEADERS := include/earlystop.h include/earlystop_replay.h include/earlystop_io.h include/earlystop_lm.h \
            include/earlystop_tune.h
 HEADERS += include/earlystop_online.h
 HEADERS += include/earlystop_meta.h
 HEADERS += include/earlystop_serve.h
+HEADERS += include/earlystop_learn.h
 
 .PHONY: all lib cli deps test test-run test-asan check-layers check-install demo bench fuzz install clean
 .DEFAULT_GOAL := all
@@ -133,6 +140,7 @@ $(BUILD)/obj/src/online/%.o: CPP_LAYER := -Iinclude -Isrc/online
 $(BUILD)/obj/src/meta/%.o: CPP_LAYER = -Iinclude -Isrc/meta -Isrc/common $(JANSSON_CFLAGS)
 $(BUILD)/obj/src/serve/%.o: CPP_LAYER = -Iinclude -Isrc/serve $(PKG_CFLAGS) $(SERVE_CFLAGS)
 $(BUILD)/obj/src/serve/%.o: XFLAGS := -pthread
+$(BUILD)/obj/src/learn/%.o: CPP_LAYER := -Iinclude -Isrc/learn
 # The lm's `omp simd` loops need only -fopenmp-simd, not an OpenMP runtime:
 # every thread here is a pthread that waits passively (OpenMP's spinning wait
 # made 2 threads slower than 1 on a busy machine).
@@ -162,6 +170,7 @@ $(eval $(call static_lib,earlystop-tune,$(TUNE_OBJ)))
 $(eval $(call static_lib,earlystop-online,$(ONLINE_OBJ)))
 $(eval $(call static_lib,earlystop-meta,$(META_OBJ)))
 $(eval $(call static_lib,earlystop-serve,$(SERVE_OBJ)))
+$(eval $(call static_lib,earlystop-learn,$(LEARN_OBJ)))
 
 # lib$(1).so.VERSION with soname lib$(1).so.SOVERSION and the two links;
 # --no-undefined: every symbol must come from $(3) (the layers below, libc).
@@ -180,6 +189,7 @@ $(eval $(call shared_lib,earlystop-tune,$(TUNE_OBJ),-learlystop-replay -learlyst
 $(eval $(call shared_lib,earlystop-online,$(ONLINE_OBJ),-learlystop-replay -learlystop -lm,$(BUILD)/libearlystop-replay.so.$(VERSION)))
 $(eval $(call shared_lib,earlystop-meta,$(META_OBJ),-learlystop-tune -learlystop-replay -learlystop $$(JANSSON_LIBS) -lm,$(BUILD)/libearlystop-tune.so.$(VERSION)))
 $(eval $(call shared_lib,earlystop-serve,$(SERVE_OBJ),-learlystop-io -learlystop-replay -learlystop-lm -learlystop $$(SERVE_LIBS) $$(PKG_LIBS) -lm -pthread,$(BUILD)/libearlystop-io.so.$(VERSION) $(BUILD)/libearlystop-lm.so.$(VERSION)))
+$(eval $(call shared_lib,earlystop-learn,$(LEARN_OBJ),-learlystop-tune -learlystop-replay -learlystop -lm -pthread,$(BUILD)/libearlystop-tune.so.$(VERSION)))
 
 $(BUILD)/earlystop: $(CLI_OBJ) $(LIBS)
 	@$(say) LD $@
@@ -250,6 +260,13 @@ fuzz: deps
 .PHONY: prior
 prior: all
 	@scripts/make-prior.sh data/prior.json
+
+# data/stopper.json, the shipped learned stopper, and its C source
+# src/core/rules/learned_builtin.c (scripts/make-stopper.sh; docs/learning.md)
+.PHONY: stopper
+stopper: all
+	@scripts/make-stopper.sh data/stopper.json
+	$(Q)$(MAKE) all
 
 clean:
 	@$(say) RM "build build-asan build-fuzz"

@@ -23,6 +23,7 @@ static const struct {
     {"serve", cmd_serve, "serve the built-in model with the OpenAI API"},
     {"proxy", cmd_proxy, "stop reasoning early in front of an OpenAI-compatible engine"},
     {"record", cmd_record, "record traces (samples, probes) from an OpenAI-compatible engine"},
+    {"learn", cmd_learn, "train a learned stopper on trace files (leave-one-file-out with --leave-one-file-out)"},
 };
 
 static void usage(FILE *fp)

@@ -137,6 +137,19 @@ ES_API int es_answer_equal(es_answer_type t, const char *a, const char *b);
 /* Token-level F1 of `pred` against `gold` (SQuAD-style, on text keys).  NULL -> 0. */
 ES_API double es_answer_f1(const char *pred, const char *gold);
 
+/* 1 when `key`, a canonical key of type t (es_answer_normalize), is a
+ * well-formed answer of its type, generic and without task knowledge: a
+ * number or date that parses as one, an option letter, a math answer of at
+ * most 40 characters with balanced braces, a text answer of 1-40 letters,
+ * digits, spaces, apostrophes and hyphens in at most 4 words.  NULL (the
+ * null answer) is not.  Junk extractions ("if jane is correct then ...")
+ * can win a vote without being settled: the learned stopper reads this. */
+ES_API int es_answer_wellformed(es_answer_type t, const char *key);
+
+/* Bits of a per-answer flag array a driver may hand a policy
+ * (es_session_set_answer_flags). */
+enum { ES_ANSWER_WELLFORMED = 1 };
+
 /* ---------------------------------------------------------------- answer ids */
 
 /*
@@ -354,6 +367,120 @@ ES_API int32_t es_policy_answer(const es_policy *p);
 /* Last error detail (e.g. "deer needs probe confidences"), "" if none. */
 ES_API const char *es_policy_errmsg(const es_policy *p);
 
+/* What the driver knows about the question's answers: flags[id] for every
+ * id < max_answers (ES_ANSWER_WELLFORMED), borrowed until the question ends;
+ * NULL = unknown (the learned stopper then marks those features missing).
+ * Call after es_policy_begin_item (which forgets the last question's); ids
+ * interned later may have their flags filled in later, before their first
+ * event. */
+ES_API void es_policy_set_answer_flags(es_policy *p, const uint8_t *flags);
+
+/* ---------------------------------------------------------- learned stoppers */
+
+/*
+ * The learned stopper (rule `learned`, docs/learning.md) scores the state of
+ * a question with a small model on features computed incrementally from the
+ * events, and stops once the score reaches a threshold.  The features are a
+ * fixed catalogue; a model names the ones it reads.  Across samples they
+ * are computed after each finished sample, within a sample at each probe.
+ * A feature the events cannot give (confidences a trace lacks, the flags of
+ * answers no driver set) is missing: NaN here, 0 after normalisation.
+ */
+enum { ES_AT_WITHIN = 1, ES_AT_ACROSS = 2 };
+
+typedef struct es_feature_info {
+    const char *name;    /* "margin" */
+    int level;           /* ES_AT_WITHIN or ES_AT_ACROSS */
+    const char *doc;
+} es_feature_info;
+
+ES_API uint32_t es_feature_count(void);
+ES_API int es_feature_get_info(uint32_t id, es_feature_info *out);      /* ES_ERANGE past the end */
+ES_API int es_feature_find(const char *name, uint32_t *id);             /* ES_EINVAL when unknown */
+
+/*
+ * es_features: the incremental feature tracker the rule uses, for callers
+ * that build training data (src/learn) or check it.  Fed the events a
+ * policy sees; es_features_get writes every feature of one level (NaN where
+ * missing, the other level's entries NaN too) into out[es_feature_count()].
+ * Allocates only in _new and when a question has more answers than any
+ * before (begin_item).
+ */
+typedef struct es_features es_features;
+
+ES_API int es_features_new(es_features **out);
+ES_API void es_features_free(es_features *f);
+/* max_samples: the caller's sample cap (0 = unknown); flags as in
+ * es_policy_set_answer_flags (NULL = unknown). */
+ES_API int es_features_begin_item(es_features *f, uint32_t max_samples, uint32_t max_answers, const uint8_t *flags);
+ES_API int es_features_sample(es_features *f, int32_t answer, uint32_t tokens, float confidence); /* ES_EINVAL: id out of range */
+ES_API void es_features_begin_sample(es_features *f);
+ES_API int es_features_probe(es_features *f, uint32_t at, int32_t answer, float confidence, float window_confidence);
+ES_API void es_features_get(const es_features *f, int level, double *out);
+
+/*
+ * es_stopper: a learned stopper's weights, immutable once made and shared
+ * (reference-counted) by every policy and clone that uses it, on any
+ * thread.  Per level a head: the features it reads, their normalisation
+ * (z = (x - mean) / scale clipped to [-clip, clip]; missing: z = 0), and one
+ * or two nets whose weighted outputs add up to the score; a net is linear in
+ * z or has one tanh hidden layer of at most ES_STOPPER_MAX_HIDDEN units, with
+ * an optional logistic output.  The operating points say which thresholds
+ * hold which EM budget (calibrated by Learn-then-Test when trained).  The
+ * io layer reads and writes them as JSON (es_stopper_load, es_stopper_save).
+ */
+enum { ES_STOPPER_MAX_HIDDEN = 64, ES_STOPPER_MAX_INPUTS = 64, ES_STOPPER_MAX_POINTS = 32 };
+
+typedef struct es_stopper_net {
+    uint32_t hidden;        /* 0: linear in z */
+    const double *w1;       /* [hidden][n_in] */
+    const double *b1;       /* [hidden] */
+    const double *w2;       /* [hidden], or [n_in] when hidden = 0 */
+    double b2;
+    int sigmoid;            /* 1: the output goes through the logistic function */
+    double weight;          /* the output enters the score times this */
+} es_stopper_net;
+
+typedef struct es_stopper_head {
+    uint32_t n_in;          /* 0: no head at this level */
+    const uint32_t *feature;/* [n_in] feature ids, each of this head's level */
+    const double *mean;     /* [n_in] */
+    const double *scale;    /* [n_in], > 0 */
+    double clip;            /* > 0 */
+    uint32_t n_nets;        /* 1 or 2 */
+    es_stopper_net net[2];
+} es_stopper_head;
+
+typedef struct es_stopper_desc {
+    es_stopper_head within, across;
+    uint32_t n_points;              /* operating points, at least 1 */
+    const double *max_em_drop;      /* [n_points] EM budgets in points, strictly ascending */
+    const double *threshold;        /* [n_points] across thresholds (NaN where no across head) */
+    const double *probe_threshold;  /* [n_points] within thresholds (NaN where no within head) */
+} es_stopper_desc;
+
+typedef struct es_stopper es_stopper;
+
+/* A copy of d, checked (ES_EINVAL with the field in err).  Refcount 1. */
+ES_API int es_stopper_new(const es_stopper_desc *d, es_stopper **out, es_error *err);
+/* Drop one reference (the policies made with it hold their own). */
+ES_API void es_stopper_free(es_stopper *m);
+/* Its arrays, valid while m lives. */
+ES_API void es_stopper_get(const es_stopper *m, es_stopper_desc *out);
+/* The stopper shipped in the library (`learned`, data/stopper.json); NULL
+ * when the build has none.  Never freed. */
+ES_API const es_stopper *es_stopper_builtin(void);
+/* The score of one level's head on raw features x[es_feature_count()] (NaN
+ * = missing); NaN when m has no head there. */
+ES_API double es_stopper_score(const es_stopper *m, int level, const double *x);
+
+/* es_policy_new with this stopper for the rules that take one (`learned`;
+ * without one they use es_stopper_builtin).  The policy and its clones
+ * hold a reference.  The canonical spec does not name the stopper. */
+ES_API int es_policy_new_stopper(const char *spec, const es_stopper *m, es_policy **out, es_error *err);
+/* The stopper a policy was made with (NULL: none given). */
+ES_API const es_stopper *es_policy_stopper(const es_policy *p);
+
 /* ----------------------------------------------------------------- session */
 
 /* What a policy did on one question. */
@@ -436,6 +563,8 @@ ES_API const es_outcome *es_session_outcome(const es_session *s);
 ES_API void es_session_last_sample(const es_session *s, int32_t *answer, uint32_t *tokens);
 /* The question's outcome (valid until the next begin_item). */
 ES_API const es_outcome *es_session_end_item(es_session *s);
+/* es_policy_set_answer_flags for the session's policy: after begin_item. */
+ES_API void es_session_set_answer_flags(es_session *s, const uint8_t *flags);
 
 /* -------------------------------------------------------------- controller */
 

@@ -104,7 +104,8 @@ ES_API int es_traceset_load_opts(const char *path, const es_read_opts *opts, es_
  * into a spec string. */
 ES_API int es_policy_spec_load(const char *path, char *buf, size_t cap, es_error *err);
 
-/* es_policy_new, also taking "@file.json" for a policy file. */
+/* es_policy_new, also taking "@file.json" for a policy file or a stopper
+ * file (below). */
 ES_API int es_policy_new_any(const char *spec, es_policy **out, es_error *err);
 
 /* ------------------------------------------------------ controller state */
@@ -120,6 +121,20 @@ ES_API int es_policy_new_any(const char *spec, es_policy **out, es_error *err);
  */
 ES_API int es_controller_save(es_controller *c, const char *path, es_error *err);
 ES_API int es_controller_load(es_controller *c, const char *path, es_error *err);
+/* --------------------------------------------------------- stopper files */
+
+/* A learned stopper's file (docs/learning.md: "format": "earlystop-stopper"):
+ * its weights and the spec it stands for ("learned" unless the file says;
+ * spec may be NULL).  Errors name the field. */
+ES_API int es_stopper_load(const char *path, es_stopper **out, char *spec, size_t spec_cap, es_error *err);
+/* Write m with its spec and provenance fields (a JSON object text, or
+ * NULL), atomically (es_outfile); numbers to 17 digits, so that it reads
+ * back to the same bits. */
+ES_API int es_stopper_save(const es_stopper *m, const char *path, const char *spec, const char *provenance_json,
+                           es_error *err);
+/* The same onto an open stream (an es_outfile's). */
+ES_API int es_stopper_write(const es_stopper *m, FILE *fp, const char *spec, const char *provenance_json,
+                            es_error *err);
 
 /* ----------------------------------------------------------- trace writer */
 

@@ -94,6 +94,9 @@ typedef struct es_item_view {
      * ties to the first seen; for an answer only probes gave, the first
      * probe's spelling */
     const char *const *answer_raw;
+    /* [n_answers] what a policy may know of each answer
+     * (es_session_set_answer_flags): ES_ANSWER_WELLFORMED from its key */
+    const uint8_t *answer_flags;
     const char *gold;              /* first gold answer, raw */
     /* probes of sample s are probe_*[probe_off[s] .. probe_off[s+1]); the
      * probe_* arrays are the whole set's, probe_off holds indices into them */
@@ -183,16 +186,19 @@ enum { ES_PROBE_COST_FIELD = -1 };
 /*
  * Replay the session's policy on one recorded item, samples in `order`
  * (NULL = file order), as a live loop would have run it (the session owns
- * the protocol: probes, lag, stopped and forced answers).  out->correct is
- * set from the item's gold.  Allocates nothing.
+ * the protocol: probes, lag, stopped and forced answers; the answers'
+ * flags are handed over after begin_item).  out->correct is set from the
+ * item's gold.  Allocates nothing.
  */
 ES_API int es_replay_item(es_session *s, const es_item_view *v, const uint32_t *order, int32_t probe_cost,
                    es_outcome *out);
 
 /* Sample k of item v fed to the session with its probes (the ones the
  * policy makes: none without a within rule), as es_replay_item feeds each
- * sample; for drivers that look between samples (the tuner's sweeps).
- * Returns es_session_end_sample's verdict. */
+ * sample; for drivers that look between samples (the tuner's sweeps), who
+ * begin the item with es_replay_begin_item.  Returns
+ * es_session_end_sample's verdict. */
+ES_API int es_replay_begin_item(es_session *s, const es_item_view *v);
 ES_API int es_replay_sample(es_session *s, const es_item_view *v, uint32_t k, int32_t probe_cost);
 
 /* Run fn(ctx, thread, chunk) for chunks 0..n_chunks-1 on `threads` threads

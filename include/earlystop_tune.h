@@ -34,6 +34,11 @@ ES_API int es_tune_data_add_items(es_tune_data *d, const es_traceset *ts, const 
                                   size_t n);
 ES_API size_t es_tune_data_n_items(const es_tune_data *d);
 ES_API size_t es_tune_data_n_files(const es_tune_data *d);
+/* Pooled item i: its view (may be NULL), the file it came from (the index
+ * of the es_tune_data_add* call) and its index there. */
+ES_API int es_tune_data_item(const es_tune_data *d, size_t i, es_item_view *v, size_t *file, uint32_t *index);
+/* File f's trace set and name; NULL past the end. */
+ES_API const es_traceset *es_tune_data_file(const es_tune_data *d, size_t f, const char **name);
 
 /* --------------------------------------------------------------- options */
 
@@ -67,6 +72,11 @@ typedef struct es_tune_opts {
                                    the candidates; the rest tests them (default 0.5) */
     void (*progress)(void *ctx, const char *what, size_t done, size_t total);
     void *progress_ctx;
+    /* NULL, or the split given: item i of the calibration data builds and
+     * orders the candidates when opt_mask[i] is 1, tests them when 0 (a
+     * learner passes the items it trained on, so that the test part is
+     * untouched); opt_share is then unused */
+    const uint8_t *opt_mask;
 } es_tune_opts;
 
 /* Defaults: 10 orders, seed 1, all cores, cost field, loss wrong, tokens,
@@ -106,6 +116,12 @@ ES_API void es_tune_free(es_tune *t);
  * probes).  ES_ENOTSUP with a message when the family does not apply.
  */
 ES_API int es_tune_add_family(es_tune *t, const char *family, es_error *err);
+/* A family of one's own: a clone of proto joins the family `family` (made
+ * on first use; later calls add configurations to it), its across rule's
+ * parameter swept exactly where it has one (es_policy_sweep_param), else
+ * the policy as a grid point.  How a learned stopper (its weights are not
+ * in a spec) takes part in the fronts and in Learn-then-Test. */
+ES_API int es_tune_add_policy(es_tune *t, const es_policy *proto, const char *family, es_error *err);
 /* The families es_tune_add_family knows, with one line each. */
 ES_API size_t es_tune_n_known_families(void);
 ES_API const char *es_tune_known_family(size_t i, const char **doc);
@@ -158,6 +174,9 @@ typedef struct es_tune_eval {
 
 ES_API int es_tune_evaluate(const es_tune_data *d, const char *spec, const es_tune_opts *o, es_tune_eval *out,
                             es_error *err);
+/* The same for a policy object (a clone of it per thread). */
+ES_API int es_tune_evaluate_policy(const es_tune_data *d, const es_policy *proto, const es_tune_opts *o,
+                                   es_tune_eval *out, es_error *err);
 
 /* ------------------------------------------- per-item figures (cells.c) */
 

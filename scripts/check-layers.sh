@@ -30,8 +30,9 @@ check_needs libearlystop-tune 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libea
 check_needs libearlystop-online 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*'
 check_needs libearlystop-meta 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*' 'libearlystop-tune.so.*' 'libjansson.so.*'
 check_needs libearlystop-serve 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*' 'libearlystop-io.so.*' 'libearlystop-lm.so.*' 'libjansson.so.*' 'libmicrohttpd.so.*' 'libcurl.so.*'
+check_needs libearlystop-learn 'libc.so.*' 'libm.so.*' 'libearlystop.so.*' 'libearlystop-replay.so.*' 'libearlystop-tune.so.*'
 for lib in libearlystop libearlystop-replay libearlystop-io libearlystop-lm libearlystop-tune \
-    libearlystop-online libearlystop-meta libearlystop-serve; do
+    libearlystop-online libearlystop-meta libearlystop-serve libearlystop-learn; do
     f="$build/$lib.so.$version"
     bad=$(nm -D --defined-only "$f" | awk '{print $NF}' | grep -v '^es_' || true)
     if [ -n "$bad" ]; then

@@ -43,3 +43,4 @@ pc earlystop-tune "earlystop tuning: fronts, exact sweeps, Learn-then-Test" "ear
 pc earlystop-online "earlystop online: the controller in the loop of a replayed stream" "earlystop-replay = $version" "" "-lm"
 pc earlystop-meta "earlystop meta-learning: a prior over tasks, adapt from k items" "earlystop-tune = $version" "jansson" "-lm"
 pc earlystop-serve "earlystop serving: OpenAI-compatible server and early-stopping proxy" "earlystop-io = $version, earlystop-lm = $version" "libmicrohttpd libcurl jansson" "-pthread"
+pc earlystop-learn "earlystop learned stoppers: episodes, fitted-Q, REINFORCE, operating points" "earlystop-tune = $version" "" "-lm -pthread"

@@ -1112,3 +1112,45 @@ double es_answer_f1(const char *pred, const char *gold)
     if (kg) key_release(kg, bg);
     return f;
 }
+
+/* ------------------------------------------------------- well-formedness */
+
+/* A text key is already lower-cased with punctuation and articles gone:
+ * what is left must look like an answer, not a sentence. */
+static int text_wellformed(const char *k, size_t n)
+{
+    if (n == 0 || n > 40) return 0;
+    unsigned words = 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = k[i];
+        if (c == ' ') words++;
+        else if (!is_alpha(c) && !is_digit(c) && c != '\'' && c != '-') return 0;
+    }
+    return words <= 4;
+}
+
+static int math_wellformed(const char *k, size_t n)
+{
+    if (n == 0 || n > 40) return 0;
+    long depth = 0;
+    for (size_t i = 0; i < n && depth >= 0; i++) depth += (k[i] == '{') - (k[i] == '}');
+    return depth == 0;
+}
+
+/* A key reads as its type when the type's own parser accepts it again: a
+ * parsed number or date keys as itself, a raw fallback key does not parse.
+ * The writer only counts (cap 0): nothing is written. */
+int es_answer_wellformed(es_answer_type t, const char *key)
+{
+    if (!key) return 0;
+    size_t n = strlen(key);
+    key_writer w = {NULL, 0, 0};
+    switch (t) {
+    case ES_ANSWER_TEXT: return text_wellformed(key, n);
+    case ES_ANSWER_MATH: return math_wellformed(key, n);
+    case ES_ANSWER_NUMBER: return n > 0 && number_key(key, n, &w);
+    case ES_ANSWER_DATE: return n > 0 && date_key(key, n, &w);
+    case ES_ANSWER_CHOICE: return n > 0 && choice_key(key, n, &w);
+    }
+    return 0;
+}

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "policy_int.h"
+#include "stopper.h"
 
 static int fail(es_policy *p, int code)
 {
@@ -70,7 +71,7 @@ static int configure(es_rule_slot *s, es_error *err)
     int rc = d->configure ? d->configure(s->st, v, &msg) : ES_OK;
     if (rc == ES_ENOMEM) return es_error_set(err, rc, "", 0, "", "out of memory");
     if (rc) return es_error_set(err, ES_EPARSE, "", 0, "policy", "%s", msg.text);
-    s->levels = d->levels ? d->levels(v) : d->level;
+    s->levels = d->levels ? d->levels(s->st, v) : d->level;
     return ES_OK;
 }
 
@@ -92,17 +93,20 @@ static int add_slot(es_policy *p, const es_rule_conf *c, es_error *err)
     s->st = calloc(1, c->def->state_size ? c->def->state_size : 1);
     if (!s->st) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     p->n_slots++;
+    if (c->def->attach) c->def->attach(s->st, p->stopper ? p->stopper : es_stopper_builtin());
     int rc = configure(s, err);
     return rc ? rc : place(p, s, err);
 }
 
 /* A policy from rule configurations; a within rule alone gets an implicit
  * `full` across (every sample drawn: one, for long traces). */
-static int build(const es_rule_conf *confs, uint32_t n, es_policy **out, es_error *err)
+static int build(const es_rule_conf *confs, uint32_t n, const es_stopper *m, es_policy **out, es_error *err)
 {
     *out = NULL;
     es_policy *p = calloc(1, sizeof *p);
     if (!p) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    es_stopper_retain(m);
+    p->stopper = m;
     int rc = ES_OK;
     for (uint32_t i = 0; i < n && !rc; i++) rc = add_slot(p, &confs[i], err);
     p->n_named = p->n_slots;
@@ -128,15 +132,29 @@ int es_policy_new(const char *spec, es_policy **out, es_error *err)
     uint32_t n = 0;
     *out = NULL;
     int rc = es_spec_parse(spec, confs, &n, err);
-    return rc ? rc : build(confs, n, out, err);
+    return rc ? rc : build(confs, n, NULL, out, err);
 }
 
+int es_policy_new_stopper(const char *spec, const es_stopper *m, es_policy **out, es_error *err)
+{
+    es_rule_conf confs[ES_POLICY_MAX_RULES];
+    uint32_t n = 0;
+    *out = NULL;
+    int rc = es_spec_parse(spec, confs, &n, err);
+    return rc ? rc : build(confs, n, m, out, err);
+}
+
+/* The clone shares the stopper (a reference), never copies it. */
 int es_policy_clone(const es_policy *proto, es_policy **out, es_error *err)
 {
     es_rule_conf confs[ES_POLICY_MAX_RULES];
     for (uint32_t i = 0; i < proto->n_named; i++) confs[i] = proto->slot[i].conf;
-    return build(confs, proto->n_named, out, err);
+    return build(confs, proto->n_named, proto->stopper, out, err);
 }
+
+const es_stopper *es_policy_stopper(const es_policy *p) { return p->stopper; }
+
+void es_policy_set_answer_flags(es_policy *p, const uint8_t *flags) { p->answer_flags = flags; }
 
 void es_policy_free(es_policy *p)
 {
@@ -145,6 +163,7 @@ void es_policy_free(es_policy *p)
         if (p->slot[i].conf.def->release) p->slot[i].conf.def->release(p->slot[i].st);
         free(p->slot[i].st);
     }
+    es_stopper_free((es_stopper *)p->stopper);
     free(p);
 }
 
@@ -299,6 +318,10 @@ int es_policy_begin_item(es_policy *p, uint32_t max_samples, uint32_t max_answer
     p->msg.text[0] = '\0';
     if (max_answers == 0) max_answers = 1;
     if (p->ad->begin_item(p->ast, max_answers)) return fail(p, ES_ENOMEM);
+    /* a within rule of its own that keeps per-answer state (learned) */
+    if (p->wst && p->wst != p->ast && p->wd->begin_item && p->wd->begin_item(p->wst, max_answers))
+        return fail(p, ES_ENOMEM);
+    p->answer_flags = NULL;
     p->max_answers = max_answers;
     /* one cap: the caller's and the rule's, the smaller */
     uint32_t cap = p->max;
@@ -327,7 +350,7 @@ int es_policy_token(es_policy *p, float logprob, float token_confidence)
 int es_policy_probe(es_policy *p, uint32_t at, int32_t answer, float confidence, float window_confidence)
 {
     if (!p->wd) return ES_CONTINUE;
-    es_probe_event ev = {at, answer, confidence, window_confidence};
+    es_probe_event ev = {at, answer, confidence, window_confidence, p->answer_flags};
     int rc = p->wd->probe(p->wst, &ev, &p->msg);
     if (rc < 0) return fail(p, rc);
     if (rc == ES_STOP) {

@@ -41,6 +41,8 @@ struct es_policy {
     int32_t sample_answer;
     es_rule_msg msg;
     char spec[512];
+    const es_stopper *stopper;  /* given at creation (a reference held), or NULL */
+    const uint8_t *answer_flags;/* the driver's, for this question, or NULL */
 };
 
 /* clinch=on and the leader cannot be caught in the samples left: the full
@@ -58,7 +60,7 @@ static inline int es_policy_end_sample_inline(es_policy *p, int32_t answer, uint
 {
     if (answer < 0 || (uint32_t)answer >= p->max_answers) return ES_EINVAL;
     uint32_t n = ++p->n_samples;
-    es_sample_event ev = {answer, tokens, confidence, n, n >= p->min, p->cap && n >= p->cap};
+    es_sample_event ev = {answer, tokens, confidence, n, n >= p->min, p->cap && n >= p->cap, p->cap, p->answer_flags};
     int rc = p->ad->end_sample(p->ast, &ev, &p->msg);
     if (rc < 0) return rc;
     if (!ev.last && p->observe != ES_OBSERVE_ALL && es_policy_clinched(p)) ev.last = 1;

@@ -67,6 +67,7 @@ typedef struct es_probe_event {
     int32_t answer;           /* probed answer id, ES_NULL_ANSWER for none */
     float confidence;         /* mean token probability of the probed answer, NaN if unknown */
     float window_confidence;  /* sliding-window token confidence here, NaN if unknown */
+    const uint8_t *flags;     /* the driver's answer flags (es_policy_set_answer_flags), or NULL */
 } es_probe_event;
 
 /* A finished sample as the across rule sees it. */
@@ -78,6 +79,8 @@ typedef struct es_sample_event {
     int may_stop;             /* 0 below the rule's `min`: the policy ignores a STOP, so a
                                * costly statistic need not be computed */
     int last;                 /* 1 when the policy stops after this sample anyway (its cap) */
+    uint32_t cap;             /* the question's sample cap (the caller's and the rule's), 0 = none */
+    const uint8_t *flags;     /* the driver's answer flags (es_policy_set_answer_flags), or NULL */
 } es_sample_event;
 
 typedef struct es_rule_def {
@@ -92,15 +95,20 @@ typedef struct es_rule_def {
     const char *doc;                     /* one line: what the rule does and where it comes from */
 
     /* Levels this configured instance occupies (budget: tokens within,
-     * samples across); NULL = `level`. */
-    unsigned (*levels)(const double *param);
+     * samples across; learned: its stopper's heads); NULL = `level`.
+     * Called after configure. */
+    unsigned (*levels)(const void *st, const double *param);
+    /* A rule that reads a learned stopper gets the policy's (or the
+     * built-in one, or NULL) here, before configure; the policy holds the
+     * reference. */
+    void (*attach)(void *st, const es_stopper *m);
     /* Validate settings that only make sense together and build what the
      * decisions use.  May allocate.  Non-zero (ES_EINVAL) with msg set when
      * the parameters cannot be meant together. */
     int (*configure)(void *st, const double *param, es_rule_msg *msg);
     void (*release)(void *st);           /* free what configure allocated; may be NULL */
 
-    /* across */
+    /* across (and a within rule's own, when it is not the across rule too) */
     int (*begin_item)(void *st, uint32_t max_answers);               /* ES_ENOMEM only */
     int (*end_sample)(void *st, const es_sample_event *ev, es_rule_msg *msg);
     int32_t (*answer)(const void *st);

@@ -121,7 +121,7 @@ int es_session_probe(es_session *s, uint32_t at, int32_t answer, float confidenc
     s->out.probes++;
     s->out.probe_tokens += cost;
     s->last_made = answer;
-    es_probe_event ev = {at, answer, confidence, window_confidence};
+    es_probe_event ev = {at, answer, confidence, window_confidence, NULL};
     if (s->info.probe_lag) {
         s->held = ev;
         s->pending = 1;
@@ -233,6 +233,8 @@ void es_session_last_sample(const es_session *s, int32_t *answer, uint32_t *toke
     if (answer) *answer = s->sample_answer;
     if (tokens) *tokens = s->sample_tokens;
 }
+
+void es_session_set_answer_flags(es_session *s, const uint8_t *flags) { es_policy_set_answer_flags(s->p, flags); }
 
 const es_outcome *es_session_end_item(es_session *s)
 {

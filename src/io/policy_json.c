@@ -6,7 +6,9 @@
  *   {"spec": "dynasor:k=3+ac-beta:threshold=0.9"}
  *   {"rules": [{"name": "dynasor", "k": 3}, {"name": "esc", "remainder": "skip"}]}
  * Other top-level keys (provenance, tuning figures) are ignored; a key given
- * twice anywhere is an error.
+ * twice anywhere is an error.  A learned stopper's file ("format":
+ * "earlystop-stopper", stopper_json.c) is a policy file too: its spec with
+ * its weights.
  */
 #include <string.h>
 
@@ -14,6 +16,7 @@
 
 #include "earlystop_io.h"
 #include "json_file.h"
+#include "stopper_int.h"
 
 /* 1 when s can stand in a spec as a rule name, key or value: it must not
  * carry the spec's own separators (':', ',', '=', '+'), or a file could
@@ -88,6 +91,18 @@ int es_policy_new_any(const char *spec, es_policy **out, es_error *err)
     *out = NULL; /* as es_policy_new: a failed load leaves no stale pointer */
     if (spec && spec[0] == '@') {
         char buf[1024];
+        json_t *j = json_load_file(spec + 1, JSON_REJECT_DUPLICATES, NULL);
+        if (json_is_object(j) && es_io_is_stopper(j)) {
+            es_stopper *m;
+            int rc = es_io_stopper_from_json(j, spec + 1, &m, buf, sizeof buf, err);
+            json_decref(j);
+            if (rc) return rc;
+            rc = es_policy_new_stopper(buf, m, out, err);
+            es_stopper_free(m); /* the policy holds its own reference */
+            if (rc && err) snprintf(err->file, sizeof err->file, "%s", spec + 1);
+            return rc;
+        }
+        json_decref(j);
         int rc = es_policy_spec_load(spec + 1, buf, sizeof buf, err);
         if (rc) return rc;
         rc = es_policy_new(buf, out, err);

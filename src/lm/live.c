@@ -19,6 +19,7 @@ struct es_lm_live {
     es_lm_gen *g;
     es_answer_type type;
     uint32_t max_samples, max_answers;
+    uint8_t *flags;        /* [max_answers] the answers' flags, as a replay reads them */
 };
 
 /* Probing and the token budget are fixed per policy, so they are set once
@@ -45,6 +46,7 @@ int es_lm_live_new(const es_lm *m, const es_lm_gen_opts *gen, es_policy *p, es_a
     if (!rc && es_interner_new(t, lv->max_answers, (size_t)lv->max_answers * 32, &lv->in))
         rc = es_error_set(err, ES_ENOMEM, NULL, 0, NULL, "interner");
     if (!rc && es_session_new(p, &lv->s)) rc = es_error_set(err, ES_ENOMEM, NULL, 0, NULL, "session");
+    if (!rc && !(lv->flags = calloc(lv->max_answers, 1))) rc = es_error_set(err, ES_ENOMEM, NULL, 0, NULL, "flags");
     if (rc) {
         es_lm_live_free(lv);
         return rc;
@@ -60,6 +62,7 @@ void es_lm_live_free(es_lm_live *lv)
     es_session_free(lv->s);
     es_lm_gen_free(lv->g);
     es_interner_free(lv->in);
+    free(lv->flags);
     free(lv);
 }
 
@@ -75,12 +78,17 @@ size_t es_lm_live_kv_bytes_per_position(const es_lm_live *lv)
     return es_lm_gen_kv_bytes(lv->g) / (size_t)lv->m->cfg.seq_len;
 }
 
-/* An answer the interner cannot hold counts as no answer. */
+/* An answer the interner cannot hold counts as no answer.  A new answer's
+ * flags come from its key, as the trace set computes them on load. */
 static int32_t intern_answer(es_lm_live *lv, int has, const char *answer)
 {
     if (!has) return ES_NULL_ANSWER;
+    uint32_t before = es_interner_count(lv->in);
     int32_t id = es_interner_intern(lv->in, answer);
-    return id < 0 ? ES_NULL_ANSWER : id;
+    if (id < 0) return ES_NULL_ANSWER;
+    if ((uint32_t)id >= before)
+        lv->flags[id] = es_answer_wellformed(lv->type, es_interner_key(lv->in, id)) ? ES_ANSWER_WELLFORMED : 0;
+    return id;
 }
 
 /* Before the generator spends tokens on a probe: a lagged read may stop the
@@ -129,6 +137,7 @@ int es_lm_live_item_record(es_lm_live *lv, const char *prompt, const char *gold,
     es_interner_reset(lv->in);
     int rc = es_session_begin_item(lv->s, lv->max_samples, lv->max_answers);
     uint64_t probe_before = 0;
+    if (!rc) es_session_set_answer_flags(lv->s, lv->flags);
     for (uint32_t i = 0; !rc && i < lv->max_samples; i++) {
         rc = live_sample(lv, prompt, seed, item, i, out);
         if (rc >= 0 && samples) {

@@ -15,6 +15,13 @@ static uint32_t probe_price(const es_item_view *v, uint32_t j, int32_t probe_cos
     return c > 0 ? (uint32_t)c : 0;
 }
 
+int es_replay_begin_item(es_session *s, const es_item_view *v)
+{
+    int rc = es_session_begin_item(s, v->n_samples, v->n_answers);
+    if (!rc) es_session_set_answer_flags(s, v->answer_flags);
+    return rc;
+}
+
 /* Sample s with its probes: the probe points it reaches, the probes made,
  * then its own end (the session settles a stop or a cut). */
 int es_replay_sample(es_session *s, const es_item_view *v, uint32_t k, int32_t probe_cost)
@@ -58,7 +65,7 @@ static int feed_whole(es_session *s, const es_item_view *v, const uint32_t *orde
 static int replay_item(es_session *s, const es_item_view *v, const uint32_t *order, es_order *lazy,
                        int32_t probe_cost, es_outcome *out)
 {
-    int rc = es_session_begin_item(s, v->n_samples, v->n_answers);
+    int rc = es_replay_begin_item(s, v);
     if (rc) return rc;
     if (!es_session_info(s)->has_within) {
         rc = lazy ? feed_lazy(s, v, lazy) : feed_whole(s, v, order);

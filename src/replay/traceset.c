@@ -49,7 +49,7 @@ struct es_traceset {
     int32_t *p_cost;
     size_t n_probes, probes_cap;
     /* answers, global; item i owns [ans_begin, ans_begin + n_answers) */
-    uint8_t *a_correct;
+    uint8_t *a_correct, *a_flags;
     const char **a_key, **a_raw;
     size_t n_ans, ans_cap;
     /* strings */
@@ -161,7 +161,8 @@ static int reserve_answers(es_traceset *ts, size_t need)
 {
     if (need <= ts->ans_cap) return ES_OK;
     size_t c = next_cap(ts->ans_cap, need);
-    if (grow_to((void **)&ts->a_correct, c, 1) || grow_to((void **)&ts->a_key, c, sizeof(char *)) ||
+    if (grow_to((void **)&ts->a_correct, c, 1) || grow_to((void **)&ts->a_flags, c, 1) ||
+        grow_to((void **)&ts->a_key, c, sizeof(char *)) ||
         grow_to((void **)&ts->a_raw, c, sizeof(char *)))
         return ES_ENOMEM;
     ts->ans_cap = c;
@@ -191,7 +192,7 @@ void es_traceset_free(es_traceset *ts)
         free(b);
     }
     void *arrays[] = {ts->items, ts->s_answer, ts->s_tokens, ts->s_conf, ts->s_probe_off, ts->s_text,
-                      ts->p_at, ts->p_answer, ts->p_conf, ts->p_wconf, ts->p_cost, ts->a_correct,
+                      ts->p_at, ts->p_answer, ts->p_conf, ts->p_wconf, ts->p_cost, ts->a_correct, ts->a_flags,
                       ts->a_key, ts->a_raw, ts->key, ts->ids, ts->sp_raw, ts->sp_count,
                       ts->sp_answer, ts->sp_slots, ts->sp_best};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
@@ -247,6 +248,7 @@ static int add_answer(es_traceset *ts, item_rec *it, int32_t a, const char *raw)
     if (key && !(key = arena_strdup(ts, key))) return ES_ENOMEM;
     ts->a_key[ts->n_ans] = key;
     ts->a_raw[ts->n_ans] = raw;
+    ts->a_flags[ts->n_ans] = es_answer_wellformed(it->type, key) ? ES_ANSWER_WELLFORMED : 0;
     ts->a_correct[ts->n_ans++] = 0;
     it->n_answers++;
     return ES_OK;
@@ -497,7 +499,7 @@ size_t es_traceset_bytes(const es_traceset *ts)
 {
     size_t per_sample = 3 * 4 + 4 + ((ts->flags & ES_KEEP_TEXT) ? sizeof(char *) : 0);
     return sizeof *ts + ts->items_cap * sizeof(item_rec) + ts->samples_cap * per_sample +
-           ts->probes_cap * 5 * 4 + ts->ans_cap * (1 + 2 * sizeof(char *)) + ts->arena_bytes +
+           ts->probes_cap * 5 * 4 + ts->ans_cap * (2 + 2 * sizeof(char *)) + ts->arena_bytes +
            ts->key_cap + ts->ids_cap * 4 + ts->sp_cap * (sizeof(char *) + 8) +
            ts->sp_slots_cap * 4 + ts->sp_best_cap * 4;
 }
@@ -519,6 +521,7 @@ int es_traceset_item(const es_traceset *ts, size_t i, es_item_view *v)
         .correct = ts->a_correct + it->ans_begin,
         .answer_key = ts->a_key + it->ans_begin,
         .answer_raw = ts->a_raw + it->ans_begin,
+        .answer_flags = ts->a_flags + it->ans_begin,
         .gold = it->gold,
         .probe_off = ts->s_probe_off + s,
         .probe_at = ts->p_at,

@@ -85,3 +85,19 @@ void tn_view(const es_tune_data *d, size_t item, es_item_view *v)
     const tn_ref *r = &d->items[item];
     es_traceset_item(d->files[r->file].ts, r->index, v);
 }
+
+int es_tune_data_item(const es_tune_data *d, size_t i, es_item_view *v, size_t *file, uint32_t *index)
+{
+    if (i >= d->n_items) return ES_ERANGE;
+    if (v) tn_view(d, i, v);
+    if (file) *file = d->items[i].file;
+    if (index) *index = d->items[i].index;
+    return ES_OK;
+}
+
+const es_traceset *es_tune_data_file(const es_tune_data *d, size_t f, const char **name)
+{
+    if (f >= d->n_files) return NULL;
+    if (name) *name = d->files[f].name;
+    return d->files[f].ts;
+}

@@ -204,7 +204,7 @@ static int trajectory(const sweep_job *j, tn_worker *w, const es_item_view *v, u
 {
     const tn_set *s = j->s;
     uint32_t batch = s->o->objective == ES_OBJECTIVE_KV && s->o->batch > 1 ? s->o->batch : 1;
-    int rc = es_session_begin_item(w->ses, v->n_samples, v->n_answers), have = 0, dir = 0;
+    int rc = es_replay_begin_item(w->ses, v), have = 0, dir = 0;
     double rec = 0;
     for (uint32_t i = 0; !rc && i < v->n_samples; i++) {
         int verdict = es_replay_sample(w->ses, v, w->order[i], s->o->probe_cost);

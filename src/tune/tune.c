@@ -56,7 +56,7 @@ void es_tune_opts_init(es_tune_opts *o)
 {
     *o = (es_tune_opts){.shuffles = 10, .seed = 1, .threads = 0, .probe_cost = ES_PROBE_COST_FIELD,
                         .loss = ES_LOSS_WRONG, .objective = ES_OBJECTIVE_TOKENS, .batch = 1, .max_em_drop = 0.005,
-                        .delta = 0.1, .token_budget = 0, .opt_share = 0.5};
+                        .delta = 0.1, .token_budget = 0, .opt_share = 0.5, .opt_mask = NULL};
 }
 
 int es_tune_new(const es_tune_data *cal, const es_tune_opts *o, es_tune **out, es_error *err)
@@ -123,6 +123,37 @@ static int add_one(es_tune *t, const char *name, es_error *err)
     return rc;
 }
 
+int es_tune_add_policy(es_tune *t, const es_policy *proto, const char *family, es_error *err)
+{
+    size_t f = 0;
+    while (f < t->n_fam && strcmp(t->fam[f].name, family)) f++;
+    if (f == t->n_fam) {
+        if (t->n_fam == t->cap_fam) {
+            size_t c = t->cap_fam ? 2 * t->cap_fam : 16;
+            tn_family_run *p = realloc(t->fam, c * sizeof *p);
+            if (!p) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+            t->fam = p;
+            t->cap_fam = c;
+        }
+        memset(&t->fam[f], 0, sizeof t->fam[f]);
+        snprintf(t->fam[f].name, sizeof t->fam[f].name, "%s", family);
+        t->n_fam++;
+    }
+    tn_family_run *fr = &t->fam[f];
+    tn_config *c = realloc(fr->cfg, (fr->n_cfg + 1) * sizeof *c);
+    if (!c) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    fr->cfg = c;
+    tn_config *cf = &c[fr->n_cfg];
+    memset(cf, 0, sizeof *cf);
+    int rc = es_policy_clone(proto, &cf->proto, err);
+    if (rc) return rc;
+    snprintf(cf->family, sizeof cf->family, "%s", family);
+    const char *key;
+    cf->sweep_key = es_policy_sweep_param(cf->proto, &key) == ES_OK ? key : NULL;
+    fr->n_cfg++;
+    return ES_OK;
+}
+
 int es_tune_add_family(es_tune *t, const char *family, es_error *err)
 {
     if (strcmp(family, "all")) return add_one(t, family, err);
@@ -145,7 +176,8 @@ static uint64_t mix(uint64_t x)
 }
 
 /* A seeded shuffle of the calibration items: the first opt_share of them
- * build and order the candidates, the rest test them. */
+ * build and order the candidates, the rest test them (or the caller's
+ * split, opt_mask). */
 static int split(const es_tune *t, uint32_t **opt, size_t *n_opt, uint32_t **test, size_t *n_test)
 {
     size_t n = t->d->n_items;
@@ -160,6 +192,13 @@ static int split(const es_tune *t, uint32_t **opt, size_t *n_opt, uint32_t **tes
         perm[j] = x;
     }
     size_t k = (size_t)((double)n * t->o.opt_share + 0.5);
+    if (t->o.opt_mask) { /* the caller's split: opt items first, each part in item order */
+        k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (t->o.opt_mask[i]) perm[k++] = (uint32_t)i;
+        for (size_t i = 0, j = k; i < n; i++)
+            if (!t->o.opt_mask[i]) perm[j++] = (uint32_t)i;
+    }
     if (k < 1) k = 1;
     if (t->o.max_em_drop < 0) k = n; /* a token budget tests nothing: the front uses all */
     if (k > n) k = n;
@@ -580,6 +619,18 @@ static int oracle_tokens(const es_tune_data *d, const es_tune_opts *o, const dou
 
 int es_tune_evaluate(const es_tune_data *d, const char *spec, const es_tune_opts *o, es_tune_eval *out, es_error *err)
 {
+    es_policy *p;
+    memset(out, 0, sizeof *out);
+    int rc = es_policy_new(spec, &p, err);
+    if (rc) return rc;
+    rc = es_tune_evaluate_policy(d, p, o, out, err);
+    es_policy_free(p);
+    return rc;
+}
+
+int es_tune_evaluate_policy(const es_tune_data *d, const es_policy *proto, const es_tune_opts *o, es_tune_eval *out,
+                            es_error *err)
+{
     memset(out, 0, sizeof *out);
     es_tune_opts def;
     if (!o) {
@@ -594,7 +645,7 @@ int es_tune_evaluate(const es_tune_data *d, const char *spec, const es_tune_opts
     tn_config cfg = {NULL, NULL, "evaluate"};
     int rc = items && c.em && c.em_full ? ES_OK : es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     for (size_t i = 0; !rc && i < n; i++) items[i] = (uint32_t)i;
-    if (!rc) rc = es_policy_new(spec, &cfg.proto, err);
+    if (!rc) rc = es_policy_clone(proto, &cfg.proto, err);
     if (!rc) rc = tn_set_init(&s, d, items, n, o, err);
     c.s = &s;
     double nan_at = NAN;

@@ -23,8 +23,9 @@ static const es_param_def params[] = {
     ES_PARAM_CLINCH,
 };
 
-static unsigned levels(const double *param)
+static unsigned levels(const void *st, const double *param)
 {
+    (void)st;
     return (param[P_TOKENS] > 0 ? ES_LEVEL_WITHIN : 0u) | (param[P_SAMPLES] > 0 ? ES_LEVEL_ACROSS : 0u);
 }
 

@@ -7,11 +7,13 @@
 #include "rule.h"
 
 extern const es_rule_def es_rule_full, es_rule_budget, es_rule_ac_beta, es_rule_ac_dirichlet, es_rule_majority,
-    es_rule_entropy, es_rule_esc, es_rule_margin, es_rule_deer, es_rule_dynasor, es_rule_convergence, es_rule_deepconf;
+    es_rule_entropy, es_rule_esc, es_rule_margin, es_rule_deer, es_rule_dynasor, es_rule_convergence, es_rule_deepconf,
+    es_rule_learned;
 
 const es_rule_def *const es_rule_registry[] = {
     &es_rule_full, &es_rule_budget, &es_rule_ac_beta, &es_rule_ac_dirichlet, &es_rule_majority, &es_rule_entropy,
     &es_rule_esc,  &es_rule_margin, &es_rule_deer,    &es_rule_dynasor,      &es_rule_convergence, &es_rule_deepconf,
+    &es_rule_learned,
 };
 const size_t es_rule_registry_n = sizeof es_rule_registry / sizeof es_rule_registry[0];
 

@@ -1,0 +1,432 @@
+/*
+ * learn.c - a learned stopper from recorded traces, with its operating
+ * points (docs/learning.md).
+ *
+ * Each file's items are split (seeded, by item: train_share of them
+ * train).  On the training items: the decision states of replayed
+ * episodes (episodes.c), one head per level and per lambda (learners.c).
+ * Then Learn-then-Test (the tuning layer) on the same split: the training
+ * items build and order the candidates (every lambda's stopper, its across
+ * threshold swept exactly, its probe threshold on a grid of its training
+ * scores' quantiles), the untouched items test them, and the cheapest
+ * certified candidate at the first budget picks lambda; then the chosen
+ * stopper's thresholds are certified at every budget in turn.  A budget no
+ * candidate passes keeps the most conservative one (it never stops before
+ * the cap or clinch) and says so.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "learn_int.h"
+
+static const char *const learner_names[] = {"fqi", "reinforce", "logistic"};
+
+const char *es_learner_name(es_learner l) { return (unsigned)l < 3 ? learner_names[l] : "unknown"; }
+
+int es_learner_parse(const char *name, es_learner *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, learner_names[i])) {
+            *out = (es_learner)i;
+            return ES_OK;
+        }
+    return ES_EINVAL;
+}
+
+/* The defaults: scale-free features (no sample counts, nothing that knows
+ * k), the ones the research on the shared files found useful first. */
+static const char default_across[] =
+    "margin_sqrt,beta_logit,top1_share,leader_wf,wf_share,tok_leader_others,null_share,distinct_share,entropy,"
+    "conf_leader_others,has_conf";
+static const char default_within[] =
+    "p_log_tokens,p_run,p_run_share,p_distinct_share,p_cur_share,p_changed,p_null,p_wf,p_has_conf,p_conf,"
+    "p_conf_trend,p_wconf,p_tokens_rel,p_agrees_leader";
+
+const char *es_learn_default_features(int level) { return level == ES_AT_WITHIN ? default_within : default_across; }
+
+void es_learn_opts_init(es_learn_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->level = ES_AT_ACROSS;
+    o->learner = ES_LEARNER_FQI;
+    o->reward = ES_REWARD_AGREE;
+    const double lambdas[] = {0.01, 0.03, 0.1, 0.3};
+    memcpy(o->lambdas, lambdas, sizeof lambdas);
+    o->n_lambdas = 4;
+    o->clip = 5;
+    o->l2 = 1e-3;
+    o->min_samples = 2;
+    o->every = 1;
+    o->orders = 4;
+    o->iterations = 0; /* per learner: 30 FQI sweeps, 400 REINFORCE updates */
+    o->epochs = 4;
+    o->train_share = 0.5;
+    o->seed = 1;
+    es_tune_opts_init(&o->tune);
+    const double budgets[] = {0.1, 0.25, 0.5, 1.0, 2.0};
+    memcpy(o->budgets, budgets, sizeof budgets);
+    o->n_budgets = 5;
+}
+
+int lr_parse_features(const char *list, int level, uint32_t *ids, uint32_t *n, es_error *err)
+{
+    const char *what = level == ES_AT_WITHIN ? "--within-features" : "--across-features";
+    *n = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        char name[64];
+        if (len == 0 || len >= sizeof name) return es_error_set(err, ES_EINVAL, "", 0, what, "empty or overlong name in '%s'", list);
+        memcpy(name, p, len);
+        name[len] = '\0';
+        uint32_t id;
+        es_feature_info fi;
+        if (es_feature_find(name, &id)) return es_error_set(err, ES_EINVAL, "", 0, what, "unknown feature '%s'", name);
+        es_feature_get_info(id, &fi);
+        if (fi.level != level)
+            return es_error_set(err, ES_EINVAL, "", 0, what, "'%s' is a %s feature", name,
+                                fi.level == ES_AT_WITHIN ? "within" : "across");
+        for (uint32_t i = 0; i < *n; i++)
+            if (ids[i] == id) return es_error_set(err, ES_EINVAL, "", 0, what, "'%s' is listed twice", name);
+        if (*n == ES_STOPPER_MAX_INPUTS) return es_error_set(err, ES_EINVAL, "", 0, what, "more than 64 features");
+        ids[(*n)++] = id;
+        p += len + (p[len] == ',');
+    }
+    if (*n == 0) return es_error_set(err, ES_EINVAL, "", 0, what, "no features");
+    return ES_OK;
+}
+
+/* ---------------------------------------------------------------- split */
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+/* Item i trains when a hash of (seed, its file's name, its index) falls
+ * below the share: the same split whichever other files come along. */
+uint8_t *lr_split_mask(const es_tune_data *d, double share, uint64_t seed)
+{
+    size_t n = es_tune_data_n_items(d);
+    uint8_t *m = malloc(n + 1);
+    for (size_t i = 0; m && i < n; i++) {
+        size_t f;
+        uint32_t index;
+        const char *name;
+        es_tune_data_item(d, i, NULL, &f, &index);
+        es_tune_data_file(d, f, &name);
+        uint64_t h = seed * 0x100000001B3ULL;
+        for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 0x100000001B3ULL;
+        double u = (double)(mix64(h ^ mix64(index)) >> 11) * (1.0 / 9007199254740992.0);
+        m[i] = u < share;
+    }
+    return m;
+}
+
+/* ------------------------------------------------------------- the fit */
+
+/* One lambda's trained heads and the stopper made of them. */
+typedef struct cand {
+    lr_head *head[2];          /* [0] within, [1] across; NULL where not learned */
+    es_stopper *stopper;
+    double grid[24];           /* probe thresholds tried */
+    size_t n_grid;
+} cand;
+
+static int level_index(int level) { return level == ES_AT_WITHIN ? 0 : 1; }
+
+static int make_stopper(const cand *c, const uint32_t *const feat[2], size_t n_points, const double *budget,
+                        const double *thr, const double *pthr, es_stopper **out, es_error *err)
+{
+    es_stopper_desc d;
+    memset(&d, 0, sizeof d);
+    if (c->head[0]) lr_head_export(c->head[0], feat[0], &d.within);
+    if (c->head[1]) lr_head_export(c->head[1], feat[1], &d.across);
+    d.n_points = (uint32_t)n_points;
+    d.max_em_drop = budget;
+    d.threshold = thr;
+    d.probe_threshold = pthr;
+    return es_stopper_new(&d, out, err);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Probe thresholds to try: quantiles of the head's scores on the decision
+ * states, and one that never stops (the conservative end). */
+static int probe_grid(const lr_data *s, const lr_head *h, cand *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++) n += (s->kind[i] & LR_MAY_STOP) && !(s->kind[i] & LR_TERMINAL);
+    double *sc = malloc((n + 1) * sizeof *sc), z[ES_STOPPER_MAX_INPUTS];
+    if (!sc) return ES_ENOMEM;
+    size_t m = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (!(s->kind[i] & LR_MAY_STOP) || (s->kind[i] & LR_TERMINAL)) continue;
+        lr_norm_apply(&h->nz, s->x + i * s->d, z);
+        sc[m++] = lr_head_score(h, z);
+    }
+    qsort(sc, m, sizeof *sc, cmp_double);
+    static const double q[] = {0.2, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999};
+    c->n_grid = 0;
+    for (size_t k = 0; m && k < sizeof q / sizeof q[0]; k++) {
+        double v = sc[(size_t)(q[k] * (double)(m - 1))];
+        if (c->n_grid && v == c->grid[c->n_grid - 1]) continue;
+        c->grid[c->n_grid++] = v;
+    }
+    c->grid[c->n_grid++] = 1e9; /* never */
+    free(sc);
+    return ES_OK;
+}
+
+static const char *level_word(int level)
+{
+    return level == (ES_AT_WITHIN | ES_AT_ACROSS) ? "both" : level == ES_AT_WITHIN ? "within" : "across";
+}
+
+/* The policies of one candidate stopper for the tuner: its across
+ * threshold swept (where it has an across head), its probe threshold on
+ * the grid (where it has a within head). */
+static int add_candidate(es_tune *t, const cand *c, int level, uint32_t min, uint32_t every, const char *family,
+                         es_error *err)
+{
+    size_t n = level & ES_AT_WITHIN ? c->n_grid : 1;
+    int rc = ES_OK;
+    for (size_t g = 0; g < n && !rc; g++) {
+        char spec[256];
+        if (level & ES_AT_WITHIN)
+            snprintf(spec, sizeof spec, "learned:level=%s,probe_threshold=%.17g,min=%u,every=%u", level_word(level),
+                     c->grid[g], min, every);
+        else
+            snprintf(spec, sizeof spec, "learned:level=across,min=%u", min);
+        es_policy *p;
+        rc = es_policy_new_stopper(spec, c->stopper, &p, err);
+        if (!rc) rc = es_tune_add_policy(t, p, family, err);
+        es_policy_free(p);
+    }
+    return rc;
+}
+
+/* The thresholds a chosen spec names (auto: the stopper's). */
+static int thresholds_of(const char *spec, const es_stopper *m, double *thr, double *pthr, es_error *err)
+{
+    es_policy *p;
+    int rc = es_policy_new_stopper(spec, m, &p, err);
+    if (rc) return rc;
+    double v;
+    *thr = *pthr = NAN;
+    if (!es_policy_get_param(p, "threshold", &v, NULL) && v > -1e299) *thr = v;
+    if (!es_policy_get_param(p, "probe_threshold", &v, NULL) && v > -1e299) *pthr = v;
+    es_policy_free(p);
+    return ES_OK;
+}
+
+typedef struct fit_ctx {
+    const es_tune_data *d;
+    const es_learn_opts *o;
+    uint8_t *mask;
+    cand *c;
+    size_t n_c;
+    uint32_t feat[2][ES_STOPPER_MAX_INPUTS], nf[2];
+    es_tune_opts to;
+} fit_ctx;
+
+/* Where Learn-then-Test certifies nothing (too few test items for the
+ * budget), the cheapest point of the front built on the training items
+ * whose EM drop there is within the budget: chosen without a guarantee
+ * (certified = -1; 0 when none is within it: the most conservative). */
+int lr_empirical_choice(const es_tune *t, double budget, es_tune_point *chosen)
+{
+    int found = 0;
+    for (size_t i = 0; i < es_tune_front_size(t, -1); i++) {
+        const es_tune_point *p = es_tune_front_point(t, -1, i);
+        if (p->em_full - p->em <= budget / 100.0 + 1e-12 && (!found || p->cost < chosen->cost)) {
+            *chosen = *p;
+            found = 1;
+        }
+    }
+    if (!found) *chosen = *es_tune_tested(t, 0);
+    return found;
+}
+
+/* Learn-then-Test over the candidates in [first, last) at one budget. */
+static int ltt(fit_ctx *x, size_t first, size_t last, double budget, es_tune_point *chosen, size_t *which,
+               int *certified, es_error *err)
+{
+    es_tune *t;
+    es_tune_opts to = x->to;
+    to.max_em_drop = budget / 100.0;
+    int rc = es_tune_new(x->d, &to, &t, err);
+    for (size_t k = first; !rc && k < last; k++) {
+        char fam[32];
+        snprintf(fam, sizeof fam, "learned#%zu", k);
+        rc = add_candidate(t, &x->c[k], x->o->level, x->o->min_samples, x->o->every, fam, err);
+    }
+    if (!rc) {
+        es_error e2 = {0};
+        int r2 = es_tune_run(t, &e2);
+        *certified = r2 == ES_OK;
+        if (r2 == ES_OK) {
+            es_tune_chosen(t, chosen);
+        } else if (r2 == ES_ENOTSUP && es_tune_n_tested(t) > 0) {
+            *certified = lr_empirical_choice(t, budget, chosen) ? -1 : 0;
+        } else {
+            rc = r2;
+            if (err) *err = e2;
+        }
+    }
+    if (!rc) {
+        *which = first;
+        sscanf(chosen->family, "learned#%zu", which);
+    }
+    es_tune_free(t);
+    return rc;
+}
+
+static void say(const es_learn_opts *o, const char *what, size_t done, size_t total)
+{
+    if (o->progress) o->progress(o->progress_ctx, what, done, total);
+}
+
+static int train_candidates(fit_ctx *x, es_learn_result *out, es_error *err)
+{
+    const es_learn_opts *o = x->o;
+    size_t nl = o->learner == ES_LEARNER_LOGISTIC ? 1 : o->n_lambdas;
+    x->c = calloc(nl, sizeof *x->c);
+    if (!x->c) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    x->n_c = nl;
+    int rc = ES_OK;
+    for (int lv = ES_AT_WITHIN; lv <= ES_AT_ACROSS && !rc; lv++) {
+        if (!(o->level & lv)) continue;
+        int li = level_index(lv);
+        lr_build b = {lv, o->level == (ES_AT_WITHIN | ES_AT_ACROSS), x->feat[li], x->nf[li], o->reward,
+                      o->min_samples, o->every, o->orders, o->tune.probe_cost, o->seed, o->threads};
+        lr_data s;
+        say(o, lv == ES_AT_WITHIN ? "states (within)" : "states (across)", 0, 1);
+        if ((rc = lr_build_states(x->d, x->mask, &b, &s, err))) break;
+        out->train_states += s.n;
+        for (size_t k = 0; k < nl && !rc; k++) {
+            lr_train tr = {o->learner, nl > 1 || o->n_lambdas ? o->lambdas[k] : 0, o->hidden,
+                           o->iterations ? o->iterations : (o->learner == ES_LEARNER_REINFORCE ? 400 : 30),
+                           o->epochs, o->l2, o->clip, o->seed + k, o->progress, o->progress_ctx};
+            x->c[k].head[li] = calloc(1, sizeof(lr_head));
+            if (!x->c[k].head[li]) rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+            if (!rc) rc = lr_train_head(&s, &tr, x->c[k].head[li], err);
+            if (!rc && lv == ES_AT_WITHIN) rc = probe_grid(&s, x->c[k].head[li], &x->c[k]);
+        }
+        lr_data_free(&s);
+    }
+    /* each lambda's stopper, thresholds to be chosen */
+    const uint32_t *feat[2] = {x->feat[0], x->feat[1]};
+    double zero = 0, b0 = 0; /* one point that any budget finds: thresholds come from the specs */
+    for (size_t k = 0; k < nl && !rc; k++) rc = make_stopper(&x->c[k], feat, 1, &b0, &zero, &zero, &x->c[k].stopper, err);
+    return rc;
+}
+
+int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result *out, es_error *err)
+{
+    memset(out, 0, sizeof *out);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!(o->level & (ES_AT_WITHIN | ES_AT_ACROSS)))
+        return es_error_set(err, ES_EINVAL, "", 0, "--level", "choose within, across or both");
+    if (o->n_budgets < 1 || o->n_budgets > ES_LEARN_MAX_BUDGETS || o->primary >= o->n_budgets)
+        return es_error_set(err, ES_EINVAL, "", 0, "--max-em-drop", "between 1 and %d budgets", ES_LEARN_MAX_BUDGETS);
+    for (size_t i = 0; i < o->n_budgets; i++)
+        if (!(o->budgets[i] > 0 && o->budgets[i] < 100) || (i && o->budgets[i] <= o->budgets[i - 1]))
+            return es_error_set(err, ES_EINVAL, "", 0, "--max-em-drop",
+                                "EM budgets must lie in (0, 100) points and ascend");
+    if (o->learner != ES_LEARNER_LOGISTIC && (o->n_lambdas < 1 || o->n_lambdas > ES_LEARN_MAX_LAMBDAS))
+        return es_error_set(err, ES_EINVAL, "", 0, "--lambda", "between 1 and %d lambdas", ES_LEARN_MAX_LAMBDAS);
+    if (o->hidden > ES_STOPPER_MAX_HIDDEN)
+        return es_error_set(err, ES_EINVAL, "", 0, "--hidden", "at most %d hidden units", ES_STOPPER_MAX_HIDDEN);
+    if (!(o->train_share > 0 && o->train_share < 1))
+        return es_error_set(err, ES_EINVAL, "", 0, "", "train share must lie in (0, 1)");
+    if (o->every < 1 || o->orders < 1 || o->min_samples < 1)
+        return es_error_set(err, ES_EINVAL, "", 0, "", "every, orders and min must be at least 1");
+    fit_ctx x;
+    memset(&x, 0, sizeof x);
+    x.d = d;
+    x.o = o;
+    x.to = o->tune;
+    x.to.seed = o->seed;
+    x.to.threads = o->threads;
+    int rc = ES_OK;
+    for (int lv = ES_AT_WITHIN; lv <= ES_AT_ACROSS && !rc; lv++)
+        if (o->level & lv) {
+            const char *list = lv == ES_AT_WITHIN ? o->within_features : o->across_features;
+            rc = lr_parse_features(list ? list : es_learn_default_features(lv), lv, x.feat[level_index(lv)],
+                                   &x.nf[level_index(lv)], err);
+        }
+    if (rc) return rc;
+    /* one sample per item everywhere: orders change nothing */
+    uint32_t max_samples = 0;
+    for (size_t f = 0; f < es_tune_data_n_files(d); f++) {
+        uint32_t ms, ma;
+        es_traceset_max_sizes(es_tune_data_file(d, f, NULL), &ms, &ma);
+        if (ms > max_samples) max_samples = ms;
+    }
+    if (max_samples <= 1) x.to.shuffles = 0;
+    if (!(x.mask = lr_split_mask(d, o->train_share, o->seed))) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    x.to.opt_mask = x.mask;
+    size_t n = es_tune_data_n_items(d);
+    for (size_t i = 0; i < n; i++) out->train_items += x.mask[i];
+    out->test_items = n - out->train_items;
+    rc = train_candidates(&x, out, err);
+    /* lambda: the cheapest certified point at the first budget */
+    es_tune_point ch;
+    size_t best = 0;
+    int cert = 0;
+    say(o, "Learn-then-Test (lambda)", 0, 1);
+    if (!rc) rc = x.n_c > 1 ? ltt(&x, 0, x.n_c, o->budgets[o->primary], &ch, &best, &cert, err) : ES_OK;
+    out->lambda = o->learner == ES_LEARNER_LOGISTIC ? NAN : o->lambdas[best];
+    /* its thresholds at every budget */
+    double budget[ES_LEARN_MAX_BUDGETS], thr[ES_LEARN_MAX_BUDGETS], pthr[ES_LEARN_MAX_BUDGETS];
+    for (size_t b = 0; !rc && b < o->n_budgets; b++) {
+        say(o, "Learn-then-Test (budgets)", b, o->n_budgets);
+        size_t w;
+        rc = ltt(&x, best, best + 1, o->budgets[b], &ch, &w, &cert, err);
+        if (rc) break;
+        es_learn_point *p = &out->points[b];
+        p->max_em_drop = budget[b] = o->budgets[b];
+        p->certified = cert;
+        p->test = ch;
+        if (cert) { /* certified, or (-1) chosen on the training items without a guarantee */
+            rc = thresholds_of(ch.spec, x.c[best].stopper, &p->threshold, &p->probe_threshold, err);
+        } else { /* nothing within the budget even there: stop only where the rule must */
+            p->threshold = o->level & ES_AT_ACROSS ? 1e9 : NAN;
+            p->probe_threshold = o->level & ES_AT_WITHIN ? 1e9 : NAN;
+        }
+        thr[b] = p->threshold;
+        pthr[b] = p->probe_threshold;
+    }
+    say(o, "Learn-then-Test (budgets)", o->n_budgets, o->n_budgets);
+    out->n_points = o->n_budgets;
+    const uint32_t *feat[2] = {x.feat[0], x.feat[1]};
+    if (!rc) rc = make_stopper(&x.c[best], feat, o->n_budgets, budget, thr, pthr, &out->stopper, err);
+    for (size_t k = 0; k < x.n_c; k++) {
+        free(x.c[k].head[0]);
+        free(x.c[k].head[1]);
+        es_stopper_free(x.c[k].stopper);
+    }
+    free(x.c);
+    free(x.mask);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (rc) es_learn_result_free(out);
+    return rc;
+}
+
+void es_learn_result_free(es_learn_result *r)
+{
+    es_stopper_free(r->stopper);
+    r->stopper = NULL;
+}
