@@ -8,7 +8,9 @@
 # the held-out half of every file's items), seed 1; then its C source,
 # src/core/rules/learned_builtin.c, so that `learned` needs no file.  No
 # within head: the one the two *_think files train saves nothing where
-# probes cost tokens (docs/learning.md).  `make stopper` runs it and
+# probes cost tokens, and the one the built-in model's costed probes train
+# wins on that model but loses 2.7 and 10.2 points on the *_think files
+# (docs/learning.md).  `make stopper` runs it and
 # rebuilds.  A few seconds on 2 busy cores.
 set -eu
 out=${1:-data/stopper.json}
