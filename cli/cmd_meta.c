@@ -306,8 +306,9 @@ int cmd_meta_train(int argc, char **argv)
         train_summary(p, tasks, paths, n, json, doc);
         json_t *fits = json_array();
         if (!json)
-            printf("learned, on each family's scale (log m; -ln(1 - threshold)): the tasks' best, its spread, the "
-                   "descriptor's error (leave one task out), the error of k items' best (k = 8, 16, 32):\n");
+            printf("learned, on each family's scale (log m; -ln(1 - threshold); the learned score): the tasks' "
+                   "best, its spread, the descriptor's error (leave one task out), the error of k items' best "
+                   "(k = 8, 16, 32):\n");
         for (size_t f = 0; f < es_meta_prior_n_families(p); f++)
             for (int l = 0; l < ES_META_N_LABELS; l++) {
                 es_meta_fit_info fi;
@@ -330,7 +331,8 @@ int cmd_meta_train(int argc, char **argv)
             }
         json_object_set_new(doc, "fits", fits);
         if (!json)
-            printf("default family: %s (its tasks' best settings cost the fewest tokens)\n",
+            printf("default family: %s (its tasks' best settings cost the fewest tokens; learned is never the "
+                   "default)\n",
                    es_meta_prior_family(p, es_meta_prior_default_family(p)));
         int wrc = es_meta_prior_write(p, es_outfile_fp(of), &err);
         rc = commit(of, wrc == ES_OK);

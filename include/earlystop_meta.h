@@ -72,10 +72,12 @@ ES_API void es_meta_tune_opts(const es_meta_opts *o, es_tune_opts *out);
  * A family is a policy with one parameter the across rule compares
  * (es_policy_sweep_param) and a fixed grid of its values, conservative
  * first.  Values are compared on a scale where the tasks' best values are
- * roughly normal: `log` (z = ln v, margin's m) or `neglog1m` (z = -ln(1-v),
- * a probability threshold such as ac-beta's).  The built-in families; a
- * prior file may define others (any rule with a swept parameter, e.g. a
- * learned stopper's score threshold with its weights in the spec).
+ * roughly normal: `log` (z = ln v, margin's m), `neglog1m` (z = -ln(1-v),
+ * a probability threshold such as ac-beta's) or `linear` (z = v, the
+ * learned stopper's score threshold).  The built-in families: margin,
+ * ac-beta and learned (the built-in stopper); a prior file may define
+ * others (any rule with a swept parameter, e.g. a learned stopper of one's
+ * own with its weights in the spec).
  */
 ES_API size_t es_meta_n_builtin_families(void);
 ES_API const char *es_meta_builtin_family(size_t i, const char **doc);

@@ -104,18 +104,16 @@ static void draw(uint64_t *s, size_t m, size_t k, uint32_t *pick, uint32_t *rest
 
 /* ---------------------------------------------------------------- tests */
 
-/* The figures a task holds at a grid point are a plain replay of that
- * policy: per item, correct answers and tokens summed over the orders. */
-static void test_cells_are_replays(void **state)
+/* Cells of family f at every `step`-th grid point, every 7th item, against
+ * a plain replay of the point's spec. */
+static void check_cells(const es_meta_task *t, size_t f, size_t step)
 {
-    (void)state;
-    NEED_DATA();
-    const es_meta_task *t = task[0];
-    const mt_family *fam = &t->fam[0];
-    assert_string_equal(fam->name, "margin");
+    const mt_family *fam = &t->fam[f];
+    size_t ti = 0;
+    while (task[ti] != t) ti++;
     es_error err = {0};
     int checked = 0;
-    for (size_t g = 0; g < fam->n_grid; g += 6) {
+    for (size_t g = 0; g < fam->n_grid; g += step) {
         char spec[512];
         assert_int_equal(mt_spec_of(fam, fam->grid[g], spec, sizeof spec, &err), ES_OK);
         es_policy *p;
@@ -125,7 +123,7 @@ static void test_cells_are_replays(void **state)
         uint32_t order[64];
         for (size_t i = 0; i < t->n; i += 7) {
             es_item_view v;
-            es_traceset_item(ts[0], i, &v);
+            es_traceset_item(ts[ti], i, &v);
             double correct = 0, tokens = 0;
             for (uint32_t r = 0; r < SHUFFLES; r++) {
                 es_shuffle_order(opts.seed, r, (uint32_t)i, v.n_samples, order);
@@ -134,7 +132,7 @@ static void test_cells_are_replays(void **state)
                 correct += o.correct;
                 tokens += (double)(o.tokens + o.probe_tokens);
             }
-            const es_tune_cell *c = &t->cells[0][g * t->n + i];
+            const es_tune_cell *c = &t->cells[f][g * t->n + i];
             if (fabs(c->correct - correct / SHUFFLES) > 1e-12 || fabs(c->tokens - tokens / SHUFFLES) > 1e-9)
                 fail_msg("%s item %zu: cell %.4f/%.2f, replay %.4f/%.2f", spec, i, c->correct, c->tokens,
                          correct / SHUFFLES, tokens / SHUFFLES);
@@ -143,7 +141,52 @@ static void test_cells_are_replays(void **state)
         es_session_free(s);
         es_policy_free(p);
     }
-    print_message("cells = replay on %d (item, grid point) pairs\n", checked);
+    print_message("%s: cells = replay on %d (item, grid point) pairs\n", fam->name, checked);
+}
+
+/* The figures a task holds at a grid point are a plain replay of that
+ * policy: per item, correct answers and tokens summed over the orders. */
+static void test_cells_are_replays(void **state)
+{
+    (void)state;
+    NEED_DATA();
+    const es_meta_task *t = task[0];
+    static const char *const fams[] = {"margin", "ac-beta", "learned"};
+    assert_int_equal(t->n_fam, sizeof fams / sizeof fams[0]);
+    for (size_t f = 0; f < t->n_fam; f++) {
+        assert_string_equal(t->fam[f].name, fams[f]);
+        check_cells(t, f, 6);
+    }
+}
+
+/* The learned family (the built-in stopper's score threshold): its grid is
+ * on the score's scale (the conservative end spends more than twice the
+ * aggressive end's tokens), every grid point's cells are replays, and a
+ * task replayed on a prior's grids (what adapt does) holds the same. */
+static void test_learned_family(void **state)
+{
+    (void)state;
+    NEED_DATA();
+    const es_meta_task *t = task[1];
+    size_t f = 2;
+    assert_string_equal(t->fam[f].name, "learned");
+    es_meta_figures first, last;
+    assert_int_equal(es_meta_task_figures(t, f, 0, ES_META_GOLD, &first), ES_OK);
+    assert_int_equal(es_meta_task_figures(t, f, t->fam[f].n_grid - 1, ES_META_GOLD, &last), ES_OK);
+    assert_true(first.tokens > 2 * last.tokens);
+    check_cells(t, f, 1);
+    es_meta_prior *p = prior_without(-1);
+    es_meta_task *again;
+    es_error err = {0};
+    assert_int_equal(es_meta_task_new(ts[1], names[1], NULL, 0, p, &opts, &again, &err), ES_OK);
+    assert_string_equal(again->fam[f].name, "learned");
+    for (size_t g = 0; g < t->fam[f].n_grid; g++)
+        for (size_t i = 0; i < t->n; i++) {
+            const es_tune_cell *a = &t->cells[f][g * t->n + i], *b = &again->cells[f][g * t->n + i];
+            assert_true(a->correct == b->correct && a->tokens == b->tokens);
+        }
+    es_meta_task_free(again);
+    es_meta_prior_free(p);
 }
 
 /* A task replayed on k items holds what the same items cut from the whole
@@ -429,7 +472,7 @@ static void test_prior_file(void **state)
         {"families.1.fits.gold.coef", "[1, 2]", "families[1].fits.gold.coef", "array of"},
         {"descriptor.names.1", "\"agree\"", "descriptor.names[1]", "agreement"},
         {"default_family", "\"dynasor\"", "default_family", "no family"},
-        {"families.0.scale", "\"linear\"", "families[0].scale", "log"},
+        {"families.0.scale", "\"sqrt\"", "families[0].scale", "log"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_t *j = json_deep_copy(good), *at = j, *parent = NULL;
@@ -495,6 +538,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cells_are_replays),
+        cmocka_unit_test(test_learned_family),
         cmocka_unit_test(test_subset_is_replay_of_items),
         cmocka_unit_test(test_leave_one_task_out),
         cmocka_unit_test(test_shrinkage_grows_with_k),

@@ -11,7 +11,7 @@
 
 enum { MT_MAX_GRID = 128, MT_MAX_FAMILIES = 8, MT_N_K = 8 };
 
-typedef enum mt_scale { MT_SCALE_LOG = 0, MT_SCALE_NEGLOG1M = 1 } mt_scale;
+typedef enum mt_scale { MT_SCALE_LOG = 0, MT_SCALE_NEGLOG1M = 1, MT_SCALE_LINEAR = 2 } mt_scale;
 
 /* A family: a base spec, the key swept, its scale, and the grid of values,
  * conservative first (z decreasing). */
@@ -23,12 +23,14 @@ typedef struct mt_family {
     size_t n_grid;
     double grid[MT_MAX_GRID];
     const char *doc;     /* built-in families only */
+    int never_default;   /* built-in families only: never the prior's default (family.c says why) */
 } mt_family;
 
 /* family.c */
 size_t mt_builtin_count(void);
 const mt_family *mt_builtin(size_t i);
 double mt_to_z(mt_scale s, double v);
+double mt_from_z(mt_scale s, double z);
 const char *mt_scale_name(mt_scale s);
 int mt_scale_parse(const char *name, mt_scale *out);
 /* The spec of value v of family fam (canonical, full precision). */

@@ -63,12 +63,6 @@ static json_t *fit_json(const mt_fit *fit, const mt_family *fam)
     return j;
 }
 
-/* A task's best value on a family's grid, from its z. */
-static double value_of_z(const mt_family *fam, double z)
-{
-    return fam->scale == MT_SCALE_LOG ? exp(z) : -expm1(-z);
-}
-
 int es_meta_prior_write(const es_meta_prior *p, FILE *fp, es_error *err)
 {
     json_t *j = json_object();
@@ -111,7 +105,7 @@ int es_meta_prior_write(const es_meta_prior *p, FILE *fp, es_error *err)
         for (size_t f = 0; f < p->n_fam; f++) {
             json_t *b = json_object();
             for (int l = 0; l < ES_META_N_LABELS; l++)
-                json_object_set_new(b, label_key[l], num(value_of_z(&p->fam[f], r->z[f][l])));
+                json_object_set_new(b, label_key[l], num(mt_from_z(p->fam[f].scale, r->z[f][l])));
             json_object_set_new(best, p->fam[f].name, b);
         }
         json_object_set_new(o, "best", best);
@@ -249,7 +243,7 @@ static int read_family(rd *r, json_t *o, size_t f, mt_family *fam, mt_fit fits[E
     at(r, "families[%zu].scale", f);
     char scale[32];
     if ((rc = get_str(r, json_object_get(o, "scale"), scale, sizeof scale))) return rc;
-    if (mt_scale_parse(scale, &fam->scale)) return bad(r, "must be \"log\" or \"neglog1m\"");
+    if (mt_scale_parse(scale, &fam->scale)) return bad(r, "must be \"log\", \"neglog1m\" or \"linear\"");
     json_t *grid = json_object_get(o, "grid");
     at(r, "families[%zu].grid", f);
     if (!json_is_array(grid) || json_array_size(grid) < 2 || json_array_size(grid) > MT_MAX_GRID) {

@@ -362,9 +362,10 @@ int es_meta_train(es_meta_task *const *tasks, size_t n, const es_meta_opts *o, e
         for (int l = 0; l < ES_META_N_LABELS && !rc; l++) rc = fit_one(p, tasks, idx, m, f, (es_meta_labels)l, o);
     /* the default family: the one whose tasks' best points cost the least
      * tokens on average (what a perfectly adapted policy of it would
-     * spend) */
+     * spend), among those that may be a default */
     double best = INFINITY;
     for (size_t f = 0; f < nb && !rc; f++) {
+        if (p->fam[f].never_default) continue;
         double share = 0;
         for (size_t a = 0; a < m; a++) {
             es_meta_figures fig;
