@@ -79,17 +79,6 @@ double lr_net_eval(const lr_net *n, const double *z, double *h)
     return n->sigmoid ? sigm(y) : y;
 }
 
-/* splitmix64: the init's and the minibatches' random numbers */
-static uint64_t mix(uint64_t *s)
-{
-    uint64_t x = (*s += 0x9E3779B97F4A7C15ULL);
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
-
-static double unif(uint64_t *s) { return (double)(mix(s) >> 11) * (1.0 / 9007199254740992.0); }
-
 void lr_net_init(lr_net *n, uint32_t d, uint32_t hidden, int sigmoid, uint64_t seed)
 {
     memset(n, 0, sizeof *n);
@@ -98,8 +87,8 @@ void lr_net_init(lr_net *n, uint32_t d, uint32_t hidden, int sigmoid, uint64_t s
     n->sigmoid = sigmoid;
     uint64_t s = seed;
     double r = 1.0 / sqrt((double)(d ? d : 1));
-    for (size_t i = 0; i < (size_t)hidden * d; i++) n->w1[i] = (2 * unif(&s) - 1) * r;
-    for (uint32_t k = 0; k < hidden; k++) n->w2[k] = (2 * unif(&s) - 1) / sqrt((double)hidden);
+    for (size_t i = 0; i < (size_t)hidden * d; i++) n->w1[i] = (2 * lr_unif(&s) - 1) * r;
+    for (uint32_t k = 0; k < hidden; k++) n->w2[k] = (2 * lr_unif(&s) - 1) / sqrt((double)hidden);
 }
 
 /* ------------------------------------------------------ linear fits */
@@ -269,7 +258,7 @@ static int fit_mlp(lr_net *n, const double *z, const double *y, const double *w,
     size_t steps = 0, total = (size_t)o->epochs * ((rows + bs - 1) / bs);
     for (uint32_t e = 0; e < o->epochs; e++) {
         for (size_t i = rows; i > 1; i--) {
-            size_t j = (size_t)(mix(&s) % i), t = perm[i - 1];
+            size_t j = (size_t)(lr_mix(&s) % i), t = perm[i - 1];
             perm[i - 1] = perm[j];
             perm[j] = t;
         }

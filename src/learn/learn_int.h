@@ -141,4 +141,17 @@ int lr_empirical_choice(const es_tune *t, double budget, es_tune_point *chosen);
 /* Parse a comma-separated feature list of one level into ids. */
 int lr_parse_features(const char *list, int level, uint32_t *ids, uint32_t *n, es_error *err);
 
+/* splitmix64: the learners' random numbers (initial weights, minibatches,
+ * sampled actions), deterministic for a seed. */
+static inline uint64_t lr_mix(uint64_t *s)
+{
+    uint64_t x = (*s += 0x9E3779B97F4A7C15ULL);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+/* uniform in [0, 1) with 53 random bits */
+static inline double lr_unif(uint64_t *s) { return (double)(lr_mix(s) >> 11) * (1.0 / 9007199254740992.0); }
+
 #endif

@@ -173,16 +173,6 @@ int lr_train_fqi(const lr_data *s, const lr_train *t, lr_head *h, es_error *err)
 
 /* ---------------------------------------------------------- REINFORCE */
 
-static uint64_t mix(uint64_t *s)
-{
-    uint64_t x = (*s += 0x9E3779B97F4A7C15ULL);
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
-
-static double unif(uint64_t *s) { return (double)(mix(s) >> 11) * (1.0 / 9007199254740992.0); }
-
 typedef struct adam_state {
     double *m, *v;
     uint64_t t;
@@ -268,7 +258,7 @@ int lr_train_reinforce(const lr_data *s, const lr_train *t, lr_head *h, es_error
         memset(gb, 0, nb * sizeof *gb);
         double n_dec = 0;
         for (size_t b = 0; b < batch; b++) {
-            size_t e = (size_t)(mix(&rng) % s->n_ep), a = s->ep[e], end = s->ep[e + 1], stop = end - 1;
+            size_t e = (size_t)(lr_mix(&rng) % s->n_ep), a = s->ep[e], end = s->ep[e + 1], stop = end - 1;
             /* roll the stochastic policy out: where does it stop? */
             for (size_t i = a; i < end; i++) {
                 if (s->kind[i] & LR_TERMINAL) {
@@ -276,7 +266,7 @@ int lr_train_reinforce(const lr_data *s, const lr_train *t, lr_head *h, es_error
                     break;
                 }
                 if (!(s->kind[i] & LR_MAY_STOP)) continue;
-                if (unif(&rng) < lr_net_eval(pi, z + i * d, NULL)) {
+                if (lr_unif(&rng) < lr_net_eval(pi, z + i * d, NULL)) {
                     stop = i;
                     break;
                 }
