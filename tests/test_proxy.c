@@ -550,6 +550,131 @@ static void test_bad_upstreams(void **state)
     upstream_case((mock_mode)-1, 0, 502, "upstream_error");
 }
 
+/* A GET through the proxy: the status, and the body as JSON. */
+static json_t *get_json(const char *base, const char *path, const char *extra, long *status)
+{
+    char u[256];
+    snprintf(u, sizeof u, "%s%s", base, path);
+    http_resp r;
+    assert_int_equal(http_call(u, NULL, extra, 30, &r), CURLE_OK);
+    *status = r.status;
+    json_t *v = json_loads(r.body, 0, NULL);
+    if (!v) print_message("%s: not JSON (%ld): %s\n", path, r.status, r.body);
+    free(r.body);
+    assert_non_null(v);
+    return v;
+}
+
+static const char *error_type(const json_t *v)
+{
+    return json_string_value(json_object_get(json_object_get(v, "error"), "type"));
+}
+
+/* GET /v1/models and /v1/models/{id} are the upstream's (a model name of its
+ * own, behind a key the proxy sends, or the client's when the proxy has
+ * none), the proxy's own key checked first; other methods are a 405, an
+ * upstream down a 502, hanging a 504, its error status passed on. */
+static void test_models(void **state)
+{
+    (void)state;
+    if (!serve.pid) skip();
+    const char *sargs[] = {"serve", "--quiet", "--max-seqs", "2", "--api-key", "sk-up", "--model-name", "m-test", NULL};
+    srv_proc up;
+    assert_int_equal(srv_start(&up, sargs, tmp), 0);
+    const char *args[] = {"proxy", "--quiet", "--upstream", up.url, "--upstream-key", "sk-up", "--api-key", "sk-px", NULL};
+    srv_proc px;
+    assert_int_equal(srv_start(&px, args, tmp), 0);
+    const char *key = "Authorization: Bearer sk-px";
+    long st;
+    json_t *v = get_json(px.url, "/v1/models", NULL, &st);
+    assert_int_equal(st, 401);
+    json_decref(v);
+    v = get_json(px.url, "/v1/models", key, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(json_string_value(json_object_get(v, "object")), "list");
+    assert_int_equal(json_array_size(json_object_get(v, "data")), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(v, "data"), 0), "id")), "m-test");
+    json_decref(v);
+    v = get_json(px.url, "/v1/models/m-test", key, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(json_string_value(json_object_get(v, "id")), "m-test");
+    assert_string_equal(json_string_value(json_object_get(v, "object")), "model");
+    json_decref(v);
+    /* the upstream's 404 and its error object; an id with a slash reaches it whole */
+    v = get_json(px.url, "/v1/models/org%2Fname", key, &st);
+    assert_int_equal(st, 404);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "error"), "param")), "model");
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(v, "error"), "message")), "org/name"));
+    json_decref(v);
+    char u[256];
+    snprintf(u, sizeof u, "%s/v1/models", px.url);
+    expect_error(u, "{}", key, 405, NULL);
+    snprintf(u, sizeof u, "%s/v1/models/m-test", px.url);
+    expect_error(u, "{}", key, 405, NULL);
+    /* the 404 of an unknown route names the models routes */
+    v = get_json(px.url, "/v1/nothing", key, &st);
+    assert_int_equal(st, 404);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(v, "error"), "message")), "GET /v1/models"));
+    json_decref(v);
+    /* without an upstream key the client's Authorization goes upstream */
+    const char *open_args[] = {"proxy", "--quiet", "--upstream", up.url, NULL};
+    srv_proc po;
+    assert_int_equal(srv_start(&po, open_args, tmp), 0);
+    v = get_json(po.url, "/v1/models", "Authorization: Bearer sk-up", &st);
+    assert_int_equal(st, 200);
+    json_decref(v);
+    v = get_json(po.url, "/v1/models", "Authorization: Bearer sk-wrong", &st);
+    assert_int_equal(st, 401);
+    assert_string_equal(error_type(v), "authentication_error");
+    json_decref(v);
+    assert_int_equal(srv_stop(&po), 0);
+    /* the upstream gone: a 502 upstream_error, and the proxy keeps serving */
+    assert_int_equal(srv_stop(&up), 0);
+    v = get_json(px.url, "/v1/models", key, &st);
+    assert_int_equal(st, 502);
+    assert_string_equal(error_type(v), "upstream_error");
+    json_decref(v);
+    v = get_json(px.url, "/v1/models/m-test", key, &st);
+    assert_int_equal(st, 502);
+    json_decref(v);
+    assert_int_equal(srv_stop(&px), 0);
+    /* an upstream that hangs (504 at --upstream-idle-timeout), refuses (its 429), is not HTTP or not JSON (502) */
+    static const struct { mock_mode mode; long status; const char *type; } bad[] = {
+        {MOCK_HANG, 504, "upstream_error"}, {MOCK_STATUS, 429, "rate_limit_error"}, {MOCK_NOT_HTTP, 502, "upstream_error"},
+        {MOCK_GARBAGE, 502, "upstream_error"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mock_upstream m;
+        assert_int_equal(mock_start(&m, bad[i].mode), 0);
+        char mu[64];
+        snprintf(mu, sizeof mu, "http://127.0.0.1:%d", m.port);
+        const char *margs[] = {"proxy", "--quiet", "--upstream", mu, "--upstream-idle-timeout", "1", NULL};
+        assert_int_equal(srv_start(&px, margs, tmp), 0);
+        v = get_json(px.url, "/v1/models", NULL, &st);
+        if (st != bad[i].status) print_message("mode %d: %ld\n", (int)bad[i].mode, st);
+        assert_int_equal(st, bad[i].status);
+        assert_string_equal(error_type(v), bad[i].type);
+        json_decref(v);
+        assert_int_equal(srv_stop(&px), 0);
+        mock_stop(&m);
+    }
+    /* a client that leaves while the upstream hangs: its call is dropped, the proxy serves on and exits clean */
+    mock_upstream m;
+    assert_int_equal(mock_start(&m, MOCK_HANG), 0);
+    char mu[64];
+    snprintf(mu, sizeof mu, "http://127.0.0.1:%d", m.port);
+    const char *hargs[] = {"proxy", "--quiet", "--upstream", mu, NULL};
+    assert_int_equal(srv_start(&px, hargs, tmp), 0);
+    snprintf(u, sizeof u, "%s/v1/models", px.url);
+    http_resp r;
+    assert_int_equal(http_call(u, NULL, NULL, 1, &r), CURLE_OPERATION_TIMEDOUT);
+    free(r.body);
+    v = get_json(px.url, "/healthz", NULL, &st);
+    assert_int_equal(st, 200);
+    json_decref(v);
+    assert_int_equal(srv_stop(&px), 0);
+    mock_stop(&m);
+}
+
 /* Clients that leave mid-answer (streamed or not): the proxy drops their
  * upstream calls, keeps serving, and exits clean. */
 static void test_clients_leave(void **state)
@@ -737,6 +862,7 @@ int main(void)
         cmocka_unit_test(test_record_upstream_down),
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_bad_upstreams),
+        cmocka_unit_test(test_models),
         cmocka_unit_test(test_clients_leave),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_controller),

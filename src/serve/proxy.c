@@ -26,6 +26,9 @@
  * and finish_reason is "stop".  The usage is what the upstream really
  * generated (tokens past a stop point while a probe ran included); probes
  * are reported apart, in the "earlystop" object.
+ *
+ * GET /v1/models[/{id}] is the upstream's: one GET on the same loop, its
+ * answer passed on (handle_models).
  */
 #include <errno.h>
 #include <math.h>
@@ -40,6 +43,17 @@
 
 typedef struct px px;
 typedef struct pjob pjob;
+
+/* What owns a client exchange: a job, or a forward (first member of both). */
+enum { OWN_JOB = 1, OWN_FWD = 2 };
+
+/* GET /v1/models[/{id}] passed to the upstream: the exchange and the call. */
+typedef struct pfwd {
+    int own;                   /* OWN_FWD */
+    px *p;
+    es_sv_xchg *x;
+    es_sv_call *call;          /* NULL once answered */
+} pfwd;
 
 /* What the client gets of one sample. */
 typedef struct pout {
@@ -60,6 +74,7 @@ typedef struct pout {
 } pout;
 
 struct pjob {
+    int own;                   /* OWN_JOB */
     px *p;
     pjob *prev, *next;
     es_sv_xchg *x;             /* NULL once the client left */
@@ -419,20 +434,29 @@ static void whole_out(pjob *j)
     j->finished = 1;
 }
 
+/* The error object of an upstream failure: the upstream's own when its body
+ * is one, else ours saying msg. */
+static json_t *upstream_error(const es_sv_buf *up_body, long status, const char *msg)
+{
+    if (up_body->n) {
+        json_t *v = json_loadb(up_body->p, up_body->n, 0, NULL);
+        if (json_is_object(json_object_get(v, "error"))) return v;
+        json_decref(v);
+    }
+    return es_sv_error_json(status >= 500 ? "upstream_error" : "invalid_request_error", NULL, msg, NULL);
+}
+
+/* The status a client gets for an upstream failure: the upstream's error
+ * status, else 502. */
+static unsigned upstream_status(long status) { return status >= 400 && status < 600 ? (unsigned)status : 502; }
+
 /* An upstream failure: its status and error object passed on when nothing
  * was sent yet, else an error event ends the stream. */
 static void fail_out(pjob *j)
 {
     px *p = j->p;
     p->m_up_err++;
-    json_t *body = NULL;
-    if (j->fail_body.n) {
-        json_t *v = json_loadb(j->fail_body.p, j->fail_body.n, 0, NULL);
-        if (json_is_object(json_object_get(v, "error"))) body = v;
-        else json_decref(v);
-    }
-    if (!body) body = es_sv_error_json(j->fail_status >= 500 ? "upstream_error" : "invalid_request_error", NULL,
-                                       j->fail_msg, NULL);
+    json_t *body = upstream_error(&j->fail_body, j->fail_status, j->fail_msg);
     if (p->o.listen.log)
         fprintf(p->o.listen.log, "earlystop proxy: %s: %s\n", j->id, j->fail_msg), fflush(p->o.listen.log);
     if (j->stream_begun) {
@@ -443,8 +467,7 @@ static void fail_out(pjob *j)
         es_sv_stream_end(j->x);
         es_sv_buf_free(&out);
     } else {
-        long st = j->fail_status >= 400 && j->fail_status < 600 ? j->fail_status : 502;
-        es_sv_reply_json(j->x, (unsigned)st, body);
+        es_sv_reply_json(j->x, upstream_status(j->fail_status), body);
     }
     json_decref(body);
     j->finished = 1;
@@ -725,11 +748,17 @@ static void pump(pjob *j)
 
 /* ---------------------------------------------------------- upstream news */
 
+static void models_done(pfwd *f, es_sv_call *c);
+
 static void on_call(es_sv_call *c, void *ctx)
 {
     px *p = ctx;
     pjob *j = NULL;
     double t_in = es_sv_now();
+    if (c->kind == ES_SV_CALL_MODELS) {
+        if (c->done) models_done(c->owner, c);
+        return;
+    }
     if (c->kind == ES_SV_CALL_SAMPLE) {
         es_sv_sample *s = c->owner;
         j = s->owner;
@@ -769,10 +798,65 @@ static void on_call(es_sv_call *c, void *ctx)
 static void on_gone(void *ctx, es_sv_xchg *x)
 {
     (void)ctx;
-    pjob *j = es_sv_xchg_owner(x);
-    if (!j) return;
+    int *own = es_sv_xchg_owner(x);
+    if (!own) return;
+    if (*own == OWN_FWD) {
+        pfwd *f = (pfwd *)own;
+        if (f->call) es_sv_call_cancel(f->call);
+        free(f);
+        return;
+    }
+    pjob *j = (pjob *)own;
     j->x = NULL;
     job_free(j);
+}
+
+/* GET /v1/models and /v1/models/{id}: asked of the upstream on the loop
+ * (with the upstream key, or the client's Authorization when the proxy has
+ * none, and the upstream timeouts), its answer passed on (models_done).  The
+ * id comes unescaped from the HTTP front: escaped again for the upstream. */
+static void handle_models(px *p, es_sv_xchg *x, const char *path)
+{
+    const char *id = path[10] ? path + 11 : NULL;
+    char *esc = id ? curl_easy_escape(NULL, id, 0) : NULL;
+    char up[1024];
+    snprintf(up, sizeof up, "/v1/models%s%s", esc ? "/" : "", esc ? esc : "");
+    pfwd *f = (!id || esc) ? malloc(sizeof *f) : NULL;
+    curl_free(esc);
+    if (f) *f = (pfwd){OWN_FWD, p, x, NULL};
+    const char *auth = p->o.upstream_key ? NULL : es_sv_xchg_header(x, "Authorization");
+    if (f && !(f->call = es_sv_call_start(p->up, up, NULL, 0, auth, f, ES_SV_CALL_MODELS))) {
+        free(f);
+        f = NULL;
+    }
+    if (f) es_sv_xchg_set_owner(x, f);
+    else es_sv_reply_error(x, 500, "server_error", NULL, "out of memory");
+}
+
+/* The upstream's answer to a models request: a 2xx JSON body as it came,
+ * a failure as the other routes pass one on (its status and error object,
+ * 502 unreachable, 504 timed out).  f itself goes with the exchange. */
+static void models_done(pfwd *f, es_sv_call *c)
+{
+    char msg[320];
+    f->call = NULL;
+    long st = es_sv_call_failure(c, msg, sizeof msg);
+    json_t *v = st ? NULL : json_loadb(c->in.p ? c->in.p : "", c->in.n, 0, NULL);
+    if (!st && !v) {
+        st = 502;
+        snprintf(msg, sizeof msg, "the upstream's %s answer is not JSON", es_sv_xchg_path(f->x));
+    }
+    if (v) {
+        es_sv_reply(f->x, (unsigned)c->status, "application/json", c->in.p, c->in.n);
+        json_decref(v);
+        return;
+    }
+    f->p->m_up_err++;
+    if (f->p->o.listen.log)
+        fprintf(f->p->o.listen.log, "earlystop proxy: %s: %s\n", es_sv_xchg_path(f->x), msg), fflush(f->p->o.listen.log);
+    json_t *body = upstream_error(&c->in, st, msg);
+    es_sv_reply_json(f->x, upstream_status(st), body);
+    json_decref(body);
 }
 
 /* The controller's ticket for a request on the default policy: its live
@@ -892,6 +976,7 @@ static void handle_generate(px *p, es_sv_xchg *x, int chat)
         es_sv_reply_error(x, 500, "server_error", NULL, "out of memory");
         return;
     }
+    j->own = OWN_JOB;
     j->p = p;
     j->q = q;
     j->chat = chat;
@@ -1013,13 +1098,17 @@ static void on_request(void *ctx, es_sv_xchg *x)
     if (!strcmp(path, "/v1/completions") || !strcmp(path, "/v1/chat/completions")) {
         if (!post) es_sv_reply_error(x, 405, "invalid_request_error", NULL, "%s takes POST, not %s", path, m);
         else handle_generate(p, x, path[4] == 'c' && path[5] == 'h');
+    } else if (!strcmp(path, "/v1/models") || (!strncmp(path, "/v1/models/", 11) && path[11])) {
+        if (strcmp(m, "GET")) es_sv_reply_error(x, 405, "invalid_request_error", NULL, "%s takes GET, not %s", path, m);
+        else handle_models(p, x, path);
     } else if (!strcmp(path, "/healthz") || !strcmp(path, "/health")) {
         es_sv_reply(x, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
     } else if (!strcmp(path, "/metrics")) {
         handle_metrics(p, x);
     } else {
         es_sv_reply_error(x, 404, "invalid_request_error", NULL,
-                          "no route %s %s (the proxy serves /v1/completions, /v1/chat/completions, /healthz, /metrics)",
+                          "no route %s %s (the proxy serves POST /v1/completions, POST /v1/chat/completions, "
+                          "GET /v1/models, GET /v1/models/{id} (asked of the upstream), GET /healthz, GET /metrics)",
                           m, path);
     }
 }

@@ -336,15 +336,8 @@ int es_sv_sample_on_call(es_sv_sample *s, es_sv_call *c)
     }
     if (!c->done) return changed;
     s->call = NULL;
-    if (c->result != CURLE_OK) {
+    if ((s->err_status = es_sv_call_failure(c, s->err_msg, sizeof s->err_msg))) {
         s->state = SAMPLE_FAILED;
-        s->err_status = c->result == CURLE_OPERATION_TIMEDOUT ? 504 : 502;
-        snprintf(s->err_msg, sizeof s->err_msg, "upstream %s: %s",
-                 c->result == CURLE_OPERATION_TIMEDOUT ? "timed out" : "failed", es_sv_call_error(c));
-    } else if (c->status < 200 || c->status >= 300) {
-        s->state = SAMPLE_FAILED;
-        s->err_status = c->status ? c->status : 502;
-        snprintf(s->err_msg, sizeof s->err_msg, "the upstream answered %ld", c->status);
     } else if (!c->is_sse) {
         s->state = SAMPLE_FAILED;
         s->err_status = 502;
@@ -487,13 +480,9 @@ int es_sv_decoded(es_sv_call *c, int chat, es_sv_buf *out, uint32_t *prompt, uin
 {
     *prompt = *completion = 0;
     *conf = NAN;
-    if (c->result != CURLE_OK) {
-        snprintf(msg, cap, "upstream %s: %s", c->result == CURLE_OPERATION_TIMEDOUT ? "timed out" : "failed",
-                 es_sv_call_error(c));
-        return -1;
-    }
-    if (c->status < 200 || c->status >= 300) {
-        snprintf(msg, cap, "the upstream answered %ld: %.100s", c->status, c->in.p ? c->in.p : "");
+    if (es_sv_call_failure(c, msg, cap)) {
+        size_t k = strlen(msg);
+        if (c->result == CURLE_OK && k < cap) snprintf(msg + k, cap - k, ": %.100s", c->in.p ? c->in.p : "");
         return -1;
     }
     json_error_t je;

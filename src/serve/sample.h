@@ -6,7 +6,8 @@
 
 #include "upstream.h"
 
-enum { ES_SV_CALL_SAMPLE = 1, ES_SV_CALL_PROBE = 2, ES_SV_CALL_ANSWER = 3 };
+/* what a call is for (es_sv_call.kind); the proxy's /v1/models forward is ES_SV_CALL_MODELS */
+enum { ES_SV_CALL_SAMPLE = 1, ES_SV_CALL_PROBE = 2, ES_SV_CALL_ANSWER = 3, ES_SV_CALL_MODELS = 4 };
 
 /* What every call of one client request shares. */
 typedef struct es_sv_target {

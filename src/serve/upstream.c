@@ -245,11 +245,11 @@ es_sv_call *es_sv_call_start(es_sv_up *u, const char *path, const char *body, si
     char url[1200];
     snprintf(url, sizeof url, "%s%s", u->base, path);
     c->e = curl_easy_init();
-    if (!c->e || es_sv_buf_add(&c->req, body, len)) {
+    if (!c->e || (body && es_sv_buf_add(&c->req, body, len))) {
         call_free(c);
         return NULL;
     }
-    c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    if (body) c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     c->hdrs = curl_slist_append(c->hdrs, "Accept: application/json, text/event-stream");
     c->hdrs = curl_slist_append(c->hdrs, "Expect:");
     if (u->auth) c->hdrs = curl_slist_append(c->hdrs, u->auth);
@@ -260,9 +260,13 @@ es_sv_call *es_sv_call_start(es_sv_up *u, const char *path, const char *body, si
     }
     CURL *e = c->e;
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->req.p);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->req.n);
+    if (body) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->req.p);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->req.n);
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
@@ -316,6 +320,20 @@ const char *es_sv_call_error(const es_sv_call *c)
     if (c->overflow) return "the upstream's answer is over 64 MiB";
     if (c->errbuf[0]) return c->errbuf;
     return curl_easy_strerror(c->result);
+}
+
+long es_sv_call_failure(const es_sv_call *c, char *msg, size_t cap)
+{
+    if (c->result != CURLE_OK) {
+        int timed_out = c->result == CURLE_OPERATION_TIMEDOUT;
+        snprintf(msg, cap, "upstream %s: %s", timed_out ? "timed out" : "failed", es_sv_call_error(c));
+        return timed_out ? 504 : 502;
+    }
+    if (c->status < 200 || c->status >= 300) {
+        snprintf(msg, cap, "the upstream answered %ld", c->status);
+        return c->status ? c->status : 502;
+    }
+    return 0;
 }
 
 void es_sv_up_dispatch(es_sv_up *u, void (*fn)(es_sv_call *c, void *ctx), void *ctx)

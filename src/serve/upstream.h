@@ -9,7 +9,7 @@
 typedef struct es_sv_up es_sv_up;
 typedef struct es_sv_call es_sv_call;
 
-/* One POST to the upstream.  The owner reads `in` (bytes received, which it
+/* One POST (or GET) to the upstream.  The owner reads `in` (bytes received, which it
  * may consume), `status`, `is_sse`, and `done` / `result` when it is over. */
 struct es_sv_call {
     es_sv_call *prev, *next;     /* every live call */
@@ -41,7 +41,8 @@ CURLM *es_sv_up_multi(es_sv_up *u);
 int es_sv_up_watch(es_sv_up *u, int fd, unsigned tag);
 int es_sv_up_wait(es_sv_up *u, int max_ms, unsigned *ready);
 unsigned es_sv_up_calls(const es_sv_up *u);
-/* POST body to base + path; NULL when out of memory.  client_auth: the
+/* POST body to base + path (body NULL: a GET, as /v1/models); NULL when out
+ * of memory.  client_auth: the
  * client's Authorization value, passed on when no upstream key is set. */
 es_sv_call *es_sv_call_start(es_sv_up *u, const char *path, const char *body, size_t len, const char *client_auth,
                              void *owner, int kind);
@@ -49,6 +50,10 @@ es_sv_call *es_sv_call_start(es_sv_up *u, const char *path, const char *body, si
 void es_sv_call_cancel(es_sv_call *c);
 /* Why a call failed (curl's words). */
 const char *es_sv_call_error(const es_sv_call *c);
+/* A finished call that failed: the status to answer (504 timed out, 502
+ * unreachable or not HTTP, else the upstream's own non-2xx) and msg says why;
+ * 0 for a 2xx. */
+long es_sv_call_failure(const es_sv_call *c, char *msg, size_t cap);
 /* After curl_multi_perform: fn for every call with news (bytes or its end);
  * finished calls are released after fn returns. */
 void es_sv_up_dispatch(es_sv_up *u, void (*fn)(es_sv_call *c, void *ctx), void *ctx);

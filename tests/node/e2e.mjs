@@ -169,6 +169,15 @@ async function serveChecks(client) {
 }
 
 async function proxyChecks(client) {
+  await check('proxy: models.list and models.retrieve are the upstream\'s (asked with the proxy\'s upstream key)', async () => {
+    const models = await client.models.list();
+    assert.deepEqual(models.data.map((m) => m.id), ['earlystop-builtin']);
+    const m = await client.models.retrieve('earlystop-builtin');
+    assert.equal(m.id, 'earlystop-builtin');
+    assert.equal(m.object, 'model');
+    await assert.rejects(client.models.retrieve('gpt-9'), (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
+  });
+
   await check('proxy: chat, not streamed: a normal completion plus the "earlystop" object', async () => {
     const r = await client.chat.completions.create({
       model: 'earlystop-builtin', messages: [{ role: 'user', content: question }], seed: 42, max_tokens: 200,
