@@ -205,6 +205,31 @@ static void test_bad_files(void **state)
     assert_string_equal(err.field, "format");
     unlink(path);
     free(path);
+    /* a stopper without its "format", or another file's, is refused as a
+     * policy: read as {"spec": "learned"} it would silently be the built-in */
+    const char *others[] = {"{\"spec\": \"learned\", %s%s", "{\"format\": \"earlystop-prior\", \"spec\": \"learned\", %s%s"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(text, sizeof text, others[k], ok_across, ok_points);
+        path = es_test_tmp_file(text);
+        snprintf(at, sizeof at, "@%s", path);
+        p = (es_policy *)1;
+        assert_int_equal(es_policy_new_any(at, &p, &err), ES_EFORMAT);
+        assert_null(p);
+        assert_string_equal(err.field, "format");
+        assert_string_equal(err.file, path);
+        char spec[256];
+        assert_int_equal(es_policy_spec_load(path, spec, sizeof spec, &err), ES_EFORMAT);
+        unlink(path);
+        free(path);
+    }
+    /* a whole stopper file read as a spec (the proxy) is refused, not cut to its spec */
+    snprintf(text, sizeof text, "%s%s%s", head, ok_across, ok_points);
+    path = es_test_tmp_file(text);
+    char spec[256];
+    assert_int_equal(es_policy_spec_load(path, spec, sizeof spec, &err), ES_EFORMAT);
+    assert_non_null(strstr(err.msg, "stopper file"));
+    unlink(path);
+    free(path);
 }
 
 /* The shipped stopper compiled in equals data/stopper.json, array by array

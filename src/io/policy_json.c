@@ -66,8 +66,24 @@ int es_policy_spec_load(const char *path, char *buf, size_t cap, es_error *err)
     int rc = ES_OK;
     size_t at = 0;
     json_t *spec = json_object_get(j, "spec"), *rules = json_object_get(j, "rules");
+    json_t *fmt = json_object_get(j, "format");
     if (!json_is_object(j)) {
         rc = es_error_set(err, ES_EFORMAT, path, 0, "", "a policy file is a JSON object with \"spec\" or \"rules\"");
+    } else if (fmt || json_object_get(j, "across") || json_object_get(j, "within")) {
+        /* Policy files carry no "format"; read as one, another file's "spec"
+         * (a prior's family, a stopper's "learned") would silently stand
+         * for the built-in rule and drop the file's weights. */
+        rc = es_io_is_stopper(j)
+                     ? es_error_set(err, ES_EFORMAT, path, 0, "format",
+                                    "a stopper file: its weights do not fit in a spec (eval and run load it with --policy @FILE,"
+                                    " the C API with es_policy_new_any)")
+             : json_is_string(fmt)
+                     ? es_error_set(err, ES_EFORMAT, path, 0, "format",
+                                    "\"%s\" is not a policy file (a policy file has \"spec\" or \"rules\" and no \"format\";"
+                                    " a stopper file has \"format\": \"earlystop-stopper\")",
+                                    json_string_value(fmt))
+                     : es_error_set(err, ES_EFORMAT, path, 0, "format",
+                                    "has a stopper's \"across\" or \"within\" head but not \"format\": \"earlystop-stopper\"");
     } else if (spec && rules) {
         rc = es_error_set(err, ES_EFORMAT, path, 0, "spec",
                           "the file has both \"spec\" and \"rules\": keep one, they could disagree");
