@@ -472,6 +472,12 @@ static void print_lofo_json(const learn_args *a, const es_lofo_row *rows, const 
     json_decref(j);
 }
 
+/* How an operating point was chosen, as the file and --json name it. */
+static const char *selection_name(int certified)
+{
+    return certified == 1 ? "learn-then-test" : certified < 0 ? "empirical" : "none";
+}
+
 /* The provenance written into the stopper file. */
 static char *provenance(const learn_args *a, const es_learn_result *r, int argc, char **argv)
 {
@@ -491,7 +497,7 @@ static char *provenance(const learn_args *a, const es_learn_result *r, int argc,
         const es_learn_point *p = &r->points[b];
         json_array_append_new(pts, json_pack("{sf,sb,ss,sf,sf,sf}", "max_em_drop", p->max_em_drop, "certified",
                                              p->certified == 1, "selection",
-                                             p->certified == 1 ? "learn-then-test" : p->certified < 0 ? "empirical" : "none",
+                                             selection_name(p->certified),
                                              "opt_loss", p->test.loss, "opt_cost", p->test.cost,
                                              "pvalue", p->test.pvalue));
     }
@@ -499,6 +505,36 @@ static char *provenance(const learn_args *a, const es_learn_result *r, int argc,
     char *s = json_dumps(j, JSON_REAL_PRECISION(17));
     json_decref(j);
     return s;
+}
+
+/* What `learn --out FILE --json` prints: the fit and its operating points
+ * (a threshold that is not there, or no stop before the cap, is null). */
+static void print_fit_json(const learn_args *a, const es_learn_result *r)
+{
+    json_t *j = json_object(), *pts = json_array();
+    json_object_set_new(j, "out", json_string(a->out));
+    json_object_set_new(j, "learner", json_string(es_learner_name(a->o.learner)));
+    json_object_set_new(j, "lambda", isfinite(r->lambda) ? json_real(r->lambda) : json_null());
+    json_object_set_new(j, "train_states", json_integer((json_int_t)r->train_states));
+    json_object_set_new(j, "train_items", json_integer((json_int_t)r->train_items));
+    json_object_set_new(j, "test_items", json_integer((json_int_t)r->test_items));
+    json_object_set_new(j, "seconds", json_real(r->seconds));
+    for (size_t b = 0; b < r->n_points; b++) {
+        const es_learn_point *p = &r->points[b];
+        json_t *o = json_object();
+        json_object_set_new(o, "max_em_drop", json_real(p->max_em_drop));
+        json_object_set_new(o, "threshold", isfinite(p->threshold) ? json_real(p->threshold) : json_null());
+        json_object_set_new(o, "probe_threshold",
+                            isfinite(p->probe_threshold) ? json_real(p->probe_threshold) : json_null());
+        json_object_set_new(o, "certified", json_boolean(p->certified == 1));
+        json_object_set_new(o, "selection", json_string(selection_name(p->certified)));
+        json_object_set_new(o, "pvalue", isfinite(p->test.pvalue) ? json_real(p->test.pvalue) : json_null());
+        json_array_append_new(pts, o);
+    }
+    json_object_set_new(j, "operating_points", pts);
+    json_dumpf(j, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
+    putchar('\n');
+    json_decref(j);
 }
 
 /* ------------------------------------------------------------- main */
@@ -577,7 +613,9 @@ int cmd_learn(int argc, char **argv)
             } else {
                 rc = cli_report(&err, r2);
             }
-            if (!rc) {
+            if (!rc && a.json) {
+                print_fit_json(&a, &r);
+            } else if (!rc) {
                 printf("learned stopper: %s, lambda %g, %zu training states, %zu train / %zu test items, %.1f s\n",
                        es_learner_name(a.o.learner), r.lambda, r.train_states, r.train_items, r.test_items, r.seconds);
                 for (size_t b = 0; b < r.n_points; b++) {

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "clirun.h"
 #include "earlystop.h"
 #include "refdata.h"
@@ -52,12 +54,23 @@ static void test_learn_and_eval(void **state)
     if (!bin_present() || !data_present()) skip();
     char args[2400], *out, *err;
     for (int th = 1; th <= 2; th++) {
-        snprintf(args, sizeof args, "learn %s --budgets 1,3 --max-em-drop 1 --shuffles 4 --lambda 0.03,0.3 --threads %d --out %s/s%d.json",
-                 files, th, tmpdir, th);
+        snprintf(args, sizeof args, "learn %s --budgets 1,3 --max-em-drop 1 --shuffles 4 --lambda 0.03,0.3 --threads %d --out %s/s%d.json%s",
+                 files, th, tmpdir, th, th == 2 ? " --json" : "");
         int rc = run(args, &out, &err);
         if (rc) fail_msg("exit %d: %s", rc, err);
-        assert_non_null(strstr(out, "learned stopper: fqi"));
-        assert_non_null(strstr(out, "max_em_drop 3.00 pt"));
+        if (th == 1) {
+            assert_non_null(strstr(out, "learned stopper: fqi"));
+            assert_non_null(strstr(out, "max_em_drop 3.00 pt"));
+        } else { /* --json: one JSON object, its operating points those of the text */
+            json_error_t je;
+            json_t *j = json_loads(out, 0, &je);
+            if (!j) fail_msg("--json output is not JSON (%s): %s", je.text, out);
+            json_t *pts = json_object_get(j, "operating_points");
+            assert_int_equal(json_array_size(pts), 2);
+            assert_true(json_real_value(json_object_get(json_array_get(pts, 1), "max_em_drop")) == 3.0);
+            assert_string_equal(json_string_value(json_object_get(j, "learner")), "fqi");
+            json_decref(j);
+        }
         free(out);
         free(err);
     }
@@ -136,7 +149,8 @@ static void test_bad_input(void **state)
         {"learn %s --level sideways --out %s/x.json", "--level"},
         {"learn %s", "--out FILE is required"},
         {"learn %s --features margin,p_run --out %s/x.json", "'p_run' is a within feature"},
-        {"learn %s --features nope --out %s/x.json", "unknown feature 'nope'"},
+        {"learn %s --features nope --out %s/x.json", "--features: unknown feature 'nope'"},
+        {"learn %s --within-features margin --level within --out %s/x.json", "'margin' is an across feature"},
         {"learn %s --hidden 65 --out %s/x.json", "--hidden"},
         {"learn %s --delta 1.5 --out %s/x.json", "--delta"},
         {"learn %s --learner sgd --out %s/x.json", "--learner"},

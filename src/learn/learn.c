@@ -73,7 +73,7 @@ void es_learn_opts_init(es_learn_opts *o)
 
 int lr_parse_features(const char *list, int level, uint32_t *ids, uint32_t *n, es_error *err)
 {
-    const char *what = level == ES_AT_WITHIN ? "--within-features" : "--across-features";
+    const char *what = level == ES_AT_WITHIN ? "--within-features" : "--features";
     *n = 0;
     for (const char *p = list; *p;) {
         size_t len = strcspn(p, ",");
@@ -86,8 +86,8 @@ int lr_parse_features(const char *list, int level, uint32_t *ids, uint32_t *n, e
         if (es_feature_find(name, &id)) return es_error_set(err, ES_EINVAL, "", 0, what, "unknown feature '%s'", name);
         es_feature_get_info(id, &fi);
         if (fi.level != level)
-            return es_error_set(err, ES_EINVAL, "", 0, what, "'%s' is a %s feature", name,
-                                fi.level == ES_AT_WITHIN ? "within" : "across");
+            return es_error_set(err, ES_EINVAL, "", 0, what, "'%s' is %s feature", name,
+                                fi.level == ES_AT_WITHIN ? "a within" : "an across");
         for (uint32_t i = 0; i < *n; i++)
             if (ids[i] == id) return es_error_set(err, ES_EINVAL, "", 0, what, "'%s' is listed twice", name);
         if (*n == ES_STOPPER_MAX_INPUTS) return es_error_set(err, ES_EINVAL, "", 0, what, "more than 64 features");
