@@ -30,6 +30,7 @@ static void proxy_help(void)
            "                       without one the client's Authorization is passed on)\n"
            "  --policy SPEC        stopping policy (default dynasor:k=3+ac-beta; see\n"
            "                       `earlystop eval --help`), '@file.json' for a policy file\n"
+           "                       or a learned stopper (`earlystop learn --out`)\n"
            "  --probe-every P      tokens between probe points (default 32)\n"
            "  --answer-type T      how votes compare answers: text, number, date, choice, math\n"
            "                       (default text)\n"
@@ -167,15 +168,10 @@ int cmd_proxy(int argc, char **argv)
     serve_key_from_env("proxy", &o.listen);
     es_error err;
     memset(&err, 0, sizeof err);
-    /* a policy file is read once here; requests get clones */
-    char spec[4096];
-    if (o.policy[0] == '@') {
-        int rc = es_policy_spec_load(o.policy + 1, spec, sizeof spec, &err);
-        if (rc) return cli_report(&err, rc);
-        o.policy = spec;
-    }
+    /* a spec, or @FILE: a policy file or a learned stopper's file with its
+     * weights (the proxy loads it once; requests get clones) */
     es_policy *check = NULL;
-    int rc = es_policy_new(o.policy, &check, &err);
+    int rc = es_policy_new_any(o.policy, &check, &err);
     if (rc) return cli_report(&err, rc);
     es_policy_info info;
     es_policy_get_info(check, &info);

@@ -157,7 +157,7 @@ typedef struct es_proxy_opts {
     es_listen_opts listen;
     const char *upstream;      /* base URL: "http://127.0.0.1:8000" (the /v1/... paths are added) */
     const char *upstream_key;  /* Bearer key sent upstream; NULL = the client's Authorization is passed on */
-    const char *policy;        /* default policy spec ("dynasor:k=3+ac-beta") */
+    const char *policy;        /* default policy: a spec ("dynasor:k=3+ac-beta") or @FILE */
     es_answer_type answer_type;/* how answers compare in votes */
     int probe_every;           /* tokens between probe points */
     int max_n;                 /* samples per request at most */

@@ -762,6 +762,44 @@ static char *get_metrics(const char *base)
     return r.body;
 }
 
+/* A learned stopper's file as the proxy's policy: its own weights and
+ * thresholds decide, not the built-in stopper's.  The shipped file with its
+ * first (0.1-point, default) threshold moved to either end: far below every score it stops
+ * at its minimum of 2 samples, far above it draws until the vote is
+ * clinched. */
+static void test_stopper_file(void **state)
+{
+    (void)state;
+    if (!serve.pid) skip();
+    if (access("data/stopper.json", R_OK)) skip();
+    double drawn[2];
+    const char *ends[2] = {"-1000", "1000"};
+    for (int e = 0; e < 2; e++) {
+        char file[600], pol[640];
+        snprintf(file, sizeof file, "%s/stopper%d.json", tmp, e);
+        /* the first operating point is the 0.1-point one, the default */
+        assert_int_equal(sh("sed '0,/\"threshold\": [-+0-9.eE]*/s//\"threshold\": %s/' data/stopper.json > '%s' && "
+                            "! cmp -s data/stopper.json '%s'", ends[e], file, file), 0);
+        snprintf(pol, sizeof pol, "@%s", file);
+        const char *args[] = {"proxy", "--quiet", "--upstream", serve.url, "--policy", pol, "--answer-type", "number", NULL};
+        srv_proc px;
+        assert_int_equal(srv_start(&px, args, tmp), 0);
+        char u[256];
+        snprintf(u, sizeof u, "%s/v1/chat/completions", px.url);
+        http_resp r;
+        assert_int_equal(http_call(u, "{\"messages\":[{\"role\":\"user\",\"content\":\"Compute ((7+6)*3)-5.\"}],"
+                                      "\"n\":8,\"seed\":1}", NULL, 60, &r), CURLE_OK);
+        assert_int_equal(r.status, 200);
+        free(r.body);
+        char *m = get_metrics(px.url);
+        drawn[e] = metric(m, "earlystop_proxy_samples_drawn_total");
+        free(m);
+        assert_int_equal(srv_stop(&px), 0);
+    }
+    assert_true(drawn[0] == 2);
+    assert_true(drawn[1] > 2);
+}
+
 /* The online controller inside the proxy: every request on the default
  * policy gets a ticket and is observed (the samples the proxy drew agree
  * with the controller's own replay of its candidate: no error), a tokens
@@ -866,6 +904,7 @@ int main(void)
         cmocka_unit_test(test_clients_leave),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_controller),
+        cmocka_unit_test(test_stopper_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
