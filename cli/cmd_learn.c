@@ -213,7 +213,14 @@ static int parse_args(int argc, char **argv, learn_args *a)
             }
         }
     }
-    if (a->emit_c) return CLI_OK;
+    if (a->emit_c) {
+        /* it only turns a stopper file into C: anything else given would be ignored */
+        if (a->n_files || a->out || a->lofo || a->json)
+            return cli_usage_error("learn", "--emit-c FILE takes nothing else (%s given): it prints the C source of "
+                                   "a stopper file", a->n_files ? "trace files" : a->out ? "--out" : a->lofo ?
+                                   "--leave-one-file-out" : "--json");
+        return CLI_OK;
+    }
     if (a->n_files == 0) return cli_usage_error("learn", "no trace files (see earlystop learn --help)");
     if (!a->lofo && !a->out) return cli_usage_error("learn", "--out FILE is required (or --leave-one-file-out)");
     if (a->lofo && a->n_files < 2) return cli_usage_error("learn", "--leave-one-file-out needs at least two files");

@@ -155,6 +155,9 @@ static void test_bad_input(void **state)
         {"learn %s --delta 1.5 --out %s/x.json", "--delta"},
         {"learn %s --learner sgd --out %s/x.json", "--learner"},
         {"learn %s --out /nonexistent-dir/x.json", "nonexistent-dir"},
+        {"learn %s --emit-c data/stopper.json --out %s/x.json", "--emit-c FILE takes nothing else"},
+        {"eval %s --policy learned:probe_threshold=0.5", "probe_threshold is the within head's"},
+        {"eval %s --policy learned:level=within,threshold=0.5", "no within head"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[2400], *out, *err;

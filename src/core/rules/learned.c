@@ -83,6 +83,16 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
                  a ? "across" : "");
         return ES_EINVAL;
     }
+    /* a threshold for a level the policy does not serve would do nothing */
+    if (param[P_THRESHOLD] != AUTO && !(want & ES_LEVEL_ACROSS)) {
+        snprintf(msg->text, sizeof msg->text, "learned: threshold is the across head's, and this policy serves within only");
+        return ES_EINVAL;
+    }
+    if (param[P_PROBE_THRESHOLD] != AUTO && !(want & ES_LEVEL_WITHIN)) {
+        snprintf(msg->text, sizeof msg->text,
+                 "learned: probe_threshold is the within head's, and this policy serves across only");
+        return ES_EINVAL;
+    }
     int k = point_for(&d, param[P_MAX_EM_DROP], msg);
     if (k < 0) return ES_EINVAL;
     s->levels = want;
