@@ -23,6 +23,7 @@ typedef struct beta_state {
     int cache_ready;
     double lead[LEAD_CACHE][LEAD_CACHE];
 } beta_state;
+ES_RULE_TALLY_FIRST(beta_state);
 
 void es_beta_table_set(es_beta_table *b, double threshold)
 {
@@ -69,10 +70,6 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
     return ES_OK;
 }
 
-static void release(void *st) { es_tally_release(&((beta_state *)st)->t); }
-
-static int begin_item(void *st, uint32_t max_answers) { return es_rule_tally_begin(&((beta_state *)st)->t, max_answers); }
-
 static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
 {
     (void)msg;
@@ -80,8 +77,6 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
     es_tally_vote(&s->t, ev->answer);
     return es_beta_stop(&s->table, s->t.top1, s->t.top2);
 }
-
-static int32_t answer(const void *st) { return ((const beta_state *)st)->t.leader; }
 
 /* It stops iff top1 >= min_a[top2], the least a with P(a, top2) >= t, and P
  * grows with a: iff t <= P(top1, top2). */
@@ -98,8 +93,6 @@ static int boundary(const void *st, double *b)
     return ES_BOUND_UPPER;
 }
 
-static const es_tally *tally(const void *st) { return &((const beta_state *)st)->t; }
-
 const es_rule_def es_rule_ac_beta = {
     .name = "ac-beta",
     .level = ES_LEVEL_ACROSS,
@@ -108,14 +101,14 @@ const es_rule_def es_rule_ac_beta = {
     .min_param = P_MIN,
     .max_param = P_MAX,
     .clinch_param = P_CLINCH,
-    .tally = tally,
+    .tally = es_rule_tally_of,
     .state_size = sizeof(beta_state),
     .doc = "Adaptive-Consistency, Beta criterion",
     .configure = configure,
-    .release = release,
-    .begin_item = begin_item,
+    .release = es_rule_tally_release,
+    .begin_item = es_rule_tally_begin_item,
     .end_sample = end_sample,
-    .answer = answer,
+    .answer = es_rule_tally_answer,
     .counts_only = 1,
     .sweep_param = P_THRESHOLD,
     .boundary = boundary,

@@ -31,6 +31,7 @@ typedef struct dirichlet_state {
     uint32_t top_k;
     prob_entry *cache;          /* [CACHE_SLOTS] */
 } dirichlet_state;
+ES_RULE_TALLY_FIRST(dirichlet_state);
 
 /* P(leader largest) of the top counts (largest first), through the cache. */
 static double lead_prob(dirichlet_state *s, const uint32_t *top, uint32_t n)
@@ -112,8 +113,6 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
     return lead_prob(s, top, n) >= s->table.threshold;
 }
 
-static int32_t answer(const void *st) { return ((const dirichlet_state *)st)->t.leader; }
-
 /* The probability end_sample compares with the threshold. */
 static int boundary(const void *st, double *b)
 {
@@ -128,8 +127,6 @@ static int boundary(const void *st, double *b)
     return ES_BOUND_UPPER;
 }
 
-static const es_tally *tally(const void *st) { return &((const dirichlet_state *)st)->t; }
-
 const es_rule_def es_rule_ac_dirichlet = {
     .name = "ac-dirichlet",
     .level = ES_LEVEL_ACROSS,
@@ -138,14 +135,14 @@ const es_rule_def es_rule_ac_dirichlet = {
     .min_param = P_MIN,
     .max_param = P_MAX,
     .clinch_param = P_CLINCH,
-    .tally = tally,
+    .tally = es_rule_tally_of,
     .state_size = sizeof(dirichlet_state),
     .doc = "Adaptive-Consistency, Dirichlet criterion",
     .configure = configure,
     .release = release,
     .begin_item = begin_item,
     .end_sample = end_sample,
-    .answer = answer,
+    .answer = es_rule_tally_answer,
     .counts_only = 1,
     .sweep_param = P_THRESHOLD,
     .boundary = boundary,

@@ -15,6 +15,7 @@ typedef struct budget_state {
     es_tally t;
     uint32_t samples, tokens, seen;
 } budget_state;
+ES_RULE_TALLY_FIRST(budget_state);
 
 static const es_param_def params[] = {
     {"samples", ES_PARAM_COUNT, 0, 0, 1e9, NULL, 0, 1, "samples per question"},
@@ -41,10 +42,6 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
     return ES_OK;
 }
 
-static void release(void *st) { es_tally_release(&((budget_state *)st)->t); }
-
-static int begin_item(void *st, uint32_t max_answers) { return es_rule_tally_begin(&((budget_state *)st)->t, max_answers); }
-
 static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
 {
     (void)msg;
@@ -52,7 +49,6 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
     return ES_CONTINUE; /* samples= is the policy's cap (max_param) */
 }
 
-static int32_t answer(const void *st) { return ((const budget_state *)st)->t.leader; }
 static uint32_t batch(const void *st) { return ((const budget_state *)st)->samples; }
 
 static void begin_sample(void *st) { ((budget_state *)st)->seen = 0; }
@@ -73,8 +69,6 @@ static int probe(void *st, const es_probe_event *ev, es_rule_msg *msg)
 
 static uint32_t token_limit(const void *st) { return ((const budget_state *)st)->tokens; }
 
-static const es_tally *tally(const void *st) { return &((const budget_state *)st)->t; }
-
 const es_rule_def es_rule_budget = {
     .name = "budget",
     .level = ES_LEVEL_BOTH,
@@ -83,15 +77,15 @@ const es_rule_def es_rule_budget = {
     .min_param = -1,
     .max_param = P_SAMPLES,
     .clinch_param = P_CLINCH,
-    .tally = tally,
+    .tally = es_rule_tally_of,
     .state_size = sizeof(budget_state),
     .doc = "plain caps, samples=N and/or tokens=T (s1 budget forcing)",
     .levels = levels,
     .configure = configure,
-    .release = release,
-    .begin_item = begin_item,
+    .release = es_rule_tally_release,
+    .begin_item = es_rule_tally_begin_item,
     .end_sample = end_sample,
-    .answer = answer,
+    .answer = es_rule_tally_answer,
     .batch = batch,
     .counts_only = 1,
     .begin_sample = begin_sample,

@@ -16,6 +16,7 @@ typedef struct entropy_state {
     double threshold;
     uint32_t *scratch, scratch_cap; /* counts in order of first vote */
 } entropy_state;
+ES_RULE_TALLY_FIRST(entropy_state);
 
 static const es_param_def params[] = {
     {"threshold", ES_PARAM_REAL, 0.75, 0, 1, NULL, 0, 0, "stop once the normalised entropy is at most this"},
@@ -63,8 +64,6 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
     return es_vote_entropy_norm(s->scratch, s->t.n_seen) <= s->threshold;
 }
 
-static int32_t answer(const void *st) { return ((const entropy_state *)st)->t.leader; }
-
 /* It stops iff H <= threshold: at every threshold >= H. */
 static int boundary(const void *st, double *b)
 {
@@ -74,8 +73,6 @@ static int boundary(const void *st, double *b)
     return ES_BOUND_LOWER;
 }
 
-static const es_tally *tally(const void *st) { return &((const entropy_state *)st)->t; }
-
 const es_rule_def es_rule_entropy = {
     .name = "entropy",
     .level = ES_LEVEL_ACROSS,
@@ -84,14 +81,14 @@ const es_rule_def es_rule_entropy = {
     .min_param = P_MIN,
     .max_param = P_MAX,
     .clinch_param = P_CLINCH,
-    .tally = tally,
+    .tally = es_rule_tally_of,
     .state_size = sizeof(entropy_state),
     .doc = "stop once the vote's normalised entropy is low",
     .configure = configure,
     .release = release,
     .begin_item = begin_item,
     .end_sample = end_sample,
-    .answer = answer,
+    .answer = es_rule_tally_answer,
     .counts_only = 1,
     .sweep_param = P_THRESHOLD,
     .boundary = boundary,

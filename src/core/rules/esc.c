@@ -20,6 +20,7 @@ typedef struct esc_state {
     int same;
     int32_t win_answer, answer;
 } esc_state;
+ES_RULE_TALLY_FIRST(esc_state);
 
 static const es_param_def params[] = {
     {"window", ES_PARAM_COUNT, 5, 1, 1e6, NULL, 0, 0, "samples per window"},
@@ -35,8 +36,6 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
     s->skip_tail = (uint32_t)param[P_REMAINDER];
     return ES_OK;
 }
-
-static void release(void *st) { es_tally_release(&((esc_state *)st)->t); }
 
 static int begin_item(void *st, uint32_t max_answers)
 {
@@ -91,7 +90,7 @@ const es_rule_def es_rule_esc = {
     .state_size = sizeof(esc_state),
     .doc = "ESC: stop at the first unanimous window",
     .configure = configure,
-    .release = release,
+    .release = es_rule_tally_release,
     .begin_item = begin_item,
     .end_sample = end_sample,
     .answer = answer,

@@ -10,6 +10,7 @@ typedef struct full_state {
     es_tally t;
     uint32_t max;
 } full_state;
+ES_RULE_TALLY_FIRST(full_state);
 
 static const es_param_def params[] = {ES_PARAM_MAX, ES_PARAM_CLINCH};
 
@@ -20,10 +21,6 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
     return ES_OK;
 }
 
-static void release(void *st) { es_tally_release(&((full_state *)st)->t); }
-
-static int begin_item(void *st, uint32_t max_answers) { return es_rule_tally_begin(&((full_state *)st)->t, max_answers); }
-
 static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
 {
     (void)msg;
@@ -31,12 +28,8 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
     return ES_CONTINUE; /* the policy's cap ends it */
 }
 
-static int32_t answer(const void *st) { return ((const full_state *)st)->t.leader; }
-
 /* every sample at once: one round (max = all) or rounds of `max` */
 static uint32_t batch(const void *st) { return ((const full_state *)st)->max; }
-
-static const es_tally *tally(const void *st) { return &((const full_state *)st)->t; }
 
 const es_rule_def es_rule_full = {
     .name = "full",
@@ -46,14 +39,14 @@ const es_rule_def es_rule_full = {
     .min_param = -1,
     .max_param = P_MAX,
     .clinch_param = P_CLINCH,
-    .tally = tally,
+    .tally = es_rule_tally_of,
     .state_size = sizeof(full_state),
     .doc = "every sample; majority vote",
     .configure = configure,
-    .release = release,
-    .begin_item = begin_item,
+    .release = es_rule_tally_release,
+    .begin_item = es_rule_tally_begin_item,
     .end_sample = end_sample,
-    .answer = answer,
+    .answer = es_rule_tally_answer,
     .batch = batch,
     .counts_only = 1,
 };

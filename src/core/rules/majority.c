@@ -12,6 +12,7 @@ typedef struct majority_state {
     es_tally t;
     double fraction;
 } majority_state;
+ES_RULE_TALLY_FIRST(majority_state);
 
 static const es_param_def params[] = {
     {"fraction", ES_PARAM_REAL, 0.8, 0, 1, NULL, 0, 0, "stop once the leader holds this share"},
@@ -27,13 +28,6 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
     return ES_OK;
 }
 
-static void release(void *st) { es_tally_release(&((majority_state *)st)->t); }
-
-static int begin_item(void *st, uint32_t max_answers)
-{
-    return es_rule_tally_begin(&((majority_state *)st)->t, max_answers);
-}
-
 static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
 {
     (void)msg;
@@ -41,8 +35,6 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
     es_tally_vote(&s->t, ev->answer);
     return (double)s->t.top1 >= s->fraction * ev->n;
 }
-
-static int32_t answer(const void *st) { return ((const majority_state *)st)->t.leader; }
 
 /* It stops iff top1 >= fraction * n in doubles: the largest fraction that
  * passes, found from top1 / n and checked with the very comparison. */
@@ -56,8 +48,6 @@ static int boundary(const void *st, double *b)
     return ES_BOUND_UPPER;
 }
 
-static const es_tally *tally(const void *st) { return &((const majority_state *)st)->t; }
-
 const es_rule_def es_rule_majority = {
     .name = "majority",
     .level = ES_LEVEL_ACROSS,
@@ -66,14 +56,14 @@ const es_rule_def es_rule_majority = {
     .min_param = P_MIN,
     .max_param = P_MAX,
     .clinch_param = P_CLINCH,
-    .tally = tally,
+    .tally = es_rule_tally_of,
     .state_size = sizeof(majority_state),
     .doc = "stop once the leader holds a share of the votes",
     .configure = configure,
-    .release = release,
-    .begin_item = begin_item,
+    .release = es_rule_tally_release,
+    .begin_item = es_rule_tally_begin_item,
     .end_sample = end_sample,
-    .answer = answer,
+    .answer = es_rule_tally_answer,
     .counts_only = 1,
     .sweep_param = P_FRACTION,
     .boundary = boundary,

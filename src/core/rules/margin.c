@@ -15,6 +15,7 @@ typedef struct margin_state {
     es_tally t;
     uint32_t m;
 } margin_state;
+ES_RULE_TALLY_FIRST(margin_state);
 
 static const es_param_def params[] = {
     {"m", ES_PARAM_COUNT, 3, 1, 1e6, NULL, 0, 0, "votes the leader must be ahead by"},
@@ -30,10 +31,6 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
     return ES_OK;
 }
 
-static void release(void *st) { es_tally_release(&((margin_state *)st)->t); }
-
-static int begin_item(void *st, uint32_t max_answers) { return es_rule_tally_begin(&((margin_state *)st)->t, max_answers); }
-
 static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
 {
     (void)msg;
@@ -41,8 +38,6 @@ static int end_sample(void *st, const es_sample_event *ev, es_rule_msg *msg)
     es_tally_vote(&s->t, ev->answer);
     return s->t.top1 - s->t.top2 >= s->m;
 }
-
-static int32_t answer(const void *st) { return ((const margin_state *)st)->t.leader; }
 
 /* It stops iff top1 - top2 >= m: at every m <= the lead; a tie stops at
  * no m the rule accepts (m >= 1). */
@@ -53,8 +48,6 @@ static int boundary(const void *st, double *b)
     return *b >= 1 ? ES_BOUND_UPPER : ES_BOUND_NEVER;
 }
 
-static const es_tally *tally(const void *st) { return &((const margin_state *)st)->t; }
-
 const es_rule_def es_rule_margin = {
     .name = "margin",
     .level = ES_LEVEL_ACROSS,
@@ -63,14 +56,14 @@ const es_rule_def es_rule_margin = {
     .min_param = P_MIN,
     .max_param = P_MAX,
     .clinch_param = P_CLINCH,
-    .tally = tally,
+    .tally = es_rule_tally_of,
     .state_size = sizeof(margin_state),
     .doc = "stop once the leader is m votes ahead",
     .configure = configure,
-    .release = release,
-    .begin_item = begin_item,
+    .release = es_rule_tally_release,
+    .begin_item = es_rule_tally_begin_item,
     .end_sample = end_sample,
-    .answer = answer,
+    .answer = es_rule_tally_answer,
     .counts_only = 1,
     .sweep_param = P_M,
     .boundary = boundary,

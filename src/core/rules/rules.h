@@ -4,6 +4,8 @@
 #ifndef ES_CORE_RULES_H
 #define ES_CORE_RULES_H
 
+#include <stddef.h>
+
 #include "rule.h"
 
 /* The sample cap every across rule takes: "all" (or 0) = no cap. */
@@ -29,6 +31,22 @@ static inline int es_rule_tally_begin(es_tally *t, uint32_t max_answers)
     es_tally_clear(t);
     return max_answers > t->cap ? es_tally_init_cap(t, max_answers) : ES_OK;
 }
+
+/* Most across rules keep their vote in an es_tally placed first in their
+ * state (ES_RULE_TALLY_FIRST checks it): these hooks serve them all, since a
+ * pointer to a struct points to its first member. */
+#define ES_RULE_TALLY_FIRST(type) _Static_assert(offsetof(type, t) == 0, #type ": the es_tally must come first")
+
+static inline void es_rule_tally_release(void *st) { es_tally_release((es_tally *)st); }
+
+static inline int es_rule_tally_begin_item(void *st, uint32_t max_answers)
+{
+    return es_rule_tally_begin((es_tally *)st, max_answers);
+}
+
+static inline int32_t es_rule_tally_answer(const void *st) { return ((const es_tally *)st)->leader; }
+
+static inline const es_tally *es_rule_tally_of(const void *st) { return (const es_tally *)st; }
 
 /* Adaptive-Consistency's Beta criterion with a lazily filled table: min_a[b]
  * is the smallest leader count that stops for second count b. */
