@@ -215,6 +215,18 @@ typedef struct es_eval_acc {
     uint64_t correct, samples, rounds, probes, tokens, probe_tokens;
 } es_eval_acc;
 
+/* One order's outcome added to an item's sums (inline: the replay's inner
+ * loop calls it per item and order). */
+static inline void es_eval_acc_add(es_eval_acc *a, const es_outcome *o)
+{
+    a->correct += o->correct;
+    a->samples += o->samples;
+    a->rounds += o->rounds;
+    a->probes += o->probes;
+    a->tokens += o->tokens;
+    a->probe_tokens += o->probe_tokens;
+}
+
 /* Random order number `shuffle` of an item with n samples: a pure function
  * of (seed, shuffle, item), so any thread can make any order. */
 ES_API void es_shuffle_order(uint64_t seed, uint32_t shuffle, uint32_t item, uint32_t n, uint32_t *order);

@@ -25,16 +25,6 @@
 
 /* --------------------------------------------------------- hand-built sets */
 
-static void acc_add(es_eval_acc *a, const es_outcome *o)
-{
-    a->correct += o->correct;
-    a->samples += o->samples;
-    a->rounds += o->rounds;
-    a->probes += o->probes;
-    a->tokens += o->tokens;
-    a->probe_tokens += o->probe_tokens;
-}
-
 /* A traceset of one item: sample s has answer ans[s], tokens tok[s] and the
  * probes given by its (at, answer) lists. */
 typedef struct hand_sample {
@@ -260,7 +250,7 @@ static void test_eval_chunking_deterministic(void **state)
             for (uint32_t r = 0; r < 30; r++) {
                 es_shuffle_order(7, r, (uint32_t)i, v.n_samples, order);
                 assert_int_equal(es_replay_item(q.s, &v, order, ES_PROBE_COST_FIELD, &o), ES_OK);
-                acc_add(&three[i], &o);
+                es_eval_acc_add(&three[i], &o);
                 drawn += o.samples;
                 all += v.n_samples;
             }
@@ -580,7 +570,7 @@ static void hand_policy(const es_traceset *ts, const char *spec, uint64_t seed, 
         for (uint32_t r = 0; r < (shuffles ? shuffles : 1); r++) {
             if (shuffles) es_shuffle_order(seed, r, (uint32_t)i, v.n_samples, order);
             assert_int_equal(es_replay_item(p.s, &v, shuffles ? order : NULL, ES_PROBE_COST_FIELD, &o), ES_OK);
-            acc_add(&acc[i], &o);
+            es_eval_acc_add(&acc[i], &o);
         }
     }
     es_test_pol_free(&p);

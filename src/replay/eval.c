@@ -31,16 +31,6 @@ void es_traceset_max_sizes(const es_traceset *ts, uint32_t *max_samples, uint32_
     *max_answers = ma;
 }
 
-static void add_outcome(es_eval_acc *a, const es_outcome *o)
-{
-    a->correct += o->correct;
-    a->samples += o->samples;
-    a->rounds += o->rounds;
-    a->probes += o->probes;
-    a->tokens += o->tokens;
-    a->probe_tokens += o->probe_tokens;
-}
-
 static int unanimous(const es_item_view *v)
 {
     for (uint32_t i = 1; i < v->n_samples; i++)
@@ -63,7 +53,7 @@ static int replay_unanimous(es_session *p, const es_item_view *v, uint32_t item,
     es_order_begin(o, seed, shuffle_begin, item);
     int rc = es_replay_item_lazy(p, v, o, probe_cost, &out);
     if (rc) return rc;
-    add_outcome(acc, &out);
+    es_eval_acc_add(acc, &out);
     uint32_t k = out.samples;
     o->first = k;
     for (uint32_t r = shuffle_begin + 1; r < shuffle_end; r++) {
@@ -71,7 +61,7 @@ static int replay_unanimous(es_session *p, const es_item_view *v, uint32_t item,
         es_order_begin(o, seed, r, item);
         out.tokens = 0;
         for (uint32_t j = 0; j < k; j++) out.tokens += v->tokens[es_order_next(o)];
-        add_outcome(acc, &out);
+        es_eval_acc_add(acc, &out);
     }
     memcpy(o->idx, ident, o->n * sizeof *o->idx);
     return ES_OK;
@@ -99,7 +89,7 @@ int es_eval_policy(const es_traceset *ts, es_session *p, uint64_t seed, uint32_t
         es_traceset_item(ts, i, &v);
         if (file_order) {
             rc = es_replay_item(p, &v, NULL, probe_cost, &out);
-            if (rc == ES_OK) add_outcome(&acc[i], &out);
+            if (rc == ES_OK) es_eval_acc_add(&acc[i], &out);
         } else if (unanimous_fast && unanimous(&v)) {
             rc = replay_unanimous(p, &v, (uint32_t)i, &o, ident, seed, shuffle_begin, shuffle_end, probe_cost, &acc[i]);
         } else {
@@ -111,7 +101,7 @@ int es_eval_policy(const es_traceset *ts, es_session *p, uint64_t seed, uint32_t
                 rc = es_replay_item_lazy(p, &v, &o, probe_cost, &out);
                 memcpy(o.idx, ident, o.n * sizeof *o.idx); /* undo the draws */
                 o.first = o.drawn;
-                if (rc == ES_OK) add_outcome(&acc[i], &out);
+                if (rc == ES_OK) es_eval_acc_add(&acc[i], &out);
             }
         }
         if (rc && bad_item) *bad_item = i;

@@ -107,16 +107,6 @@ static void oracle_item(const es_item_view *v, es_oracle which, const uint32_t *
     }
 }
 
-static void add(es_eval_acc *a, const es_outcome *o)
-{
-    a->correct += o->correct;
-    a->samples += o->samples;
-    a->rounds += o->rounds;
-    a->probes += o->probes;
-    a->tokens += o->tokens;
-    a->probe_tokens += o->probe_tokens;
-}
-
 int es_eval_oracle(const es_traceset *ts, es_oracle which, uint64_t seed, uint32_t shuffle_begin,
                    uint32_t shuffle_end, es_eval_acc *acc)
 {
@@ -134,12 +124,12 @@ int es_eval_oracle(const es_traceset *ts, es_oracle which, uint64_t seed, uint32
         if (file_order) {
             for (uint32_t k = 0; k < v.n_samples; k++) order[k] = k;
             oracle_item(&v, which, order, &s, &o);
-            add(&acc[i], &o);
+            es_eval_acc_add(&acc[i], &o);
         }
         for (uint32_t r = shuffle_begin; r < shuffle_end; r++) {
             es_shuffle_order(seed, r, (uint32_t)i, v.n_samples, order);
             oracle_item(&v, which, order, &s, &o);
-            add(&acc[i], &o);
+            es_eval_acc_add(&acc[i], &o);
         }
     }
     free(order);
