@@ -104,20 +104,32 @@ void es_tune_free(es_tune *t)
     free(t);
 }
 
-static int add_one(es_tune *t, const char *name, es_error *err)
+/* A zeroed family slot named `name` just past the last one (the caller
+ * counts it in once it is filled), or NULL when out of memory. */
+static tn_family_run *family_slot(es_tune *t, const char *name, es_error *err)
 {
-    for (size_t f = 0; f < t->n_fam; f++)
-        if (!strcmp(t->fam[f].name, name)) return ES_OK;
     if (t->n_fam == t->cap_fam) {
         size_t c = t->cap_fam ? 2 * t->cap_fam : 16;
         tn_family_run *p = realloc(t->fam, c * sizeof *p);
-        if (!p) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+        if (!p) {
+            es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+            return NULL;
+        }
         t->fam = p;
         t->cap_fam = c;
     }
     tn_family_run *fr = &t->fam[t->n_fam];
     memset(fr, 0, sizeof *fr);
     snprintf(fr->name, sizeof fr->name, "%s", name);
+    return fr;
+}
+
+static int add_one(es_tune *t, const char *name, es_error *err)
+{
+    for (size_t f = 0; f < t->n_fam; f++)
+        if (!strcmp(t->fam[f].name, name)) return ES_OK;
+    tn_family_run *fr = family_slot(t, name, err);
+    if (!fr) return ES_ENOMEM;
     int rc = tn_family_configs(name, t->d, &fr->cfg, &fr->n_cfg, err);
     if (rc == ES_OK) t->n_fam++;
     return rc;
@@ -128,15 +140,7 @@ int es_tune_add_policy(es_tune *t, const es_policy *proto, const char *family, e
     size_t f = 0;
     while (f < t->n_fam && strcmp(t->fam[f].name, family)) f++;
     if (f == t->n_fam) {
-        if (t->n_fam == t->cap_fam) {
-            size_t c = t->cap_fam ? 2 * t->cap_fam : 16;
-            tn_family_run *p = realloc(t->fam, c * sizeof *p);
-            if (!p) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
-            t->fam = p;
-            t->cap_fam = c;
-        }
-        memset(&t->fam[f], 0, sizeof t->fam[f]);
-        snprintf(t->fam[f].name, sizeof t->fam[f].name, "%s", family);
+        if (!family_slot(t, family, err)) return ES_ENOMEM;
         t->n_fam++;
     }
     tn_family_run *fr = &t->fam[f];
