@@ -170,29 +170,30 @@ int cmd_proxy(int argc, char **argv)
     memset(&err, 0, sizeof err);
     /* a spec, or @FILE: a policy file or a learned stopper's file with its
      * weights (the proxy loads it once; requests get clones) */
-    es_policy *check = NULL;
-    int rc = es_policy_new_any(o.policy, &check, &err);
+    es_policy *proto = NULL;
+    int rc = es_policy_new_any(o.policy, &proto, &err);
     if (rc) return cli_report(&err, rc);
     es_policy_info info;
-    es_policy_get_info(check, &info);
+    es_policy_get_info(proto, &info);
     if (info.needs_probes && o.probe_every <= 0) {
-        es_policy_free(check);
+        es_policy_free(proto);
         return cli_usage_error("proxy", "policy '%s' decides on probes: give --probe-every > 0", o.policy);
     }
     if (target) {
         co.batch = info.batch;
-        rc = es_controller_new(check, &co, &o.controller, &err);
+        rc = es_controller_new(proto, &co, &o.controller, &err);
         if (!rc && state && access(state, F_OK) == 0) rc = es_controller_load(o.controller, state, &err);
     }
-    es_policy_free(check);
     int ran = !rc;
     if (!rc) {
+        o.proto = proto; /* a policy or stopper file is read once */
         o.listen.stop_fd = serve_stop_pipe();
         o.listen.on_ready = serve_print_ready;
         o.listen.ctx = "proxy";
         rc = es_proxy_run(&o, &err);
         if (o.listen.stop_fd >= 0) close(o.listen.stop_fd);
     }
+    es_policy_free(proto);
     /* saved whatever ended the loop (what was learnt is kept), never over a
      * state that could not be restored */
     if (ran && o.controller && state) {

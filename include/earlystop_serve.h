@@ -158,6 +158,8 @@ typedef struct es_proxy_opts {
     const char *upstream;      /* base URL: "http://127.0.0.1:8000" (the /v1/... paths are added) */
     const char *upstream_key;  /* Bearer key sent upstream; NULL = the client's Authorization is passed on */
     const char *policy;        /* default policy: a spec ("dynasor:k=3+ac-beta") or @FILE */
+    const es_policy *proto;    /* that policy, made by the caller (requests get clones);
+                                  NULL: the proxy makes it from `policy` */
     es_answer_type answer_type;/* how answers compare in votes */
     int probe_every;           /* tokens between probe points */
     int max_n;                 /* samples per request at most */

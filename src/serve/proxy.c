@@ -1121,7 +1121,7 @@ int es_proxy_run(const es_proxy_opts *o, es_error *err)
     px *p = calloc(1, sizeof *p);
     if (!p) return es_error_set(err, ES_ENOMEM, NULL, 0, NULL, "proxy");
     p->o = *o;
-    int rc = es_policy_new_any(o->policy, &p->proto, err);
+    int rc = o->proto ? es_policy_clone(o->proto, &p->proto, err) : es_policy_new_any(o->policy, &p->proto, err);
     if (o->controller) {
         es_controller_status st;
         es_controller_get_status(o->controller, &st);
