@@ -134,7 +134,7 @@ cli: $(BUILD)/earlystop
 $(BUILD)/obj/src/core/%.o: CPP_LAYER := -Iinclude -Isrc/core
 $(BUILD)/obj/src/replay/%.o: CPP_LAYER := -Iinclude -Isrc/replay
 $(BUILD)/obj/src/io/%.o: CPP_LAYER = -Iinclude -Isrc/io -Isrc/common $(PKG_CFLAGS)
-$(BUILD)/obj/src/lm/%.o: CPP_LAYER := -Iinclude -Isrc/lm
+$(BUILD)/obj/src/lm/%.o: CPP_LAYER := -Iinclude -Isrc/lm -Isrc/common
 $(BUILD)/obj/src/tune/%.o: CPP_LAYER := -Iinclude -Isrc/tune
 $(BUILD)/obj/src/online/%.o: CPP_LAYER := -Iinclude -Isrc/online
 $(BUILD)/obj/src/meta/%.o: CPP_LAYER = -Iinclude -Isrc/meta -Isrc/common $(JANSSON_CFLAGS)

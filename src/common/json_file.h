@@ -11,14 +11,12 @@
 #ifndef ES_COMMON_JSON_FILE_H
 #define ES_COMMON_JSON_FILE_H
 
-#include <errno.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
 
 #include <jansson.h>
 
 #include "earlystop.h"
+#include "open_file.h"
 
 /* *out = the file's JSON (duplicate keys refused: a repeated key would
  * otherwise keep its last value silently) and 0, or *out = NULL and ES_EIO
@@ -29,16 +27,9 @@
 static inline int es_json_read_file(const char *path, const char *hint, json_t **out, es_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int e = errno;
-        return es_error_set(err, ES_EIO, path, 0, "", "cannot open: %s", strerror(e));
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return es_error_set(err, ES_EIO, path, 0, "", "is a directory, not a file");
-    }
+    FILE *f;
+    int rc = es_open_input(path, "a file", &f, err);
+    if (rc) return rc;
     json_error_t je;
     *out = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     int read_failed = ferror(f);

@@ -16,11 +16,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "open_file.h"
 #include "earlystop_io.h"
 
 /*
@@ -327,17 +327,11 @@ int es_trace_reader_open_opts(const char *path, const es_read_opts *opts, es_tra
     if (!strcmp(path, "-")) {
         r->fp = stdin;
     } else {
-        r->fp = fopen(path, "rb");
+        int rc = es_open_input(path, "a trace file", &r->fp, err);
         r->own_fp = 1;
-        if (!r->fp) {
-            int e = errno;
+        if (rc) {
             es_trace_reader_free(r);
-            return es_error_set(err, ES_EIO, path, 0, "", "cannot open: %s", strerror(e));
-        }
-        struct stat st;
-        if (fstat(fileno(r->fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-            es_trace_reader_free(r);
-            return es_error_set(err, ES_EIO, path, 0, "", "is a directory, not a trace file");
+            return rc;
         }
     }
     size_t len = 0;

@@ -9,14 +9,13 @@
  *   (pad to 64 bytes with zeros)
  *   f32 x n_params   tensors in es_lm_weights order
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "lm_internal.h"
+#include "open_file.h"
 
 #define ES_LM_MAGIC "ESLM"
 #define ES_LM_FILE_VERSION 1u
@@ -282,16 +281,9 @@ int es_lm_load(const char *path, es_lm **out, es_error *err)
 {
     if (!host_is_little())
         return es_error_set(err, ES_ENOTSUP, path, 0, NULL, "big-endian host");
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        int e = errno;
-        return es_error_set(err, ES_EIO, path, 0, NULL, "cannot open the model file: %s", strerror(e));
-    }
-    struct stat st;
-    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(fp);
-        return es_error_set(err, ES_EIO, path, 0, NULL, "is a directory, not a model file");
-    }
+    FILE *fp;
+    int orc = es_open_input(path, "a model file", &fp, err);
+    if (orc) return orc;
     unsigned char h[ES_LM_HEADER_BYTES];
     es_lm_config c;
     uint64_t n = 0, sum = 0;
