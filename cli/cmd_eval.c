@@ -95,6 +95,8 @@ static void print_usage(void)
 typedef struct eval_opts {
     const char *specs[MAX_POLICIES];  /* as given, duplicates removed */
     char canon[MAX_POLICIES][256];    /* their canonical specs */
+    const char *label[MAX_POLICIES];  /* the row's name: the canonical spec, or the @file as given
+                                         when stoppers from two files share that spec */
     int n_specs;
     uint32_t shuffles, bootstrap;
     uint64_t seed;
@@ -175,7 +177,10 @@ static int parse_args(int argc, char **argv, eval_opts *o, const char **files, i
 /* Every --policy is checked before any file is read (a typo should not
  * wait for a large file to load), and errors name the policy, not a trace
  * file.  A policy whose canonical spec is full's or an earlier one's would
- * print the same row twice and write its decisions twice: listed once. */
+ * print the same row twice and write its decisions twice: listed once.  A
+ * stopper file's spec does not name its weights: two files (or a file and
+ * the built-in stopper) may share one, so those rows are named by the
+ * @file as given, and a file is a duplicate only of itself. */
 static int check_policies(eval_opts *o)
 {
     char full[256];
@@ -196,19 +201,28 @@ static int check_policies(eval_opts *o)
         }
         char canon[256];
         snprintf(canon, sizeof canon, "%s", es_policy_spec(p));
+        int weights = o->specs[i][0] == '@' && es_policy_stopper(p) != NULL;
         es_policy_free(p);
         int dup = !strcmp(canon, full);
-        for (int k = 0; k < kept && !dup; k++) dup = !strcmp(canon, o->canon[k]);
+        for (int k = 0; k < kept && !dup; k++)
+            dup = weights || o->label[k] ? !strcmp(o->specs[i], o->specs[k]) : !strcmp(canon, o->canon[k]);
         if (dup) {
             fprintf(stderr, "earlystop eval: --policy '%s' is %s, %s: listed once\n", o->specs[i], canon,
                     strcmp(canon, full) ? "given earlier" : "the baseline row every file gets");
             continue;
         }
         o->specs[kept] = o->specs[i];
+        o->label[kept] = weights ? o->specs[i] : NULL;
         memcpy(o->canon[kept], canon, sizeof canon);
         kept++;
     }
     o->n_specs = kept;
+    /* a stopper file keeps its spec as its name unless another row shares it */
+    for (int i = 0; i < kept; i++) {
+        int shared = 0;
+        for (int k = 0; k < kept && !shared; k++) shared = k != i && !strcmp(o->canon[i], o->canon[k]);
+        if (!shared) o->label[i] = NULL;
+    }
     return CLI_OK;
 }
 
@@ -386,7 +400,8 @@ static int replay_rows(es_report *r, const es_traceset *ts, const eval_opts *o, 
         int rc = es_policy_new_any(o->specs[i], &p, &err);
         if (rc) return cli_report(&err, rc);
         const es_error *why;
-        if (es_report_add_policy(r, p, NULL) == ES_ENOMEM) rc = CLI_FAIL;
+        if (es_report_add_policy_as(r, p, o->label[i] ? o->label[i] : es_policy_spec(p), NULL) == ES_ENOMEM)
+            rc = CLI_FAIL;
         else if (es_report_row_failed(r, es_report_n_rows(r) - 1, &why))
             status = worse(status, report_row_error(why, path));
         else if (o->decisions)

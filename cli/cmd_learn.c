@@ -20,6 +20,7 @@ static const char usage_text[] =
     "usage: earlystop learn FILE... [--level across|within|both] [--learner fqi|reinforce|logistic]\n"
     "                       [--reward agree|gold] [--max-em-drop PTS --delta D] --out stopper.json\n"
     "       earlystop learn FILE... --leave-one-file-out [options]\n"
+    "       earlystop learn --join ACROSS.json WITHIN.json --out both.json\n"
     "       earlystop learn --emit-c stopper.json      (the C source of a built-in stopper)\n"
     "\n"
     "Train a learned stopper (the rule `learned`, docs/learning.md) on recorded\n"
@@ -51,6 +52,15 @@ static const char usage_text[] =
     "  --features LIST      across features, comma-separated (default: a scale-free\n"
     "                       set; the catalogue is below)\n"
     "  --within-features LIST   within features\n"
+    "  --require LIST       features that must be present for their head to stop\n"
+    "                       (e.g. p_conf: a head trained on probes with confidences\n"
+    "                       never stops on probes without)\n"
+    "  --across-from FILE   with --level within: calibrate the probe thresholds\n"
+    "                       beside FILE's across head at its threshold for each\n"
+    "                       budget; the stopper written has both heads\n"
+    "  --join A B           no training: a stopper of A's across head and B's within\n"
+    "                       head with their thresholds (same budgets), A's min and\n"
+    "                       its probe spacing; written to --out\n"
     "  --hidden H           one tanh layer of H units (<= 64; default 0: linear)\n"
     "  --min N              never stop before N samples (default 2)\n"
     "  --every M            read every M-th probe (default 1)\n"
@@ -93,7 +103,7 @@ typedef struct learn_args {
     es_learn_opts o;
     const char *files[MAX_FILES];
     int n_files;
-    const char *out, *emit_c, *anchors;
+    const char *out, *emit_c, *anchors, *join[2], *across_from;
     int lofo, json, budgets_given;
     double primary;
     char anchor_buf[2][128];
@@ -177,6 +187,13 @@ static int parse_args(int argc, char **argv, learn_args *a)
                 return cli_usage_error("learn", "--delta: '%s' is not a number in (0, 1)", v);
         } else if (!strcmp(s, "--features")) a->o.across_features = argv[++i];
         else if (!strcmp(s, "--within-features")) a->o.within_features = argv[++i];
+        else if (!strcmp(s, "--require")) a->o.required = argv[++i];
+        else if (!strcmp(s, "--across-from")) a->across_from = argv[++i];
+        else if (!strcmp(s, "--join")) {
+            if (i + 2 >= argc) return cli_usage_error("learn", "--join takes two stopper files: ACROSS.json WITHIN.json");
+            a->join[0] = argv[++i];
+            a->join[1] = argv[++i];
+        }
         else if (!strcmp(s, "--anchors")) a->anchors = argv[++i];
         else if (!strcmp(s, "--out")) a->out = argv[++i];
         else if (!strcmp(s, "--emit-c")) a->emit_c = argv[++i];
@@ -219,6 +236,12 @@ static int parse_args(int argc, char **argv, learn_args *a)
             return cli_usage_error("learn", "--emit-c FILE takes nothing else (%s given): it prints the C source of "
                                    "a stopper file", a->n_files ? "trace files" : a->out ? "--out" : a->lofo ?
                                    "--leave-one-file-out" : "--json");
+        return CLI_OK;
+    }
+    if (a->join[0]) {
+        /* joining trains nothing: options of a fit would be ignored */
+        if (a->n_files || a->lofo) return cli_usage_error("learn", "--join takes no trace files and no --leave-one-file-out");
+        if (!a->out) return cli_usage_error("learn", "--join needs --out FILE");
         return CLI_OK;
     }
     if (a->n_files == 0) return cli_usage_error("learn", "no trace files (see earlystop learn --help)");
@@ -298,7 +321,7 @@ static void emit_head_init(FILE *fp, const char *lv, const es_stopper_head *h)
         else
             fprintf(fp, "            {0, NULL, NULL, %s_w2_%u, %.17g, %d, %.17g},\n", lv, k, n->b2, n->sigmoid, n->weight);
     }
-    fprintf(fp, "        }},\n");
+    fprintf(fp, "        }, 0x%llxULL, %u},\n", (unsigned long long)h->required, h->every);
 }
 
 /* The C source of src/core/rules/learned_builtin.c: the stopper as static
@@ -479,6 +502,22 @@ static void print_lofo_json(const learn_args *a, const es_lofo_row *rows, const 
     json_decref(j);
 }
 
+/* A file's provenance (what is not the stopper itself), with its path. */
+static json_t *source_of(const char *path)
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je), *o = json_object();
+    json_object_set_new(o, "file", json_string(path));
+    const char *k;
+    json_t *v;
+    if (json_is_object(j))
+        json_object_foreach(j, k, v) if (strcmp(k, "format") && strcmp(k, "version") && strcmp(k, "within") &&
+                                         strcmp(k, "across") && strcmp(k, "operating_points"))
+            json_object_set(o, k, v);
+    json_decref(j);
+    return o;
+}
+
 /* How an operating point was chosen, as the file and --json name it. */
 static const char *selection_name(int certified)
 {
@@ -509,6 +548,7 @@ static char *provenance(const learn_args *a, const es_learn_result *r, int argc,
                                              "pvalue", p->test.pvalue));
     }
     json_object_set_new(j, "calibration", pts);
+    if (a->across_from) json_object_set_new(j, "across_from", source_of(a->across_from));
     char *s = json_dumps(j, JSON_REAL_PRECISION(17));
     json_decref(j);
     return s;
@@ -544,6 +584,84 @@ static void print_fit_json(const learn_args *a, const es_learn_result *r)
     json_decref(j);
 }
 
+/* ------------------------------------------------------------- join */
+
+/* A spec's value of one parameter, through the rule's own parser. */
+static double spec_param(const char *spec, const es_stopper *m, const char *name)
+{
+    es_policy *p;
+    double v = NAN;
+    if (!es_policy_new_stopper(spec, m, &p, NULL)) {
+        es_policy_get_param(p, name, &v, NULL);
+        es_policy_free(p);
+    }
+    return v;
+}
+
+/* --join A B: A's across head and thresholds with B's within head and probe
+ * thresholds.  Each head was calibrated alone; the two together are
+ * checked by replay or live (docs/learning.md), not certified here. */
+static int join(const learn_args *a, int argc, char **argv)
+{
+    es_stopper *m[2] = {NULL, NULL}, *out = NULL;
+    char spec[2][256];
+    es_error err = {0};
+    int rc = CLI_OK;
+    for (int k = 0; k < 2 && !rc; k++) {
+        int r = es_stopper_load(a->join[k], &m[k], spec[k], sizeof spec[k], &err);
+        if (r) rc = cli_report(&err, r);
+    }
+    es_stopper_desc d[2], j;
+    if (!rc) {
+        es_stopper_get(m[0], &d[0]);
+        es_stopper_get(m[1], &d[1]);
+        if (!d[0].across.n_in) rc = cli_usage_error("learn", "--join: %s has no across head", a->join[0]);
+        else if (!d[1].within.n_in) rc = cli_usage_error("learn", "--join: %s has no within head", a->join[1]);
+        else if (d[0].n_points != d[1].n_points ||
+                 memcmp(d[0].max_em_drop, d[1].max_em_drop, d[0].n_points * sizeof(double)))
+            rc = cli_usage_error("learn", "--join: the two files are calibrated for different EM budgets (train "
+                                 "both with the same --budgets)");
+    }
+    if (!rc) {
+        j = d[0];
+        j.within = d[1].within;
+        if (j.within.every < 2) j.within.every = (uint32_t)spec_param(spec[1], m[1], "every");
+        j.probe_threshold = d[1].probe_threshold;
+        int r = es_stopper_new(&j, &out, &err);
+        if (r) rc = cli_report(&err, r);
+    }
+    char joined[256];
+    if (!rc)
+        /* the within head carries its probe spacing (every=auto reads it) */
+        snprintf(joined, sizeof joined, "learned:max_em_drop=%g,min=%g", spec_param(spec[0], m[0], "max_em_drop"),
+                 spec_param(spec[0], m[0], "min"));
+    if (!rc) {
+        json_t *p = json_object(), *cmd = json_array();
+        for (int i = 0; i < argc; i++) json_array_append_new(cmd, json_string(argv[i]));
+        json_object_set_new(p, "command", cmd);
+        json_object_set_new(p, "across_from", source_of(a->join[0]));
+        json_object_set_new(p, "within_from", source_of(a->join[1]));
+        char *prov = json_dumps(p, JSON_REAL_PRECISION(17));
+        json_decref(p);
+        int r = es_stopper_save(out, a->out, joined, prov, &err);
+        free(prov);
+        if (r) rc = cli_report(&err, r);
+    }
+    if (!rc && a->json) {
+        json_t *o = json_pack("{ss,ss,ss,ss}", "out", a->out, "spec", joined, "across_from", a->join[0], "within_from",
+                              a->join[1]);
+        json_dumpf(o, stdout, JSON_INDENT(1));
+        putchar('\n');
+        json_decref(o);
+    } else if (!rc) {
+        printf("joined: across head of %s, within head of %s: %s\nwrote %s\n", a->join[0], a->join[1], joined, a->out);
+    }
+    es_stopper_free(out);
+    es_stopper_free(m[0]);
+    es_stopper_free(m[1]);
+    return rc;
+}
+
 /* ------------------------------------------------------------- main */
 
 static int load_all(const learn_args *a, es_traceset **ts, es_tune_data *d)
@@ -568,6 +686,7 @@ int cmd_learn(int argc, char **argv)
     if (rc == HELP) return CLI_OK;
     if (rc) return rc;
     if (a.emit_c) return emit_c(a.emit_c);
+    if (a.join[0]) return join(&a, argc, argv);
     es_outfile *of = NULL;
     es_error err = {0};
     /* a bad output fails before any work */
@@ -578,6 +697,14 @@ int cmd_learn(int argc, char **argv)
         if ((rc = es_outfile_open(a.out, inputs, &of, &err))) return cli_report(&err, rc);
     }
     a.o.progress = progress;
+    es_stopper *from = NULL;
+    if (a.across_from) {
+        if ((rc = es_stopper_load(a.across_from, &from, NULL, 0, &err))) {
+            es_outfile_abort(of);
+            return cli_report(&err, rc);
+        }
+        a.o.across_from = from;
+    }
     es_traceset *ts[MAX_FILES] = {0};
     es_tune_data *d = NULL;
     if (es_tune_data_new(&d)) rc = CLI_FAIL;
@@ -608,10 +735,10 @@ int cmd_learn(int argc, char **argv)
             rc = cli_report(&err, r2);
         } else {
             char *prov = provenance(&a, &r, argc, argv);
-            /* the file stands for the stopper at the budget asked for */
+            /* the file stands for the stopper at the budget asked for (a
+             * within head carries its probe spacing: every=auto reads it) */
             char spec[160];
-            snprintf(spec, sizeof spec, "learned:max_em_drop=%g,min=%u,every=%u", a.o.budgets[a.o.primary],
-                     a.o.min_samples, a.o.every);
+            snprintf(spec, sizeof spec, "learned:max_em_drop=%g,min=%u", a.o.budgets[a.o.primary], a.o.min_samples);
             r2 = es_stopper_write(r.stopper, es_outfile_fp(of), spec, prov, &err);
             free(prov);
             if (!r2) {
@@ -627,8 +754,11 @@ int cmd_learn(int argc, char **argv)
                        es_learner_name(a.o.learner), r.lambda, r.train_states, r.train_items, r.test_items, r.seconds);
                 for (size_t b = 0; b < r.n_points; b++) {
                     const es_learn_point *p = &r.points[b];
-                    printf("  max_em_drop %.2f pt: threshold %.6g, probe_threshold %.6g, %s (p = %.3g)\n",
-                           p->max_em_drop, p->threshold, p->probe_threshold,
+                    char t1[32] = "-", t2[32] = "-";
+                    if (!isnan(p->threshold)) snprintf(t1, sizeof t1, "%.6g", p->threshold);
+                    if (!isnan(p->probe_threshold)) snprintf(t2, sizeof t2, "%.6g", p->probe_threshold);
+                    printf("  max_em_drop %.2f pt: threshold %s, probe_threshold %s, %s (p = %.3g)\n",
+                           p->max_em_drop, t1, t2,
                            p->certified == 1   ? "certified"
                            : p->certified < 0 ? "NOT certified: chosen on the training items"
                                               : "NOT certified: nothing within the budget, stops only at the cap",
@@ -640,6 +770,7 @@ int cmd_learn(int argc, char **argv)
         }
     }
     es_outfile_abort(of);
+    es_stopper_free(from);
     es_tune_data_free(d);
     for (int i = 0; i < a.n_files; i++) es_traceset_free(ts[i]);
     return rc;

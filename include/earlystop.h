@@ -422,7 +422,8 @@ ES_API void es_features_get(const es_features *f, int level, double *out);
  * es_stopper: a learned stopper's weights, immutable once made and shared
  * (reference-counted) by every policy and clone that uses it, on any
  * thread.  Per level a head: the features it reads, their normalisation
- * (z = (x - mean) / scale clipped to [-clip, clip]; missing: z = 0), and one
+ * (z = (x - mean) / scale clipped to [-clip, clip]; missing: z = 0, or no
+ * score at all for the inputs the head requires), and one
  * or two nets whose weighted outputs add up to the score; a net is linear in
  * z or has one tanh hidden layer of at most ES_STOPPER_MAX_HIDDEN units, with
  * an optional logistic output.  The operating points say which thresholds
@@ -449,6 +450,14 @@ typedef struct es_stopper_head {
     double clip;            /* > 0 */
     uint32_t n_nets;        /* 1 or 2 */
     es_stopper_net net[2];
+    /* Bit i set: input i must be present for the head to score; where it is
+     * missing the score is NaN and the head never stops.  For a head trained
+     * where a signal was always there (probe confidences), so that it does not
+     * extrapolate to traces without it (docs/learning.md). */
+    uint64_t required;
+    /* Within: the probe spacing it was trained at (it read every m-th probe
+     * point; 0 = 1).  `learned` reads probes so spaced unless told `every`. */
+    uint32_t every;
 } es_stopper_head;
 
 typedef struct es_stopper_desc {

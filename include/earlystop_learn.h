@@ -48,6 +48,11 @@ typedef struct es_learn_opts {
     es_reward reward;
     const char *across_features;/* comma-separated catalogue names; NULL: the defaults */
     const char *within_features;
+    const char *required;       /* comma-separated names among the heads' features that must be
+                                   present for a head to stop (es_stopper_head.required); NULL: none */
+    const es_stopper *across_from; /* level within only: the within head is calibrated beside this
+                                   stopper's across head, at its thresholds for each budget (every
+                                   budget must be one of its points); the result has both heads */
     uint32_t hidden;            /* 0: linear nets; else one tanh layer of this many units (<= 64) */
     double lambdas[ES_LEARN_MAX_LAMBDAS];  /* the lambdas tried (Learn-then-Test picks one) */
     size_t n_lambdas;

@@ -330,6 +330,9 @@ ES_API void es_report_free(es_report *r);
  * without probes) still gets its row, marked failed with the reason:
  * returns that error, and the report goes on. */
 ES_API int es_report_add_policy(es_report *r, const es_policy *proto, es_error *err);
+/* The same, the row named `name` instead of the policy's canonical spec
+ * (two learned stoppers from different files share a spec). */
+ES_API int es_report_add_policy_as(es_report *r, const es_policy *proto, const char *name, es_error *err);
 /* The oracle rows: consistency, correctness, and stable-final where the
  * traces carry probes. */
 ES_API int es_report_add_oracles(es_report *r);

@@ -122,6 +122,10 @@ ES_API int es_tune_add_family(es_tune *t, const char *family, es_error *err);
  * the policy as a grid point.  How a learned stopper (its weights are not
  * in a spec) takes part in the fronts and in Learn-then-Test. */
 ES_API int es_tune_add_policy(es_tune *t, const es_policy *proto, const char *family, es_error *err);
+/* The same as one grid point, nothing swept: its parameters stay as given
+ * (a learned stopper's within threshold tried beside an across threshold
+ * calibrated elsewhere). */
+ES_API int es_tune_add_point(es_tune *t, const es_policy *proto, const char *family, es_error *err);
 /* The families es_tune_add_family knows, with one line each. */
 ES_API size_t es_tune_n_known_families(void);
 ES_API const char *es_tune_known_family(size_t i, const char **doc);

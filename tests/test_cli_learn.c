@@ -156,8 +156,12 @@ static void test_bad_input(void **state)
         {"learn %s --learner sgd --out %s/x.json", "--learner"},
         {"learn %s --out /nonexistent-dir/x.json", "nonexistent-dir"},
         {"learn %s --emit-c data/stopper.json --out %s/x.json", "--emit-c FILE takes nothing else"},
-        {"eval %s --policy learned:probe_threshold=0.5", "probe_threshold is the within head's"},
+        {"eval %s --policy learned:level=across,probe_threshold=0.5", "probe_threshold is the within head's"},
         {"eval %s --policy learned:level=within,threshold=0.5", "no within head"},
+        {"learn %s --require nope --out %s/x.json", "--require: unknown feature 'nope'"},
+        {"learn %s --require p_conf --out %s/x.json", "'p_conf' is not among the features the stopper reads"},
+        {"learn %s --join data/stopper.json --out %s/x.json", "--join takes no trace files"},
+        {"learn --join data/stopper.json data/stopper.json", "--join needs --out FILE"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[2400], *out, *err;
@@ -171,6 +175,104 @@ static void test_bad_input(void **state)
     char x[600];
     snprintf(x, sizeof x, "%s/x.json", tmpdir);
     assert_int_not_equal(access(x, F_OK), 0); /* nothing written */
+}
+
+/* A within head trained on the built-in model's probes with --require
+ * p_conf carries the requirement and its probe spacing; --join puts it
+ * beside an across head (same budgets) into a both-level stopper that
+ * loads and runs; joins that cannot be meant are refused. */
+static void test_join_and_require(void **state)
+{
+    (void)state;
+    if (!bin_present() || access("data/model.bin", R_OK)) skip();
+    char args[2400], *out, *err;
+    const char *steps[] = {
+        "generate --task date --items 24 --samples 4 --probe-every 16 --seed 3 --out %s/g.jsonl",
+        "learn %s/g.jsonl --level within --every 2 --require p_conf --shuffles 2 --out %s/w.json",
+        "learn %s/g.jsonl --level across --shuffles 2 --out %s/a.json",
+        "learn %s/g.jsonl --level across --budgets 0.5,1 --max-em-drop 0.5 --shuffles 2 --out %s/a2.json",
+        "learn --join %s/a.json %s/w.json --out %s/both.json --json",
+        "learn %s/g.jsonl --level within --every 2 --require p_conf --across-from %s/a.json --shuffles 2 --out %s/bw.json",
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        snprintf(args, sizeof args, steps[i], tmpdir, tmpdir, tmpdir);
+        int rc = run(args, &out, &err);
+        if (rc) fail_msg("%s: exit %d: %s", args, rc, err);
+        free(out);
+        free(err);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/both.json", tmpdir);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) fail_msg("%s: %s", path, je.text);
+    json_t *w = json_object_get(j, "within"), *a = json_object_get(j, "across");
+    assert_true(json_is_object(w) && json_is_object(a));
+    assert_string_equal(json_string_value(json_array_get(json_object_get(w, "required"), 0)), "p_conf");
+    assert_int_equal(json_integer_value(json_object_get(w, "every")), 2);
+    assert_string_equal(json_string_value(json_object_get(j, "spec")), "learned:max_em_drop=0.1,min=2");
+    assert_non_null(json_object_get(json_object_get(j, "within_from"), "trained_on"));
+    json_decref(j);
+    /* --across-from: the within head calibrated beside a.json's across head,
+     * which it carries unchanged with its thresholds */
+    char pa[600];
+    snprintf(pa, sizeof pa, "%s/a.json", tmpdir);
+    snprintf(path, sizeof path, "%s/bw.json", tmpdir);
+    json_t *ja = json_load_file(pa, 0, &je), *jb = json_load_file(path, 0, &je);
+    if (!ja || !jb) fail_msg("%s", je.text);
+    assert_true(json_equal(json_object_get(ja, "across"), json_object_get(jb, "across")));
+    assert_true(json_is_object(json_object_get(jb, "within")));
+    json_t *pa_pts = json_object_get(ja, "operating_points"), *pb_pts = json_object_get(jb, "operating_points");
+    assert_int_equal(json_array_size(pa_pts), json_array_size(pb_pts));
+    for (size_t i = 0; i < json_array_size(pa_pts); i++)
+        assert_true(json_equal(json_object_get(json_array_get(pa_pts, i), "threshold"),
+                               json_object_get(json_array_get(pb_pts, i), "threshold")));
+    assert_non_null(json_object_get(json_object_get(jb, "across_from"), "file"));
+    json_decref(ja);
+    json_decref(jb);
+    snprintf(path, sizeof path, "%s/both.json", tmpdir);
+    /* it runs at both levels, reading every 2nd probe */
+    snprintf(args, sizeof args, "eval %s/g.jsonl --policy @%s --json --no-oracle --shuffles 2", tmpdir, path);
+    int rc = run(args, &out, &err);
+    if (rc) fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(out, "\"policy\": \"learned:max_em_drop=0.1,min=2,max=all\""));
+    free(out);
+    free(err);
+    /* two stopper files and the built-in one share a spec: the files' rows
+     * are named by the files, and a file given twice is listed once */
+    snprintf(args, sizeof args, "eval %s/g.jsonl --policy learned --policy @%s/a.json --policy @%s --policy @%s --json "
+             "--no-oracle --shuffles 2", tmpdir, tmpdir, path, path);
+    rc = run(args, &out, &err);
+    if (rc) fail_msg("exit %d: %s", rc, err);
+    char row[700];
+    snprintf(row, sizeof row, "\"policy\": \"@%s/a.json\"", tmpdir);
+    assert_non_null(strstr(out, row));
+    snprintf(row, sizeof row, "\"policy\": \"@%s\"", path);
+    assert_non_null(strstr(out, row));
+    assert_null(strstr(strstr(out, row) + 1, row));
+    assert_non_null(strstr(out, "\"policy\": \"learned:max_em_drop=0.1,min=2,max=all\""));
+    free(out);
+    free(err);
+    struct {
+        const char *args, *msg;
+    } bad[] = {
+        {"learn --join %s/w.json %s/w.json --out %s/x.json", "has no across head"},
+        {"learn --join %s/a.json %s/a.json --out %s/x.json", "has no within head"},
+        {"learn --join %s/a2.json %s/w.json --out %s/x.json", "different EM budgets"},
+        {"learn %s/g.jsonl --level within --across-from %s/w.json --out %s/x.json", "the stopper has no across head"},
+        {"learn %s/g.jsonl --level within --across-from %s/a2.json --out %s/x.json", "no operating point for 0.1 EM points"},
+        {"learn %s/g.jsonl --across-from %s/a.json --out %s/x.json", "goes with --level within"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(args, sizeof args, bad[i].args, tmpdir, tmpdir, tmpdir);
+        rc = run(args, &out, &err);
+        if (rc != 2) fail_msg("%s: exit %d", args, rc);
+        if (!strstr(err, bad[i].msg)) fail_msg("'%s' not in: %s", bad[i].msg, err);
+        free(out);
+        free(err);
+    }
+    snprintf(path, sizeof path, "%s/x.json", tmpdir);
+    assert_int_not_equal(access(path, F_OK), 0);
 }
 
 static void test_help_lists_features(void **state)
@@ -192,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_help_lists_features),
         cmocka_unit_test(test_eval_shipped),
+        cmocka_unit_test(test_join_and_require),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

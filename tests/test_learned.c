@@ -229,10 +229,10 @@ static es_stopper *make_stopper(int within, int across)
     es_stopper_desc d;
     memset(&d, 0, sizeof d);
     if (across)
-        d.across = (es_stopper_head){4, a_feat, a_mean, a_scale, 5.0, 1, {{0, NULL, NULL, a_w, -0.2, 1, 1.0}}};
+        d.across = (es_stopper_head){4, a_feat, a_mean, a_scale, 5.0, 1, {{0, NULL, NULL, a_w, -0.2, 1, 1.0}}, 0, 0};
     if (within)
         d.within = (es_stopper_head){3, w_feat, w_mean, w_scale, 3.0, 2,
-                                     {{3, w_w1, w_b1, w_w2, 0.3, 0, 1.0}, {0, NULL, NULL, w_lin, 0.1, 1, -0.5}}};
+                                     {{3, w_w1, w_b1, w_w2, 0.3, 0, 1.0}, {0, NULL, NULL, w_lin, 0.1, 1, -0.5}}, 0, 0};
     d.n_points = 3;
     d.max_em_drop = pts_b;
     d.threshold = pts_t;
@@ -381,6 +381,64 @@ static void test_within_verdicts(void **state)
     es_stopper_free(m);
 }
 
+/* A within head that requires p_conf never stops on a probe without a
+ * confidence, whatever the rest says, and scores as before on one with; its
+ * trained probe spacing is what `every=auto` reads. */
+static void test_required_and_every(void **state)
+{
+    (void)state;
+    es_stopper *m0 = make_stopper(1, 0);
+    es_stopper_desc d;
+    es_stopper_get(m0, &d);
+    d.within.required = 1ULL << 2; /* p_conf */
+    d.within.every = 4;
+    es_stopper *m;
+    es_error err = {0};
+    assert_int_equal(es_stopper_new(&d, &m, &err), ES_OK);
+    double x[64];
+    for (int i = 0; i < 64; i++) x[i] = NAN;
+    x[w_feat[0]] = 5;
+    x[w_feat[1]] = 1;
+    assert_true(isnan(es_stopper_score(m, ES_AT_WITHIN, x)));     /* p_conf missing: no score */
+    assert_false(isnan(es_stopper_score(m0, ES_AT_WITHIN, x)));   /* without the requirement: the mean */
+    x[w_feat[2]] = 0.9;
+    assert_true(es_stopper_score(m, ES_AT_WITHIN, x) == es_stopper_score(m0, ES_AT_WITHIN, x));
+    es_policy *p, *p1;
+    assert_int_equal(es_policy_new_stopper("learned:probe_threshold=-100", m, &p, &err), ES_OK);
+    assert_int_equal(es_policy_new_stopper("learned:probe_threshold=-100,every=1", m, &p1, &err), ES_OK);
+    es_policy_info info;
+    es_policy_get_info(p, &info);
+    assert_int_equal(info.probe_every, 4);
+    assert_string_equal(es_policy_spec(p), "learned:probe_threshold=-100,max_em_drop=0.1,min=2,max=all");
+    es_policy_get_info(p1, &info);
+    assert_int_equal(info.probe_every, 1);
+    assert_int_equal(es_policy_begin_item(p, 1, 5), ES_OK);
+    es_policy_begin_sample(p);
+    for (uint32_t j = 1; j <= 10; j++) assert_int_equal(es_policy_probe(p, 16 * j, 1, NAN, NAN), ES_CONTINUE);
+    assert_int_equal(es_policy_probe(p, 176, 1, 0.5f, NAN), ES_STOP);
+    es_policy_free(p);
+    es_policy_free(p1);
+    /* beside an across head, a within threshold that never fires (1e9, what
+     * learn writes where nothing passed) makes no probes unless asked */
+    es_stopper *mb = make_stopper(1, 1);
+    assert_int_equal(es_policy_new_stopper("learned:probe_threshold=1e9", mb, &p, &err), ES_OK);
+    es_policy_get_info(p, &info);
+    assert_false(info.has_within);
+    es_policy_free(p);
+    assert_int_equal(es_policy_new_stopper("learned:probe_threshold=1e9,level=both", mb, &p, &err), ES_OK);
+    es_policy_get_info(p, &info);
+    assert_true(info.has_within);
+    es_policy_free(p);
+    es_stopper_free(mb);
+    /* a requirement past the head's inputs is refused, naming the field */
+    d.within.required = 1ULL << 3;
+    es_stopper *m2;
+    assert_int_equal(es_stopper_new(&d, &m2, &err), ES_EINVAL);
+    assert_non_null(strstr(err.field, "within.required"));
+    es_stopper_free(m);
+    es_stopper_free(m0);
+}
+
 /* Operating points, levels, clones and errors. */
 static void test_points_levels_clone(void **state)
 {
@@ -431,7 +489,7 @@ static void test_bad_stopper(void **state)
     assert_int_equal(es_stopper_new(&d, &m, &err), ES_EINVAL);
     uint32_t wrong_level[1] = {fid("p_run")};
     double mean[1] = {0}, scale[1] = {1}, w[1] = {1}, b[1] = {0}, t[1] = {0.5}, nan1[1] = {NAN};
-    d.across = (es_stopper_head){1, wrong_level, mean, scale, 5, 1, {{0, NULL, NULL, w, 0, 1, 1}}};
+    d.across = (es_stopper_head){1, wrong_level, mean, scale, 5, 1, {{0, NULL, NULL, w, 0, 1, 1}}, 0, 0};
     d.n_points = 1;
     d.max_em_drop = b;
     d.threshold = t;
@@ -525,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_score_by_hand),
         cmocka_unit_test(test_verdicts_and_boundary),
         cmocka_unit_test(test_within_verdicts),
+        cmocka_unit_test(test_required_and_every),
         cmocka_unit_test(test_points_levels_clone),
         cmocka_unit_test(test_bad_stopper),
         cmocka_unit_test(test_no_allocation_per_event),

@@ -53,8 +53,8 @@ static es_stopper *random_stopper(void)
     }
     es_stopper_desc d;
     memset(&d, 0, sizeof d);
-    d.across = (es_stopper_head){5, af, am, as, 4.5, 2, {{7, aw1, ab1, aw2, 0.125, 1, 1.0}, {0, NULL, NULL, aw, -1.0 / 3, 0, -1.0}}};
-    d.within = (es_stopper_head){4, wf, wm, ws, 5.0, 1, {{0, NULL, NULL, ww, 0.3, 1, 1.0}}};
+    d.across = (es_stopper_head){5, af, am, as, 4.5, 2, {{7, aw1, ab1, aw2, 0.125, 1, 1.0}, {0, NULL, NULL, aw, -1.0 / 3, 0, -1.0}}, 0, 0};
+    d.within = (es_stopper_head){4, wf, wm, ws, 5.0, 1, {{0, NULL, NULL, ww, 0.3, 1, 1.0}}, 0, 0};
     d.n_points = 4;
     d.max_em_drop = b;
     d.threshold = t;

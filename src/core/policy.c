@@ -38,7 +38,10 @@ static void cache(es_policy *p)
     in->needs_probes = w && p->wd->needs_probes;
     in->token_limit = w && p->wd->token_limit ? p->wd->token_limit(p->wst) : UINT32_MAX;
     in->probe_lag = w && p->wd->probe_lag ? p->wd->probe_lag(p->wst) : 0;
-    in->probe_every = w && p->wd->every_param > 0 ? (uint32_t)w->conf.param[p->wd->every_param] : 1;
+    in->probe_every = !w                 ? 1
+                      : p->wd->probe_every ? p->wd->probe_every(p->wst)
+                      : p->wd->every_param > 0 ? (uint32_t)w->conf.param[p->wd->every_param]
+                                               : 1;
     in->batch = p->ad->batch ? p->ad->batch(p->ast) : 1;
     in->counts_only = !w && p->ad->counts_only;
 }

@@ -43,6 +43,10 @@ static int check_head(const es_stopper_head *h, int level, const char *name, es_
         if (!isfinite(h->mean[i]) || !(h->scale[i] > 0) || !isfinite(h->scale[i]))
             return bad(err, field, "mean must be finite and scale finite and > 0");
     }
+    snprintf(field, sizeof field, "%s.required", name);
+    if (h->n_in < 64 && (h->required >> h->n_in)) return bad(err, field, "names an input the head does not have");
+    snprintf(field, sizeof field, "%s.every", name);
+    if (h->every > 1000000) return bad(err, field, "a probe spacing of at most 1000000");
     snprintf(field, sizeof field, "%s.clip", name);
     if (!(h->clip > 0)) return bad(err, field, "must be > 0");
     snprintf(field, sizeof field, "%s.nets", name);
@@ -207,6 +211,7 @@ double es_stopper_head_score(const es_stopper_head *h, const double *x)
     for (uint32_t i = 0; i < h->n_in; i++) {
         double v = x[i];
         if (v != v) {
+            if ((h->required >> i) & 1) return NAN; /* a signal the head never learned without */
             z[i] = 0; /* missing: the training mean */
             continue;
         }

@@ -4,6 +4,8 @@
  *   {"format": "earlystop-stopper", "version": 1,
  *    "spec": "learned",                       the policy the file stands for
  *    "across": {"features": ["margin", ...], "mean": [...], "scale": [...],
+ *               "required": ["p_conf"],   optional: no score without them
+ *               "every": 4,               optional (within): the probe spacing trained at
  *               "clip": 5,
  *               "nets": [{"output": "logistic", "weight": 1, "w": [...], "b": 0.3},
  *                        {"output": "linear", "weight": -1, "w1": [[...], ...],
@@ -120,6 +122,28 @@ static int read_net(json_t *j, uint32_t n_in, es_stopper_net *net, head_buf *b, 
     return ES_OK;
 }
 
+/* "required": the names, among the head's features, that must be present
+ * for it to score (optional; absent = none). */
+static int read_required(json_t *req, json_t *feats, es_stopper_head *h, const char *path, const char *name,
+                         es_error *err)
+{
+    char f[96];
+    snprintf(f, sizeof f, "%s.required", name);
+    h->required = 0;
+    if (!req) return ES_OK;
+    if (!json_is_array(req)) return fail(err, path, f, "must be an array of the head's feature names");
+    for (size_t r = 0; r < json_array_size(req); r++) {
+        json_t *v = json_array_get(req, r);
+        size_t i = 0;
+        while (json_is_string(v) && i < h->n_in && strcmp(json_string_value(json_array_get(feats, i)), json_string_value(v)))
+            i++;
+        if (!json_is_string(v) || i == h->n_in)
+            return es_error_set(err, ES_EFORMAT, path, 0, f, "item %zu is not one of the head's features", r);
+        h->required |= 1ULL << i;
+    }
+    return ES_OK;
+}
+
 static int read_head(json_t *j, int level, es_stopper_head *h, head_buf *b, const char *path, es_error *err)
 {
     const char *name = level == ES_AT_WITHIN ? "within" : "across";
@@ -150,6 +174,12 @@ static int read_head(json_t *j, int level, es_stopper_head *h, head_buf *b, cons
     if (rc) return rc;
     h->mean = b->mean;
     h->scale = b->scale;
+    if ((rc = read_required(json_object_get(j, "required"), feats, h, path, name, err))) return rc;
+    json_t *every = json_object_get(j, "every");
+    snprintf(f, sizeof f, "%s.every", name);
+    if (every && (!json_is_integer(every) || json_integer_value(every) < 1 || json_integer_value(every) > 1000000))
+        return fail(err, path, f, "must be a whole number of probe points in 1..1000000");
+    h->every = every ? (uint32_t)json_integer_value(every) : 0;
     json_t *clip = json_object_get(j, "clip"), *nets = json_object_get(j, "nets");
     snprintf(f, sizeof f, "%s.clip", name);
     if (!json_is_number(clip)) return fail(err, path, f, "must be a number");
@@ -287,6 +317,13 @@ static json_t *head_json(const es_stopper_head *h)
     json_object_set_new(o, "features", f);
     json_object_set_new(o, "mean", array_of(h->mean, h->n_in));
     json_object_set_new(o, "scale", array_of(h->scale, h->n_in));
+    if (h->required) {
+        json_t *req = json_array();
+        for (uint32_t i = 0; i < h->n_in; i++)
+            if ((h->required >> i) & 1) json_array_append(req, json_array_get(f, i));
+        json_object_set_new(o, "required", req);
+    }
+    if (h->every > 1) json_object_set_new(o, "every", json_integer(h->every));
     json_object_set_new(o, "clip", json_real(h->clip));
     for (uint32_t k = 0; k < h->n_nets; k++) json_array_append_new(nets, net_json(&h->net[k], h->n_in));
     json_object_set_new(o, "nets", nets);

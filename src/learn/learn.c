@@ -138,15 +138,45 @@ typedef struct cand {
     size_t n_grid;
 } cand;
 
+typedef struct fit_ctx {
+    const es_tune_data *d;
+    const es_learn_opts *o;
+    uint8_t *mask;
+    cand *c;
+    size_t n_c;
+    uint32_t feat[2][ES_STOPPER_MAX_INPUTS], nf[2];
+    uint64_t req[2];           /* the heads' required inputs (bits) */
+    es_tune_opts to;
+} fit_ctx;
+
+/* --across-from: its across threshold at a budget (one of its points). */
+static double across_thr(const fit_ctx *x, double budget)
+{
+    if (!x->o->across_from) return NAN;
+    es_stopper_desc a;
+    es_stopper_get(x->o->across_from, &a);
+    for (uint32_t i = 0; i < a.n_points; i++)
+        if (a.max_em_drop[i] == budget) return a.threshold[i];
+    return NAN;
+}
+
 static int level_index(int level) { return level == ES_AT_WITHIN ? 0 : 1; }
 
-static int make_stopper(const cand *c, const uint32_t *const feat[2], size_t n_points, const double *budget,
-                        const double *thr, const double *pthr, es_stopper **out, es_error *err)
+static int make_stopper(const fit_ctx *x, const cand *c, size_t n_points, const double *budget, const double *thr,
+                        const double *pthr, es_stopper **out, es_error *err)
 {
     es_stopper_desc d;
     memset(&d, 0, sizeof d);
-    if (c->head[0]) lr_head_export(c->head[0], feat[0], &d.within);
-    if (c->head[1]) lr_head_export(c->head[1], feat[1], &d.across);
+    if (c->head[0]) lr_head_export(c->head[0], x->feat[0], &d.within);
+    if (c->head[1]) lr_head_export(c->head[1], x->feat[1], &d.across);
+    d.within.required = c->head[0] ? x->req[0] : 0;
+    d.across.required = c->head[1] ? x->req[1] : 0;
+    d.within.every = c->head[0] ? x->o->every : 0;
+    if (x->o->across_from) {
+        es_stopper_desc a;
+        es_stopper_get(x->o->across_from, &a);
+        d.across = a.across;
+    }
     d.n_points = (uint32_t)n_points;
     d.max_em_drop = budget;
     d.threshold = thr;
@@ -195,21 +225,25 @@ static const char *level_word(int level)
 /* The policies of one candidate stopper for the tuner: its across
  * threshold swept (where it has an across head), its probe threshold on
  * the grid (where it has a within head). */
-static int add_candidate(es_tune *t, const cand *c, int level, uint32_t min, uint32_t every, const char *family,
-                         es_error *err)
+static int add_candidate(es_tune *t, const cand *c, int level, uint32_t min, uint32_t every, double fixed_thr,
+                         const char *family, es_error *err)
 {
     size_t n = level & ES_AT_WITHIN ? c->n_grid : 1;
     int rc = ES_OK;
     for (size_t g = 0; g < n && !rc; g++) {
-        char spec[256];
-        if (level & ES_AT_WITHIN)
+        char spec[320];
+        if (!isnan(fixed_thr)) /* beside an across head calibrated elsewhere: its threshold stays (level
+                                * auto: the point that never stops within makes no probes) */
+            snprintf(spec, sizeof spec, "learned:threshold=%.17g,probe_threshold=%.17g,min=%u,every=%u",
+                     fixed_thr, c->grid[g], min, every);
+        else if (level & ES_AT_WITHIN)
             snprintf(spec, sizeof spec, "learned:level=%s,probe_threshold=%.17g,min=%u,every=%u", level_word(level),
                      c->grid[g], min, every);
         else
             snprintf(spec, sizeof spec, "learned:level=across,min=%u", min);
         es_policy *p;
         rc = es_policy_new_stopper(spec, c->stopper, &p, err);
-        if (!rc) rc = es_tune_add_policy(t, p, family, err);
+        if (!rc) rc = isnan(fixed_thr) ? es_tune_add_policy(t, p, family, err) : es_tune_add_point(t, p, family, err);
         es_policy_free(p);
     }
     return rc;
@@ -229,26 +263,47 @@ static int thresholds_of(const char *spec, const es_stopper *m, double *thr, dou
     return ES_OK;
 }
 
-typedef struct fit_ctx {
-    const es_tune_data *d;
-    const es_learn_opts *o;
-    uint8_t *mask;
-    cand *c;
-    size_t n_c;
-    uint32_t feat[2][ES_STOPPER_MAX_INPUTS], nf[2];
-    es_tune_opts to;
-} fit_ctx;
+
+
+/* --require: each name must be a feature one of the learned heads reads;
+ * it sets that input's bit in its head's mask. */
+static int parse_required(const char *list, fit_ctx *x, es_error *err)
+{
+    x->req[0] = x->req[1] = 0;
+    for (const char *p = list; p && *p;) {
+        size_t len = strcspn(p, ",");
+        uint32_t id;
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), p);
+        if (es_feature_find(name, &id))
+            return es_error_set(err, ES_EINVAL, "", 0, "--require", "unknown feature '%s'", name);
+        int found = 0;
+        for (int h = 0; h < 2 && !found; h++)
+            for (uint32_t i = 0; i < x->nf[h] && !found; i++)
+                if (x->feat[h][i] == id) {
+                    x->req[h] |= 1ULL << i;
+                    found = 1;
+                }
+        if (!found)
+            return es_error_set(err, ES_EINVAL, "", 0, "--require", "'%s' is not among the features the stopper reads",
+                                name);
+        p += len + (p[len] == ',');
+    }
+    return ES_OK;
+}
 
 /* Where Learn-then-Test certifies nothing (too few test items for the
  * budget), the cheapest point of the front built on the training items
- * whose EM drop there is within the budget: chosen without a guarantee
- * (certified = -1; 0 when none is within it: the most conservative). */
+ * whose loss there (the loss Learn-then-Test bounds, not the net EM change:
+ * gains on one task must not pay for losses on another) is within the
+ * budget: chosen without a guarantee (certified = -1; 0 when none is
+ * within it: the most conservative). */
 int lr_empirical_choice(const es_tune *t, double budget, es_tune_point *chosen)
 {
     int found = 0;
     for (size_t i = 0; i < es_tune_front_size(t, -1); i++) {
         const es_tune_point *p = es_tune_front_point(t, -1, i);
-        if (p->em_full - p->em <= budget / 100.0 + 1e-12 && (!found || p->cost < chosen->cost)) {
+        if (p->loss <= budget / 100.0 + 1e-12 && (!found || p->cost < chosen->cost)) {
             *chosen = *p;
             found = 1;
         }
@@ -268,7 +323,7 @@ static int ltt(fit_ctx *x, size_t first, size_t last, double budget, es_tune_poi
     for (size_t k = first; !rc && k < last; k++) {
         char fam[32];
         snprintf(fam, sizeof fam, "learned#%zu", k);
-        rc = add_candidate(t, &x->c[k], x->o->level, x->o->min_samples, x->o->every, fam, err);
+        rc = add_candidate(t, &x->c[k], x->o->level, x->o->min_samples, x->o->every, across_thr(x, budget), fam, err);
     }
     if (!rc) {
         es_error e2 = {0};
@@ -325,10 +380,29 @@ static int train_candidates(fit_ctx *x, es_learn_result *out, es_error *err)
         lr_data_free(&s);
     }
     /* each lambda's stopper, thresholds to be chosen */
-    const uint32_t *feat[2] = {x->feat[0], x->feat[1]};
     double zero = 0, b0 = 0; /* one point that any budget finds: thresholds come from the specs */
-    for (size_t k = 0; k < nl && !rc; k++) rc = make_stopper(&x->c[k], feat, 1, &b0, &zero, &zero, &x->c[k].stopper, err);
+    for (size_t k = 0; k < nl && !rc; k++) rc = make_stopper(x, &x->c[k], 1, &b0, &zero, &zero, &x->c[k].stopper, err);
     return rc;
+}
+
+/* --across-from: within only, a stopper with an across head calibrated at
+ * every budget asked for. */
+static int check_across_from(const es_learn_opts *o, es_error *err)
+{
+    es_stopper_desc a;
+    es_stopper_get(o->across_from, &a);
+    if (o->level != ES_AT_WITHIN)
+        return es_error_set(err, ES_EINVAL, "", 0, "--across-from", "goes with --level within (the across head is given)");
+    if (!a.across.n_in) return es_error_set(err, ES_EINVAL, "", 0, "--across-from", "the stopper has no across head");
+    for (size_t b = 0; b < o->n_budgets; b++) {
+        uint32_t i = 0;
+        while (i < a.n_points && a.max_em_drop[i] != o->budgets[b]) i++;
+        if (i == a.n_points)
+            return es_error_set(err, ES_EINVAL, "", 0, "--across-from",
+                                "the stopper has no operating point for %g EM points (train with the same --budgets)",
+                                o->budgets[b]);
+    }
+    return ES_OK;
 }
 
 int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result *out, es_error *err)
@@ -346,6 +420,10 @@ int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result 
                                 "EM budgets must lie in (0, 100) points and ascend");
     if (o->learner != ES_LEARNER_LOGISTIC && (o->n_lambdas < 1 || o->n_lambdas > ES_LEARN_MAX_LAMBDAS))
         return es_error_set(err, ES_EINVAL, "", 0, "--lambda", "between 1 and %d lambdas", ES_LEARN_MAX_LAMBDAS);
+    if (o->across_from) {
+        int r = check_across_from(o, err);
+        if (r) return r;
+    }
     if (o->hidden > ES_STOPPER_MAX_HIDDEN)
         return es_error_set(err, ES_EINVAL, "", 0, "--hidden", "at most %d hidden units", ES_STOPPER_MAX_HIDDEN);
     if (!(o->train_share > 0 && o->train_share < 1))
@@ -366,6 +444,7 @@ int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result 
             rc = lr_parse_features(list ? list : es_learn_default_features(lv), lv, x.feat[level_index(lv)],
                                    &x.nf[level_index(lv)], err);
         }
+    if (!rc) rc = parse_required(o->required, &x, err);
     if (rc) return rc;
     /* one sample per item everywhere: orders change nothing */
     uint32_t max_samples = 0;
@@ -402,7 +481,7 @@ int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result 
         if (cert) { /* certified, or (-1) chosen on the training items without a guarantee */
             rc = thresholds_of(ch.spec, x.c[best].stopper, &p->threshold, &p->probe_threshold, err);
         } else { /* nothing within the budget even there: stop only where the rule must */
-            p->threshold = o->level & ES_AT_ACROSS ? 1e9 : NAN;
+            p->threshold = o->level & ES_AT_ACROSS ? 1e9 : across_thr(&x, o->budgets[b]);
             p->probe_threshold = o->level & ES_AT_WITHIN ? 1e9 : NAN;
         }
         thr[b] = p->threshold;
@@ -410,8 +489,7 @@ int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result 
     }
     say(o, "Learn-then-Test (budgets)", o->n_budgets, o->n_budgets);
     out->n_points = o->n_budgets;
-    const uint32_t *feat[2] = {x.feat[0], x.feat[1]};
-    if (!rc) rc = make_stopper(&x.c[best], feat, o->n_budgets, budget, thr, pthr, &out->stopper, err);
+    if (!rc) rc = make_stopper(&x, &x.c[best], o->n_budgets, budget, thr, pthr, &out->stopper, err);
     for (size_t k = 0; k < x.n_c; k++) {
         free(x.c[k].head[0]);
         free(x.c[k].head[1]);

@@ -117,7 +117,12 @@ void es_report_free(es_report *r)
 
 int es_report_add_policy(es_report *r, const es_policy *proto, es_error *err)
 {
-    report_row *w = add_row(r, ES_ROW_POLICY, es_policy_spec(proto));
+    return es_report_add_policy_as(r, proto, es_policy_spec(proto), err);
+}
+
+int es_report_add_policy_as(es_report *r, const es_policy *proto, const char *name, es_error *err)
+{
+    report_row *w = add_row(r, ES_ROW_POLICY, name);
     if (!w) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     return replay_into(r, w, proto, err);
 }

@@ -135,7 +135,9 @@ static int add_one(es_tune *t, const char *name, es_error *err)
     return rc;
 }
 
-int es_tune_add_policy(es_tune *t, const es_policy *proto, const char *family, es_error *err)
+/* One configuration of proto in `family`; its across parameter swept
+ * exactly when `sweep` and the rule has one. */
+static int add_config(es_tune *t, const es_policy *proto, const char *family, int sweep, es_error *err)
 {
     size_t f = 0;
     while (f < t->n_fam && strcmp(t->fam[f].name, family)) f++;
@@ -153,9 +155,19 @@ int es_tune_add_policy(es_tune *t, const es_policy *proto, const char *family, e
     if (rc) return rc;
     snprintf(cf->family, sizeof cf->family, "%s", family);
     const char *key;
-    cf->sweep_key = es_policy_sweep_param(cf->proto, &key) == ES_OK ? key : NULL;
+    cf->sweep_key = sweep && es_policy_sweep_param(cf->proto, &key) == ES_OK ? key : NULL;
     fr->n_cfg++;
     return ES_OK;
+}
+
+int es_tune_add_policy(es_tune *t, const es_policy *proto, const char *family, es_error *err)
+{
+    return add_config(t, proto, family, 1, err);
+}
+
+int es_tune_add_point(es_tune *t, const es_policy *proto, const char *family, es_error *err)
+{
+    return add_config(t, proto, family, 0, err);
 }
 
 int es_tune_add_family(es_tune *t, const char *family, es_error *err)

@@ -31,6 +31,7 @@ typedef struct learned_state {
     const es_stopper_head *across, *within;   /* the heads this instance serves */
     unsigned levels;
     double thr, pthr;
+    uint32_t every;                           /* probe spacing read */
     double score;                             /* the last across score (boundary) */
 } learned_state;
 
@@ -45,7 +46,8 @@ static const es_param_def params[] = {
     {"min", ES_PARAM_COUNT, 2, 1, 1e9, NULL, 0, 0, "samples at least"},
     ES_PARAM_MAX,
     {"clinch", ES_PARAM_CHOICE, 1, 0, 0, "off|on", 0, 2, "also stop once the leader cannot be caught"},
-    ES_PARAM_EVERY,
+    {"every", ES_PARAM_COUNT, 0, 1, 1e6, "auto", 0, 2,
+     "read every m-th probe point (auto: the spacing the within head was trained at)"},
 };
 
 static void attach(void *st, const es_stopper *m) { ((learned_state *)st)->m = m; }
@@ -95,14 +97,21 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
     }
     int k = point_for(&d, param[P_MAX_EM_DROP], msg);
     if (k < 0) return ES_EINVAL;
+    /* auto: a within head whose threshold at this point never fires (learn
+     * writes 1e9 where nothing passed the budget) would only pay for probes */
+    double pthr = param[P_PROBE_THRESHOLD] == AUTO ? d.probe_threshold[k] : param[P_PROBE_THRESHOLD];
+    if (lv == LEVEL_AUTO && a && !(pthr < 1e9)) want &= ~ES_LEVEL_WITHIN;
     s->levels = want;
     s->across = want & ES_LEVEL_ACROSS ? a : NULL;
     s->within = want & ES_LEVEL_WITHIN ? w : NULL;
     s->thr = param[P_THRESHOLD] == AUTO ? d.threshold[k] : param[P_THRESHOLD];
-    s->pthr = param[P_PROBE_THRESHOLD] == AUTO ? d.probe_threshold[k] : param[P_PROBE_THRESHOLD];
+    s->pthr = pthr;
+    s->every = param[P_EVERY] > 0 ? (uint32_t)param[P_EVERY] : w && w->every > 1 ? w->every : 1;
     s->score = NAN;
     return ES_OK;
 }
+
+static uint32_t probe_every(const void *st) { return ((const learned_state *)st)->every; }
 
 static unsigned levels(const void *st, const double *param)
 {
@@ -195,4 +204,5 @@ const es_rule_def es_rule_learned = {
      * without probes is not refused) */
     .needs_probes = 0,
     .every_param = P_EVERY,
+    .probe_every = probe_every,
 };

@@ -25,7 +25,7 @@ static const es_stopper shipped = {
         .across = {3, across_feature, across_mean, across_scale, 5, 2, {
             {0, NULL, NULL, across_w2_0, 6.3082021887013999, 1, 1},
             {0, NULL, NULL, across_w2_1, 1.0020654892949983, 0, -1},
-        }},
+        }, 0x0ULL, 0},
         .n_points = 5,
         .max_em_drop = points_budget,
         .threshold = points_threshold,
