@@ -474,6 +474,7 @@ static void print_lofo_json(const learn_args *a, const es_lofo_row *rows, const 
         json_t *r = json_object();
         json_object_set_new(r, "file", json_string(rows[f].file));
         json_object_set_new(r, "items", json_integer((json_int_t)rows[f].items));
+        json_object_set_new(r, "full_tokens", json_real(rows[f].full_tokens));
         json_object_set_new(r, "oracle_tokens", json_real(rows[f].oracle_tokens));
         for (int m = 0; m < ES_LOFO_METHODS; m++) {
             json_t *cells = json_array();
