@@ -104,6 +104,7 @@ typedef struct learn_args {
     const char *files[MAX_FILES];
     int n_files;
     const char *out, *emit_c, *anchors, *join[2], *across_from;
+    const char *fit_opt;        /* the first option of a fit given (--join refuses them) */
     int lofo, json, budgets_given;
     double primary;
     char anchor_buf[2][128];
@@ -146,6 +147,9 @@ static int parse_args(int argc, char **argv, learn_args *a)
             print_usage();
             return HELP;
         }
+        if (s[0] == '-' && s[1] && !a->fit_opt && strcmp(s, "--join") && strcmp(s, "--out") && strcmp(s, "--json") &&
+            strcmp(s, "--emit-c"))
+            a->fit_opt = s;
         if (!strcmp(s, "--leave-one-file-out")) a->lofo = 1;
         else if (!strcmp(s, "--json")) a->json = 1;
         else if (s[0] == '-' && s[1] && !v) return cli_usage_error("learn", "option '%s' needs a value or is unknown", s);
@@ -240,7 +244,10 @@ static int parse_args(int argc, char **argv, learn_args *a)
     }
     if (a->join[0]) {
         /* joining trains nothing: options of a fit would be ignored */
-        if (a->n_files || a->lofo) return cli_usage_error("learn", "--join takes no trace files and no --leave-one-file-out");
+        if (a->n_files) return cli_usage_error("learn", "--join takes no trace files");
+        if (a->fit_opt)
+            return cli_usage_error("learn", "--join takes no options of a fit (%s given): it only puts two trained "
+                                   "heads together", a->fit_opt);
         if (!a->out) return cli_usage_error("learn", "--join needs --out FILE");
         return CLI_OK;
     }
@@ -587,16 +594,20 @@ static void print_fit_json(const learn_args *a, const es_learn_result *r)
 
 /* ------------------------------------------------------------- join */
 
-/* A spec's value of one parameter, through the rule's own parser. */
-static double spec_param(const char *spec, const es_stopper *m, const char *name)
+/* A spec's value of one parameter, through the rule's own parser: the file's
+ * spec must run on its weights and have the parameter (a `learned` spec), or
+ * the joined file would carry a spec that does not (max_em_drop=nan). */
+static int spec_param(const char *path, const char *spec, const es_stopper *m, const char *name, double *v)
 {
     es_policy *p;
-    double v = NAN;
-    if (!es_policy_new_stopper(spec, m, &p, NULL)) {
-        es_policy_get_param(p, name, &v, NULL);
-        es_policy_free(p);
-    }
-    return v;
+    es_error err = {0};
+    int rc = es_policy_new_stopper(spec, m, &p, &err);
+    if (!rc) rc = es_policy_get_param(p, name, v, &err);
+    es_policy_free(p);
+    if (rc)
+        return cli_usage_error("learn", "--join: %s: its spec '%s' is not `learned` running on its weights: %s", path,
+                               spec, err.msg);
+    return CLI_OK;
 }
 
 /* --join A B: A's across head and thresholds with B's within head and probe
@@ -623,10 +634,14 @@ static int join(const learn_args *a, int argc, char **argv)
             rc = cli_usage_error("learn", "--join: the two files are calibrated for different EM budgets (train "
                                  "both with the same --budgets)");
     }
+    double every = 0, drop = 0, min = 0;
+    if (!rc) rc = spec_param(a->join[1], spec[1], m[1], "every", &every);
+    if (!rc) rc = spec_param(a->join[0], spec[0], m[0], "max_em_drop", &drop);
+    if (!rc) rc = spec_param(a->join[0], spec[0], m[0], "min", &min);
     if (!rc) {
         j = d[0];
         j.within = d[1].within;
-        if (j.within.every < 2) j.within.every = (uint32_t)spec_param(spec[1], m[1], "every");
+        if (j.within.every < 2) j.within.every = (uint32_t)every;
         j.probe_threshold = d[1].probe_threshold;
         int r = es_stopper_new(&j, &out, &err);
         if (r) rc = cli_report(&err, r);
@@ -634,8 +649,7 @@ static int join(const learn_args *a, int argc, char **argv)
     char joined[256];
     if (!rc)
         /* the within head carries its probe spacing (every=auto reads it) */
-        snprintf(joined, sizeof joined, "learned:max_em_drop=%g,min=%g", spec_param(spec[0], m[0], "max_em_drop"),
-                 spec_param(spec[0], m[0], "min"));
+        snprintf(joined, sizeof joined, "learned:max_em_drop=%g,min=%g", drop, min);
     if (!rc) {
         json_t *p = json_object(), *cmd = json_array();
         for (int i = 0; i < argc; i++) json_array_append_new(cmd, json_string(argv[i]));

@@ -262,7 +262,23 @@ static void test_join_and_require(void **state)
         {"learn %s/g.jsonl --level within --across-from %s/w.json --out %s/x.json", "the stopper has no across head"},
         {"learn %s/g.jsonl --level within --across-from %s/a2.json --out %s/x.json", "no operating point for 0.1 EM points"},
         {"learn %s/g.jsonl --across-from %s/a.json --out %s/x.json", "goes with --level within"},
+        /* a fit's options would be ignored by a join */
+        {"learn --join %s/a.json %s/w.json --out %s/x.json --level within", "no options of a fit (--level given)"},
+        {"learn --join %s/a.json %s/w.json --out %s/x.json --leave-one-file-out", "(--leave-one-file-out given)"},
+        /* a spec that does not run on its weights would be joined into max_em_drop=nan */
+        {"learn --join %s/abad.json %s/w.json --out %s/x.json", "abad.json: its spec 'ac-beta' is not `learned`"},
+        {"learn --join %s/a.json %s/wbad.json --out %s/x.json", "wbad.json: its spec 'learned:max_em_drop=0.07'"},
     };
+    const char *respec[][2] = {{"a", "ac-beta"}, {"w", "learned:max_em_drop=0.07"}};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s.json", tmpdir, respec[i][0]);
+        json_t *s = json_load_file(path, 0, &je);
+        if (!s) fail_msg("%s: %s", path, je.text);
+        json_object_set_new(s, "spec", json_string(respec[i][1]));
+        snprintf(path, sizeof path, "%s/%sbad.json", tmpdir, respec[i][0]);
+        assert_int_equal(json_dump_file(s, path, 0), 0);
+        json_decref(s);
+    }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(args, sizeof args, bad[i].args, tmpdir, tmpdir, tmpdir);
         rc = run(args, &out, &err);
