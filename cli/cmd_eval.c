@@ -318,9 +318,11 @@ static void print_row(const char *name, int oracle, const es_row_figures *f, con
                f->probes);
 }
 
-/* Decisions of each policy on each item, file order.  A failed write stops
- * the run (the message names the file when the output is committed). */
-static int write_decisions(const es_traceset *ts, const es_policy *proto, const eval_opts *o, const char *path)
+/* Decisions of each policy on each item, file order, under the row's name
+ * (a stopper file's, where two share a spec).  A failed write stops the run
+ * (the message names the file when the output is committed). */
+static int write_decisions(const es_traceset *ts, const es_policy *proto, const char *name, const eval_opts *o,
+                           const char *path)
 {
     es_policy *p;
     es_session *ses = NULL;
@@ -341,7 +343,7 @@ static int write_decisions(const es_traceset *ts, const es_policy *proto, const 
         if (rc) break;
         const char *ans = out.answer >= 0 && (uint32_t)out.answer < v.n_answers ? v.answer_raw[out.answer] : NULL;
         json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:b}", "file", path, "policy",
-                              es_policy_spec(p), "id", v.id, "samples", (json_int_t)out.samples, "rounds",
+                              name, "id", v.id, "samples", (json_int_t)out.samples, "rounds",
                               (json_int_t)out.rounds, "tokens", (json_int_t)out.tokens, "probe_tokens",
                               (json_int_t)out.probe_tokens, "answer", ans ? json_string(ans) : json_null(),
                               "correct", out.correct);
@@ -386,7 +388,7 @@ static int replay_rows(es_report *r, const es_traceset *ts, const eval_opts *o, 
         es_policy *full;
         es_error err = {0};
         int rc = es_policy_new("full", &full, &err);
-        rc = rc ? cli_report(&err, rc) : write_decisions(ts, full, o, path);
+        rc = rc ? cli_report(&err, rc) : write_decisions(ts, full, es_policy_spec(full), o, path);
         es_policy_free(full);
         if (rc) {
             *fatal = 1;
@@ -400,12 +402,13 @@ static int replay_rows(es_report *r, const es_traceset *ts, const eval_opts *o, 
         int rc = es_policy_new_any(o->specs[i], &p, &err);
         if (rc) return cli_report(&err, rc);
         const es_error *why;
-        if (es_report_add_policy_as(r, p, o->label[i] ? o->label[i] : es_policy_spec(p), NULL) == ES_ENOMEM)
+        const char *name = o->label[i] ? o->label[i] : es_policy_spec(p);
+        if (es_report_add_policy_as(r, p, name, NULL) == ES_ENOMEM)
             rc = CLI_FAIL;
         else if (es_report_row_failed(r, es_report_n_rows(r) - 1, &why))
             status = worse(status, report_row_error(why, path));
         else if (o->decisions)
-            rc = write_decisions(ts, p, o, path);
+            rc = write_decisions(ts, p, name, o, path);
         es_policy_free(p);
         if (rc) {
             /* an I/O error or a decision the file cannot give: no table */

@@ -241,7 +241,7 @@ static void test_join_and_require(void **state)
     /* two stopper files and the built-in one share a spec: the files' rows
      * are named by the files, and a file given twice is listed once */
     snprintf(args, sizeof args, "eval %s/g.jsonl --policy learned --policy @%s/a.json --policy @%s --policy @%s --json "
-             "--no-oracle --shuffles 2", tmpdir, tmpdir, path, path);
+             "--no-oracle --shuffles 2 --decisions %s/dec.jsonl", tmpdir, tmpdir, path, path, tmpdir);
     rc = run(args, &out, &err);
     if (rc) fail_msg("exit %d: %s", rc, err);
     char row[700];
@@ -253,6 +253,17 @@ static void test_join_and_require(void **state)
     assert_non_null(strstr(out, "\"policy\": \"learned:max_em_drop=0.1,min=2,max=all\""));
     free(out);
     free(err);
+    /* the decisions carry the rows' names: each file's rows apart */
+    char dec[600];
+    snprintf(dec, sizeof dec, "%s/dec.jsonl", tmpdir);
+    char *d = slurp(dec);
+    assert_non_null(d);
+    snprintf(row, sizeof row, "\"policy\":\"@%s/a.json\"", tmpdir);
+    assert_non_null(strstr(d, row));
+    snprintf(row, sizeof row, "\"policy\":\"@%s\"", path);
+    assert_non_null(strstr(d, row));
+    assert_non_null(strstr(d, "\"policy\":\"learned:max_em_drop=0.1,min=2,max=all\""));
+    free(d);
     struct {
         const char *args, *msg;
     } bad[] = {
