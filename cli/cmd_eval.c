@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -174,6 +175,16 @@ static int parse_args(int argc, char **argv, eval_opts *o, const char **files, i
     return CLI_OK;
 }
 
+/* Two --policy @FILEs are one file however its path is spelt (s.json,
+ * ./s.json): by device and inode. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    if (!strcmp(a, b)) return 1;
+    return a[0] == '@' && b[0] == '@' && !stat(a + 1, &x) && !stat(b + 1, &y) && x.st_dev == y.st_dev &&
+           x.st_ino == y.st_ino;
+}
+
 /* Every --policy is checked before any file is read (a typo should not
  * wait for a large file to load), and errors name the policy, not a trace
  * file.  A policy whose canonical spec is full's or an earlier one's would
@@ -205,7 +216,7 @@ static int check_policies(eval_opts *o)
         es_policy_free(p);
         int dup = !strcmp(canon, full);
         for (int k = 0; k < kept && !dup; k++)
-            dup = weights || o->label[k] ? !strcmp(o->specs[i], o->specs[k]) : !strcmp(canon, o->canon[k]);
+            dup = weights || o->label[k] ? same_file(o->specs[i], o->specs[k]) : !strcmp(canon, o->canon[k]);
         if (dup) {
             fprintf(stderr, "earlystop eval: --policy '%s' is %s, %s: listed once\n", o->specs[i], canon,
                     strcmp(canon, full) ? "given earlier" : "the baseline row every file gets");

@@ -239,9 +239,11 @@ static void test_join_and_require(void **state)
     free(out);
     free(err);
     /* two stopper files and the built-in one share a spec: the files' rows
-     * are named by the files, and a file given twice is listed once */
-    snprintf(args, sizeof args, "eval %s/g.jsonl --policy learned --policy @%s/a.json --policy @%s --policy @%s --json "
-             "--no-oracle --shuffles 2 --decisions %s/dec.jsonl", tmpdir, tmpdir, path, path, tmpdir);
+     * are named by the files, and a file given twice (however its path is
+     * spelt) is listed once */
+    snprintf(args, sizeof args, "eval %s/g.jsonl --policy learned --policy @%s/a.json --policy @%s --policy @%s "
+             "--policy @%s/./both.json --json --no-oracle --shuffles 2 --decisions %s/dec.jsonl", tmpdir, tmpdir, path,
+             path, tmpdir, tmpdir);
     rc = run(args, &out, &err);
     if (rc) fail_msg("exit %d: %s", rc, err);
     char row[700];
@@ -250,6 +252,7 @@ static void test_join_and_require(void **state)
     snprintf(row, sizeof row, "\"policy\": \"@%s\"", path);
     assert_non_null(strstr(out, row));
     assert_null(strstr(strstr(out, row) + 1, row));
+    assert_null(strstr(out, "/./both.json"));
     assert_non_null(strstr(out, "\"policy\": \"learned:max_em_drop=0.1,min=2,max=all\""));
     free(out);
     free(err);
