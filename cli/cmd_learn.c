@@ -57,7 +57,7 @@ static const char usage_text[] =
     "                       never stops on probes without)\n"
     "  --across-from FILE   with --level within: calibrate the probe thresholds\n"
     "                       beside FILE's across head at its threshold for each\n"
-    "                       budget; the stopper written has both heads\n"
+    "                       budget and its min; the stopper written has both heads\n"
     "  --join A B           no training: a stopper of A's across head and B's within\n"
     "                       head with their thresholds (same budgets), A's min and\n"
     "                       its probe spacing; written to --out\n"
@@ -105,7 +105,7 @@ typedef struct learn_args {
     int n_files;
     const char *out, *emit_c, *anchors, *join[2], *across_from;
     const char *fit_opt;        /* the first option of a fit given (--join refuses them) */
-    int lofo, json, budgets_given;
+    int lofo, json, budgets_given, min_given;
     double primary;
     char anchor_buf[2][128];
 } learn_args;
@@ -218,7 +218,7 @@ static int parse_args(int argc, char **argv, learn_args *a)
                                            nums[k].hi);
                 switch (k) {
                 case 0: a->o.hidden = (uint32_t)n; break;
-                case 1: a->o.min_samples = (uint32_t)n; break;
+                case 1: a->o.min_samples = (uint32_t)n; a->min_given = 1; break;
                 case 2: a->o.every = (uint32_t)n; break;
                 case 3: a->o.orders = (uint32_t)n; break;
                 case 4: a->o.iterations = (uint32_t)n; break;
@@ -597,7 +597,8 @@ static void print_fit_json(const learn_args *a, const es_learn_result *r)
 /* A spec's value of one parameter, through the rule's own parser: the file's
  * spec must run on its weights and have the parameter (a `learned` spec), or
  * the joined file would carry a spec that does not (max_em_drop=nan). */
-static int spec_param(const char *path, const char *spec, const es_stopper *m, const char *name, double *v)
+static int spec_param(const char *opt, const char *path, const char *spec, const es_stopper *m, const char *name,
+                      double *v)
 {
     es_policy *p;
     es_error err = {0};
@@ -605,8 +606,8 @@ static int spec_param(const char *path, const char *spec, const es_stopper *m, c
     if (!rc) rc = es_policy_get_param(p, name, v, &err);
     es_policy_free(p);
     if (rc)
-        return cli_usage_error("learn", "--join: %s: its spec '%s' is not `learned` running on its weights: %s", path,
-                               spec, err.msg);
+        return cli_usage_error("learn", "%s: %s: its spec '%s' is not `learned` running on its weights: %s", opt,
+                               path, spec, err.msg);
     return CLI_OK;
 }
 
@@ -635,9 +636,9 @@ static int join(const learn_args *a, int argc, char **argv)
                                  "both with the same --budgets)");
     }
     double every = 0, drop = 0, min = 0;
-    if (!rc) rc = spec_param(a->join[1], spec[1], m[1], "every", &every);
-    if (!rc) rc = spec_param(a->join[0], spec[0], m[0], "max_em_drop", &drop);
-    if (!rc) rc = spec_param(a->join[0], spec[0], m[0], "min", &min);
+    if (!rc) rc = spec_param("--join", a->join[1], spec[1], m[1], "every", &every);
+    if (!rc) rc = spec_param("--join", a->join[0], spec[0], m[0], "max_em_drop", &drop);
+    if (!rc) rc = spec_param("--join", a->join[0], spec[0], m[0], "min", &min);
     if (!rc) {
         j = d[0];
         j.within = d[1].within;
@@ -714,10 +715,20 @@ int cmd_learn(int argc, char **argv)
     a.o.progress = progress;
     es_stopper *from = NULL;
     if (a.across_from) {
-        if ((rc = es_stopper_load(a.across_from, &from, NULL, 0, &err))) {
+        char fspec[256];
+        double min = 0;
+        if ((rc = es_stopper_load(a.across_from, &from, fspec, sizeof fspec, &err))) rc = cli_report(&err, rc);
+        /* its across thresholds hold their budgets at the min they were calibrated at */
+        if (!rc) rc = spec_param("--across-from", a.across_from, fspec, from, "min", &min);
+        if (!rc && a.min_given && min != a.o.min_samples)
+            rc = cli_usage_error("learn", "--across-from: %s was calibrated at min=%g, not --min %u", a.across_from, min,
+                                 a.o.min_samples);
+        if (rc) {
+            es_stopper_free(from);
             es_outfile_abort(of);
-            return cli_report(&err, rc);
+            return rc;
         }
+        a.o.min_samples = (uint32_t)min;
         a.o.across_from = from;
     }
     es_traceset *ts[MAX_FILES] = {0};

@@ -193,6 +193,8 @@ static void test_join_and_require(void **state)
         "learn %s/g.jsonl --level across --budgets 0.5,1 --max-em-drop 0.5 --shuffles 2 --out %s/a2.json",
         "learn --join %s/a.json %s/w.json --out %s/both.json --json",
         "learn %s/g.jsonl --level within --every 2 --require p_conf --across-from %s/a.json --shuffles 2 --out %s/bw.json",
+        "learn %s/g.jsonl --level across --min 3 --shuffles 2 --out %s/a3.json",
+        "learn %s/g.jsonl --level within --across-from %s/a3.json --shuffles 2 --out %s/bw3.json",
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         snprintf(args, sizeof args, steps[i], tmpdir, tmpdir, tmpdir);
@@ -229,6 +231,12 @@ static void test_join_and_require(void **state)
                                json_object_get(json_array_get(pb_pts, i), "threshold")));
     assert_non_null(json_object_get(json_object_get(jb, "across_from"), "file"));
     json_decref(ja);
+    json_decref(jb);
+    /* beside an across head calibrated at min=3 the stopper keeps min=3 */
+    snprintf(path, sizeof path, "%s/bw3.json", tmpdir);
+    jb = json_load_file(path, 0, &je);
+    if (!jb) fail_msg("%s: %s", path, je.text);
+    assert_string_equal(json_string_value(json_object_get(jb, "spec")), "learned:max_em_drop=0.1,min=3");
     json_decref(jb);
     snprintf(path, sizeof path, "%s/both.json", tmpdir);
     /* it runs at both levels, reading every 2nd probe */
@@ -276,6 +284,8 @@ static void test_join_and_require(void **state)
         {"learn %s/g.jsonl --level within --across-from %s/w.json --out %s/x.json", "the stopper has no across head"},
         {"learn %s/g.jsonl --level within --across-from %s/a2.json --out %s/x.json", "no operating point for 0.1 EM points"},
         {"learn %s/g.jsonl --across-from %s/a.json --out %s/x.json", "goes with --level within"},
+        {"learn %s/g.jsonl --level within --across-from %s/a3.json --min 2 --out %s/x.json",
+         "a3.json was calibrated at min=3, not --min 2"},
         /* a fit's options would be ignored by a join */
         {"learn --join %s/a.json %s/w.json --out %s/x.json --level within", "no options of a fit (--level given)"},
         {"learn --join %s/a.json %s/w.json --out %s/x.json --leave-one-file-out", "(--leave-one-file-out given)"},
