@@ -50,7 +50,10 @@ static const char usage_text[] =
     "  --loss L             wrong (default), net or disagree: what an item loses\n"
     "                       against the full run (as `tune`)\n"
     "  --features LIST      across features, comma-separated (default: a scale-free\n"
-    "                       set; the catalogue is below)\n"
+    "                       set; the catalogue is below).  Given again (at most 4\n"
+    "                       sets, --level across): a model per set, and each budget\n"
+    "                       takes the set and lambda Learn-then-Test finds cheapest\n"
+    "                       there\n"
     "  --within-features LIST   within features\n"
     "  --require LIST       features that must be present for their head to stop\n"
     "                       (e.g. p_conf: a head trained on probes with confidences\n"
@@ -108,6 +111,7 @@ typedef struct learn_args {
     int lofo, json, budgets_given, min_given;
     double primary;
     char anchor_buf[2][128];
+    char features_buf[4096];
 } learn_args;
 
 /* "a,b,c" of numbers in [lo, hi] into x (at most cap). */
@@ -189,7 +193,14 @@ static int parse_args(int argc, char **argv, learn_args *a)
         } else if (!strcmp(s, "--delta")) {
             if (cli_parse_double(argv[++i], &a->o.tune.delta) || !(a->o.tune.delta > 0 && a->o.tune.delta < 1))
                 return cli_usage_error("learn", "--delta: '%s' is not a number in (0, 1)", v);
-        } else if (!strcmp(s, "--features")) a->o.across_features = argv[++i];
+        } else if (!strcmp(s, "--features")) {
+            /* given again: another set; each budget takes the model that serves it best */
+            size_t used = strlen(a->features_buf);
+            if (used + strlen(v) + 2 > sizeof a->features_buf)
+                return cli_usage_error("learn", "--features: the lists are too long");
+            snprintf(a->features_buf + used, sizeof a->features_buf - used, "%s%s", used ? ";" : "", argv[++i]);
+            a->o.across_features = a->features_buf;
+        }
         else if (!strcmp(s, "--within-features")) a->o.within_features = argv[++i];
         else if (!strcmp(s, "--require")) a->o.required = argv[++i];
         else if (!strcmp(s, "--across-from")) a->across_from = argv[++i];
@@ -312,13 +323,14 @@ static void emit_head(FILE *fp, const char *lv, const es_stopper_head *h)
     }
 }
 
-static void emit_head_init(FILE *fp, const char *lv, const es_stopper_head *h)
+/* A head's initializer; `field` names the member (".across = ") or is "". */
+static void emit_head_init(FILE *fp, const char *field, const char *lv, const es_stopper_head *h)
 {
     if (!h->n_in) {
-        fprintf(fp, "        .%s = {0},\n", lv);
+        fprintf(fp, "        %s{0},\n", field);
         return;
     }
-    fprintf(fp, "        .%s = {%u, %s_feature, %s_mean, %s_scale, %.17g, %u, {\n", lv, h->n_in, lv, lv, lv, h->clip,
+    fprintf(fp, "        %s{%u, %s_feature, %s_mean, %s_scale, %.17g, %u, {\n", field, h->n_in, lv, lv, lv, h->clip,
             h->n_nets);
     for (uint32_t k = 0; k < h->n_nets; k++) {
         const es_stopper_net *n = &h->net[k];
@@ -351,6 +363,24 @@ static int emit_c(const char *path)
                 "#include <math.h>\n#include <stddef.h>\n\n#include \"stopper.h\"\n\n");
     emit_head(fp, "within", &d.within);
     emit_head(fp, "across", &d.across);
+    char lv[32];
+    for (uint32_t k = 0; k < d.n_across_alt; k++) {
+        snprintf(lv, sizeof lv, "across_alt%u", k);
+        emit_head(fp, lv, &d.across_alt[k]);
+    }
+    if (d.n_across_alt) {
+        fprintf(fp, "static const es_stopper_head across_alt[%u] = {\n", d.n_across_alt);
+        for (uint32_t k = 0; k < d.n_across_alt; k++) {
+            snprintf(lv, sizeof lv, "across_alt%u", k);
+            emit_head_init(fp, "", lv, &d.across_alt[k]);
+        }
+        fprintf(fp, "};\n");
+    }
+    if (d.across_pick) {
+        fprintf(fp, "static const uint32_t across_pick[%u] = {", d.n_points);
+        for (uint32_t i = 0; i < d.n_points; i++) fprintf(fp, "%s%u", i ? ", " : "", d.across_pick[i]);
+        fprintf(fp, "};\n");
+    }
     emit_array(fp, "points_budget", d.max_em_drop, d.n_points);
     const double *thr[2] = {d.threshold, d.probe_threshold};
     const char *tn[2] = {"points_threshold", "points_probe_threshold"};
@@ -363,12 +393,15 @@ static int emit_c(const char *path)
         fprintf(fp, "};\n");
     }
     fprintf(fp, "\nstatic const es_stopper shipped = {\n    .builtin = 1,\n    .d = {\n");
-    emit_head_init(fp, "within", &d.within);
-    emit_head_init(fp, "across", &d.across);
+    emit_head_init(fp, ".within = ", "within", &d.within);
+    emit_head_init(fp, ".across = ", "across", &d.across);
     fprintf(fp, "        .n_points = %u,\n        .max_em_drop = points_budget,\n"
-                "        .threshold = points_threshold,\n        .probe_threshold = points_probe_threshold,\n"
-                "    },\n};\n\nconst es_stopper *es_stopper_builtin(void) { return &shipped; }\n",
+                "        .threshold = points_threshold,\n        .probe_threshold = points_probe_threshold,\n",
             d.n_points);
+    if (d.n_across_alt)
+        fprintf(fp, "        .n_across_alt = %u,\n        .across_alt = across_alt,\n", d.n_across_alt);
+    if (d.across_pick) fprintf(fp, "        .across_pick = across_pick,\n");
+    fprintf(fp, "    },\n};\n\nconst es_stopper *es_stopper_builtin(void) { return &shipped; }\n");
     es_stopper_free(m);
     (void)spec;
     return CLI_OK;
@@ -520,7 +553,8 @@ static json_t *source_of(const char *path)
     json_t *v;
     if (json_is_object(j))
         json_object_foreach(j, k, v) if (strcmp(k, "format") && strcmp(k, "version") && strcmp(k, "within") &&
-                                         strcmp(k, "across") && strcmp(k, "operating_points"))
+                                         strcmp(k, "across") && strcmp(k, "across_alt") &&
+                                         strcmp(k, "operating_points"))
             json_object_set(o, k, v);
     json_decref(j);
     return o;
@@ -554,6 +588,9 @@ static char *provenance(const learn_args *a, const es_learn_result *r, int argc,
                                              selection_name(p->certified),
                                              "opt_loss", p->test.loss, "opt_cost", p->test.cost,
                                              "pvalue", p->test.pvalue));
+        json_t *last = json_array_get(pts, json_array_size(pts) - 1);
+        json_object_set_new(last, "lambda", isnan(p->lambda) ? json_null() : json_real(p->lambda));
+        json_object_set_new(last, "feature_set", json_integer(p->feature_set));
     }
     json_object_set_new(j, "calibration", pts);
     if (a->across_from) json_object_set_new(j, "across_from", source_of(a->across_from));
@@ -584,6 +621,8 @@ static void print_fit_json(const learn_args *a, const es_learn_result *r)
         json_object_set_new(o, "certified", json_boolean(p->certified == 1));
         json_object_set_new(o, "selection", json_string(selection_name(p->certified)));
         json_object_set_new(o, "pvalue", isfinite(p->test.pvalue) ? json_real(p->test.pvalue) : json_null());
+        json_object_set_new(o, "lambda", isfinite(p->lambda) ? json_real(p->lambda) : json_null());
+        json_object_set_new(o, "feature_set", json_integer(p->feature_set));
         json_array_append_new(pts, o);
     }
     json_object_set_new(j, "operating_points", pts);
@@ -783,8 +822,9 @@ int cmd_learn(int argc, char **argv)
                     char t1[32] = "-", t2[32] = "-";
                     if (!isnan(p->threshold)) snprintf(t1, sizeof t1, "%.6g", p->threshold);
                     if (!isnan(p->probe_threshold)) snprintf(t2, sizeof t2, "%.6g", p->probe_threshold);
-                    printf("  max_em_drop %.2f pt: threshold %s, probe_threshold %s, %s (p = %.3g)\n",
-                           p->max_em_drop, t1, t2,
+                    printf("  max_em_drop %.2f pt: threshold %s, probe_threshold %s, lambda %g, features #%u, "
+                           "%s (p = %.3g)\n",
+                           p->max_em_drop, t1, t2, p->lambda, p->feature_set,
                            p->certified == 1   ? "certified"
                            : p->certified < 0 ? "NOT certified: chosen on the training items"
                                               : "NOT certified: nothing within the budget, stops only at the cap",

@@ -430,7 +430,7 @@ ES_API void es_features_get(const es_features *f, int level, double *out);
  * hold which EM budget (calibrated by Learn-then-Test when trained).  The
  * io layer reads and writes them as JSON (es_stopper_load, es_stopper_save).
  */
-enum { ES_STOPPER_MAX_HIDDEN = 64, ES_STOPPER_MAX_INPUTS = 64, ES_STOPPER_MAX_POINTS = 32 };
+enum { ES_STOPPER_MAX_HIDDEN = 64, ES_STOPPER_MAX_INPUTS = 64, ES_STOPPER_MAX_POINTS = 32, ES_STOPPER_MAX_ALT = 8 };
 
 typedef struct es_stopper_net {
     uint32_t hidden;        /* 0: linear in z */
@@ -466,6 +466,13 @@ typedef struct es_stopper_desc {
     const double *max_em_drop;      /* [n_points] EM budgets in points, strictly ascending */
     const double *threshold;        /* [n_points] across thresholds (NaN where no across head) */
     const double *probe_threshold;  /* [n_points] within thresholds (NaN where no within head) */
+    /* More across heads, for operating points that another model serves
+     * best (learn chooses per budget among feature sets and lambdas): point
+     * i scores with across_alt[across_pick[i] - 1] where across_pick[i] > 0,
+     * else with `across`.  across_pick NULL: every point uses `across`. */
+    uint32_t n_across_alt;              /* at most ES_STOPPER_MAX_ALT */
+    const es_stopper_head *across_alt;  /* [n_across_alt] */
+    const uint32_t *across_pick;        /* [n_points] or NULL */
 } es_stopper_desc;
 
 typedef struct es_stopper es_stopper;
@@ -480,7 +487,9 @@ ES_API void es_stopper_get(const es_stopper *m, es_stopper_desc *out);
  * when the build has none.  Never freed. */
 ES_API const es_stopper *es_stopper_builtin(void);
 /* The score of one level's head on raw features x[es_feature_count()] (NaN
- * = missing); NaN when m has no head there. */
+ * = missing); NaN when m has no head there.  Across: the head `across`;
+ * es_stopper_score_at scores with the head of operating point `point`. */
+ES_API double es_stopper_score_at(const es_stopper *m, uint32_t point, int level, const double *x);
 ES_API double es_stopper_score(const es_stopper *m, int level, const double *x);
 
 /* es_policy_new with this stopper for the rules that take one (`learned`;

@@ -40,13 +40,16 @@ typedef enum es_reward {
 ES_API const char *es_learner_name(es_learner l);
 ES_API int es_learner_parse(const char *name, es_learner *out);
 
-enum { ES_LEARN_MAX_LAMBDAS = 16, ES_LEARN_MAX_BUDGETS = 8 };
+enum { ES_LEARN_MAX_LAMBDAS = 16, ES_LEARN_MAX_BUDGETS = 8, ES_LEARN_MAX_SETS = 4 };
 
 typedef struct es_learn_opts {
     int level;                  /* ES_AT_WITHIN, ES_AT_ACROSS or both (bits) */
     es_learner learner;
     es_reward reward;
-    const char *across_features;/* comma-separated catalogue names; NULL: the defaults */
+    const char *across_features;/* comma-separated catalogue names; NULL: the defaults.  Several
+                                   sets, ';' between them (at most ES_LEARN_MAX_SETS, level across
+                                   only): each budget takes the model (set and lambda) that
+                                   Learn-then-Test finds cheapest there */
     const char *within_features;
     const char *required;       /* comma-separated names among the heads' features that must be
                                    present for a head to stop (es_stopper_head.required); NULL: none */
@@ -93,6 +96,8 @@ typedef struct es_learn_point {
                                    items without a guarantee; 0: nothing within the
                                    budget, the most conservative (no stop before the cap) */
     es_tune_point test;         /* its figures on the test part */
+    double lambda;              /* the model's lambda at this budget (NaN: logistic) */
+    uint32_t feature_set;       /* and its across feature set (index into the ';' list) */
 } es_learn_point;
 
 typedef struct es_learn_result {

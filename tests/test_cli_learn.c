@@ -315,6 +315,62 @@ static void test_join_and_require(void **state)
     assert_int_not_equal(access(path, F_OK), 0);
 }
 
+/* Two feature sets: each budget says which model (set, lambda) serves it,
+ * the file carries one across head per model chosen, and it runs at each
+ * budget; several sets go with the across level only. */
+static void test_feature_sets(void **state)
+{
+    (void)state;
+    if (!bin_present() || !data_present()) skip();
+    char args[2400], *out, *err;
+    snprintf(args, sizeof args, "learn %s --features margin,leader_wf,wf_share --features margin,beta_logit "
+             "--budgets 0.5,3 --max-em-drop 0.5 --shuffles 4 --out %s/fs.json --json", files, tmpdir);
+    int rc = run(args, &out, &err);
+    if (rc) fail_msg("exit %d: %s", rc, err);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    if (!j) fail_msg("not JSON: %s", out);
+    json_t *pts = json_object_get(j, "operating_points");
+    assert_int_equal(json_array_size(pts), 2);
+    int sets[2];
+    for (size_t i = 0; i < 2; i++) {
+        json_t *fs = json_object_get(json_array_get(pts, i), "feature_set");
+        assert_true(json_is_integer(fs));
+        sets[i] = (int)json_integer_value(fs);
+        assert_true(sets[i] == 0 || sets[i] == 1);
+    }
+    json_decref(j);
+    free(out);
+    free(err);
+    char path[600];
+    snprintf(path, sizeof path, "%s/fs.json", tmpdir);
+    j = json_load_file(path, 0, &je);
+    if (!j) fail_msg("%s", je.text);
+    /* a second head exactly when the two budgets chose different models */
+    json_t *alt = json_object_get(j, "across_alt");
+    json_t *cal = json_object_get(j, "calibration");
+    int differ = sets[0] != sets[1] ||
+                 !json_equal(json_object_get(json_array_get(cal, 0), "lambda"),
+                             json_object_get(json_array_get(cal, 1), "lambda"));
+    assert_int_equal(alt != NULL, differ);
+    json_decref(j);
+    for (int b = 0; b < 2; b++) {
+        snprintf(args, sizeof args, "eval %s/traces/mot_gpt35_date_cot2.jsonl --policy @%s%s --no-oracle",
+                 es_ref_data_dir(), path, b ? "" : "");
+        rc = run(args, &out, &err);
+        if (rc) fail_msg("exit %d: %s", rc, err);
+        free(out);
+        free(err);
+    }
+    snprintf(args, sizeof args, "learn %s --features margin --features beta_logit --level within --out %s/x.json",
+             files, tmpdir);
+    rc = run(args, &out, &err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(err, "several feature sets go with --level across"));
+    free(out);
+    free(err);
+}
+
 static void test_help_lists_features(void **state)
 {
     (void)state;
@@ -335,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_help_lists_features),
         cmocka_unit_test(test_eval_shipped),
         cmocka_unit_test(test_join_and_require),
+        cmocka_unit_test(test_feature_sets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -439,6 +439,62 @@ static void test_required_and_every(void **state)
     es_stopper_free(m0);
 }
 
+/* A point that picks another across head scores with it: the boundary at
+ * max_em_drop=0.5 is the alternative head's score, at 0.1 and 1 the first's. */
+static void test_alt_heads(void **state)
+{
+    (void)state;
+    es_stopper *m0 = make_stopper(0, 1);
+    es_stopper_desc d;
+    es_stopper_get(m0, &d);
+    static uint32_t xf[1];
+    static const double xm[1] = {2.0}, xs[1] = {3.0}, xw[1] = {0.9};
+    static const uint32_t pick[3] = {0, 1, 0};
+    xf[0] = fid("margin");
+    es_stopper_head alt = {1, xf, xm, xs, 5.0, 1, {{0, NULL, NULL, xw, -0.3, 0, 1.0}}, 0, 0};
+    d.n_across_alt = 1;
+    d.across_alt = &alt;
+    d.across_pick = pick;
+    es_stopper *m;
+    es_error err = {0};
+    assert_int_equal(es_stopper_new(&d, &m, &err), ES_OK);
+    const int32_t a[4] = {1, 1, 2, 1};
+    for (int k = 0; k < 3; k++) {
+        const double budget[3] = {0.1, 0.5, 1.0};
+        es_policy *p;
+        char spec[80];
+        snprintf(spec, sizeof spec, "learned:max_em_drop=%g,clinch=off", budget[k]);
+        assert_int_equal(es_policy_new_stopper(spec, m, &p, &err), ES_OK);
+        assert_int_equal(es_policy_observe(p, 1), ES_OK);
+        assert_int_equal(es_policy_begin_item(p, 4, 3), ES_OK);
+        es_features *f;
+        assert_int_equal(es_features_new(&f), ES_OK);
+        assert_int_equal(es_features_begin_item(f, 4, 3, NULL), ES_OK);
+        for (uint32_t i = 0; i < 4; i++) {
+            es_policy_end_sample(p, a[i], 50, NAN);
+            es_features_sample(f, a[i], 50, NAN);
+            double b, x[64];
+            int r = es_policy_boundary(p, &b);
+            es_features_get(f, ES_AT_ACROSS, x);
+            if (i == 0) continue;
+            assert_int_equal(r, ES_BOUND_UPPER);
+            assert_true(b == es_stopper_score_at(m, (uint32_t)k, ES_AT_ACROSS, x));
+            if (k == 1) assert_true(b == 0.9 * ((x[xf[0]] - 2.0) / 3.0) - 0.3);
+            else assert_true(b == es_stopper_score(m, ES_AT_ACROSS, x));
+        }
+        es_features_free(f);
+        es_policy_free(p);
+    }
+    /* a pick past the heads is refused, naming the point */
+    static const uint32_t bad_pick[3] = {0, 2, 0};
+    d.across_pick = bad_pick;
+    es_stopper *m2;
+    assert_int_equal(es_stopper_new(&d, &m2, &err), ES_EINVAL);
+    assert_non_null(strstr(err.field, "operating_points[1]"));
+    es_stopper_free(m);
+    es_stopper_free(m0);
+}
+
 /* Operating points, levels, clones and errors. */
 static void test_points_levels_clone(void **state)
 {
@@ -584,6 +640,7 @@ int main(void)
         cmocka_unit_test(test_verdicts_and_boundary),
         cmocka_unit_test(test_within_verdicts),
         cmocka_unit_test(test_required_and_every),
+        cmocka_unit_test(test_alt_heads),
         cmocka_unit_test(test_points_levels_clone),
         cmocka_unit_test(test_bad_stopper),
         cmocka_unit_test(test_no_allocation_per_event),

@@ -28,8 +28,19 @@ static uint32_t fid(const char *name)
 
 /* Random weights (awkward doubles: many digits, tiny and huge) for a both-
  * level stopper with an MLP and a linear net. */
-static es_stopper *random_stopper(void)
+static es_stopper *random_stopper(int with_alt)
 {
+    static uint32_t xf[3], pick[4] = {0, 1, 0, 1};
+    static double xm[3], xs[3], xw[3];
+    static es_stopper_head alt[1];
+    const char *xn[3] = {"margin", "top1_share", "log_n"};
+    for (int i = 0; i < 3; i++) {
+        xf[i] = fid(xn[i]);
+        xm[i] = es_test_uniform() * 10;
+        xs[i] = es_test_uniform() + 0.5;
+        xw[i] = es_test_uniform() - 0.5;
+    }
+    alt[0] = (es_stopper_head){3, xf, xm, xs, 3.0, 1, {{0, NULL, NULL, xw, 0.7, 1, 1.0}}, 0, 0};
     static uint32_t af[5], wf[4];
     static double am[5], as[5], aw1[5 * 7], ab1[7], aw2[7], aw[5], wm[4], ws[4], ww[4], b[4], t[4], pt[4];
     const char *an[5] = {"margin", "beta_logit", "leader_wf", "conf_leader_others", "tok_leader_others"};
@@ -59,11 +70,19 @@ static es_stopper *random_stopper(void)
     d.max_em_drop = b;
     d.threshold = t;
     d.probe_threshold = pt;
+    if (with_alt) { /* points 1 and 3 scored by another across head */
+        d.n_across_alt = 1;
+        d.across_alt = alt;
+        d.across_pick = pick;
+    }
     es_stopper *m;
     es_error err = {0};
     if (es_stopper_new(&d, &m, &err)) fail_msg("%s", err.msg);
     return m;
 }
+
+/* The same alternative heads and picks. */
+static void same_alt(const es_stopper_desc *a, const es_stopper_desc *b);
 
 static void same_arrays(const double *a, const double *b, size_t n)
 {
@@ -94,12 +113,20 @@ static void same_head(const es_stopper_head *a, const es_stopper_head *b)
     }
 }
 
+static void same_alt(const es_stopper_desc *a, const es_stopper_desc *b)
+{
+    assert_int_equal(a->n_across_alt, b->n_across_alt);
+    for (uint32_t k = 0; k < a->n_across_alt; k++) same_head(&a->across_alt[k], &b->across_alt[k]);
+    assert_true((a->across_pick == NULL) == (b->across_pick == NULL));
+    if (a->across_pick) assert_memory_equal(a->across_pick, b->across_pick, a->n_points * sizeof(uint32_t));
+}
+
 static void test_round_trip(void **state)
 {
     (void)state;
     char *path = es_test_tmp_file("");
     for (int r = 0; r < 20; r++) {
-        es_stopper *m = random_stopper(), *back;
+        es_stopper *m = random_stopper(r & 1), *back;
         es_error err = {0};
         assert_int_equal(es_stopper_save(m, path, "learned:max_em_drop=0.2", "{\"learner\": \"fqi\", \"lambda\": 0.05}", &err),
                          ES_OK);
@@ -115,6 +142,7 @@ static void test_round_trip(void **state)
         same_arrays(a.max_em_drop, b.max_em_drop, a.n_points);
         same_arrays(a.threshold, b.threshold, a.n_points);
         same_arrays(a.probe_threshold, b.probe_threshold, a.n_points);
+        same_alt(&a, &b);
         /* and so every score, at random feature values */
         double x[64];
         for (int k = 0; k < 100; k++) {
@@ -125,6 +153,24 @@ static void test_round_trip(void **state)
             s1 = es_stopper_score(m, ES_AT_WITHIN, x);
             s2 = es_stopper_score(back, ES_AT_WITHIN, x);
             assert_memory_equal(&s1, &s2, sizeof s1);
+            for (uint32_t pt = 0; pt < a.n_points; pt++) {
+                s1 = es_stopper_score_at(m, pt, ES_AT_ACROSS, x);
+                s2 = es_stopper_score_at(back, pt, ES_AT_ACROSS, x);
+                assert_memory_equal(&s1, &s2, sizeof s1);
+            }
+        }
+        if (r & 1) { /* a point scores with the head it picks */
+            x[fid("margin")] = 3;
+            x[fid("top1_share")] = 0.6;
+            x[fid("log_n")] = 1.5;
+            double s1 = es_stopper_score_at(back, 1, ES_AT_ACROSS, x), z = 0.7;
+            const double v[3] = {3, 0.6, 1.5};
+            for (int i = 0; i < 3; i++) {
+                double t = (v[i] - a.across_alt[0].mean[i]) / a.across_alt[0].scale[i];
+                z += a.across_alt[0].net[0].w2[i] * (t > 3 ? 3 : t < -3 ? -3 : t);
+            }
+            assert_true(fabs(s1 - 1 / (1 + exp(-z))) < 1e-12);
+            assert_true(es_stopper_score_at(back, 0, ES_AT_ACROSS, x) == es_stopper_score(back, ES_AT_ACROSS, x));
         }
         /* the file is a policy file: its spec with its weights */
         es_policy *p;
@@ -173,6 +219,34 @@ static void test_bad_files(void **state)
         assert_null(m);
         if (strcmp(err.field, cases[i].field)) fail_msg("case %zu: field '%s' (%s), expected '%s'", i, err.field, err.msg, cases[i].field);
         assert_string_equal(err.file, path);
+        unlink(path);
+        free(path);
+    }
+    /* alternative heads: malformed, or a point picking one that is not there */
+    struct {
+        const char *body, *points, *field;
+    } alt_cases[] = {
+        {"\"across_alt\": [], ", ok_points, "across_alt"},
+        {"\"across_alt\": [7], ", ok_points, "across_alt[0]"},
+        {"\"across_alt\": [{\"features\": [\"p_run\"], \"mean\": [0], \"scale\": [1], \"clip\": 5, "
+         "\"nets\": [{\"output\": \"linear\", \"w\": [1], \"b\": 0}]}], ", ok_points, "across_alt[0].features[0]"},
+        {"", "\"operating_points\": [{\"max_em_drop\": 0.1, \"threshold\": 0.5, \"across_head\": 1}]}",
+         "operating_points[0].across_head"},
+        {"\"across_alt\": [{\"features\": [\"log_n\"], \"mean\": [0], \"scale\": [1], \"clip\": 5, "
+         "\"nets\": [{\"output\": \"linear\", \"w\": [1], \"b\": 0}]}], ",
+         "\"operating_points\": [{\"max_em_drop\": 0.1, \"threshold\": 0.5, \"across_head\": -1}]}",
+         "operating_points[0].across_head"},
+    };
+    for (size_t i = 0; i < sizeof alt_cases / sizeof alt_cases[0]; i++) {
+        char text[2048];
+        snprintf(text, sizeof text, "%s%s%s%s", head, ok_across, alt_cases[i].body, alt_cases[i].points);
+        char *path = es_test_tmp_file(text);
+        es_stopper *m = (es_stopper *)1;
+        es_error err = {0};
+        assert_int_not_equal(es_stopper_load(path, &m, NULL, 0, &err), ES_OK);
+        assert_null(m);
+        if (strcmp(err.field, alt_cases[i].field))
+            fail_msg("alt case %zu: field '%s' (%s), expected '%s'", i, err.field, err.msg, alt_cases[i].field);
         unlink(path);
         free(path);
     }
@@ -254,6 +328,7 @@ static void test_builtin_is_the_file(void **state)
     same_head(&x.across, &y.across);
     same_head(&x.within, &y.within);
     assert_int_equal(x.n_points, y.n_points);
+    same_alt(&x, &y);
     same_arrays(x.max_em_drop, y.max_em_drop, x.n_points);
     for (uint32_t i = 0; i < x.n_points; i++) {
         assert_true(isnan(x.threshold[i]) == isnan(y.threshold[i]));

@@ -71,6 +71,15 @@ static int check(const es_stopper_desc *d, es_error *err)
     int rc = check_head(&d->within, ES_AT_WITHIN, "within", err);
     if (!rc) rc = check_head(&d->across, ES_AT_ACROSS, "across", err);
     if (rc) return rc;
+    if (d->n_across_alt > ES_STOPPER_MAX_ALT || (d->n_across_alt && (!d->across_alt || !d->across.n_in)))
+        return bad(err, "across_alt", "at most 8 more across heads, beside an across head");
+    for (uint32_t k = 0; k < d->n_across_alt && !rc; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "across_alt[%u]", k);
+        rc = d->across_alt[k].n_in ? check_head(&d->across_alt[k], ES_AT_ACROSS, name, err)
+                                   : bad(err, name, "an empty head");
+    }
+    if (rc) return rc;
     if (d->n_points < 1 || d->n_points > ES_STOPPER_MAX_POINTS)
         return bad(err, "operating_points", "between 1 and 32 operating points");
     for (uint32_t i = 0; i < d->n_points; i++) {
@@ -79,6 +88,8 @@ static int check(const es_stopper_desc *d, es_error *err)
         if (!(d->max_em_drop[i] >= 0) || (i && !(d->max_em_drop[i] > d->max_em_drop[i - 1])))
             return bad(err, field, "max_em_drop must be >= 0 and strictly ascending");
         if (d->across.n_in && !isfinite(d->threshold[i])) return bad(err, field, "the across threshold must be finite");
+        if (d->across_pick && d->across_pick[i] > d->n_across_alt)
+            return bad(err, field, "across_head names no head (0 = across, k = across_alt[k - 1])");
         if (d->within.n_in && !isfinite(d->probe_threshold[i]))
             return bad(err, field, "the probe threshold must be finite");
     }
@@ -138,14 +149,28 @@ int es_stopper_new(const es_stopper_desc *d, es_stopper **out, es_error *err)
     *out = NULL;
     int rc = check(d, err);
     if (rc) return rc;
+    /* one block: the struct, the alternative heads, the doubles, the ids and picks */
+    size_t na = d->n_across_alt;
     size_t nd = head_doubles(&d->within) + head_doubles(&d->across) + 3 * (size_t)d->n_points;
-    size_t ni = (size_t)d->within.n_in + d->across.n_in;
-    es_stopper *m = calloc(1, sizeof *m + nd * sizeof(double) + ni * sizeof(uint32_t));
+    size_t ni = (size_t)d->within.n_in + d->across.n_in + (d->across_pick ? d->n_points : 0);
+    for (size_t k = 0; k < na; k++) {
+        nd += head_doubles(&d->across_alt[k]);
+        ni += d->across_alt[k].n_in;
+    }
+    es_stopper *m = calloc(1, sizeof *m + na * sizeof(es_stopper_head) + nd * sizeof(double) + ni * sizeof(uint32_t));
     if (!m) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
-    double *at = (double *)(m + 1);
+    es_stopper_head *alt = (es_stopper_head *)(m + 1);
+    double *at = (double *)(alt + na);
     uint32_t *ids = (uint32_t *)(at + nd);
     copy_head(&m->d.within, &d->within, &at, &ids);
     copy_head(&m->d.across, &d->across, &at, &ids);
+    for (size_t k = 0; k < na; k++) copy_head(&alt[k], &d->across_alt[k], &at, &ids);
+    m->d.n_across_alt = (uint32_t)na;
+    m->d.across_alt = na ? alt : NULL;
+    if (d->across_pick) {
+        memcpy(ids, d->across_pick, d->n_points * sizeof *ids);
+        m->d.across_pick = ids;
+    }
     m->d.n_points = d->n_points;
     m->d.max_em_drop = put(&at, d->max_em_drop, d->n_points);
     /* a level without a head keeps NaN thresholds whatever was given */
@@ -223,6 +248,23 @@ double es_stopper_head_score(const es_stopper_head *h, const double *x)
     return s;
 }
 
+const es_stopper_head *es_stopper_head_for(const es_stopper *m, uint32_t point, int level)
+{
+    const es_stopper_desc *d = &m->d;
+    if (level == ES_AT_ACROSS && point < d->n_points && d->across_pick && d->across_pick[point])
+        return &d->across_alt[d->across_pick[point] - 1];
+    return es_stopper_head_at(m, level);
+}
+
+double es_stopper_score_at(const es_stopper *m, uint32_t point, int level, const double *x)
+{
+    const es_stopper_head *h = es_stopper_head_for(m, point, level);
+    if (!h) return NAN;
+    double in[ES_STOPPER_MAX_INPUTS];
+    for (uint32_t i = 0; i < h->n_in; i++) in[i] = x[h->feature[i]];
+    return es_stopper_head_score(h, in);
+}
+
 const es_stopper_head *es_stopper_head_at(const es_stopper *m, int level)
 {
     const es_stopper_head *h = level == ES_AT_WITHIN ? &m->d.within : level == ES_AT_ACROSS ? &m->d.across : NULL;
@@ -231,9 +273,5 @@ const es_stopper_head *es_stopper_head_at(const es_stopper *m, int level)
 
 double es_stopper_score(const es_stopper *m, int level, const double *x)
 {
-    const es_stopper_head *h = es_stopper_head_at(m, level);
-    if (!h) return NAN;
-    double in[ES_STOPPER_MAX_INPUTS];
-    for (uint32_t i = 0; i < h->n_in; i++) in[i] = x[h->feature[i]];
-    return es_stopper_head_score(h, in);
+    return es_stopper_score_at(m, UINT32_MAX, level, x);
 }

@@ -19,6 +19,9 @@ struct es_stopper {
 void es_stopper_retain(const es_stopper *m);
 /* The head at a level (ES_AT_*), NULL when the stopper has none there. */
 const es_stopper_head *es_stopper_head_at(const es_stopper *m, int level);
+/* The head that scores operating point `point` at a level (across: its
+ * pick among the alternatives; NULL when none). */
+const es_stopper_head *es_stopper_head_for(const es_stopper *m, uint32_t point, int level);
 /* The head's score on its own inputs x[n_in] (NaN = missing). */
 double es_stopper_head_score(const es_stopper_head *h, const double *x);
 

@@ -11,6 +11,8 @@
  *                        {"output": "linear", "weight": -1, "w1": [[...], ...],
  *                         "b1": [...], "w2": [...], "b2": 0.1}]},
  *    "within": {...} or absent,
+ *    "across_alt": [{...}, ...] or absent,    more across heads
+ *    ("operating_points"[i]."across_head": k picks across_alt[k - 1]),
  *    "operating_points": [{"max_em_drop": 0.1, "threshold": 0.8,
  *                          "probe_threshold": 0.7}, ...],
  *    ...provenance: learner, reward, lambda, files, command, figures}
@@ -144,9 +146,9 @@ static int read_required(json_t *req, json_t *feats, es_stopper_head *h, const c
     return ES_OK;
 }
 
-static int read_head(json_t *j, int level, es_stopper_head *h, head_buf *b, const char *path, es_error *err)
+static int read_head(json_t *j, int level, const char *name, es_stopper_head *h, head_buf *b, const char *path,
+                     es_error *err)
 {
-    const char *name = level == ES_AT_WITHIN ? "within" : "across";
     char f[96];
     memset(h, 0, sizeof *h);
     if (!j || json_is_null(j)) return ES_OK;
@@ -222,6 +224,43 @@ static int read_points(json_t *a, es_stopper_desc *d, double *budget, double *th
     return ES_OK;
 }
 
+/* "across_alt": more across heads (optional). */
+static int read_alt(json_t *a, es_stopper_desc *d, es_stopper_head *alt, head_buf *b, const char *path, es_error *err)
+{
+    if (!a) return ES_OK;
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    if (n < 1 || n > ES_STOPPER_MAX_ALT) return fail(err, path, "across_alt", "must be an array of 1 to 8 across heads");
+    for (size_t k = 0; k < n; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "across_alt[%zu]", k);
+        json_t *h = json_array_get(a, k);
+        if (!json_is_object(h)) return fail(err, path, name, "must be an object (a head)");
+        int rc = read_head(h, ES_AT_ACROSS, name, &alt[k], &b[k], path, err);
+        if (rc) return rc;
+    }
+    d->n_across_alt = (uint32_t)n;
+    d->across_alt = alt;
+    return ES_OK;
+}
+
+/* operating_points[i].across_head: which across head the point uses
+ * (optional; 0 = "across", k = across_alt[k - 1]). */
+static int read_picks(json_t *a, es_stopper_desc *d, uint32_t *pick, const char *path, es_error *err)
+{
+    int any = 0;
+    for (uint32_t i = 0; i < d->n_points; i++) {
+        json_t *v = json_object_get(json_array_get(a, i), "across_head");
+        char f[64];
+        snprintf(f, sizeof f, "operating_points[%u].across_head", i);
+        if (v && (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (json_int_t)d->n_across_alt))
+            return fail(err, path, f, "must name a head: 0 (across) or k (across_alt[k - 1])");
+        pick[i] = v ? (uint32_t)json_integer_value(v) : 0;
+        any |= pick[i] != 0;
+    }
+    d->across_pick = any ? pick : NULL;
+    return ES_OK;
+}
+
 /* 1 when the object is a stopper file (policy_json.c dispatches on it). */
 int es_io_is_stopper(const void *json)
 {
@@ -249,9 +288,15 @@ int es_io_stopper_from_json(const void *json, const char *path, es_stopper **out
     double budget[ES_STOPPER_MAX_POINTS], thr[ES_STOPPER_MAX_POINTS], pthr[ES_STOPPER_MAX_POINTS];
     es_stopper_desc d;
     memset(&d, 0, sizeof d);
-    int rc = read_head(json_object_get(j, "within"), ES_AT_WITHIN, &d.within, &hw, path, err);
-    if (!rc) rc = read_head(json_object_get(j, "across"), ES_AT_ACROSS, &d.across, &ha, path, err);
+    head_buf halt[ES_STOPPER_MAX_ALT];
+    es_stopper_head alt[ES_STOPPER_MAX_ALT];
+    uint32_t pick[ES_STOPPER_MAX_POINTS];
+    memset(halt, 0, sizeof halt);
+    int rc = read_head(json_object_get(j, "within"), ES_AT_WITHIN, "within", &d.within, &hw, path, err);
+    if (!rc) rc = read_head(json_object_get(j, "across"), ES_AT_ACROSS, "across", &d.across, &ha, path, err);
+    if (!rc) rc = read_alt(json_object_get(j, "across_alt"), &d, alt, halt, path, err);
     if (!rc) rc = read_points(json_object_get(j, "operating_points"), &d, budget, thr, pthr, path, err);
+    if (!rc) rc = read_picks(json_object_get(j, "operating_points"), &d, pick, path, err);
     if (!rc) {
         rc = es_stopper_new(&d, out, err);
         if (rc && err) {
@@ -261,6 +306,7 @@ int es_io_stopper_from_json(const void *json, const char *path, es_stopper **out
     }
     head_buf_free(&hw);
     head_buf_free(&ha);
+    for (int k = 0; k < ES_STOPPER_MAX_ALT; k++) head_buf_free(&halt[k]);
     return rc;
 }
 
@@ -352,7 +398,7 @@ int es_stopper_write(const es_stopper *m, FILE *fp, const char *spec, const char
         json_t *v;
         json_object_foreach(p, k, v) {
             if (strcmp(k, "format") && strcmp(k, "version") && strcmp(k, "spec") && strcmp(k, "within") &&
-                strcmp(k, "across") && strcmp(k, "operating_points"))
+                strcmp(k, "across") && strcmp(k, "across_alt") && strcmp(k, "operating_points"))
                 json_object_set(o, k, v);
         }
         json_decref(p);
@@ -363,10 +409,16 @@ int es_stopper_write(const es_stopper *m, FILE *fp, const char *spec, const char
         json_object_set_new(p, "max_em_drop", json_real(d.max_em_drop[i]));
         json_object_set_new(p, "threshold", num_or_null(d.threshold[i]));
         json_object_set_new(p, "probe_threshold", num_or_null(d.probe_threshold[i]));
+        if (d.across_pick && d.across_pick[i]) json_object_set_new(p, "across_head", json_integer(d.across_pick[i]));
         json_array_append_new(pts, p);
     }
     json_object_set_new(o, "operating_points", pts);
     json_object_set_new(o, "across", head_json(&d.across));
+    if (d.n_across_alt) {
+        json_t *alt = json_array();
+        for (uint32_t k = 0; k < d.n_across_alt; k++) json_array_append_new(alt, head_json(&d.across_alt[k]));
+        json_object_set_new(o, "across_alt", alt);
+    }
     json_object_set_new(o, "within", head_json(&d.within));
     int rc = json_dumpf(o, fp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) || fputc('\n', fp) == EOF
                  ? es_error_set(err, ES_EIO, "", 0, "", "write failed")

@@ -133,6 +133,8 @@ uint8_t *lr_split_mask(const es_tune_data *d, double share, uint64_t seed)
 /* One lambda's trained heads and the stopper made of them. */
 typedef struct cand {
     lr_head *head[2];          /* [0] within, [1] across; NULL where not learned */
+    uint32_t set;              /* its across feature set */
+    double lambda;
     es_stopper *stopper;
     double grid[24];           /* probe thresholds tried */
     size_t n_grid;
@@ -146,6 +148,9 @@ typedef struct fit_ctx {
     size_t n_c;
     uint32_t feat[2][ES_STOPPER_MAX_INPUTS], nf[2];
     uint64_t req[2];           /* the heads' required inputs (bits) */
+    uint32_t n_sets;           /* across feature sets ([1] above is set 0) */
+    uint32_t set_feat[ES_LEARN_MAX_SETS][ES_STOPPER_MAX_INPUTS], set_nf[ES_LEARN_MAX_SETS];
+    uint64_t set_req[ES_LEARN_MAX_SETS];
     es_tune_opts to;
 } fit_ctx;
 
@@ -168,19 +173,28 @@ static int make_stopper(const fit_ctx *x, const cand *c, size_t n_points, const 
     es_stopper_desc d;
     memset(&d, 0, sizeof d);
     if (c->head[0]) lr_head_export(c->head[0], x->feat[0], &d.within);
-    if (c->head[1]) lr_head_export(c->head[1], x->feat[1], &d.across);
+    if (c->head[1]) lr_head_export(c->head[1], x->set_feat[c->set], &d.across);
     d.within.required = c->head[0] ? x->req[0] : 0;
-    d.across.required = c->head[1] ? x->req[1] : 0;
+    d.across.required = c->head[1] ? x->set_req[c->set] : 0;
     d.within.every = c->head[0] ? x->o->every : 0;
-    if (x->o->across_from) {
-        es_stopper_desc a;
-        es_stopper_get(x->o->across_from, &a);
-        d.across = a.across;
-    }
     d.n_points = (uint32_t)n_points;
     d.max_em_drop = budget;
     d.threshold = thr;
     d.probe_threshold = pthr;
+    uint32_t pick[ES_STOPPER_MAX_POINTS];
+    if (x->o->across_from) { /* its heads, and for each budget its threshold and head */
+        es_stopper_desc a;
+        es_stopper_get(x->o->across_from, &a);
+        d.across = a.across;
+        d.n_across_alt = a.n_across_alt;
+        d.across_alt = a.across_alt;
+        for (size_t b = 0; b < n_points && a.across_pick; b++) {
+            uint32_t i = 0;
+            while (i + 1 < a.n_points && a.max_em_drop[i] != budget[b]) i++;
+            pick[b] = a.across_pick[i];
+        }
+        d.across_pick = a.across_pick ? pick : NULL;
+    }
     return es_stopper_new(&d, out, err);
 }
 
@@ -225,17 +239,18 @@ static const char *level_word(int level)
 /* The policies of one candidate stopper for the tuner: its across
  * threshold swept (where it has an across head), its probe threshold on
  * the grid (where it has a within head). */
-static int add_candidate(es_tune *t, const cand *c, int level, uint32_t min, uint32_t every, double fixed_thr,
+static int add_candidate(es_tune *t, const cand *c, int level, uint32_t min, uint32_t every, double at_budget,
                          const char *family, es_error *err)
 {
     size_t n = level & ES_AT_WITHIN ? c->n_grid : 1;
     int rc = ES_OK;
     for (size_t g = 0; g < n && !rc; g++) {
         char spec[320];
-        if (!isnan(fixed_thr)) /* beside an across head calibrated elsewhere: its threshold stays (level
-                                * auto: the point that never stops within makes no probes) */
-            snprintf(spec, sizeof spec, "learned:threshold=%.17g,probe_threshold=%.17g,min=%u,every=%u",
-                     fixed_thr, c->grid[g], min, every);
+        if (!isnan(at_budget)) /* beside an across head calibrated elsewhere: its threshold and head at
+                                * this budget stay (level auto: the point that never stops within
+                                * makes no probes) */
+            snprintf(spec, sizeof spec, "learned:max_em_drop=%.17g,probe_threshold=%.17g,min=%u,every=%u",
+                     at_budget, c->grid[g], min, every);
         else if (level & ES_AT_WITHIN)
             snprintf(spec, sizeof spec, "learned:level=%s,probe_threshold=%.17g,min=%u,every=%u", level_word(level),
                      c->grid[g], min, every);
@@ -243,7 +258,7 @@ static int add_candidate(es_tune *t, const cand *c, int level, uint32_t min, uin
             snprintf(spec, sizeof spec, "learned:level=across,min=%u", min);
         es_policy *p;
         rc = es_policy_new_stopper(spec, c->stopper, &p, err);
-        if (!rc) rc = isnan(fixed_thr) ? es_tune_add_policy(t, p, family, err) : es_tune_add_point(t, p, family, err);
+        if (!rc) rc = isnan(at_budget) ? es_tune_add_policy(t, p, family, err) : es_tune_add_point(t, p, family, err);
         es_policy_free(p);
     }
     return rc;
@@ -270,6 +285,7 @@ static int thresholds_of(const char *spec, const es_stopper *m, double *thr, dou
 static int parse_required(const char *list, fit_ctx *x, es_error *err)
 {
     x->req[0] = x->req[1] = 0;
+    memset(x->set_req, 0, sizeof x->set_req);
     for (const char *p = list; p && *p;) {
         size_t len = strcspn(p, ",");
         uint32_t id;
@@ -278,10 +294,15 @@ static int parse_required(const char *list, fit_ctx *x, es_error *err)
         if (es_feature_find(name, &id))
             return es_error_set(err, ES_EINVAL, "", 0, "--require", "unknown feature '%s'", name);
         int found = 0;
-        for (int h = 0; h < 2 && !found; h++)
-            for (uint32_t i = 0; i < x->nf[h] && !found; i++)
-                if (x->feat[h][i] == id) {
-                    x->req[h] |= 1ULL << i;
+        for (uint32_t i = 0; i < x->nf[0]; i++)
+            if (x->feat[0][i] == id) {
+                x->req[0] |= 1ULL << i;
+                found = 1;
+            }
+        for (uint32_t st = 0; st < x->n_sets; st++)
+            for (uint32_t i = 0; i < x->set_nf[st]; i++)
+                if (x->set_feat[st][i] == id) {
+                    x->set_req[st] |= 1ULL << i;
                     found = 1;
                 }
         if (!found)
@@ -323,7 +344,8 @@ static int ltt(fit_ctx *x, size_t first, size_t last, double budget, es_tune_poi
     for (size_t k = first; !rc && k < last; k++) {
         char fam[32];
         snprintf(fam, sizeof fam, "learned#%zu", k);
-        rc = add_candidate(t, &x->c[k], x->o->level, x->o->min_samples, x->o->every, across_thr(x, budget), fam, err);
+        rc = add_candidate(t, &x->c[k], x->o->level, x->o->min_samples, x->o->every,
+                           x->o->across_from ? budget : NAN, fam, err);
     }
     if (!rc) {
         es_error e2 = {0};
@@ -351,38 +373,87 @@ static void say(const es_learn_opts *o, const char *what, size_t done, size_t to
     if (o->progress) o->progress(o->progress_ctx, what, done, total);
 }
 
+/* One level's states, on one feature list, and a head per lambda for the
+ * candidates [first, first + nl). */
+static int train_level(fit_ctx *x, int lv, const uint32_t *feat, uint32_t nf, size_t first, size_t nl,
+                       es_learn_result *out, es_error *err)
+{
+    const es_learn_opts *o = x->o;
+    int li = level_index(lv);
+    lr_build b = {lv, o->level == (ES_AT_WITHIN | ES_AT_ACROSS), feat, nf, o->reward,
+                  o->min_samples, o->every, o->orders, o->tune.probe_cost, o->seed, o->threads};
+    lr_data s;
+    say(o, lv == ES_AT_WITHIN ? "states (within)" : "states (across)", 0, 1);
+    int rc = lr_build_states(x->d, x->mask, &b, &s, err);
+    if (rc) return rc;
+    out->train_states += s.n;
+    for (size_t k = 0; k < nl && !rc; k++) {
+        cand *c = &x->c[first + k];
+        lr_train tr = {o->learner, c->lambda, o->hidden,
+                       o->iterations ? o->iterations : (o->learner == ES_LEARNER_REINFORCE ? 400 : 30),
+                       o->epochs, o->l2, o->clip, o->seed + k, o->progress, o->progress_ctx};
+        c->head[li] = calloc(1, sizeof(lr_head));
+        if (!c->head[li]) rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+        if (!rc) rc = lr_train_head(&s, &tr, c->head[li], err);
+        if (!rc && lv == ES_AT_WITHIN) rc = probe_grid(&s, c->head[li], c);
+    }
+    lr_data_free(&s);
+    return rc;
+}
+
+/* The candidates: per across feature set, a model per lambda (within and
+ * both: one set).  Each as a stopper whose thresholds the specs give. */
 static int train_candidates(fit_ctx *x, es_learn_result *out, es_error *err)
 {
     const es_learn_opts *o = x->o;
     size_t nl = o->learner == ES_LEARNER_LOGISTIC ? 1 : o->n_lambdas;
-    x->c = calloc(nl, sizeof *x->c);
+    x->n_c = nl * x->n_sets;
+    x->c = calloc(x->n_c, sizeof *x->c);
     if (!x->c) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
-    x->n_c = nl;
-    int rc = ES_OK;
-    for (int lv = ES_AT_WITHIN; lv <= ES_AT_ACROSS && !rc; lv++) {
-        if (!(o->level & lv)) continue;
-        int li = level_index(lv);
-        lr_build b = {lv, o->level == (ES_AT_WITHIN | ES_AT_ACROSS), x->feat[li], x->nf[li], o->reward,
-                      o->min_samples, o->every, o->orders, o->tune.probe_cost, o->seed, o->threads};
-        lr_data s;
-        say(o, lv == ES_AT_WITHIN ? "states (within)" : "states (across)", 0, 1);
-        if ((rc = lr_build_states(x->d, x->mask, &b, &s, err))) break;
-        out->train_states += s.n;
-        for (size_t k = 0; k < nl && !rc; k++) {
-            lr_train tr = {o->learner, nl > 1 || o->n_lambdas ? o->lambdas[k] : 0, o->hidden,
-                           o->iterations ? o->iterations : (o->learner == ES_LEARNER_REINFORCE ? 400 : 30),
-                           o->epochs, o->l2, o->clip, o->seed + k, o->progress, o->progress_ctx};
-            x->c[k].head[li] = calloc(1, sizeof(lr_head));
-            if (!x->c[k].head[li]) rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
-            if (!rc) rc = lr_train_head(&s, &tr, x->c[k].head[li], err);
-            if (!rc && lv == ES_AT_WITHIN) rc = probe_grid(&s, x->c[k].head[li], &x->c[k]);
-        }
-        lr_data_free(&s);
+    for (size_t i = 0; i < x->n_c; i++) {
+        x->c[i].set = (uint32_t)(i / nl);
+        x->c[i].lambda = o->lambdas[i % nl]; /* the logistic learner ignores it */
     }
-    /* each lambda's stopper, thresholds to be chosen */
-    double zero = 0, b0 = 0; /* one point that any budget finds: thresholds come from the specs */
-    for (size_t k = 0; k < nl && !rc; k++) rc = make_stopper(x, &x->c[k], 1, &b0, &zero, &zero, &x->c[k].stopper, err);
+    int rc = ES_OK;
+    if (o->level & ES_AT_WITHIN) rc = train_level(x, ES_AT_WITHIN, x->feat[0], x->nf[0], 0, nl, out, err);
+    for (uint32_t st = 0; st < x->n_sets && !rc && (o->level & ES_AT_ACROSS); st++)
+        rc = train_level(x, ES_AT_ACROSS, x->set_feat[st], x->set_nf[st], st * nl, nl, out, err);
+    /* beside --across-from's head, every one of its points (a spec's budget
+     * finds its threshold and head); else one point: the specs give them */
+    double zero[ES_STOPPER_MAX_POINTS] = {0}, b0 = 0;
+    es_stopper_desc a;
+    memset(&a, 0, sizeof a);
+    if (o->across_from) es_stopper_get(o->across_from, &a);
+    for (size_t k = 0; k < x->n_c && !rc; k++)
+        rc = o->across_from ? make_stopper(x, &x->c[k], a.n_points, a.max_em_drop, a.threshold, zero, &x->c[k].stopper, err)
+                            : make_stopper(x, &x->c[k], 1, &b0, zero, zero, &x->c[k].stopper, err);
     return rc;
+}
+
+/* The across feature sets, ';' between them (several: level across only). */
+static int parse_sets(const es_learn_opts *o, fit_ctx *x, es_error *err)
+{
+    const char *list = o->across_features ? o->across_features : es_learn_default_features(ES_AT_ACROSS);
+    x->n_sets = 0;
+    for (const char *p = list;;) {
+        size_t len = strcspn(p, ";");
+        char one[1024];
+        if (x->n_sets == ES_LEARN_MAX_SETS)
+            return es_error_set(err, ES_EINVAL, "", 0, "--features", "at most %d feature sets", ES_LEARN_MAX_SETS);
+        if (len >= sizeof one) return es_error_set(err, ES_EINVAL, "", 0, "--features", "a feature set is too long");
+        memcpy(one, p, len);
+        one[len] = '\0';
+        int rc = lr_parse_features(one, ES_AT_ACROSS, x->set_feat[x->n_sets], &x->set_nf[x->n_sets], err);
+        if (rc) return rc;
+        x->n_sets++;
+        if (!p[len]) break;
+        p += len + 1;
+    }
+    if (x->n_sets > 1 && o->level != ES_AT_ACROSS)
+        return es_error_set(err, ES_EINVAL, "", 0, "--features", "several feature sets go with --level across");
+    memcpy(x->feat[1], x->set_feat[0], sizeof x->feat[1]);
+    x->nf[1] = x->set_nf[0];
+    return ES_OK;
 }
 
 /* --across-from: within only, a stopper with an across head calibrated at
@@ -403,6 +474,108 @@ static int check_across_from(const es_learn_opts *o, es_error *err)
                                 o->budgets[b]);
     }
     return ES_OK;
+}
+
+/* One budget's point from what Learn-then-Test chose there. */
+static int point_of(fit_ctx *x, size_t b, size_t w, int cert, const es_tune_point *ch, es_learn_point *p, es_error *err)
+{
+    const es_learn_opts *o = x->o;
+    p->max_em_drop = o->budgets[b];
+    p->certified = cert;
+    p->test = *ch;
+    p->lambda = o->learner == ES_LEARNER_LOGISTIC ? NAN : x->c[w].lambda;
+    p->feature_set = x->c[w].set;
+    if (cert) { /* certified, or (-1) chosen on the training items without a guarantee */
+        int rc = thresholds_of(ch->spec, x->c[w].stopper, &p->threshold, &p->probe_threshold, err);
+        if (o->across_from) p->threshold = across_thr(x, o->budgets[b]); /* FILE's, at its point */
+        return rc;
+    }
+    /* nothing within the budget even there: stop only where the rule must */
+    p->threshold = o->level & ES_AT_ACROSS ? 1e9 : across_thr(x, o->budgets[b]);
+    p->probe_threshold = o->level & ES_AT_WITHIN ? 1e9 : NAN;
+    return ES_OK;
+}
+
+/* Within, both, or beside --across-from: one model.  Lambda is the
+ * cheapest certified candidate's at the first budget; then its thresholds
+ * at every budget. */
+static int choose_one(fit_ctx *x, es_learn_result *out, es_error *err)
+{
+    const es_learn_opts *o = x->o;
+    es_tune_point ch;
+    size_t best = 0;
+    int cert = 0, rc = ES_OK;
+    say(o, "Learn-then-Test (lambda)", 0, 1);
+    if (x->n_c > 1) rc = ltt(x, 0, x->n_c, o->budgets[o->primary], &ch, &best, &cert, err);
+    out->lambda = o->learner == ES_LEARNER_LOGISTIC ? NAN : x->c[best].lambda;
+    double budget[ES_LEARN_MAX_BUDGETS], thr[ES_LEARN_MAX_BUDGETS], pthr[ES_LEARN_MAX_BUDGETS];
+    for (size_t b = 0; !rc && b < o->n_budgets; b++) {
+        say(o, "Learn-then-Test (budgets)", b, o->n_budgets);
+        size_t w;
+        es_learn_point *p = &out->points[b];
+        rc = ltt(x, best, best + 1, o->budgets[b], &ch, &w, &cert, err);
+        if (!rc) rc = point_of(x, b, best, cert, &ch, p, err);
+        budget[b] = o->budgets[b];
+        thr[b] = p->threshold;
+        pthr[b] = p->probe_threshold;
+    }
+    say(o, "Learn-then-Test (budgets)", o->n_budgets, o->n_budgets);
+    out->n_points = o->n_budgets;
+    return rc ? rc : make_stopper(x, &x->c[best], o->n_budgets, budget, thr, pthr, &out->stopper, err);
+}
+
+/* Across: each budget takes the cheapest certified model of all (feature
+ * sets x lambdas) there; the stopper carries one head per model chosen,
+ * the first budget's as `across`.  A budget nothing passes keeps the first
+ * budget's model, stopping only at the cap. */
+static int choose_per_budget(fit_ctx *x, es_learn_result *out, es_error *err)
+{
+    const es_learn_opts *o = x->o;
+    size_t w[ES_LEARN_MAX_BUDGETS], heads[ES_LEARN_MAX_BUDGETS], n_heads = 0;
+    int cert[ES_LEARN_MAX_BUDGETS];
+    es_tune_point ch[ES_LEARN_MAX_BUDGETS];
+    int rc = ES_OK;
+    for (size_t i = 0; i < o->n_budgets && !rc; i++) {
+        size_t b = i == 0 ? o->primary : i <= o->primary ? i - 1 : i; /* the first budget first */
+        say(o, "Learn-then-Test (budgets)", i, o->n_budgets);
+        rc = ltt(x, 0, x->n_c, o->budgets[b], &ch[b], &w[b], &cert[b], err);
+        if (!rc && !cert[b]) w[b] = w[o->primary];
+    }
+    say(o, "Learn-then-Test (budgets)", o->n_budgets, o->n_budgets);
+    double budget[ES_LEARN_MAX_BUDGETS], thr[ES_LEARN_MAX_BUDGETS], pthr[ES_LEARN_MAX_BUDGETS];
+    uint32_t pick[ES_LEARN_MAX_BUDGETS];
+    for (size_t i = 0; i < o->n_budgets && !rc; i++) {
+        size_t b = i == 0 ? o->primary : i <= o->primary ? i - 1 : i;
+        size_t h = 0;
+        while (h < n_heads && heads[h] != w[b]) h++;
+        if (h == n_heads) heads[n_heads++] = w[b];
+        pick[b] = (uint32_t)h;
+        rc = point_of(x, b, w[b], cert[b], &ch[b], &out->points[b], err);
+        budget[b] = o->budgets[b];
+        thr[b] = out->points[b].threshold;
+        pthr[b] = NAN;
+    }
+    out->n_points = o->n_budgets;
+    out->lambda = o->learner == ES_LEARNER_LOGISTIC ? NAN : x->c[w[o->primary]].lambda;
+    if (rc) return rc;
+    es_stopper_desc d;
+    es_stopper_head alt[ES_STOPPER_MAX_ALT];
+    memset(&d, 0, sizeof d);
+    memset(alt, 0, sizeof alt);
+    for (size_t h = 0; h < n_heads; h++) {
+        const cand *c = &x->c[heads[h]];
+        es_stopper_head *dst = h == 0 ? &d.across : &alt[h - 1];
+        lr_head_export(c->head[1], x->set_feat[c->set], dst);
+        dst->required = x->set_req[c->set];
+    }
+    d.n_points = (uint32_t)o->n_budgets;
+    d.max_em_drop = budget;
+    d.threshold = thr;
+    d.probe_threshold = pthr;
+    d.n_across_alt = (uint32_t)(n_heads - 1);
+    d.across_alt = n_heads > 1 ? alt : NULL;
+    d.across_pick = n_heads > 1 ? pick : NULL;
+    return es_stopper_new(&d, &out->stopper, err);
 }
 
 int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result *out, es_error *err)
@@ -438,12 +611,12 @@ int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result 
     x.to.seed = o->seed;
     x.to.threads = o->threads;
     int rc = ES_OK;
-    for (int lv = ES_AT_WITHIN; lv <= ES_AT_ACROSS && !rc; lv++)
-        if (o->level & lv) {
-            const char *list = lv == ES_AT_WITHIN ? o->within_features : o->across_features;
-            rc = lr_parse_features(list ? list : es_learn_default_features(lv), lv, x.feat[level_index(lv)],
-                                   &x.nf[level_index(lv)], err);
-        }
+    if (o->level & ES_AT_WITHIN)
+        rc = lr_parse_features(o->within_features ? o->within_features : es_learn_default_features(ES_AT_WITHIN),
+                               ES_AT_WITHIN, x.feat[0], &x.nf[0], err);
+    x.n_sets = 1;
+    if (!rc && ((o->level & ES_AT_ACROSS) || (o->across_features && strchr(o->across_features, ';'))))
+        rc = parse_sets(o, &x, err);
     if (!rc) rc = parse_required(o->required, &x, err);
     if (rc) return rc;
     /* one sample per item everywhere: orders change nothing */
@@ -460,36 +633,7 @@ int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result 
     for (size_t i = 0; i < n; i++) out->train_items += x.mask[i];
     out->test_items = n - out->train_items;
     rc = train_candidates(&x, out, err);
-    /* lambda: the cheapest certified point at the first budget */
-    es_tune_point ch;
-    size_t best = 0;
-    int cert = 0;
-    say(o, "Learn-then-Test (lambda)", 0, 1);
-    if (!rc) rc = x.n_c > 1 ? ltt(&x, 0, x.n_c, o->budgets[o->primary], &ch, &best, &cert, err) : ES_OK;
-    out->lambda = o->learner == ES_LEARNER_LOGISTIC ? NAN : o->lambdas[best];
-    /* its thresholds at every budget */
-    double budget[ES_LEARN_MAX_BUDGETS], thr[ES_LEARN_MAX_BUDGETS], pthr[ES_LEARN_MAX_BUDGETS];
-    for (size_t b = 0; !rc && b < o->n_budgets; b++) {
-        say(o, "Learn-then-Test (budgets)", b, o->n_budgets);
-        size_t w;
-        rc = ltt(&x, best, best + 1, o->budgets[b], &ch, &w, &cert, err);
-        if (rc) break;
-        es_learn_point *p = &out->points[b];
-        p->max_em_drop = budget[b] = o->budgets[b];
-        p->certified = cert;
-        p->test = ch;
-        if (cert) { /* certified, or (-1) chosen on the training items without a guarantee */
-            rc = thresholds_of(ch.spec, x.c[best].stopper, &p->threshold, &p->probe_threshold, err);
-        } else { /* nothing within the budget even there: stop only where the rule must */
-            p->threshold = o->level & ES_AT_ACROSS ? 1e9 : across_thr(&x, o->budgets[b]);
-            p->probe_threshold = o->level & ES_AT_WITHIN ? 1e9 : NAN;
-        }
-        thr[b] = p->threshold;
-        pthr[b] = p->probe_threshold;
-    }
-    say(o, "Learn-then-Test (budgets)", o->n_budgets, o->n_budgets);
-    out->n_points = o->n_budgets;
-    if (!rc) rc = make_stopper(&x, &x.c[best], o->n_budgets, budget, thr, pthr, &out->stopper, err);
+    if (!rc) rc = o->level == ES_AT_ACROSS ? choose_per_budget(&x, out, err) : choose_one(&x, out, err);
     for (size_t k = 0; k < x.n_c; k++) {
         free(x.c[k].head[0]);
         free(x.c[k].head[1]);

@@ -97,6 +97,7 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
     }
     int k = point_for(&d, param[P_MAX_EM_DROP], msg);
     if (k < 0) return ES_EINVAL;
+    a = es_stopper_head_for(s->m, (uint32_t)k, ES_AT_ACROSS); /* the point's own model */
     /* auto: a within head whose threshold at this point never fires (learn
      * writes 1e9 where nothing passed the budget) would only pay for probes */
     double pthr = param[P_PROBE_THRESHOLD] == AUTO ? d.probe_threshold[k] : param[P_PROBE_THRESHOLD];
