@@ -247,10 +247,10 @@ static int parse_args(int argc, char **argv, learn_args *a)
     }
     if (a->emit_c) {
         /* it only turns a stopper file into C: anything else given would be ignored */
-        if (a->n_files || a->out || a->lofo || a->json)
+        if (a->n_files || a->out || a->lofo || a->json || a->fit_opt || a->join[0])
             return cli_usage_error("learn", "--emit-c FILE takes nothing else (%s given): it prints the C source of "
                                    "a stopper file", a->n_files ? "trace files" : a->out ? "--out" : a->lofo ?
-                                   "--leave-one-file-out" : "--json");
+                                   "--leave-one-file-out" : a->json ? "--json" : a->fit_opt ? a->fit_opt : "--join");
         return CLI_OK;
     }
     if (a->join[0]) {
@@ -717,6 +717,25 @@ static int join(const learn_args *a, int argc, char **argv)
     return rc;
 }
 
+/* --across-from with --leave-one-file-out: a file left out that FILE's
+ * across head was trained on makes the across half of its figures
+ * in-sample; said, not refused (the within half is still held out). */
+static void warn_in_sample(const learn_args *a)
+{
+    json_t *src = source_of(a->across_from), *on = json_object_get(src, "trained_on");
+    for (int i = 0; i < a->n_files; i++) {
+        const char *base = strrchr(a->files[i], '/');
+        base = base ? base + 1 : a->files[i];
+        for (size_t k = 0; k < json_array_size(on); k++)
+            if (json_is_string(json_array_get(on, k)) && !strcmp(json_string_value(json_array_get(on, k)), base)) {
+                fprintf(stderr, "earlystop learn: note: %s's across head was trained on %s, a file left out here: "
+                                "the across half of its figures is in-sample\n", a->across_from, base);
+                break;
+            }
+    }
+    json_decref(src);
+}
+
 /* ------------------------------------------------------------- main */
 
 static int load_all(const learn_args *a, es_traceset **ts, es_tune_data *d)
@@ -769,6 +788,7 @@ int cmd_learn(int argc, char **argv)
         }
         a.o.min_samples = (uint32_t)min;
         a.o.across_from = from;
+        if (a.lofo) warn_in_sample(&a);
     }
     es_traceset *ts[MAX_FILES] = {0};
     es_tune_data *d = NULL;

@@ -208,6 +208,10 @@ static void test_bad_files(void **state)
          "\"nets\": [{\"output\": \"linear\", \"w1\": [[1, 2]], \"b1\": [0], \"w2\": [1], \"b2\": 0}]}, ", "across.nets[0].w1[0]"},
         {"\"across\": {\"features\": [\"margin\"], \"mean\": [0], \"scale\": [0], \"clip\": 5, "
          "\"nets\": [{\"output\": \"linear\", \"w\": [1], \"b\": 0}]}, ", "across.features[0]"},
+        {"\"across\": {\"features\": [\"margin\"], \"mean\": [0], \"scale\": [1], \"clip\": 5, \"every\": 2, "
+         "\"nets\": [{\"output\": \"linear\", \"w\": [1], \"b\": 0}]}, ", "across.every"},
+        {"\"across\": {\"features\": [\"margin\"], \"mean\": [0], \"scale\": [1], \"clip\": 5, \"required\": [\"p_conf\"], "
+         "\"nets\": [{\"output\": \"linear\", \"w\": [1], \"b\": 0}]}, ", "across.required"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[1024];

@@ -132,7 +132,7 @@ static int read_required(json_t *req, json_t *feats, es_stopper_head *h, const c
     char f[96];
     snprintf(f, sizeof f, "%s.required", name);
     h->required = 0;
-    if (!req) return ES_OK;
+    if (!req || json_is_null(req)) return ES_OK;
     if (!json_is_array(req)) return fail(err, path, f, "must be an array of the head's feature names");
     for (size_t r = 0; r < json_array_size(req); r++) {
         json_t *v = json_array_get(req, r);
@@ -179,9 +179,12 @@ static int read_head(json_t *j, int level, const char *name, es_stopper_head *h,
     if ((rc = read_required(json_object_get(j, "required"), feats, h, path, name, err))) return rc;
     json_t *every = json_object_get(j, "every");
     snprintf(f, sizeof f, "%s.every", name);
-    if (every && (!json_is_integer(every) || json_integer_value(every) < 1 || json_integer_value(every) > 1000000))
+    double ev = json_is_number(every) ? json_number_value(every) : 0;
+    if (every && !json_is_null(every) && level != ES_AT_WITHIN)
+        return fail(err, path, f, "is a within head's (the probe spacing it was trained at)");
+    if (every && !json_is_null(every) && !(ev >= 1 && ev <= 1000000 && ev == floor(ev)))
         return fail(err, path, f, "must be a whole number of probe points in 1..1000000");
-    h->every = every ? (uint32_t)json_integer_value(every) : 0;
+    h->every = json_is_number(every) ? (uint32_t)ev : 0;
     json_t *clip = json_object_get(j, "clip"), *nets = json_object_get(j, "nets");
     snprintf(f, sizeof f, "%s.clip", name);
     if (!json_is_number(clip)) return fail(err, path, f, "must be a number");
