@@ -104,7 +104,7 @@ static es_stopper *random_stopper(uint32_t hidden)
         for (uint32_t i = 0; i < 64 * 64; i++) w1[lv][i] = (double)(next() % 200) / 1000.0 - 0.1;
         for (uint32_t i = 0; i < 64; i++) b1[lv][i] = 0.01, w2[lv][i] = (double)(next() % 200) / 1000.0 - 0.1;
         es_stopper_head h = {n, feat[lv], mean[lv], scale[lv], 5, 1,
-                             {{hidden, hidden ? w1[lv] : NULL, hidden ? b1[lv] : NULL, w2[lv], 0.2, 1, 1}}};
+                             {{hidden, hidden ? w1[lv] : NULL, hidden ? b1[lv] : NULL, w2[lv], 0.2, 1, 1}}, 0, 0};
         if (lv) d.across = h;
         else d.within = h;
     }

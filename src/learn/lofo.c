@@ -113,7 +113,7 @@ int es_learn_lofo(const es_tune_data *files, const es_learn_opts *o, const char 
             es_policy_free(p);
             if (!rc) {
                 cell_of(&e, spec, lr.points[b].certified, &row->cell[ES_LOFO_LEARNED][b]);
-                row->full_tokens = e.p.tokens / (e.p.share > 0 ? e.p.share : 1);
+                row->full_tokens = e.full_tokens;
                 row->oracle_tokens = e.oracle_tokens;
             }
         }

@@ -9,27 +9,51 @@
 
 #include "stopper.h"
 
-static const uint32_t across_feature[3] = {1, 17, 18};
-static const double across_mean[3] = {12.966439606789024, 0.9590921647497852, 0.94125153814880891};
-static const double across_scale[3] = {12.005003885238633, 0.19807671308194069, 0.18448084507037524};
-static const double across_w2_0[3] = {4.7239246569837299, 0.22970671648619503, 0.0078849487929051245};
-static const double across_w2_1[3] = {0.0050748375114607336, 0.00014772007678602421, 0.0015693830151052592};
+static const uint32_t across_feature[4] = {1, 17, 18, 5};
+static const double across_mean[4] = {12.966439606789024, 0.9590921647497852, 0.94125153814880891, 8.7362606987506073};
+static const double across_scale[4] = {12.005003885238633, 0.19807671308194069, 0.18448084507037524, 7.9203342523622968};
+static const double across_w2_0[4] = {2.8522127046788044, 0.21680408067074558, -0.016782788580115907, 3.5371104187732589};
+static const double across_w2_1[4] = {0.013017787259446023, 0.0027459351073912518, 0.0017072417496948947, 0.032060975638756144};
+static const uint32_t across_alt0_feature[3] = {1, 17, 18};
+static const double across_alt0_mean[3] = {12.966439606789024, 0.9590921647497852, 0.94125153814880891};
+static const double across_alt0_scale[3] = {12.005003885238633, 0.19807671308194069, 0.18448084507037524};
+static const double across_alt0_w2_0[3] = {4.7239246569837299, 0.22970671648619503, 0.0078849487929051245};
+static const double across_alt0_w2_1[3] = {0.0050748375114607336, 0.00014772007678602421, 0.0015693830151052592};
+static const uint32_t across_alt1_feature[3] = {1, 17, 18};
+static const double across_alt1_mean[3] = {12.966439606789024, 0.9590921647497852, 0.94125153814880891};
+static const double across_alt1_scale[3] = {12.005003885238633, 0.19807671308194069, 0.18448084507037524};
+static const double across_alt1_w2_0[3] = {4.7239246569837299, 0.22970671648619503, 0.0078849487929051245};
+static const double across_alt1_w2_1[3] = {0.022143733795438662, 0.00058414932459890999, 0.0023449171863133178};
+static const es_stopper_head across_alt[2] = {
+        {3, across_alt0_feature, across_alt0_mean, across_alt0_scale, 5, 2, {
+            {0, NULL, NULL, across_alt0_w2_0, 6.3082021887013999, 1, 1},
+            {0, NULL, NULL, across_alt0_w2_1, 1.0020654892949983, 0, -1},
+        }, 0x0ULL, 0},
+        {3, across_alt1_feature, across_alt1_mean, across_alt1_scale, 5, 2, {
+            {0, NULL, NULL, across_alt1_w2_0, 6.3082021887013999, 1, 1},
+            {0, NULL, NULL, across_alt1_w2_1, 0.99090773674706367, 0, -1},
+        }, 0x0ULL, 0},
+};
+static const uint32_t across_pick[5] = {0, 1, 2, 0, 0};
 static const double points_budget[5] = {0.10000000000000001, 0.25, 0.5, 1, 2};
-static const double points_threshold[5] = {-0.078181119913424468, -0.11260560080508508, -0.15456426903473675, -0.15863282897748776, -0.21863373213494464};
+static const double points_threshold[5] = {-0.0080751090562209971, -0.11260560080508508, -0.12604075622436284, -0.11424561725864935, -0.21035584527089679};
 static const double points_probe_threshold[5] = {NAN, NAN, NAN, NAN, NAN};
 
 static const es_stopper shipped = {
     .builtin = 1,
     .d = {
         .within = {0},
-        .across = {3, across_feature, across_mean, across_scale, 5, 2, {
-            {0, NULL, NULL, across_w2_0, 6.3082021887013999, 1, 1},
-            {0, NULL, NULL, across_w2_1, 1.0020654892949983, 0, -1},
+        .across = {4, across_feature, across_mean, across_scale, 5, 2, {
+            {0, NULL, NULL, across_w2_0, 7.914669688334353, 1, 1},
+            {0, NULL, NULL, across_w2_1, 0.9848786580981389, 0, -1},
         }, 0x0ULL, 0},
         .n_points = 5,
         .max_em_drop = points_budget,
         .threshold = points_threshold,
         .probe_threshold = points_probe_threshold,
+        .n_across_alt = 2,
+        .across_alt = across_alt,
+        .across_pick = across_pick,
     },
 };
 
