@@ -583,14 +583,15 @@ static char *provenance(const learn_args *a, const es_learn_result *r, int argc,
     json_object_set_new(j, "test_items", json_integer((json_int_t)r->test_items));
     for (size_t b = 0; b < r->n_points; b++) {
         const es_learn_point *p = &r->points[b];
-        json_array_append_new(pts, json_pack("{sf,sb,ss,sf,sf,sf}", "max_em_drop", p->max_em_drop, "certified",
-                                             p->certified == 1, "selection",
-                                             selection_name(p->certified),
-                                             "opt_loss", p->test.loss, "opt_cost", p->test.cost,
-                                             "pvalue", p->test.pvalue));
-        json_t *last = json_array_get(pts, json_array_size(pts) - 1);
-        json_object_set_new(last, "lambda", isnan(p->lambda) ? json_null() : json_real(p->lambda));
-        json_object_set_new(last, "feature_set", json_integer(p->feature_set));
+        /* json_pack's "f" fails on NaN (an empirical point's p-value): null */
+        json_t *c = json_pack("{sf,sb,ss}", "max_em_drop", p->max_em_drop, "certified", p->certified == 1,
+                              "selection", selection_name(p->certified));
+        const struct { const char *k; double v; } nums[] = {
+            {"opt_loss", p->test.loss}, {"opt_cost", p->test.cost}, {"pvalue", p->test.pvalue}, {"lambda", p->lambda}};
+        for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+            json_object_set_new(c, nums[i].k, isfinite(nums[i].v) ? json_real(nums[i].v) : json_null());
+        json_object_set_new(c, "feature_set", json_integer(p->feature_set));
+        json_array_append_new(pts, c);
     }
     json_object_set_new(j, "calibration", pts);
     if (a->across_from) json_object_set_new(j, "across_from", source_of(a->across_from));

@@ -371,6 +371,45 @@ static void test_feature_sets(void **state)
     free(err);
 }
 
+/* Every budget has its calibration entry in the file, the ones chosen on
+ * the training items too (their p-value is undefined: null), each with the
+ * model that serves it: a NaN must not drop an entry or move another's. */
+static void test_calibration_every_point(void **state)
+{
+    (void)state;
+    if (!bin_present() || !data_present()) skip();
+    char args[2400], *out, *err;
+    snprintf(args, sizeof args, "learn %s/traces/mot_gpt4_crepe_cot1_k3.jsonl --budgets 0.5,1,2,3 --max-em-drop 3 "
+             "--shuffles 2 --out %s/cal.json --json", es_ref_data_dir(), tmpdir);
+    int rc = run(args, &out, &err);
+    if (rc) fail_msg("exit %d: %s", rc, err);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je), *pts = json_object_get(j, "operating_points");
+    if (!j) fail_msg("not JSON: %s", out);
+    char path[600];
+    snprintf(path, sizeof path, "%s/cal.json", tmpdir);
+    json_t *f = json_load_file(path, 0, &je), *cal = json_object_get(f, "calibration");
+    if (!f) fail_msg("%s", je.text);
+    assert_int_equal(json_array_size(cal), 4);
+    int empirical = 0;
+    for (size_t i = 0; i < 4; i++) {
+        json_t *c = json_array_get(cal, i), *p = json_array_get(pts, i);
+        assert_true(json_number_value(json_object_get(c, "max_em_drop")) ==
+                    json_number_value(json_object_get(p, "max_em_drop")));
+        assert_string_equal(json_string_value(json_object_get(c, "selection")),
+                            json_string_value(json_object_get(p, "selection")));
+        assert_true(json_equal(json_object_get(c, "lambda"), json_object_get(p, "lambda")));
+        assert_int_equal(json_is_null(json_object_get(c, "pvalue")), json_is_null(json_object_get(p, "pvalue")));
+        assert_int_equal(json_object_get(c, "feature_set") != NULL, 1);
+        empirical += !strcmp(json_string_value(json_object_get(c, "selection")), "empirical");
+    }
+    assert_true(empirical > 0); /* the case this is about: 0.5 and 1 pt are beyond 171 test items */
+    json_decref(f);
+    json_decref(j);
+    free(out);
+    free(err);
+}
+
 static void test_help_lists_features(void **state)
 {
     (void)state;
@@ -392,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_eval_shipped),
         cmocka_unit_test(test_join_and_require),
         cmocka_unit_test(test_feature_sets),
+        cmocka_unit_test(test_calibration_every_point),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
