@@ -343,12 +343,38 @@ static void test_builtin_is_the_file(void **state)
     es_stopper_free(m);
 }
 
+/* What the core accepts the file reads back: a probe spacing ("every") is
+ * a within head's, so an across head (or an alternative one) with one is
+ * refused when made, not written into a file that will not load. */
+static void test_every_is_within_only(void **state)
+{
+    (void)state;
+    es_stopper *m = random_stopper(1), *bad;
+    es_stopper_desc d;
+    es_stopper_get(m, &d);
+    es_error err = {0};
+    d.within.every = 4; /* the within head may carry it */
+    assert_int_equal(es_stopper_new(&d, &bad, &err), ES_OK);
+    es_stopper_free(bad);
+    es_stopper_head alt = d.across_alt[0];
+    alt.every = 3;
+    d.across_alt = &alt;
+    assert_int_equal(es_stopper_new(&d, &bad, &err), ES_EINVAL);
+    assert_string_equal(err.field, "across_alt[0].every");
+    alt.every = 0;
+    d.across.every = 2;
+    assert_int_equal(es_stopper_new(&d, &bad, &err), ES_EINVAL);
+    assert_string_equal(err.field, "across.every");
+    es_stopper_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_builtin_is_the_file),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_every_is_within_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

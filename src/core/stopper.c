@@ -47,6 +47,9 @@ static int check_head(const es_stopper_head *h, int level, const char *name, es_
     if (h->n_in < 64 && (h->required >> h->n_in)) return bad(err, field, "names an input the head does not have");
     snprintf(field, sizeof field, "%s.every", name);
     if (h->every > 1000000) return bad(err, field, "a probe spacing of at most 1000000");
+    /* the file reads it on a within head only: what is made here must load */
+    if (h->every && level != ES_AT_WITHIN)
+        return bad(err, field, "is a within head's (the probe spacing it was trained at)");
     snprintf(field, sizeof field, "%s.clip", name);
     if (!(h->clip > 0)) return bad(err, field, "must be > 0");
     snprintf(field, sizeof field, "%s.nets", name);
