@@ -551,7 +551,7 @@ static void test_bad_stopper(void **state)
     d.threshold = t;
     d.probe_threshold = nan1;
     assert_int_equal(es_stopper_new(&d, &m, &err), ES_EINVAL);
-    assert_non_null(strstr(err.msg, "not a across feature"));
+    assert_non_null(strstr(err.msg, "not an across feature"));
     uint32_t ok[1] = {fid("margin")};
     d.across.feature = ok;
     double zero[1] = {0};

@@ -251,6 +251,7 @@ static void test_bad_files(void **state)
         assert_null(m);
         if (strcmp(err.field, alt_cases[i].field))
             fail_msg("alt case %zu: field '%s' (%s), expected '%s'", i, err.field, err.msg, alt_cases[i].field);
+        if (i == 2) assert_non_null(strstr(err.msg, "p_run is not an across feature")); /* the level, not the head */
         unlink(path);
         free(path);
     }

@@ -39,7 +39,9 @@ static int check_head(const es_stopper_head *h, int level, const char *name, es_
         es_feature_info fi;
         snprintf(field, sizeof field, "%s.features[%u]", name, i);
         if (es_feature_get_info(h->feature[i], &fi)) return bad(err, field, "unknown feature id");
-        if (fi.level != level) return es_error_set(err, ES_EINVAL, "", 0, field, "%s is not a %s feature", fi.name, name);
+        if (fi.level != level)
+            return es_error_set(err, ES_EINVAL, "", 0, field, "%s is not %s feature", fi.name,
+                                level == ES_AT_WITHIN ? "a within" : "an across");
         if (!isfinite(h->mean[i]) || !(h->scale[i] > 0) || !isfinite(h->scale[i]))
             return bad(err, field, "mean must be finite and scale finite and > 0");
     }

@@ -165,7 +165,8 @@ static int read_head(json_t *j, int level, const char *name, es_stopper_head *h,
             return fail(err, path, f, "is not a feature name (earlystop learn --help lists them)");
         es_feature_get_info(b->feature[i], &fi);
         if (fi.level != level)
-            return es_error_set(err, ES_EFORMAT, path, 0, f, "%s is not a %s feature", fi.name, name);
+            return es_error_set(err, ES_EFORMAT, path, 0, f, "%s is not %s feature", fi.name,
+                                level == ES_AT_WITHIN ? "a within" : "an across");
     }
     h->n_in = (uint32_t)n;
     h->feature = b->feature;
