@@ -354,11 +354,20 @@ static void test_feature_sets(void **state)
                              json_object_get(json_array_get(cal, 1), "lambda"));
     assert_int_equal(alt != NULL, differ);
     json_decref(j);
+    /* it runs at each budget: the file's own spec (0.5 pt), and a copy standing for 3 pt */
+    j = json_load_file(path, 0, &je);
+    json_object_set_new(j, "spec", json_string("learned:max_em_drop=3"));
+    char path3[600];
+    snprintf(path3, sizeof path3, "%s/fs3.json", tmpdir);
+    assert_int_equal(json_dump_file(j, path3, JSON_REAL_PRECISION(17)), 0);
+    json_decref(j);
+    const char *both[2] = {path, path3};
     for (int b = 0; b < 2; b++) {
-        snprintf(args, sizeof args, "eval %s/traces/mot_gpt35_date_cot2.jsonl --policy @%s%s --no-oracle",
-                 es_ref_data_dir(), path, b ? "" : "");
+        snprintf(args, sizeof args, "eval %s/traces/mot_gpt35_date_cot2.jsonl --policy @%s --no-oracle --json",
+                 es_ref_data_dir(), both[b]);
         rc = run(args, &out, &err);
         if (rc) fail_msg("exit %d: %s", rc, err);
+        assert_non_null(strstr(out, b ? "learned:max_em_drop=3," : "learned:max_em_drop=0.5,"));
         free(out);
         free(err);
     }

@@ -231,7 +231,7 @@ static int read_points(json_t *a, es_stopper_desc *d, double *budget, double *th
 /* "across_alt": more across heads (optional). */
 static int read_alt(json_t *a, es_stopper_desc *d, es_stopper_head *alt, head_buf *b, const char *path, es_error *err)
 {
-    if (!a) return ES_OK;
+    if (!a || json_is_null(a)) return ES_OK;
     size_t n = json_is_array(a) ? json_array_size(a) : 0;
     if (n < 1 || n > ES_STOPPER_MAX_ALT) return fail(err, path, "across_alt", "must be an array of 1 to 8 across heads");
     for (size_t k = 0; k < n; k++) {
@@ -256,9 +256,10 @@ static int read_picks(json_t *a, es_stopper_desc *d, uint32_t *pick, const char 
         json_t *v = json_object_get(json_array_get(a, i), "across_head");
         char f[64];
         snprintf(f, sizeof f, "operating_points[%u].across_head", i);
-        if (v && (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (json_int_t)d->n_across_alt))
+        double k = json_is_number(v) ? json_number_value(v) : -1;
+        if (v && !json_is_null(v) && !(k >= 0 && k <= d->n_across_alt && k == floor(k)))
             return fail(err, path, f, "must name a head: 0 (across) or k (across_alt[k - 1])");
-        pick[i] = v ? (uint32_t)json_integer_value(v) : 0;
+        pick[i] = json_is_number(v) ? (uint32_t)k : 0;
         any |= pick[i] != 0;
     }
     d->across_pick = any ? pick : NULL;

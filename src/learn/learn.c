@@ -386,7 +386,7 @@ static int train_level(fit_ctx *x, int lv, const uint32_t *feat, uint32_t nf, si
     say(o, lv == ES_AT_WITHIN ? "states (within)" : "states (across)", 0, 1);
     int rc = lr_build_states(x->d, x->mask, &b, &s, err);
     if (rc) return rc;
-    out->train_states += s.n;
+    if (first == 0) out->train_states += s.n; /* one set's count, not the sum over sets */
     for (size_t k = 0; k < nl && !rc; k++) {
         cand *c = &x->c[first + k];
         lr_train tr = {o->learner, c->lambda, o->hidden,

@@ -104,8 +104,12 @@ int es_learn_lofo(const es_tune_data *files, const es_learn_opts *o, const char 
         if (!rc) rc = es_learn_fit(train, o, &lr, err);
         for (size_t b = 0; !rc && b < o->n_budgets; b++) {
             char spec[128];
-            snprintf(spec, sizeof spec, "learned:max_em_drop=%g,min=%u,every=%u", o->budgets[b], o->min_samples,
-                     o->every);
+            /* the budget's shortest spelling that reads back to it (%g can round
+             * below it, and the point below would be taken) */
+            char num[32];
+            snprintf(num, sizeof num, "%.15g", o->budgets[b]);
+            if (strtod(num, NULL) != o->budgets[b]) snprintf(num, sizeof num, "%.17g", o->budgets[b]);
+            snprintf(spec, sizeof spec, "learned:max_em_drop=%s,min=%u", num, o->min_samples);
             es_policy *p;
             es_tune_eval e;
             rc = es_policy_new_stopper(spec, lr.stopper, &p, err);

@@ -24,11 +24,13 @@
      0.99, 0.985, 0.98, 0.97, 0.95, 0.93, 0.9, 0.85, 0.8, 0.7, 0.5}
 /* The learned stopper's across score (fitted-Q's S - C: the chance that
  * stopping agrees with the full run, minus the value of going on, about 1).
- * On the shipped stopper it lies in about [-0.5, 0.03] and rises with the
- * lead (margin 1 about -0.16, 3 about -0.08, 8 about -0.01); its calibrated
- * operating points are -0.08 (0.1 pt) to -0.22 (2 pts).  0.05 is above every
- * score (clinch alone); the steps are finer near 0, where each lead's score
- * crowds, and end where it stops at its minimum of samples nearly always. */
+ * The family sweeps the shipped stopper's 0.1-pt model (margin,
+ * well-formedness, AC's Beta statistic): its score rises with the lead and
+ * stays below about 0.035 (2-0 about -0.036, 3-0 -0.003, 2-1 -0.11, 5-2
+ * -0.024, 10-5 0.007); its operating points are -0.008 (0.1 pt) to -0.21
+ * (2 pts).  0.05 is above every score (clinch alone); the steps are finer
+ * near 0, where each lead's score crowds, and end where it stops at its
+ * minimum of samples nearly always. */
 #define LEARNED_GRID                                                                                                   \
     {0.05, 0.002, 0, -0.002, -0.004, -0.006, -0.008, -0.01, -0.015, -0.02, -0.025, -0.03, -0.04, -0.05, -0.06,    \
      -0.07, -0.08, -0.1, -0.12, -0.14, -0.17, -0.2, -0.25, -0.3, -0.4}
