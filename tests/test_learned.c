@@ -428,6 +428,11 @@ static void test_required_and_every(void **state)
     assert_int_equal(es_policy_new_stopper("learned:probe_threshold=1e9,level=both", mb, &p, &err), ES_OK);
     es_policy_get_info(p, &info);
     assert_true(info.has_within);
+    assert_int_equal(info.probe_every, UINT32_MAX); /* kept, but it reads no probe */
+    es_policy_free(p);
+    assert_int_equal(es_policy_new_stopper("learned:probe_threshold=1e9,level=both,every=2", mb, &p, &err), ES_OK);
+    es_policy_get_info(p, &info);
+    assert_int_equal(info.probe_every, 2); /* unless told */
     es_policy_free(p);
     es_stopper_free(mb);
     /* a requirement past the head's inputs is refused, naming the field */

@@ -239,8 +239,8 @@ static const char *level_word(int level)
 /* The policies of one candidate stopper for the tuner: its across
  * threshold swept (where it has an across head), its probe threshold on
  * the grid (where it has a within head). */
-static int add_candidate(es_tune *t, const cand *c, int level, uint32_t min, uint32_t every, double at_budget,
-                         const char *family, es_error *err)
+static int add_candidate(es_tune *t, const cand *c, int level, uint32_t min, double at_budget, const char *family,
+                         es_error *err)
 {
     size_t n = level & ES_AT_WITHIN ? c->n_grid : 1;
     int rc = ES_OK;
@@ -249,11 +249,11 @@ static int add_candidate(es_tune *t, const cand *c, int level, uint32_t min, uin
         if (!isnan(at_budget)) /* beside an across head calibrated elsewhere: its threshold and head at
                                 * this budget stay (level auto: the point that never stops within
                                 * makes no probes) */
-            snprintf(spec, sizeof spec, "learned:max_em_drop=%.17g,probe_threshold=%.17g,min=%u,every=%u",
-                     at_budget, c->grid[g], min, every);
-        else if (level & ES_AT_WITHIN)
-            snprintf(spec, sizeof spec, "learned:level=%s,probe_threshold=%.17g,min=%u,every=%u", level_word(level),
-                     c->grid[g], min, every);
+            snprintf(spec, sizeof spec, "learned:max_em_drop=%.17g,probe_threshold=%.17g,min=%u", at_budget,
+                     c->grid[g], min);
+        else if (level & ES_AT_WITHIN) /* every=auto: the head's spacing, and no probe where it never fires */
+            snprintf(spec, sizeof spec, "learned:level=%s,probe_threshold=%.17g,min=%u", level_word(level),
+                     c->grid[g], min);
         else
             snprintf(spec, sizeof spec, "learned:level=across,min=%u", min);
         es_policy *p;
@@ -344,8 +344,7 @@ static int ltt(fit_ctx *x, size_t first, size_t last, double budget, es_tune_poi
     for (size_t k = first; !rc && k < last; k++) {
         char fam[32];
         snprintf(fam, sizeof fam, "learned#%zu", k);
-        rc = add_candidate(t, &x->c[k], x->o->level, x->o->min_samples, x->o->every,
-                           x->o->across_from ? budget : NAN, fam, err);
+        rc = add_candidate(t, &x->c[k], x->o->level, x->o->min_samples, x->o->across_from ? budget : NAN, fam, err);
     }
     if (!rc) {
         es_error e2 = {0};

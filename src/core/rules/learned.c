@@ -108,6 +108,9 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
     s->thr = param[P_THRESHOLD] == AUTO ? d.threshold[k] : param[P_THRESHOLD];
     s->pthr = pthr;
     s->every = param[P_EVERY] > 0 ? (uint32_t)param[P_EVERY] : w && w->every > 1 ? w->every : 1;
+    /* a within head that never fires here reads no probe (unless told `every`):
+     * the point stands for the full chain, not the full chain plus probes */
+    if (s->within && !(pthr < 1e9) && param[P_EVERY] == 0) s->every = UINT32_MAX;
     s->score = NAN;
     return ES_OK;
 }
