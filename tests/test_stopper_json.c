@@ -81,9 +81,6 @@ static es_stopper *random_stopper(int with_alt)
     return m;
 }
 
-/* The same alternative heads and picks. */
-static void same_alt(const es_stopper_desc *a, const es_stopper_desc *b);
-
 static void same_arrays(const double *a, const double *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -113,12 +110,33 @@ static void same_head(const es_stopper_head *a, const es_stopper_head *b)
     }
 }
 
+/* The same alternative heads and picks. */
 static void same_alt(const es_stopper_desc *a, const es_stopper_desc *b)
 {
     assert_int_equal(a->n_across_alt, b->n_across_alt);
     for (uint32_t k = 0; k < a->n_across_alt; k++) same_head(&a->across_alt[k], &b->across_alt[k]);
     assert_true((a->across_pick == NULL) == (b->across_pick == NULL));
     if (a->across_pick) assert_memory_equal(a->across_pick, b->across_pick, a->n_points * sizeof(uint32_t));
+}
+
+/* Two stoppers hold the same model to the bit: heads, alternatives, picks,
+ * budgets and thresholds (NaN where a level has none, on both sides). */
+static void same_stopper(const es_stopper *m1, const es_stopper *m2)
+{
+    es_stopper_desc a, b;
+    es_stopper_get(m1, &a);
+    es_stopper_get(m2, &b);
+    same_head(&a.across, &b.across);
+    same_head(&a.within, &b.within);
+    assert_int_equal(a.n_points, b.n_points);
+    same_alt(&a, &b);
+    same_arrays(a.max_em_drop, b.max_em_drop, a.n_points);
+    for (uint32_t i = 0; i < a.n_points; i++) {
+        assert_true(isnan(a.threshold[i]) == isnan(b.threshold[i]));
+        if (!isnan(a.threshold[i])) same_arrays(&a.threshold[i], &b.threshold[i], 1);
+        assert_true(isnan(a.probe_threshold[i]) == isnan(b.probe_threshold[i]));
+        if (!isnan(a.probe_threshold[i])) same_arrays(&a.probe_threshold[i], &b.probe_threshold[i], 1);
+    }
 }
 
 static void test_round_trip(void **state)
@@ -133,16 +151,9 @@ static void test_round_trip(void **state)
         char spec[128];
         if (es_stopper_load(path, &back, spec, sizeof spec, &err)) fail_msg("%s: %s", err.field, err.msg);
         assert_string_equal(spec, "learned:max_em_drop=0.2");
-        es_stopper_desc a, b;
+        same_stopper(m, back);
+        es_stopper_desc a;
         es_stopper_get(m, &a);
-        es_stopper_get(back, &b);
-        same_head(&a.across, &b.across);
-        same_head(&a.within, &b.within);
-        assert_int_equal(a.n_points, b.n_points);
-        same_arrays(a.max_em_drop, b.max_em_drop, a.n_points);
-        same_arrays(a.threshold, b.threshold, a.n_points);
-        same_arrays(a.probe_threshold, b.probe_threshold, a.n_points);
-        same_alt(&a, &b);
         /* and so every score, at random feature values */
         double x[64];
         for (int k = 0; k < 100; k++) {
@@ -327,20 +338,7 @@ static void test_builtin_is_the_file(void **state)
     es_error err = {0};
     char spec[128];
     if (es_stopper_load("data/stopper.json", &m, spec, sizeof spec, &err)) fail_msg("%s: %s", err.field, err.msg);
-    es_stopper_desc x, y;
-    es_stopper_get(m, &x);
-    es_stopper_get(b, &y);
-    same_head(&x.across, &y.across);
-    same_head(&x.within, &y.within);
-    assert_int_equal(x.n_points, y.n_points);
-    same_alt(&x, &y);
-    same_arrays(x.max_em_drop, y.max_em_drop, x.n_points);
-    for (uint32_t i = 0; i < x.n_points; i++) {
-        assert_true(isnan(x.threshold[i]) == isnan(y.threshold[i]));
-        if (!isnan(x.threshold[i])) same_arrays(&x.threshold[i], &y.threshold[i], 1);
-        assert_true(isnan(x.probe_threshold[i]) == isnan(y.probe_threshold[i]));
-        if (!isnan(x.probe_threshold[i])) same_arrays(&x.probe_threshold[i], &y.probe_threshold[i], 1);
-    }
+    same_stopper(m, b);
     es_stopper_free(m);
 }
 
