@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "earlystop_io.h"
 #include "earlystop_learn.h"
+#include "tune_cli.h"
 
 static const char usage_text[] =
     "usage: earlystop learn FILE... [--level across|within|both] [--learner fqi|reinforce|logistic]\n"
@@ -444,7 +445,7 @@ static void print_lofo(const learn_args *a, const es_lofo_row *rows, const char 
     printf("leave one file out: %s, %s, reward %s, loss %s, delta %g, %d files\n",
            o->level == ES_AT_ACROSS ? "across" : o->level == ES_AT_WITHIN ? "within" : "both",
            es_learner_name(o->learner), o->reward == ES_REWARD_GOLD ? "gold" : "agree",
-           o->tune.loss == ES_LOSS_NET ? "net" : o->tune.loss == ES_LOSS_DISAGREE ? "disagree" : "wrong", o->tune.delta,
+           tune_loss_name(o->tune.loss), o->tune.delta,
            a->n_files);
     printf("anchors: %s, %s (defaults); tuned: `tune` with every family, same split and budget\n", anchors[0],
            anchors[1]);
@@ -464,21 +465,19 @@ static void print_lofo(const learn_args *a, const es_lofo_row *rows, const char 
             }
             printf("\n");
         }
+        double d[ES_LOFO_METHODS], med[ES_LOFO_METHODS], geo[ES_LOFO_METHODS];
+        for (int m = 0; m < ES_LOFO_METHODS; m++) pooled(rows, a->n_files, m, b, &d[m], &med[m], &geo[m]);
         printf("%-62s", "pooled dEM / median x");
         for (int m = 0; m < ES_LOFO_METHODS; m++) {
-            double d, med, geo;
-            pooled(rows, a->n_files, m, b, &d, &med, &geo);
             printf(" ");
-            pts(stdout, d);
-            mult(stdout, med);
+            pts(stdout, d[m]);
+            mult(stdout, med[m]);
             printf(" ");
         }
         printf("\n%-62s", "geometric mean x");
         for (int m = 0; m < ES_LOFO_METHODS; m++) {
-            double d, med, geo;
-            pooled(rows, a->n_files, m, b, &d, &med, &geo);
             printf(" %8s", "");
-            mult(stdout, geo);
+            mult(stdout, geo[m]);
             printf(" ");
         }
         /* each file's share of its full run, averaged: files of 100 and of
@@ -575,7 +574,7 @@ static char *provenance(const learn_args *a, const es_learn_result *r, int argc,
     for (int i = 0; i < argc; i++) json_array_append_new(cmd, json_string(argv[i]));
     json_object_set_new(j, "learner", json_string(es_learner_name(o->learner)));
     json_object_set_new(j, "reward", json_string(o->reward == ES_REWARD_GOLD ? "gold" : "agree"));
-    json_object_set_new(j, "lambda", isnan(r->lambda) ? json_null() : json_real(r->lambda));
+    json_object_set_new(j, "lambda", tune_num(r->lambda));
     json_object_set_new(j, "delta", json_real(o->tune.delta));
     json_object_set_new(j, "trained_on", files);
     json_object_set_new(j, "command", cmd);
@@ -589,7 +588,7 @@ static char *provenance(const learn_args *a, const es_learn_result *r, int argc,
         const struct { const char *k; double v; } nums[] = {
             {"opt_loss", p->test.loss}, {"opt_cost", p->test.cost}, {"pvalue", p->test.pvalue}, {"lambda", p->lambda}};
         for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
-            json_object_set_new(c, nums[i].k, isfinite(nums[i].v) ? json_real(nums[i].v) : json_null());
+            json_object_set_new(c, nums[i].k, tune_num(nums[i].v));
         json_object_set_new(c, "feature_set", json_integer(p->feature_set));
         json_array_append_new(pts, c);
     }
@@ -607,7 +606,7 @@ static void print_fit_json(const learn_args *a, const es_learn_result *r)
     json_t *j = json_object(), *pts = json_array();
     json_object_set_new(j, "out", json_string(a->out));
     json_object_set_new(j, "learner", json_string(es_learner_name(a->o.learner)));
-    json_object_set_new(j, "lambda", isfinite(r->lambda) ? json_real(r->lambda) : json_null());
+    json_object_set_new(j, "lambda", tune_num(r->lambda));
     json_object_set_new(j, "train_states", json_integer((json_int_t)r->train_states));
     json_object_set_new(j, "train_items", json_integer((json_int_t)r->train_items));
     json_object_set_new(j, "test_items", json_integer((json_int_t)r->test_items));
@@ -616,13 +615,13 @@ static void print_fit_json(const learn_args *a, const es_learn_result *r)
         const es_learn_point *p = &r->points[b];
         json_t *o = json_object();
         json_object_set_new(o, "max_em_drop", json_real(p->max_em_drop));
-        json_object_set_new(o, "threshold", isfinite(p->threshold) ? json_real(p->threshold) : json_null());
+        json_object_set_new(o, "threshold", tune_num(p->threshold));
         json_object_set_new(o, "probe_threshold",
-                            isfinite(p->probe_threshold) ? json_real(p->probe_threshold) : json_null());
+                            tune_num(p->probe_threshold));
         json_object_set_new(o, "certified", json_boolean(p->certified == 1));
         json_object_set_new(o, "selection", json_string(selection_name(p->certified)));
-        json_object_set_new(o, "pvalue", isfinite(p->test.pvalue) ? json_real(p->test.pvalue) : json_null());
-        json_object_set_new(o, "lambda", isfinite(p->lambda) ? json_real(p->lambda) : json_null());
+        json_object_set_new(o, "pvalue", tune_num(p->test.pvalue));
+        json_object_set_new(o, "lambda", tune_num(p->lambda));
         json_object_set_new(o, "feature_set", json_integer(p->feature_set));
         json_array_append_new(pts, o);
     }
