@@ -31,6 +31,9 @@ int cmd_learn(int argc, char **argv);
  * errors (parse, format, invalid) and CLI_FAIL otherwise. */
 int cli_report(const es_error *err, int code);
 
+/* A path's file name, without its directory. */
+const char *cli_base_name(const char *path);
+
 /* Print "earlystop CMD: msg" to stderr and return CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -724,8 +724,7 @@ static void warn_in_sample(const learn_args *a)
 {
     json_t *src = source_of(a->across_from), *on = json_object_get(src, "trained_on");
     for (int i = 0; i < a->n_files; i++) {
-        const char *base = strrchr(a->files[i], '/');
-        base = base ? base + 1 : a->files[i];
+        const char *base = cli_base_name(a->files[i]);
         for (size_t k = 0; k < json_array_size(on); k++)
             if (json_is_string(json_array_get(on, k)) && !strcmp(json_string_value(json_array_get(on, k)), base)) {
                 fprintf(stderr, "earlystop learn: note: %s's across head was trained on %s, a file left out here: "
@@ -744,8 +743,7 @@ static int load_all(const learn_args *a, es_traceset **ts, es_tune_data *d)
         es_error err = {0};
         int rc = es_traceset_load(a->files[i], ES_READ_NO_TEXT, &ts[i], NULL, &err);
         if (rc) return cli_report(&err, rc);
-        const char *base = strrchr(a->files[i], '/');
-        if (es_tune_data_add(d, ts[i], base ? base + 1 : a->files[i])) {
+        if (es_tune_data_add(d, ts[i], cli_base_name(a->files[i]))) {
             fprintf(stderr, "earlystop learn: out of memory\n");
             return CLI_FAIL;
         }

@@ -82,15 +82,10 @@ static json_t *stats_json(const char *path, const es_stats *s, const es_dup_stat
     return o;
 }
 
-static const char *base_name(const char *p)
-{
-    const char *s = strrchr(p, '/');
-    return s ? s + 1 : p;
-}
 
 static void print_row(const char *path, const es_stats *s)
 {
-    printf("%-34s %6zu %6.2f %7.3f %7.3f %8.3f %11.1f %8.3f %9.1f", base_name(path), s->items,
+    printf("%-34s %6zu %6.2f %7.3f %7.3f %8.3f %11.1f %8.3f %9.1f", cli_base_name(path), s->items,
            s->samples_per_item, s->single_em, s->maj_em, s->oracle_em, s->tokens_per_item,
            s->consistency_oracle_samples, s->consistency_oracle_tokens);
     if (s->text_items) printf("   maj F1 %.3f", s->maj_f1);

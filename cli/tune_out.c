@@ -190,7 +190,7 @@ int tune_write_plot(FILE *fp, const tune_run *r, const tune_args *a)
     char title[256], xlabel[160], note[640];
     if (r->n_cal_files == 1)
         snprintf(title, sizeof title, "earlystop tune: EM against %s on %.120s", kv ? "peak KV" : "tokens",
-                 strrchr(r->cal_files[0], '/') ? strrchr(r->cal_files[0], '/') + 1 : r->cal_files[0]);
+                 cli_base_name(r->cal_files[0]));
     else
         snprintf(title, sizeof title, "earlystop tune: EM against %s on %d files", kv ? "peak KV" : "tokens",
                  r->n_cal_files);

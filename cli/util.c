@@ -165,3 +165,9 @@ void cli_print_rules(FILE *fp)
         else fprintf(fp, "  %-44s %s (%s)\n", spec, r.doc, lv);
     }
 }
+
+const char *cli_base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
