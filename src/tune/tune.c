@@ -199,21 +199,22 @@ static int split(const es_tune *t, uint32_t **opt, size_t *n_opt, uint32_t **tes
     size_t n = t->d->n_items;
     uint32_t *perm = malloc(n * sizeof *perm);
     if (!perm) return ES_ENOMEM;
-    for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
-    uint64_t s = t->o.seed ^ 0x5151A11CULL;
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)((s = mix(s)) % i);
-        uint32_t x = perm[i - 1];
-        perm[i - 1] = perm[j];
-        perm[j] = x;
-    }
-    size_t k = (size_t)((double)n * t->o.opt_share + 0.5);
+    size_t k = 0;
     if (t->o.opt_mask) { /* the caller's split: opt items first, each part in item order */
-        k = 0;
         for (size_t i = 0; i < n; i++)
             if (t->o.opt_mask[i]) perm[k++] = (uint32_t)i;
         for (size_t i = 0, j = k; i < n; i++)
             if (!t->o.opt_mask[i]) perm[j++] = (uint32_t)i;
+    } else {
+        for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
+        uint64_t s = t->o.seed ^ 0x5151A11CULL;
+        for (size_t i = n; i > 1; i--) {
+            size_t j = (size_t)((s = mix(s)) % i);
+            uint32_t x = perm[i - 1];
+            perm[i - 1] = perm[j];
+            perm[j] = x;
+        }
+        k = (size_t)((double)n * t->o.opt_share + 0.5);
     }
     if (k < 1) k = 1;
     if (t->o.max_em_drop < 0) k = n; /* a token budget tests nothing: the front uses all */
