@@ -124,10 +124,17 @@ static tn_family_run *family_slot(es_tune *t, const char *name, es_error *err)
     return fr;
 }
 
-static int add_one(es_tune *t, const char *name, es_error *err)
+/* The family named `name`, or NULL when it has not been added. */
+static tn_family_run *find_family(es_tune *t, const char *name)
 {
     for (size_t f = 0; f < t->n_fam; f++)
-        if (!strcmp(t->fam[f].name, name)) return ES_OK;
+        if (!strcmp(t->fam[f].name, name)) return &t->fam[f];
+    return NULL;
+}
+
+static int add_one(es_tune *t, const char *name, es_error *err)
+{
+    if (find_family(t, name)) return ES_OK;
     tn_family_run *fr = family_slot(t, name, err);
     if (!fr) return ES_ENOMEM;
     int rc = tn_family_configs(name, t->d, &fr->cfg, &fr->n_cfg, err);
@@ -139,13 +146,11 @@ static int add_one(es_tune *t, const char *name, es_error *err)
  * exactly when `sweep` and the rule has one. */
 static int add_config(es_tune *t, const es_policy *proto, const char *family, int sweep, es_error *err)
 {
-    size_t f = 0;
-    while (f < t->n_fam && strcmp(t->fam[f].name, family)) f++;
-    if (f == t->n_fam) {
-        if (!family_slot(t, family, err)) return ES_ENOMEM;
+    tn_family_run *fr = find_family(t, family);
+    if (!fr) {
+        if (!(fr = family_slot(t, family, err))) return ES_ENOMEM;
         t->n_fam++;
     }
-    tn_family_run *fr = &t->fam[f];
     tn_config *c = realloc(fr->cfg, (fr->n_cfg + 1) * sizeof *c);
     if (!c) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     fr->cfg = c;
