@@ -131,11 +131,7 @@ static int build(const es_rule_conf *confs, uint32_t n, const es_stopper *m, es_
 
 int es_policy_new(const char *spec, es_policy **out, es_error *err)
 {
-    es_rule_conf confs[ES_POLICY_MAX_RULES];
-    uint32_t n = 0;
-    *out = NULL;
-    int rc = es_spec_parse(spec, confs, &n, err);
-    return rc ? rc : build(confs, n, NULL, out, err);
+    return es_policy_new_stopper(spec, NULL, out, err);
 }
 
 int es_policy_new_stopper(const char *spec, const es_stopper *m, es_policy **out, es_error *err)

@@ -103,7 +103,7 @@ static int check(const es_stopper_desc *d, es_error *err)
 
 /* ---------------------------------------------------------- the object */
 
-/* Bytes of one head's arrays, as copy_head lays them out. */
+/* Doubles in one head's arrays, as copy_head lays them out. */
 static size_t head_doubles(const es_stopper_head *h)
 {
     size_t n = 2 * (size_t)h->n_in;

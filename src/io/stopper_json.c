@@ -124,6 +124,18 @@ static int read_net(json_t *j, uint32_t n_in, es_stopper_net *net, head_buf *b, 
     return ES_OK;
 }
 
+/* An optional whole number in [lo, hi]: 1 with *out = it (0 when absent or
+ * null), 0 when it is anything else. */
+static int opt_whole(json_t *v, double lo, double hi, uint32_t *out)
+{
+    double x = json_is_number(v) ? json_number_value(v) : NAN;
+    *out = 0;
+    if (!v || json_is_null(v)) return 1;
+    if (!(x >= lo && x <= hi && x == floor(x))) return 0;
+    *out = (uint32_t)x;
+    return 1;
+}
+
 /* "required": the names, among the head's features, that must be present
  * for it to score (optional; absent = none). */
 static int read_required(json_t *req, json_t *feats, es_stopper_head *h, const char *path, const char *name,
@@ -180,12 +192,10 @@ static int read_head(json_t *j, int level, const char *name, es_stopper_head *h,
     if ((rc = read_required(json_object_get(j, "required"), feats, h, path, name, err))) return rc;
     json_t *every = json_object_get(j, "every");
     snprintf(f, sizeof f, "%s.every", name);
-    double ev = json_is_number(every) ? json_number_value(every) : 0;
     if (every && !json_is_null(every) && level != ES_AT_WITHIN)
         return fail(err, path, f, "is a within head's (the probe spacing it was trained at)");
-    if (every && !json_is_null(every) && !(ev >= 1 && ev <= 1000000 && ev == floor(ev)))
+    if (!opt_whole(every, 1, 1000000, &h->every))
         return fail(err, path, f, "must be a whole number of probe points in 1..1000000");
-    h->every = json_is_number(every) ? (uint32_t)ev : 0;
     json_t *clip = json_object_get(j, "clip"), *nets = json_object_get(j, "nets");
     snprintf(f, sizeof f, "%s.clip", name);
     if (!json_is_number(clip)) return fail(err, path, f, "must be a number");
@@ -256,10 +266,8 @@ static int read_picks(json_t *a, es_stopper_desc *d, uint32_t *pick, const char 
         json_t *v = json_object_get(json_array_get(a, i), "across_head");
         char f[64];
         snprintf(f, sizeof f, "operating_points[%u].across_head", i);
-        double k = json_is_number(v) ? json_number_value(v) : -1;
-        if (v && !json_is_null(v) && !(k >= 0 && k <= d->n_across_alt && k == floor(k)))
+        if (!opt_whole(v, 0, d->n_across_alt, &pick[i]))
             return fail(err, path, f, "must name a head: 0 (across) or k (across_alt[k - 1])");
-        pick[i] = json_is_number(v) ? (uint32_t)k : 0;
         any |= pick[i] != 0;
     }
     d->across_pick = any ? pick : NULL;

@@ -124,10 +124,17 @@ static tn_family_run *family_slot(es_tune *t, const char *name, es_error *err)
     return fr;
 }
 
-static int add_one(es_tune *t, const char *name, es_error *err)
+/* The family named `name`, or NULL when it has not been added. */
+static tn_family_run *find_family(es_tune *t, const char *name)
 {
     for (size_t f = 0; f < t->n_fam; f++)
-        if (!strcmp(t->fam[f].name, name)) return ES_OK;
+        if (!strcmp(t->fam[f].name, name)) return &t->fam[f];
+    return NULL;
+}
+
+static int add_one(es_tune *t, const char *name, es_error *err)
+{
+    if (find_family(t, name)) return ES_OK;
     tn_family_run *fr = family_slot(t, name, err);
     if (!fr) return ES_ENOMEM;
     int rc = tn_family_configs(name, t->d, &fr->cfg, &fr->n_cfg, err);
@@ -139,13 +146,11 @@ static int add_one(es_tune *t, const char *name, es_error *err)
  * exactly when `sweep` and the rule has one. */
 static int add_config(es_tune *t, const es_policy *proto, const char *family, int sweep, es_error *err)
 {
-    size_t f = 0;
-    while (f < t->n_fam && strcmp(t->fam[f].name, family)) f++;
-    if (f == t->n_fam) {
-        if (!family_slot(t, family, err)) return ES_ENOMEM;
+    tn_family_run *fr = find_family(t, family);
+    if (!fr) {
+        if (!(fr = family_slot(t, family, err))) return ES_ENOMEM;
         t->n_fam++;
     }
-    tn_family_run *fr = &t->fam[f];
     tn_config *c = realloc(fr->cfg, (fr->n_cfg + 1) * sizeof *c);
     if (!c) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     fr->cfg = c;
@@ -199,21 +204,22 @@ static int split(const es_tune *t, uint32_t **opt, size_t *n_opt, uint32_t **tes
     size_t n = t->d->n_items;
     uint32_t *perm = malloc(n * sizeof *perm);
     if (!perm) return ES_ENOMEM;
-    for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
-    uint64_t s = t->o.seed ^ 0x5151A11CULL;
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)((s = mix(s)) % i);
-        uint32_t x = perm[i - 1];
-        perm[i - 1] = perm[j];
-        perm[j] = x;
-    }
-    size_t k = (size_t)((double)n * t->o.opt_share + 0.5);
+    size_t k = 0;
     if (t->o.opt_mask) { /* the caller's split: opt items first, each part in item order */
-        k = 0;
         for (size_t i = 0; i < n; i++)
             if (t->o.opt_mask[i]) perm[k++] = (uint32_t)i;
         for (size_t i = 0, j = k; i < n; i++)
             if (!t->o.opt_mask[i]) perm[j++] = (uint32_t)i;
+    } else {
+        for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
+        uint64_t s = t->o.seed ^ 0x5151A11CULL;
+        for (size_t i = n; i > 1; i--) {
+            size_t j = (size_t)((s = mix(s)) % i);
+            uint32_t x = perm[i - 1];
+            perm[i - 1] = perm[j];
+            perm[j] = x;
+        }
+        k = (size_t)((double)n * t->o.opt_share + 0.5);
     }
     if (k < 1) k = 1;
     if (t->o.max_em_drop < 0) k = n; /* a token budget tests nothing: the front uses all */
