@@ -33,6 +33,8 @@ int cli_report(const es_error *err, int code);
 
 /* A path's file name, without its directory. */
 const char *cli_base_name(const char *path);
+/* 1 when two paths name one file: the same name, or the same device and inode. */
+int cli_same_file(const char *a, const char *b);
 
 /* Print "earlystop CMD: msg" to stderr and return CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)

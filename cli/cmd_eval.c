@@ -13,7 +13,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -179,10 +178,7 @@ static int parse_args(int argc, char **argv, eval_opts *o, const char **files, i
  * ./s.json): by device and inode. */
 static int same_file(const char *a, const char *b)
 {
-    struct stat x, y;
-    if (!strcmp(a, b)) return 1;
-    return a[0] == '@' && b[0] == '@' && !stat(a + 1, &x) && !stat(b + 1, &y) && x.st_dev == y.st_dev &&
-           x.st_ino == y.st_ino;
+    return !strcmp(a, b) || (a[0] == '@' && b[0] == '@' && cli_same_file(a + 1, b + 1));
 }
 
 /* Every --policy is checked before any file is read (a typo should not

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -107,15 +106,11 @@ static int commit(es_outfile *of, int ok)
  * name and by device and inode. */
 static int distinct_files(const char **paths, int n)
 {
-    for (int i = 0; i < n; i++) {
-        struct stat a, b;
-        int sa = stat(paths[i], &a);
+    for (int i = 0; i < n; i++)
         for (int k = 0; k < i; k++)
-            if (!strcmp(paths[i], paths[k]) ||
-                (sa == 0 && stat(paths[k], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+            if (cli_same_file(paths[i], paths[k]))
                 return cli_usage_error("meta-train", "'%s' is given twice (as '%s'): each file is one task", paths[i],
                                        paths[k]);
-    }
     return CLI_OK;
 }
 
