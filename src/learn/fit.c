@@ -224,23 +224,40 @@ static void adam_step(adam *a, double *p, const double *g, double lr)
     }
 }
 
-/* Parameters packed as w1 | b1 | w2 | b2 for the optimiser. */
-static size_t pack(const lr_net *n, double *p, int out)
+size_t lr_net_n_params(const lr_net *n) { return n->hidden ? (size_t)n->hidden * n->d + 2 * n->hidden + 1 : n->d + 1; }
+
+void lr_net_pack(const lr_net *n, double *p, int out)
 {
     size_t k = 0, h = n->hidden, d = n->d;
     double *fields[4] = {(double *)n->w1, (double *)n->b1, (double *)n->w2, (double *)&n->b2};
-    size_t len[4] = {h * d, h, h, 1};
+    size_t len[4] = {h * d, h, h ? h : d, 1};
     for (int f = 0; f < 4; f++)
         for (size_t i = 0; i < len[f]; i++, k++) {
             if (out) p[k] = fields[f][i];
             else fields[f][i] = p[k];
         }
-    return k;
+}
+
+void lr_net_grad(const lr_net *n, const double *z, const double *h, double c, double *g)
+{
+    if (!n->hidden) {
+        for (uint32_t i = 0; i < n->d; i++) g[i] += c * z[i];
+        g[n->d] += c;
+        return;
+    }
+    double *gb1 = g + (size_t)n->hidden * n->d, *gw2 = gb1 + n->hidden, *gb2 = gw2 + n->hidden;
+    for (uint32_t k = 0; k < n->hidden; k++) {
+        gw2[k] += c * h[k];
+        double dh = c * n->w2[k] * (1 - h[k] * h[k]);
+        gb1[k] += dh;
+        for (uint32_t i = 0; i < n->d; i++) g[(size_t)k * n->d + i] += dh * z[i];
+    }
+    *gb2 += c;
 }
 
 static int fit_mlp(lr_net *n, const double *z, const double *y, const double *w, size_t rows, const lr_fit_opts *o)
 {
-    size_t np = (size_t)n->hidden * n->d + 2 * n->hidden + 1, bs = 256;
+    size_t np = lr_net_n_params(n), bs = 256;
     double *p = calloc(np, sizeof *p), *g = calloc(np, sizeof *g), *m = calloc(np, sizeof *m),
            *v = calloc(np, sizeof *v);
     size_t *perm = malloc((rows + 1) * sizeof *perm);
@@ -248,7 +265,7 @@ static int fit_mlp(lr_net *n, const double *z, const double *y, const double *w,
         free(p), free(g), free(m), free(v), free(perm);
         return ES_ENOMEM;
     }
-    pack(n, p, 1);
+    lr_net_pack(n, p, 1);
     adam a = {m, v, np, 0};
     double wmean = 0, h[ES_STOPPER_MAX_HIDDEN];
     for (size_t i = 0; i < rows; i++) wmean += w[i];
@@ -272,21 +289,14 @@ static int fit_mlp(lr_net *n, const double *z, const double *y, const double *w,
                 double out = lr_net_eval(n, zi, h);
                 /* d loss / d pre-activation: p - y for the logistic loss, y' - y for the squared */
                 double r = (out - y[i]) * w[i] * scale;
-                double *gw1 = g, *gb1 = g + (size_t)n->hidden * n->d, *gw2 = gb1 + n->hidden, *gb2 = gw2 + n->hidden;
-                *gb2 += r;
-                for (uint32_t k = 0; k < n->hidden; k++) {
-                    gw2[k] += r * h[k];
-                    double dh = r * n->w2[k] * (1 - h[k] * h[k]);
-                    gb1[k] += dh;
-                    for (uint32_t u = 0; u < n->d; u++) gw1[(size_t)k * n->d + u] += dh * zi[u];
-                }
+                lr_net_grad(n, zi, h, r, g);
             }
             for (size_t i = 0; i < (size_t)n->hidden * n->d; i++) g[i] += o->l2 * p[i];
             for (size_t i = 0; i < n->hidden; i++) g[(size_t)n->hidden * n->d + n->hidden + i] += o->l2 * p[(size_t)n->hidden * n->d + n->hidden + i];
             /* a learning rate decayed over the fit */
             double lr = 3e-3 * (1.0 - 0.9 * (double)steps / (double)(total ? total : 1));
             adam_step(&a, p, g, lr);
-            pack(n, p, 0);
+            lr_net_pack(n, p, 0);
         }
     }
     free(p), free(g), free(m), free(v), free(perm);

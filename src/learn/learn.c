@@ -146,9 +146,9 @@ typedef struct fit_ctx {
     uint8_t *mask;
     cand *c;
     size_t n_c;
-    uint32_t feat[2][ES_STOPPER_MAX_INPUTS], nf[2];
-    uint64_t req[2];           /* the heads' required inputs (bits) */
-    uint32_t n_sets;           /* across feature sets ([1] above is set 0) */
+    uint32_t wfeat[ES_STOPPER_MAX_INPUTS], wnf; /* the within head's features */
+    uint64_t wreq;             /* its required inputs (bits) */
+    uint32_t n_sets;           /* across feature sets */
     uint32_t set_feat[ES_LEARN_MAX_SETS][ES_STOPPER_MAX_INPUTS], set_nf[ES_LEARN_MAX_SETS];
     uint64_t set_req[ES_LEARN_MAX_SETS];
     es_tune_opts to;
@@ -172,9 +172,9 @@ static int make_stopper(const fit_ctx *x, const cand *c, size_t n_points, const 
 {
     es_stopper_desc d;
     memset(&d, 0, sizeof d);
-    if (c->head[0]) lr_head_export(c->head[0], x->feat[0], &d.within);
+    if (c->head[0]) lr_head_export(c->head[0], x->wfeat, &d.within);
     if (c->head[1]) lr_head_export(c->head[1], x->set_feat[c->set], &d.across);
-    d.within.required = c->head[0] ? x->req[0] : 0;
+    d.within.required = c->head[0] ? x->wreq : 0;
     d.across.required = c->head[1] ? x->set_req[c->set] : 0;
     d.within.every = c->head[0] ? x->o->every : 0;
     d.n_points = (uint32_t)n_points;
@@ -278,13 +278,11 @@ static int thresholds_of(const char *spec, const es_stopper *m, double *thr, dou
     return ES_OK;
 }
 
-
-
 /* --require: each name must be a feature one of the learned heads reads;
  * it sets that input's bit in its head's mask. */
 static int parse_required(const char *list, fit_ctx *x, es_error *err)
 {
-    x->req[0] = x->req[1] = 0;
+    x->wreq = 0;
     memset(x->set_req, 0, sizeof x->set_req);
     for (const char *p = list; p && *p;) {
         size_t len = strcspn(p, ",");
@@ -294,9 +292,9 @@ static int parse_required(const char *list, fit_ctx *x, es_error *err)
         if (es_feature_find(name, &id))
             return es_error_set(err, ES_EINVAL, "", 0, "--require", "unknown feature '%s'", name);
         int found = 0;
-        for (uint32_t i = 0; i < x->nf[0]; i++)
-            if (x->feat[0][i] == id) {
-                x->req[0] |= 1ULL << i;
+        for (uint32_t i = 0; i < x->wnf; i++)
+            if (x->wfeat[i] == id) {
+                x->wreq |= 1ULL << i;
                 found = 1;
             }
         for (uint32_t st = 0; st < x->n_sets; st++)
@@ -414,7 +412,7 @@ static int train_candidates(fit_ctx *x, es_learn_result *out, es_error *err)
         x->c[i].lambda = o->lambdas[i % nl]; /* the logistic learner ignores it */
     }
     int rc = ES_OK;
-    if (o->level & ES_AT_WITHIN) rc = train_level(x, ES_AT_WITHIN, x->feat[0], x->nf[0], 0, nl, out, err);
+    if (o->level & ES_AT_WITHIN) rc = train_level(x, ES_AT_WITHIN, x->wfeat, x->wnf, 0, nl, out, err);
     for (uint32_t st = 0; st < x->n_sets && !rc && (o->level & ES_AT_ACROSS); st++)
         rc = train_level(x, ES_AT_ACROSS, x->set_feat[st], x->set_nf[st], st * nl, nl, out, err);
     /* beside --across-from's head, every one of its points (a spec's budget
@@ -450,8 +448,6 @@ static int parse_sets(const es_learn_opts *o, fit_ctx *x, es_error *err)
     }
     if (x->n_sets > 1 && o->level != ES_AT_ACROSS)
         return es_error_set(err, ES_EINVAL, "", 0, "--features", "several feature sets go with --level across");
-    memcpy(x->feat[1], x->set_feat[0], sizeof x->feat[1]);
-    x->nf[1] = x->set_nf[0];
     return ES_OK;
 }
 
@@ -612,7 +608,7 @@ int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result 
     int rc = ES_OK;
     if (o->level & ES_AT_WITHIN)
         rc = lr_parse_features(o->within_features ? o->within_features : es_learn_default_features(ES_AT_WITHIN),
-                               ES_AT_WITHIN, x.feat[0], &x.nf[0], err);
+                               ES_AT_WITHIN, x.wfeat, &x.wnf, err);
     x.n_sets = 1;
     if (!rc && ((o->level & ES_AT_ACROSS) || (o->across_features && strchr(o->across_features, ';'))))
         rc = parse_sets(o, &x, err);

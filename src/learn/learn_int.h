@@ -96,6 +96,16 @@ typedef struct lr_fit_opts {
 
 int lr_net_fit(lr_net *n, const double *z, const double *y, const double *w, size_t rows, const lr_fit_opts *o);
 
+/* The net's parameters as one vector, w1 | b1 | w2 | b2 (hidden) or w | b
+ * (linear): how many, and packed into p (out = 1) or unpacked from it. */
+size_t lr_net_n_params(const lr_net *n);
+void lr_net_pack(const lr_net *n, double *p, int out);
+
+/* d output-logit / d parameters at z, times c, added to g (packed as
+ * above); h: the hidden activations lr_net_eval gave at z (unused when
+ * linear). */
+void lr_net_grad(const lr_net *n, const double *z, const double *h, double c, double *g);
+
 /* ------------------------------------------------------------- learners */
 
 /* A trained head: the normalisation and one or two nets (score = sum of

@@ -190,43 +190,6 @@ static void adam(adam_state *a, double *p, const double *g, size_t n, double lr,
     }
 }
 
-/* The policy's parameters as one vector: w1 | b1 | w2 | b2 (hidden) or w | b. */
-static size_t n_params(const lr_net *n) { return n->hidden ? (size_t)n->hidden * n->d + 2 * n->hidden + 1 : n->d + 1; }
-
-static void get_params(const lr_net *n, double *p, int put)
-{
-    size_t k = 0;
-    double *f[4] = {(double *)n->w1, (double *)n->b1, (double *)n->w2, (double *)&n->b2};
-    size_t len[4] = {(size_t)n->hidden * n->d, n->hidden, n->hidden ? n->hidden : n->d, 1};
-    for (int q = 0; q < 4; q++)
-        for (size_t i = 0; i < len[q]; i++, k++) {
-            if (put) f[q][i] = p[k];
-            else p[k] = f[q][i];
-        }
-}
-
-/* d logit / d params at z, times c, added to g. */
-static void add_grad(const lr_net *n, const double *z, double c, double *g, double *h)
-{
-    if (!n->hidden) {
-        for (uint32_t i = 0; i < n->d; i++) g[i] += c * z[i];
-        g[n->d] += c;
-        return;
-    }
-    size_t hd = (size_t)n->hidden * n->d;
-    double *gb1 = g + hd, *gw2 = gb1 + n->hidden, *gb2 = gw2 + n->hidden;
-    for (uint32_t k = 0; k < n->hidden; k++) {
-        double a = n->b1[k];
-        for (uint32_t i = 0; i < n->d; i++) a += n->w1[(size_t)k * n->d + i] * z[i];
-        h[k] = tanh(a);
-        gw2[k] += c * h[k];
-        double dh = c * n->w2[k] * (1 - h[k] * h[k]);
-        gb1[k] += dh;
-        for (uint32_t i = 0; i < n->d; i++) g[(size_t)k * n->d + i] += dh * z[i];
-    }
-    *gb2 += c;
-}
-
 int lr_train_reinforce(const lr_data *s, const lr_train *t, lr_head *h, es_error *err)
 {
     lr_norm_fit(s, t->clip, &h->nz);
@@ -240,7 +203,7 @@ int lr_train_reinforce(const lr_data *s, const lr_train *t, lr_head *h, es_error
     lr_net *pi = &h->net[0];
     lr_net_init(pi, d, t->hidden, 1, t->seed);
     pi->b2 = -2.0; /* start by going on: most decisions in an episode are "not yet" */
-    size_t np = n_params(pi), nb = d + 1;
+    size_t np = lr_net_n_params(pi), nb = d + 1;
     double *p = calloc(np, sizeof *p), *g = calloc(np, sizeof *g), *bw = calloc(nb, sizeof *bw),
            *gb = calloc(nb, sizeof *gb), *m1 = calloc(np, sizeof *m1), *v1 = calloc(np, sizeof *v1),
            *m2 = calloc(nb, sizeof *m2), *v2 = calloc(nb, sizeof *v2);
@@ -249,9 +212,7 @@ int lr_train_reinforce(const lr_data *s, const lr_train *t, lr_head *h, es_error
     adam_state ap = {m1, v1, 0}, ab = {m2, v2, 0};
     uint64_t rng = t->seed ^ 0x5EEDULL;
     const size_t batch = 256;
-    size_t *stops = malloc(batch * sizeof *stops);
-    if (!stops) rc = ES_ENOMEM;
-    if (!rc) get_params(pi, p, 0);
+    if (!rc) lr_net_pack(pi, p, 1);
     for (uint32_t it = 0; !rc && it < t->iterations; it++) {
         if (it % 16 == 0) progress(t, "REINFORCE", it, t->iterations);
         memset(g, 0, np * sizeof *g);
@@ -278,10 +239,10 @@ int lr_train_reinforce(const lr_data *s, const lr_train *t, lr_head *h, es_error
                 double G = s->reward[stop] - t->lambda * ((double)s->cost[stop] - s->cost[i]);
                 double base = bw[d];
                 for (uint32_t k = 0; k < d; k++) base += bw[k] * zi[k];
-                double prob = lr_net_eval(pi, zi, NULL), adv = G - base;
+                double prob = lr_net_eval(pi, zi, hid), adv = G - base;
                 /* d log pi(action) / d logit: 1 - pi for stop, -pi for go on */
                 double dl = i == stop ? 1 - prob : -prob;
-                add_grad(pi, zi, s->w[i] * adv * dl, g, hid);
+                lr_net_grad(pi, zi, hid, s->w[i] * adv * dl, g);
                 for (uint32_t k = 0; k < d; k++) gb[k] += s->w[i] * (base - G) * zi[k];
                 gb[d] += s->w[i] * (base - G);
                 n_dec += s->w[i];
@@ -293,12 +254,12 @@ int lr_train_reinforce(const lr_data *s, const lr_train *t, lr_head *h, es_error
         double lr = 0.02 * (1.0 - 0.9 * (double)it / (double)t->iterations);
         adam(&ap, p, g, np, lr, +1.0);
         adam(&ab, bw, gb, nb, 0.05, -1.0);
-        get_params(pi, p, 1);
+        lr_net_pack(pi, p, 0);
     }
     progress(t, "REINFORCE", t->iterations, t->iterations);
     h->n_nets = 1;
     h->weight[0] = 1;
-    free(p), free(g), free(bw), free(gb), free(m1), free(v1), free(m2), free(v2), free(stops), free(z);
+    free(p), free(g), free(bw), free(gb), free(m1), free(v1), free(m2), free(v2), free(z);
     return rc ? es_error_set(err, rc, "", 0, "", "out of memory") : ES_OK;
 }
 
