@@ -317,7 +317,7 @@ static int parse_required(const char *list, fit_ctx *x, es_error *err)
  * gains on one task must not pay for losses on another) is within the
  * budget: chosen without a guarantee (certified = -1; 0 when none is
  * within it: the most conservative). */
-int lr_empirical_choice(const es_tune *t, double budget, es_tune_point *chosen)
+static int empirical_choice(const es_tune *t, double budget, es_tune_point *chosen)
 {
     int found = 0;
     for (size_t i = 0; i < es_tune_front_size(t, -1); i++) {
@@ -329,6 +329,34 @@ int lr_empirical_choice(const es_tune *t, double budget, es_tune_point *chosen)
     }
     if (!found) *chosen = *es_tune_tested(t, 0);
     return found;
+}
+
+int lr_tune_choose(es_tune *t, double budget, es_tune_point *chosen, int *certified, es_error *err)
+{
+    es_error e2 = {0};
+    int r2 = es_tune_run(t, &e2);
+    *certified = r2 == ES_OK;
+    if (r2 == ES_OK) {
+        es_tune_chosen(t, chosen);
+        return ES_OK;
+    }
+    if (r2 == ES_ENOTSUP && es_tune_n_tested(t) > 0) {
+        *certified = empirical_choice(t, budget, chosen) ? -1 : 0;
+        return ES_OK;
+    }
+    if (err) *err = e2;
+    return r2;
+}
+
+uint32_t lr_max_samples(const es_tune_data *d)
+{
+    uint32_t max = 0;
+    for (size_t f = 0; f < es_tune_data_n_files(d); f++) {
+        uint32_t s, a;
+        es_traceset_max_sizes(es_tune_data_file(d, f, NULL), &s, &a);
+        if (s > max) max = s;
+    }
+    return max;
 }
 
 /* Learn-then-Test over the candidates in [first, last) at one budget. */
@@ -344,19 +372,7 @@ static int ltt(fit_ctx *x, size_t first, size_t last, double budget, es_tune_poi
         snprintf(fam, sizeof fam, "learned#%zu", k);
         rc = add_candidate(t, &x->c[k], x->o->level, x->o->min_samples, x->o->across_from ? budget : NAN, fam, err);
     }
-    if (!rc) {
-        es_error e2 = {0};
-        int r2 = es_tune_run(t, &e2);
-        *certified = r2 == ES_OK;
-        if (r2 == ES_OK) {
-            es_tune_chosen(t, chosen);
-        } else if (r2 == ES_ENOTSUP && es_tune_n_tested(t) > 0) {
-            *certified = lr_empirical_choice(t, budget, chosen) ? -1 : 0;
-        } else {
-            rc = r2;
-            if (err) *err = e2;
-        }
-    }
+    if (!rc) rc = lr_tune_choose(t, budget, chosen, certified, err);
     if (!rc) {
         *which = first;
         sscanf(chosen->family, "learned#%zu", which);
@@ -615,13 +631,7 @@ int es_learn_fit(const es_tune_data *d, const es_learn_opts *o, es_learn_result 
     if (!rc) rc = parse_required(o->required, &x, err);
     if (rc) return rc;
     /* one sample per item everywhere: orders change nothing */
-    uint32_t max_samples = 0;
-    for (size_t f = 0; f < es_tune_data_n_files(d); f++) {
-        uint32_t ms, ma;
-        es_traceset_max_sizes(es_tune_data_file(d, f, NULL), &ms, &ma);
-        if (ms > max_samples) max_samples = ms;
-    }
-    if (max_samples <= 1) x.to.shuffles = 0;
+    if (lr_max_samples(d) <= 1) x.to.shuffles = 0;
     if (!(x.mask = lr_split_mask(d, o->train_share, o->seed))) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     x.to.opt_mask = x.mask;
     size_t n = es_tune_data_n_items(d);

@@ -1,8 +1,8 @@
 /*
  * learn_int.h - internals of the learning layer, shared by its files:
  * episodes.c (states from replayed episodes), fit.c (standardisation,
- * logistic and ridge regression, small MLPs), fqi.c, reinforce.c (the two
- * learners), learn.c (the fit with its operating points), lofo.c.
+ * logistic and ridge regression, small MLPs), learners.c (fitted-Q,
+ * REINFORCE, logistic), learn.c (the fit with its operating points), lofo.c.
  */
 #ifndef ES_LEARN_INT_H
 #define ES_LEARN_INT_H
@@ -145,8 +145,12 @@ void lr_head_export(const lr_head *h, const uint32_t *feat, es_stopper_head *out
  * file name and index, so a file splits the same way in every fold. */
 uint8_t *lr_split_mask(const es_tune_data *d, double share, uint64_t seed);
 
-/* learn.c: the fallback choice where Learn-then-Test certifies nothing. */
-int lr_empirical_choice(const es_tune *t, double budget, es_tune_point *chosen);
+/* learn.c: run Learn-then-Test on t and take its choice (certified 1);
+ * where it certifies nothing but tested points, the training items' choice
+ * (-1, or 0: the most conservative).  Else the tuner's error. */
+int lr_tune_choose(es_tune *t, double budget, es_tune_point *chosen, int *certified, es_error *err);
+/* The most samples an item has in any file (1: orders change nothing). */
+uint32_t lr_max_samples(const es_tune_data *d);
 
 /* Parse a comma-separated feature list of one level into ids. */
 int lr_parse_features(const char *list, int level, uint32_t *ids, uint32_t *n, es_error *err);

@@ -38,33 +38,14 @@ static int tuned(const es_tune_data *d, const es_learn_opts *o, const uint8_t *m
     to.threads = o->threads;
     to.max_em_drop = budget / 100.0;
     to.opt_mask = mask;
-    uint32_t ms = 0;
-    for (size_t f = 0; f < es_tune_data_n_files(d); f++) {
-        uint32_t s, a;
-        es_traceset_max_sizes(es_tune_data_file(d, f, NULL), &s, &a);
-        if (s > ms) ms = s;
-    }
-    if (ms <= 1) to.shuffles = 0;
+    if (lr_max_samples(d) <= 1) to.shuffles = 0;
     es_tune *t;
     int rc = es_tune_new(d, &to, &t, err);
     if (!rc) rc = es_tune_add_family(t, "all", err);
-    if (!rc) {
-        es_error e2 = {0};
-        int r2 = es_tune_run(t, &e2);
-        es_tune_point p;
-        *certified = r2 == ES_OK;
-        if (r2 == ES_OK) {
-            es_tune_chosen(t, &p);
-            snprintf(spec, cap, "%s", p.spec);
-        } else if (r2 == ES_ENOTSUP) {
-            /* nothing certified: as the learner does, the training items' choice, no guarantee */
-            *certified = lr_empirical_choice(t, budget, &p) ? -1 : 0;
-            snprintf(spec, cap, "%s", *certified ? p.spec : "full");
-        } else {
-            rc = r2;
-            if (err) *err = e2;
-        }
-    }
+    es_tune_point p;
+    /* nothing certified: as the learner does, the training items' choice, no guarantee */
+    if (!rc) rc = lr_tune_choose(t, budget, &p, certified, err);
+    if (!rc) snprintf(spec, cap, "%s", *certified ? p.spec : "full");
     es_tune_free(t);
     return rc;
 }
