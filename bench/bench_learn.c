@@ -69,7 +69,7 @@ static double run(es_policy *p, const stream *s, int probes)
                 uint32_t at = 16u * (uint32_t)(j + 1);
                 if (es_session_reach(ses, at) != ES_CONTINUE) break;
                 decisions++;
-                if (es_session_probe(ses, at, s->probe[i][k][j], s->pconf[i][k][j], NAN, 0) == ES_STOP) break;
+                if (es_session_probe(ses, at, s->probe[i][k][j], s->pconf[i][k][j], NAN, 0, 0) == ES_STOP) break;
             }
             decisions++;
             if (es_session_end_sample(ses, s->answer[i][k], s->tokens[i][k], s->conf[i][k], 1) == ES_STOP) break;

@@ -26,6 +26,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_learn(int argc, char **argv);
+int cmd_cues(int argc, char **argv);
 
 /* Print "earlystop: <formatted error>" to stderr; returns CLI_USAGE for input
  * errors (parse, format, invalid) and CLI_FAIL otherwise. */

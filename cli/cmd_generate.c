@@ -81,6 +81,7 @@ static int slot_on_probe(void *ctx, const es_lm_probe *p)
     q->confidence = p->confidence;
     q->window_confidence = p->window_confidence;
     q->cost = p->cost;
+    q->cues = 0; /* the built-in model's probes are forced answers, not paragraphs */
     s->n_probes++;
     return ES_CONTINUE;
 }

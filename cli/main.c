@@ -16,6 +16,7 @@ static const struct {
     {"meta-train", cmd_meta_train, "learn across tasks how stopping thresholds move (a prior)"},
     {"adapt", cmd_adapt, "tune a new task from K of its items, starting from a prior"},
     {"import", cmd_import, "turn other JSON / JSON Lines outputs into trace format v1"},
+    {"cues", cmd_cues, "mark paragraph-end probes with their text cues (conclusion, re-check, end)"},
     {"train", cmd_train, "train the built-in reasoning model"},
     {"generate", cmd_generate, "record traces with probes from the built-in model"},
     {"run", cmd_run, "generate live with a stopping policy deciding in the loop"},

@@ -33,7 +33,7 @@ static int run_question(es_session *s, es_interner *in, int max_samples, char *o
         for (uint32_t at = 32; at < 200; at += 32) {
             if (es_session_reach(s, at) == ES_STOP) break;
             int32_t id = es_interner_intern(in, probe_text(i, (int)(at / 32) - 1));
-            if (es_session_probe(s, at, id, NAN, NAN, 6) == ES_STOP) break;
+            if (es_session_probe(s, at, id, NAN, NAN, 0, 6) == ES_STOP) break;
         }
         int32_t own = es_interner_intern(in, answers[i]);
         if (es_session_end_sample(s, own, tokens, NAN, 1) == ES_STOP) break;

@@ -85,7 +85,7 @@ static void drive(es_policy *p, const uint8_t *ev, size_t n)
         float conf = ev[i + 2] == 255 ? NAN : ev[i + 2] / 254.0f;
         float wconf = ev[i + 3] == 255 ? NAN : ev[i + 3] / 16.0f;
         switch (ev[i] % 5) {
-        case 0: check_rc(es_policy_probe(p, at += ev[i + 3], a, conf, wconf)); break;
+        case 0: check_rc(es_policy_probe(p, at += ev[i + 3], a, conf, wconf, 0)); break;
         case 1: check_rc(es_policy_token(p, -conf, wconf)); break;
         case 2:
             check_rc(es_policy_end_sample(p, a, at, conf));
@@ -126,7 +126,7 @@ static void drive_session(es_policy *p, const uint8_t *ev, size_t n)
             at += 1u + ev[i + 3] % 64;
             if (es_session_reach(s, at) == ES_CONTINUE) {
                 uint32_t cost = ev[i + 1] >> 4;
-                check_rc(es_session_probe(s, at, a, conf, wconf, cost));
+                check_rc(es_session_probe(s, at, a, conf, wconf, 0, cost));
                 probes++;
                 probe_tokens += cost;
             }

@@ -40,7 +40,7 @@ static void drive(es_stopper *m, const uint8_t *data, size_t size)
         float c = data[i + 2] == 255 ? NAN : data[i + 2] / 255.0f;
         if (data[i] & 1) {
             at += 1 + data[i] % 32;
-            if (es_session_reach(s, at) == ES_CONTINUE && es_session_probe(s, at, a, c, c, 3) < 0) abort();
+            if (es_session_reach(s, at) == ES_CONTINUE && es_session_probe(s, at, a, c, c, 0, 3) < 0) abort();
         } else {
             int rc = es_session_end_sample(s, a, at + 1, c, 1);
             if (rc < 0 || rc > ES_STOP) abort();

@@ -346,11 +346,31 @@ ES_API int es_policy_begin_sample(es_policy *p);
  * the top-k alternatives; NaN if unknown).  Returns ES_CONTINUE / ES_STOP. */
 ES_API int es_policy_token(es_policy *p, float logprob, float token_confidence);
 
+/*
+ * Text cues at a probe point: what the reasoning's text says there, read by
+ * es_text_cues from the paragraph that ends at the probe (docs/trace-format.md,
+ * "Probe cues").  ES_CUE_READ says the cues were read at all: 0 means
+ * unknown (no text), and the learned stopper marks the cue features missing.
+ *   ES_CUE_CONCLUDE  the paragraph states a conclusion ("Therefore", "the
+ *                    answer is", "final answer", a \boxed{})
+ *   ES_CUE_CHECK     it begins a re-check ("Wait", "Let me double-check")
+ *   ES_CUE_END       the reasoning ends here (the thinking is closed next:
+ *                    what follows is the answer written out)
+ */
+enum { ES_CUE_CONCLUDE = 1, ES_CUE_CHECK = 2, ES_CUE_END = 4, ES_CUE_READ = 8 };
+
+/* The cues of one paragraph of reasoning (text[0..n), no terminator needed):
+ * ES_CUE_READ | ES_CUE_CONCLUDE / ES_CUE_CHECK as its words say (English;
+ * case-insensitive, whole words).  ES_CUE_END is the caller's: only it knows
+ * what follows.  Allocates nothing. */
+ES_API uint32_t es_text_cues(const char *text, size_t n);
+
 /* A probe inside the running sample: tokens generated so far, probed answer,
- * its mean token probability (NaN if unknown) and the sliding-window
- * confidence at this point (NaN if unknown).  ES_STOP ends the sample. */
+ * its mean token probability (NaN if unknown), the sliding-window confidence
+ * at this point (NaN if unknown) and the text cues there (ES_CUE_*, 0 if
+ * unknown).  ES_STOP ends the sample. */
 ES_API int es_policy_probe(es_policy *p, uint32_t at, int32_t answer, float confidence,
-                    float window_confidence);
+                    float window_confidence, uint32_t cues);
 
 /* The sample ended (by itself or after ES_STOP), with its final answer (for a
  * stopped sample: the answer the policy gave, es_policy_sample_answer), its
@@ -415,7 +435,8 @@ ES_API void es_features_free(es_features *f);
 ES_API int es_features_begin_item(es_features *f, uint32_t max_samples, uint32_t max_answers, const uint8_t *flags);
 ES_API int es_features_sample(es_features *f, int32_t answer, uint32_t tokens, float confidence); /* ES_EINVAL: id out of range */
 ES_API void es_features_begin_sample(es_features *f);
-ES_API int es_features_probe(es_features *f, uint32_t at, int32_t answer, float confidence, float window_confidence);
+ES_API int es_features_probe(es_features *f, uint32_t at, int32_t answer, float confidence, float window_confidence,
+                             uint32_t cues);
 ES_API void es_features_get(const es_features *f, int level, double *out);
 
 /*
@@ -553,10 +574,10 @@ ES_API void es_session_begin_sample(es_session *s);
  * point); ES_STOP: make none, and the sample stops here if a lagged probe
  * read now stopped it (else: no within rule, or past the token limit). */
 ES_API int es_session_reach(es_session *s, uint32_t at);
-/* A probe was made at `at` (its answer id, confidences, and the tokens it
- * cost).  ES_STOP: the sample ends at `at`. */
+/* A probe was made at `at` (its answer id, confidences, text cues as in
+ * es_policy_probe, and the tokens it cost).  ES_STOP: the sample ends at `at`. */
 ES_API int es_session_probe(es_session *s, uint32_t at, int32_t answer, float confidence, float window_confidence,
-                     uint32_t cost);
+                     uint32_t cues, uint32_t cost);
 ES_API int es_session_token(es_session *s, float logprob, float token_confidence);
 /* The sample ended: its own answer and tokens, and complete = 1 when it
  * ended by itself (0: the caller cut it at the token limit).  The session

@@ -151,6 +151,19 @@ ES_API int es_trace_writer_write(es_trace_writer *w, const es_item *item, es_err
 /* Flushes; does not close fp. */
 ES_API int es_trace_writer_free(es_trace_writer *w);
 
+/*
+ * Probe cues from a sample's text (docs/trace-format.md, "Probe cues"), for
+ * probes made at paragraph ends (the text proxy of the *_think files): the
+ * reasoning is the text before "</think>" (all of it when there is none),
+ * its paragraphs are split at blank lines, and the n_probes probes are the
+ * last n_probes paragraphs' ends (probes begin once an answer has been
+ * written).  cues[j] = es_text_cues of probe j's paragraph, with ES_CUE_END
+ * on the last probe when a "</think>" closes the reasoning right after it.
+ * ES_EFORMAT (cues untouched) when there are more probes than paragraphs:
+ * the probes are not paragraph ends.
+ */
+ES_API int es_paragraph_cues(const char *text, size_t n_probes, uint32_t *cues);
+
 /* ----------------------------------------------------------- output files */
 
 /*

@@ -30,6 +30,7 @@ typedef struct es_probe {
     double confidence;        /* mean token probability of the probed answer, NaN if absent */
     double window_confidence; /* DeepConf sliding-window confidence, NaN if absent */
     int32_t cost;             /* tokens the probe itself spent, -1 if absent */
+    uint32_t cues;            /* text cues at the probe (ES_CUE_*), 0 if absent */
 } es_probe;
 
 typedef struct es_sample {
@@ -106,6 +107,7 @@ typedef struct es_item_view {
     const float *probe_confidence;
     const float *probe_window_confidence;
     const int32_t *probe_cost;     /* -1 where absent */
+    const uint8_t *probe_cues;     /* ES_CUE_* bits, 0 where absent */
     const char *const *text;       /* [n_samples] or NULL when texts were dropped */
 } es_item_view;
 

@@ -186,7 +186,7 @@ static void test_features_incremental_equal_batch(void **state)
                 pa[j] = es_test_below(4) ? (int32_t)es_test_below(3) : (int32_t)es_test_below(answers);
                 pc[j] = maybe_nan((float)es_test_uniform(), no_conf || (some_conf && es_test_below(3) == 0));
                 pw[j] = maybe_nan((float)es_test_uniform() * 10, no_conf);
-                assert_int_equal(es_features_probe(f, at[j], pa[j], pc[j], pw[j]), ES_OK);
+                assert_int_equal(es_features_probe(f, at[j], pa[j], pc[j], pw[j], 0), ES_OK);
                 es_features_get(f, ES_AT_WITHIN, inc);
                 within_batch(at, pa, pc, pw, j + 1, fl, a, tok, s, bat);
                 assert_same(inc, bat, ES_AT_WITHIN, "probe");
@@ -368,8 +368,8 @@ static void test_within_verdicts(void **state)
         for (uint32_t j = 0; j < 20; j++) {
             int32_t ans = es_test_below(3) ? 1 : (int32_t)es_test_below(5);
             float c = (float)es_test_uniform();
-            int v = es_policy_probe(p, 16 * (j + 1), ans, c, NAN);
-            es_features_probe(f, 16 * (j + 1), ans, c, NAN);
+            int v = es_policy_probe(p, 16 * (j + 1), ans, c, NAN, 0);
+            es_features_probe(f, 16 * (j + 1), ans, c, NAN, 0);
             double x[64];
             es_features_get(f, ES_AT_WITHIN, x);
             assert_int_equal(v, es_stopper_score(m, ES_AT_WITHIN, x) >= 0.2);
@@ -414,8 +414,8 @@ static void test_required_and_every(void **state)
     assert_int_equal(info.probe_every, 1);
     assert_int_equal(es_policy_begin_item(p, 1, 5), ES_OK);
     es_policy_begin_sample(p);
-    for (uint32_t j = 1; j <= 10; j++) assert_int_equal(es_policy_probe(p, 16 * j, 1, NAN, NAN), ES_CONTINUE);
-    assert_int_equal(es_policy_probe(p, 176, 1, 0.5f, NAN), ES_STOP);
+    for (uint32_t j = 1; j <= 10; j++) assert_int_equal(es_policy_probe(p, 16 * j, 1, NAN, NAN, 0), ES_CONTINUE);
+    assert_int_equal(es_policy_probe(p, 176, 1, 0.5f, NAN, 0), ES_STOP);
     es_policy_free(p);
     es_policy_free(p1);
     /* beside an across head, a within threshold that never fires (1e9, what
@@ -600,7 +600,7 @@ static void test_no_allocation_per_event(void **state)
             for (int j = 0; j < 6 && !stop; j++) {
                 at += 16;
                 if (es_session_reach(s, at) != ES_CONTINUE) break;
-                stop = es_session_probe(s, at, (int32_t)es_test_below(10), (float)es_test_uniform(), NAN, 20) == ES_STOP;
+                stop = es_session_probe(s, at, (int32_t)es_test_below(10), (float)es_test_uniform(), NAN, 0, 20) == ES_STOP;
             }
             if (es_session_end_sample(s, (int32_t)es_test_below(4), at + 5, (float)es_test_uniform(), 1) == ES_STOP)
                 break;

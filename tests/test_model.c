@@ -477,7 +477,7 @@ static int rec_probe(void *ctx, const es_lm_probe *p)
     if (r->n >= 64) return ES_CONTINUE;
     memcpy(r->pans[r->n], p->answer, 32);
     es_probe q = {p->at, p->has_answer ? r->pans[r->n] : NULL, p->confidence,
-                  p->window_confidence, p->cost};
+                  p->window_confidence, p->cost, 0};
     r->probes[r->n++] = q;
     return ES_CONTINUE;
 }

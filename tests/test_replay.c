@@ -473,7 +473,7 @@ static int rec_probe(void *ctx, const es_lm_probe *pr)
     if (r->n < 32) {
         memcpy(r->answers[r->n], pr->answer, sizeof r->answers[0]);
         r->probes[r->n] = (es_probe){pr->at, pr->has_answer ? r->answers[r->n] : NULL, pr->confidence,
-                                     pr->window_confidence, pr->cost};
+                                     pr->window_confidence, pr->cost, 0};
         r->n++;
     }
     return ES_CONTINUE;

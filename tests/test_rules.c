@@ -229,7 +229,7 @@ static int probe_sample(es_policy *p, const int32_t *ans, const float *conf, con
 {
     es_policy_begin_sample(p);
     for (uint32_t i = 0; i < n; i++) {
-        int rc = es_policy_probe(p, 100 * (i + 1), ans[i], conf ? conf[i] : NAN, wconf ? wconf[i] : NAN);
+        int rc = es_policy_probe(p, 100 * (i + 1), ans[i], conf ? conf[i] : NAN, wconf ? wconf[i] : NAN, 0);
         if (rc < 0) return rc;
         if (rc == ES_STOP) return (int)i + 1;
     }

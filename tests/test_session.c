@@ -62,7 +62,7 @@ static seen run_sample_tokens(es_session *s, const script *k, uint32_t cost, uin
         if (es_session_reach(s, k->at[i]) == ES_STOP) break;
         r.made++;
         float conf = k->conf[i] != 0 ? k->conf[i] : NAN;
-        int rc = es_session_probe(s, k->at[i], k->ans[i], conf, conf, cost);
+        int rc = es_session_probe(s, k->at[i], k->ans[i], conf, conf, 0, cost);
         if (rc < 0) {
             r.rc = rc;
             return r;
@@ -223,7 +223,7 @@ static void test_budget_forcing(void **state)
             t++;
             if (t == 3 && s == 1) {
                 assert_int_equal(es_session_reach(c.s, 3), ES_CONTINUE);
-                assert_int_equal(es_session_probe(c.s, 3, C, NAN, NAN, 1), ES_CONTINUE);
+                assert_int_equal(es_session_probe(c.s, 3, C, NAN, NAN, 0, 1), ES_CONTINUE);
             }
         }
         assert_int_equal(t, 6);
@@ -253,7 +253,7 @@ static void test_token_stop(void **state)
     assert_int_equal(es_session_token(c.s, -0.1f, 1.0f), ES_CONTINUE);
     assert_int_equal(es_session_token(c.s, -0.1f, 1.0f), ES_CONTINUE);
     assert_int_equal(es_session_reach(c.s, 2), ES_CONTINUE);
-    assert_int_equal(es_session_probe(c.s, 2, B, NAN, NAN, 0), ES_CONTINUE);
+    assert_int_equal(es_session_probe(c.s, 2, B, NAN, NAN, 0, 0), ES_CONTINUE);
     /* the group (1.0 + 0.5) / 2 is below 1.0 */
     assert_int_equal(es_session_token(c.s, -0.1f, 0.5f), ES_STOP);
     es_session_end_sample(c.s, C, 3, NAN, 0);

@@ -326,7 +326,7 @@ static int drive(es_session *s, const r_item *it, r_out *out)
         for (uint32_t j = 0; j < it->n_probes[i]; j++) {
             uint32_t at = 16 * (j + 1);
             if (es_session_reach(s, at) == ES_STOP) break;
-            rc = es_session_probe(s, at, it->pans[i][j], it->pconf[i][j], it->pwconf[i][j], 2);
+            rc = es_session_probe(s, at, it->pans[i][j], it->pconf[i][j], it->pwconf[i][j], 0, 2);
             if (rc < 0) return rc;
             if (rc == ES_STOP) break;
         }

@@ -58,6 +58,11 @@ static const struct {
                            "tokens so far / the question's finished samples' mean (both levels; missing in the first)"},
     [ES_F_P_AGREES_LEADER] = {"p_agrees_leader", ES_AT_WITHIN,
                               "1 when the probed answer is the vote's leader (both levels; missing in the first)"},
+    [ES_F_P_CONCLUDE] = {"p_conclude", ES_AT_WITHIN,
+                         "1 when the text up to the probe states a conclusion (\"Therefore\"; missing without cues)"},
+    [ES_F_P_CHECK] = {"p_check", ES_AT_WITHIN,
+                      "1 when the paragraph at the probe begins a re-check (\"Wait\"; missing without cues)"},
+    [ES_F_P_END] = {"p_end", ES_AT_WITHIN, "1 when the reasoning ends at the probe (missing without cues)"},
 };
 
 uint32_t es_feature_count(void) { return ES_N_FEATURES; }
@@ -184,6 +189,9 @@ static double across_value(const es_feat *f, uint32_t id)
     return NAN;
 }
 
+/* A text cue of the last probe: 0 or 1, NaN when its cues were not read. */
+static double cue(const es_feat *f, uint32_t bit) { return f->cues & ES_CUE_READ ? (f->cues & bit) != 0 : NAN; }
+
 static double within_value(const es_feat *f, uint32_t id)
 {
     if (f->probes == 0) return NAN;
@@ -206,6 +214,9 @@ static double within_value(const es_feat *f, uint32_t id)
     case ES_F_P_WCONF: return f->wconf;
     case ES_F_P_TOKENS_REL: return have_votes ? (f->at + 1.0) / (f->tok_total / f->t.votes + 1.0) : NAN;
     case ES_F_P_AGREES_LEADER: return have_votes ? a == f->t.leader : NAN;
+    case ES_F_P_CONCLUDE: return cue(f, ES_CUE_CONCLUDE);
+    case ES_F_P_CHECK: return cue(f, ES_CUE_CHECK);
+    case ES_F_P_END: return cue(f, ES_CUE_END);
     }
     return NAN;
 }
@@ -248,10 +259,11 @@ int es_features_sample(es_features *f, int32_t answer, uint32_t tokens, float co
 
 void es_features_begin_sample(es_features *f) { es_feat_begin_sample(&f->f); }
 
-int es_features_probe(es_features *f, uint32_t at, int32_t answer, float confidence, float window_confidence)
+int es_features_probe(es_features *f, uint32_t at, int32_t answer, float confidence, float window_confidence,
+                      uint32_t cues)
 {
     if (answer < 0 || (uint32_t)answer >= f->f.cap_answers) return ES_EINVAL;
-    es_feat_probe(&f->f, at, answer, confidence, window_confidence);
+    es_feat_probe(&f->f, at, answer, confidence, window_confidence, cues);
     return ES_OK;
 }
 

@@ -55,6 +55,9 @@ enum {
     ES_F_P_WCONF,
     ES_F_P_TOKENS_REL,
     ES_F_P_AGREES_LEADER,
+    ES_F_P_CONCLUDE,
+    ES_F_P_CHECK,
+    ES_F_P_END,
     ES_N_FEATURES
 };
 
@@ -81,6 +84,7 @@ typedef struct es_feat {
     int32_t cur;               /* the last probed answer, -1 before one */
     int changed;               /* the last probe changed the answer */
     float conf, prev_conf, wconf;
+    uint32_t cues;             /* the last probe's text cues (ES_CUE_*) */
 } es_feat;
 
 /* Ready for a question: ES_ENOMEM when growing fails. */
@@ -115,9 +119,10 @@ static inline void es_feat_begin_sample(es_feat *f)
     f->cur = -1;
     f->changed = 0;
     f->conf = f->prev_conf = f->wconf = NAN;
+    f->cues = 0;
 }
 
-static inline void es_feat_probe(es_feat *f, uint32_t at, int32_t a, float conf, float wconf)
+static inline void es_feat_probe(es_feat *f, uint32_t at, int32_t a, float conf, float wconf, uint32_t cues)
 {
     if (f->p_stamp[a] != f->stamp) {
         f->p_stamp[a] = f->stamp;
@@ -133,6 +138,7 @@ static inline void es_feat_probe(es_feat *f, uint32_t at, int32_t a, float conf,
     f->prev_conf = f->conf;
     f->conf = conf;
     f->wconf = wconf;
+    f->cues = cues;
 }
 
 /* Feature `id` now (NaN where missing). */

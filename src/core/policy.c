@@ -346,10 +346,11 @@ int es_policy_token(es_policy *p, float logprob, float token_confidence)
     return rc;
 }
 
-int es_policy_probe(es_policy *p, uint32_t at, int32_t answer, float confidence, float window_confidence)
+int es_policy_probe(es_policy *p, uint32_t at, int32_t answer, float confidence, float window_confidence,
+                    uint32_t cues)
 {
     if (!p->wd) return ES_CONTINUE;
-    es_probe_event ev = {at, answer, confidence, window_confidence, p->answer_flags};
+    es_probe_event ev = {at, answer, confidence, window_confidence, cues, p->answer_flags};
     int rc = p->wd->probe(p->wst, &ev, &p->msg);
     if (rc < 0) return fail(p, rc);
     if (rc == ES_STOP) {

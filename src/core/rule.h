@@ -67,6 +67,7 @@ typedef struct es_probe_event {
     int32_t answer;           /* probed answer id, ES_NULL_ANSWER for none */
     float confidence;         /* mean token probability of the probed answer, NaN if unknown */
     float window_confidence;  /* sliding-window token confidence here, NaN if unknown */
+    uint32_t cues;            /* text cues here (ES_CUE_*), 0 if unknown */
     const uint8_t *flags;     /* the driver's answer flags (es_policy_set_answer_flags), or NULL */
 } es_probe_event;
 

@@ -95,7 +95,7 @@ void es_session_begin_sample(es_session *s)
 static int read_probe(es_session *s, const es_probe_event *ev, uint32_t at)
 {
     s->last_read = ev->answer;
-    int rc = es_policy_probe(s->p, ev->at, ev->answer, ev->confidence, ev->window_confidence);
+    int rc = es_policy_probe(s->p, ev->at, ev->answer, ev->confidence, ev->window_confidence, ev->cues);
     if (rc == ES_STOP) {
         int32_t a = es_policy_sample_answer(s->p);
         s->stopped = 1;
@@ -116,12 +116,12 @@ int es_session_reach(es_session *s, uint32_t at)
 }
 
 int es_session_probe(es_session *s, uint32_t at, int32_t answer, float confidence, float window_confidence,
-                     uint32_t cost)
+                     uint32_t cues, uint32_t cost)
 {
     s->out.probes++;
     s->out.probe_tokens += cost;
     s->last_made = answer;
-    es_probe_event ev = {at, answer, confidence, window_confidence, NULL};
+    es_probe_event ev = {at, answer, confidence, window_confidence, cues, NULL};
     if (s->info.probe_lag) {
         s->held = ev;
         s->pending = 1;

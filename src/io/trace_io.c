@@ -514,6 +514,41 @@ static int get_opt_real(es_trace_reader *r, json_t *v, double lo, double hi, dou
     return ES_OK;
 }
 
+/* The probe's text cues (docs/trace-format.md): a list of names; present,
+ * even empty, it says the cues were read (ES_CUE_READ). */
+static const struct {
+    const char *name;
+    uint32_t bit;
+} cue_names[] = {{"conclude", ES_CUE_CONCLUDE}, {"check", ES_CUE_CHECK}, {"end", ES_CUE_END}};
+
+static int get_cues(es_trace_reader *r, json_t *v, uint32_t *out, loc l, es_error *err)
+{
+    *out = 0;
+    if (!v || json_is_null(v)) return ES_OK;
+    if (!json_is_array(v)) return bad_at(r, err, l, "cues", "must be a list of names (conclude, check, end)");
+    *out = ES_CUE_READ;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const char *s = json_string_value(json_array_get(v, i));
+        size_t k = 0;
+        while (s && k < sizeof cue_names / sizeof cue_names[0] && strcmp(s, cue_names[k].name)) k++;
+        if (!s || k == sizeof cue_names / sizeof cue_names[0])
+            return bad_at(r, err, l, "cues", "unknown cue (the names are conclude, check, end)");
+        *out |= cue_names[k].bit;
+    }
+    return ES_OK;
+}
+
+static json_t *cues_json(uint32_t cues)
+{
+    json_t *a = json_array();
+    for (size_t k = 0; a && k < sizeof cue_names / sizeof cue_names[0]; k++)
+        if ((cues & cue_names[k].bit) && json_array_append_new(a, json_string(cue_names[k].name))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
 static int get_probe(es_trace_reader *r, json_t *p, es_probe *out, uint32_t prev_at, uint32_t tokens,
                      num_slots *ns, loc l, es_error *err)
 {
@@ -538,7 +573,7 @@ static int get_probe(es_trace_reader *r, json_t *p, es_probe *out, uint32_t prev
         if (cost > INT32_MAX) return bad_at(r, err, l, "cost", "too large");
         out->cost = (int32_t)cost;
     }
-    return ES_OK;
+    return get_cues(r, json_object_get(p, "cues"), &out->cues, l, err);
 }
 
 /* Probes of sample si go to r->probes[*np ...]; offsets fixed up later. */
@@ -979,6 +1014,7 @@ static json_t *probe_json(const es_probe *p)
                put_real_if(o, "confidence", p->confidence) |
                put_real_if(o, "window_confidence", p->window_confidence);
     if (p->cost >= 0) bad_ |= set_new(o, "cost", json_integer(p->cost));
+    if (p->cues & ES_CUE_READ) bad_ |= set_new(o, "cues", cues_json(p->cues));
     if (bad_) { json_decref(o); return NULL; }
     return o;
 }

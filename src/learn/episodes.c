@@ -181,7 +181,8 @@ static int within_episode(build_job *j, int th, const es_item_view *v, uint32_t 
         int32_t c = b->probe_cost >= 0 ? b->probe_cost : v->probe_cost[p];
         probe_cost += c > 0 ? c : 0;
         int32_t a = v->probe_answer[p];
-        es_features_probe(f, v->probe_at[p], a, v->probe_confidence[p], v->probe_window_confidence[p]);
+        es_features_probe(f, v->probe_at[p], a, v->probe_confidence[p], v->probe_window_confidence[p],
+                          v->probe_cues[p]);
         es_features_get(f, ES_AT_WITHIN, x);
         float r = b->reward == ES_REWARD_GOLD ? v->correct[a] : (float)(a == final);
         rc = push(out, b, x, r, (v->probe_at[p] + probe_cost) / unit, LR_MAY_STOP, w);

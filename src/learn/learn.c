@@ -43,7 +43,7 @@ static const char default_across[] =
     "conf_leader_others,has_conf";
 static const char default_within[] =
     "p_log_tokens,p_run,p_run_share,p_distinct_share,p_cur_share,p_changed,p_null,p_wf,p_has_conf,p_conf,"
-    "p_conf_trend,p_wconf,p_tokens_rel,p_agrees_leader";
+    "p_conf_trend,p_wconf,p_tokens_rel,p_agrees_leader,p_conclude,p_check,p_end";
 
 const char *es_learn_default_features(int level) { return level == ES_AT_WITHIN ? default_within : default_across; }
 

@@ -105,7 +105,7 @@ static int live_on_probe(void *ctx, const es_lm_probe *pr)
 {
     es_lm_live *lv = ctx;
     int32_t id = intern_answer(lv, pr->has_answer, pr->answer);
-    int rc = es_session_probe(lv->s, pr->at, id, pr->confidence, pr->window_confidence,
+    int rc = es_session_probe(lv->s, pr->at, id, pr->confidence, pr->window_confidence, 0,
                               (uint32_t)(pr->cost > 0 ? pr->cost : 0));
     return rc == ES_STOP ? ES_STOP : ES_CONTINUE;
 }

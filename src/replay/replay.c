@@ -33,7 +33,7 @@ int es_replay_sample(es_session *s, const es_item_view *v, uint32_t k, int32_t p
         if (reach == ES_SKIP) continue;
         if (reach == ES_STOP) break;
         int rc = es_session_probe(s, at, v->probe_answer[j], v->probe_confidence[j], v->probe_window_confidence[j],
-                                  probe_price(v, j, probe_cost));
+                                  v->probe_cues[j], probe_price(v, j, probe_cost));
         if (rc < 0) return rc;
         if (rc == ES_STOP) break;
     }

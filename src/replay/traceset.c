@@ -47,6 +47,7 @@ struct es_traceset {
     int32_t *p_answer;
     float *p_conf, *p_wconf;
     int32_t *p_cost;
+    uint8_t *p_cues;
     size_t n_probes, probes_cap;
     /* answers, global; item i owns [ans_begin, ans_begin + n_answers) */
     uint8_t *a_correct, *a_flags;
@@ -151,7 +152,7 @@ static int reserve_probes(es_traceset *ts, size_t need)
     size_t c = next_cap(ts->probes_cap, need);
     if (grow_to((void **)&ts->p_at, c, sizeof(uint32_t)) || grow_to((void **)&ts->p_answer, c, sizeof(int32_t)) ||
         grow_to((void **)&ts->p_conf, c, sizeof(float)) || grow_to((void **)&ts->p_wconf, c, sizeof(float)) ||
-        grow_to((void **)&ts->p_cost, c, sizeof(int32_t)))
+        grow_to((void **)&ts->p_cost, c, sizeof(int32_t)) || grow_to((void **)&ts->p_cues, c, 1))
         return ES_ENOMEM;
     ts->probes_cap = c;
     return ES_OK;
@@ -192,7 +193,7 @@ void es_traceset_free(es_traceset *ts)
         free(b);
     }
     void *arrays[] = {ts->items, ts->s_answer, ts->s_tokens, ts->s_conf, ts->s_probe_off, ts->s_text,
-                      ts->p_at, ts->p_answer, ts->p_conf, ts->p_wconf, ts->p_cost, ts->a_correct, ts->a_flags,
+                      ts->p_at, ts->p_answer, ts->p_conf, ts->p_wconf, ts->p_cost, ts->p_cues, ts->a_correct, ts->a_flags,
                       ts->a_key, ts->a_raw, ts->key, ts->ids, ts->sp_raw, ts->sp_count,
                       ts->sp_answer, ts->sp_slots, ts->sp_best};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
@@ -446,6 +447,7 @@ static int add_samples(es_traceset *ts, item_rec *it, const es_item *item)
             ts->p_conf[p] = to_float(pr->confidence);
             ts->p_wconf[p] = to_float(pr->window_confidence);
             ts->p_cost[p] = pr->cost;
+            ts->p_cues[p] = (uint8_t)(pr->cues & (ES_CUE_CONCLUDE | ES_CUE_CHECK | ES_CUE_END | ES_CUE_READ));
         }
         ts->s_probe_off[ts->n_samples + i + 1] = (uint32_t)p;
     }
@@ -499,7 +501,7 @@ size_t es_traceset_bytes(const es_traceset *ts)
 {
     size_t per_sample = 3 * 4 + 4 + ((ts->flags & ES_KEEP_TEXT) ? sizeof(char *) : 0);
     return sizeof *ts + ts->items_cap * sizeof(item_rec) + ts->samples_cap * per_sample +
-           ts->probes_cap * 5 * 4 + ts->ans_cap * (2 + 2 * sizeof(char *)) + ts->arena_bytes +
+           ts->probes_cap * (5 * 4 + 1) + ts->ans_cap * (2 + 2 * sizeof(char *)) + ts->arena_bytes +
            ts->key_cap + ts->ids_cap * 4 + ts->sp_cap * (sizeof(char *) + 8) +
            ts->sp_slots_cap * 4 + ts->sp_best_cap * 4;
 }
@@ -529,6 +531,7 @@ int es_traceset_item(const es_traceset *ts, size_t i, es_item_view *v)
         .probe_confidence = ts->p_conf,
         .probe_window_confidence = ts->p_wconf,
         .probe_cost = ts->p_cost,
+        .probe_cues = ts->p_cues,
         .text = (ts->flags & ES_KEEP_TEXT) ? ts->s_text + s : NULL,
     };
     return ES_OK;

@@ -536,7 +536,7 @@ static int consume(pjob *j, int i)
         j->n_probes++;
         j->probe_prompt += pr->prompt_tokens;
         j->probe_completion += pr->completion_tokens;
-        int r = es_session_probe(j->ses, at, id, pr->confidence, pr->window_confidence, cost);
+        int r = es_session_probe(j->ses, at, id, pr->confidence, pr->window_confidence, 0, cost);
         j->reach_open = 0;
         j->pt_next[i]++;
         if (r == ES_STOP) return C_STOPPED;

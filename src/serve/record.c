@@ -248,7 +248,7 @@ static int write_item(rec *r, ritem *it, es_error *err)
             probes[i][k] = (es_probe){p->at, p->state == PROBE_DONE && p->has_answer ? p->answer : NULL,
                                       isnan(p->confidence) ? NAN : p->confidence,
                                       isnan(p->window_confidence) ? NAN : p->window_confidence,
-                                      (int32_t)es_sv_probe_cost(p)};
+                                      (int32_t)es_sv_probe_cost(p), 0};
             r->sum->probes++;
             r->sum->probe_tokens += es_sv_probe_cost(p);
         }

@@ -177,7 +177,7 @@ static int probe(void *st, const es_probe_event *ev, es_rule_msg *msg)
         return ES_EINVAL;
     }
     s->f.flags = ev->flags;
-    es_feat_probe(&s->f, ev->at, ev->answer, ev->confidence, ev->window_confidence);
+    es_feat_probe(&s->f, ev->at, ev->answer, ev->confidence, ev->window_confidence, ev->cues);
     return s->within && score(s, s->within) >= s->pthr;
 }
 
