@@ -22,7 +22,9 @@ static const char usage_text[] =
     "files: the reasoning is the text before </think>, its paragraphs are split\n"
     "at blank lines, and a sample's n probes are its last n paragraphs.  A\n"
     "sample with more probes than paragraphs, or without text, is left as it\n"
-    "was (counted).  The learned stopper reads the cues as p_conclude, p_check\n"
+    "was (counted), and so is one whose probes carry a cost or a confidence:\n"
+    "those are forced answers made every P tokens (`record`, `generate`), not\n"
+    "paragraph ends.  The learned stopper reads the cues as p_conclude, p_check\n"
     "and p_end (docs/learning.md); a file without them leaves those missing.\n"
     "\n"
     "options:\n"
@@ -35,7 +37,7 @@ static const char usage_text[] =
     "names file, line and field)\n";
 
 typedef struct cue_counts {
-    size_t items, samples, marked, no_text, unaligned, probes, conclude, check, end;
+    size_t items, samples, marked, no_text, forced, unaligned, probes, conclude, check, end;
 } cue_counts;
 
 /* The reader's header with a note of what was added. */
@@ -71,6 +73,16 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
+/* A probe with a cost or a confidence is a forced answer made every P
+ * tokens (`record`, `generate`), not a paragraph end: its sample is left
+ * alone rather than given the cues of paragraphs it does not end. */
+static int forced_probes(const es_sample *s)
+{
+    for (size_t j = 0; j < s->n_probes; j++)
+        if (s->probes[j].cost > 0 || s->probes[j].confidence == s->probes[j].confidence) return 1;
+    return 0;
+}
+
 static int mark_item(const es_item *in, es_item *out, cue_buf *b, cue_counts *c)
 {
     size_t np = 0;
@@ -91,6 +103,7 @@ static int mark_item(const es_item *in, es_item *out, cue_buf *b, cue_counts *c)
         b->samples[i].probes = p;
         c->samples++;
         if (!s->text) c->no_text++;
+        else if (forced_probes(s)) c->forced++;
         else if (es_paragraph_cues(s->text, s->n_probes, b->cues)) c->unaligned++;
         else {
             c->marked++;
@@ -134,16 +147,21 @@ static int mark_all(es_trace_reader *r, es_outfile *of, cue_counts *c, es_error 
 static void print_counts(const char *path, const cue_counts *c, int json)
 {
     if (json) {
-        printf("{\"file\": \"%s\", \"items\": %zu, \"samples_with_probes\": %zu, \"marked\": %zu, \"no_text\": %zu, "
-               "\"unaligned\": %zu, \"probes\": %zu, \"conclude\": %zu, \"check\": %zu, \"end\": %zu}\n",
-               path, c->items, c->samples, c->marked, c->no_text, c->unaligned, c->probes, c->conclude, c->check,
-               c->end);
+        json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "file", path, "items",
+                              (json_int_t)c->items, "samples_with_probes", (json_int_t)c->samples, "marked",
+                              (json_int_t)c->marked, "no_text", (json_int_t)c->no_text, "forced",
+                              (json_int_t)c->forced, "unaligned", (json_int_t)c->unaligned, "probes",
+                              (json_int_t)c->probes, "conclude", (json_int_t)c->conclude, "check",
+                              (json_int_t)c->check, "end", (json_int_t)c->end);
+        if (o) json_dumpf(o, stdout, JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(o);
         return;
     }
     fprintf(stderr,
-            "earlystop cues: %s: %zu items; %zu of %zu samples with probes marked (%zu without text, %zu with more "
-            "probes than paragraphs); %zu probes: %zu conclude, %zu check, %zu end\n",
-            path, c->items, c->marked, c->samples, c->no_text, c->unaligned, c->probes, c->conclude, c->check, c->end);
+            "earlystop cues: %s: %zu items; %zu of %zu samples with probes marked (%zu without text, %zu with forced "
+            "probes, %zu with more probes than paragraphs); %zu probes: %zu conclude, %zu check, %zu end\n",
+            path, c->items, c->marked, c->samples, c->no_text, c->forced, c->unaligned, c->probes, c->conclude, c->check, c->end);
 }
 
 int cmd_cues(int argc, char **argv)

@@ -431,6 +431,72 @@ static void test_help_lists_features(void **state)
     free(err);
 }
 
+/* `earlystop cues` marks the shared *_think files' paragraph-end probes
+ * (every sample, and again on its own output: a fixed point); a within head
+ * trained on one model's cues, calibrated there, then stops the other
+ * model's chains early at no pooled EM cost, leave one file out, far
+ * closer to the stable-final oracle than the same learner without cues. */
+static void test_cues_within(void **state)
+{
+    (void)state;
+    if (!bin_present() || !data_present()) skip();
+    const char *names[2] = {"r1qwen32b_gsm8k_think", "qwq32b_gsm8k_think"};
+    char marked[2][600], args[4000], *out, *err;
+    for (int i = 0; i < 2; i++) {
+        snprintf(marked[i], sizeof marked[i], "%s/%s.jsonl", tmpdir, names[i]);
+        snprintf(args, sizeof args, "cues %s/traces/%s.jsonl --out %s --json", es_ref_data_dir(), names[i], marked[i]);
+        assert_int_equal(run(args, &out, &err), 0);
+        json_t *c = json_loads(out, 0, NULL);
+        assert_non_null(c);
+        json_int_t with = json_integer_value(json_object_get(c, "samples_with_probes"));
+        assert_true(with > 300);
+        assert_int_equal(json_integer_value(json_object_get(c, "marked")), with);
+        assert_int_equal(json_integer_value(json_object_get(c, "end")), with); /* one per closed thinking */
+        assert_true(json_integer_value(json_object_get(c, "conclude")) > 0);
+        json_decref(c);
+        free(out);
+        free(err);
+        char again[1300];
+        snprintf(again, sizeof again, "%s.again", marked[i]);
+        snprintf(args, sizeof args, "cues %s --out %s", marked[i], again);
+        assert_int_equal(run(args, &out, &err), 0);
+        assert_true(same_bytes(marked[i], again));
+        free(out);
+        free(err);
+    }
+    double x[2][2]; /* [with cues, without][learned pooled dEM, median x] */
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args,
+                 "learn %s %s --level within --leave-one-file-out --reward gold --loss net --json %s", marked[0],
+                 marked[1],
+                 k ? "--within-features p_log_tokens,p_run,p_run_share,p_distinct_share,p_cur_share,p_changed,p_null,"
+                     "p_wf,p_has_conf,p_conf,p_conf_trend,p_wconf,p_tokens_rel,p_agrees_leader"
+                   : ""); /* the default features, with and without the three cues */
+        assert_int_equal(run(args, &out, &err), 0);
+        json_t *o = json_loads(out, 0, NULL);
+        assert_non_null(o);
+        json_t *pooled = json_object_get(o, "pooled"), *row = json_array_get(pooled, 0);
+        assert_string_equal(json_string_value(json_object_get(row, "method")), "learned");
+        x[k][0] = json_real_value(json_object_get(row, "em_delta_pts"));
+        x[k][1] = json_real_value(json_object_get(row, "median_oracle_multiple"));
+        /* and with cues, on each file: within the budget, and fewer tokens than the full chain */
+        for (size_t f = 0; k == 0 && f < 2; f++) {
+            json_t *file = json_array_get(json_object_get(o, "files"), f);
+            json_t *l = json_array_get(json_object_get(file, "learned"), 1); /* the 0.5-pt point */
+            assert_true(json_real_value(json_object_get(l, "em_delta_pts")) >= -0.5);
+            assert_true(json_real_value(json_object_get(l, "tokens")) <
+                        0.95 * json_real_value(json_object_get(file, "full_tokens")));
+        }
+        json_decref(o);
+        free(out);
+        free(err);
+    }
+    print_message("within, leave one file out: cues %+.2f pt at %.2fx; no cues %+.2f pt at %.2fx\n", x[0][0],
+                  x[0][1], x[1][0], x[1][1]);
+    assert_true(x[0][0] >= -0.5);
+    assert_true(x[0][1] < x[1][1] - 0.1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_join_and_require),
         cmocka_unit_test(test_feature_sets),
         cmocka_unit_test(test_calibration_every_point),
+        cmocka_unit_test(test_cues_within),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -446,6 +446,56 @@ static void test_required_and_every(void **state)
 
 /* A point that picks another across head scores with it: the boundary at
  * max_em_drop=0.5 is the alternative head's score, at 0.1 and 1 the first's. */
+/* Text cues reach the within features through the event protocol: missing
+ * when a probe's cues were not read, 0 / 1 when they were; a head on p_end
+ * that requires it stops exactly at the cue, and never where no cues came. */
+static void test_cue_features(void **state)
+{
+    (void)state;
+    uint32_t conclude = fid("p_conclude"), check = fid("p_check"), end = fid("p_end");
+    es_features *f;
+    assert_int_equal(es_features_new(&f), ES_OK);
+    assert_int_equal(es_features_begin_item(f, 1, 4, NULL), ES_OK);
+    es_features_begin_sample(f);
+    double x[64];
+    assert_true(es_feature_count() <= 64);
+    assert_int_equal(es_features_probe(f, 10, 1, NAN, NAN, 0), ES_OK);
+    es_features_get(f, ES_AT_WITHIN, x);
+    assert_true(isnan(x[conclude]) && isnan(x[check]) && isnan(x[end]));
+    assert_int_equal(es_features_probe(f, 20, 1, NAN, NAN, ES_CUE_READ | ES_CUE_CONCLUDE | ES_CUE_END), ES_OK);
+    es_features_get(f, ES_AT_WITHIN, x);
+    assert_true(x[conclude] == 1 && x[check] == 0 && x[end] == 1);
+    es_features_begin_sample(f); /* a new sample forgets the cues */
+    assert_int_equal(es_features_probe(f, 5, 2, NAN, NAN, ES_CUE_READ), ES_OK);
+    es_features_get(f, ES_AT_WITHIN, x);
+    assert_true(x[conclude] == 0 && x[check] == 0 && x[end] == 0);
+    es_features_free(f);
+
+    static const double mean[1] = {0}, scale[1] = {1}, w[1] = {1}, budget[1] = {0.1}, thr[1] = {NAN},
+                        pthr[1] = {0.5};
+    static uint32_t feat[1];
+    feat[0] = end;
+    es_stopper_desc d;
+    memset(&d, 0, sizeof d);
+    d.within = (es_stopper_head){1, feat, mean, scale, 5.0, 1, {{0, NULL, NULL, w, 0, 0, 1.0}}, 1, 1};
+    d.n_points = 1;
+    d.max_em_drop = budget;
+    d.threshold = thr;
+    d.probe_threshold = pthr;
+    es_stopper *m;
+    es_error err = {0};
+    assert_int_equal(es_stopper_new(&d, &m, &err), ES_OK);
+    es_policy *p;
+    assert_int_equal(es_policy_new_stopper("learned", m, &p, &err), ES_OK);
+    assert_int_equal(es_policy_begin_item(p, 1, 4), ES_OK);
+    assert_int_equal(es_policy_begin_sample(p), ES_OK);
+    assert_int_equal(es_policy_probe(p, 10, 1, NAN, NAN, 0), ES_CONTINUE);                      /* unknown */
+    assert_int_equal(es_policy_probe(p, 20, 1, NAN, NAN, ES_CUE_READ | ES_CUE_CONCLUDE), ES_CONTINUE);
+    assert_int_equal(es_policy_probe(p, 30, 2, NAN, NAN, ES_CUE_READ | ES_CUE_END), ES_STOP);
+    es_policy_free(p);
+    es_stopper_free(m);
+}
+
 static void test_alt_heads(void **state)
 {
     (void)state;
@@ -645,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_verdicts_and_boundary),
         cmocka_unit_test(test_within_verdicts),
         cmocka_unit_test(test_required_and_every),
+        cmocka_unit_test(test_cue_features),
         cmocka_unit_test(test_alt_heads),
         cmocka_unit_test(test_points_levels_clone),
         cmocka_unit_test(test_bad_stopper),

@@ -444,6 +444,7 @@ static void assert_items_equal(const es_item *a, const es_item *b)
             assert_true(dbl_eq(p->confidence, q->confidence));
             assert_true(dbl_eq(p->window_confidence, q->window_confidence));
             assert_int_equal(p->cost, q->cost);
+            assert_int_equal(p->cues, q->cues);
         }
     }
 }
@@ -590,6 +591,40 @@ static void test_writer_fixed_point_small(void **state)
     assert_non_null(strstr(b, "\"nested\"")); /* header provenance is */
     assert_true(strncmp(b, "{\"format\": \"earlystop-traces\", \"version\": 1", 43) == 0);
     free(b);
+}
+
+/* Probe cues: a list of names, present (even empty) = read; unknown names
+ * and non-lists are errors naming the probe; the writer keeps them. */
+static void test_probe_cues(void **state)
+{
+    char path[512], w[512];
+    write_file(path, sizeof path,
+               HDR "{\"id\":\"a\",\"task\":\"t\",\"answer_type\":\"number\",\"gold\":\"1\",\"samples\":[{\"answer\":\"1\","
+                   "\"tokens\":50,\"probes\":[{\"at\":10,\"answer\":\"2\"},{\"at\":20,\"answer\":\"1\",\"cues\":[]},"
+                   "{\"at\":30,\"answer\":\"1\",\"cues\":[\"end\",\"conclude\",\"check\"]}]}]}\n");
+    check_fixed_point(path);
+    snprintf(w, sizeof w, "%s/cues.jsonl", tmpdir);
+    rewrite(path, w);
+    es_trace_reader *r;
+    es_error err = {0};
+    es_item it;
+    assert_int_equal(es_trace_reader_open(w, 0, &r, &err), ES_OK);
+    assert_int_equal(es_trace_reader_next(r, &it, &err), ES_OK);
+    assert_int_equal(it.samples[0].probes[0].cues, 0);
+    assert_int_equal(it.samples[0].probes[1].cues, ES_CUE_READ);
+    assert_int_equal(it.samples[0].probes[2].cues, ES_CUE_READ | ES_CUE_CONCLUDE | ES_CUE_CHECK | ES_CUE_END);
+    es_trace_reader_free(r);
+    size_t len;
+    char *b = slurp(w, &len);
+    assert_non_null(strstr(b, "\"cues\": [\"conclude\", \"check\", \"end\"]")); /* canonical order */
+    assert_non_null(strstr(b, "\"cues\": []"));
+    free(b);
+    expect_error(HDR "{\"id\":\"a\",\"task\":\"t\",\"answer_type\":\"number\",\"gold\":\"1\",\"samples\":[{\"answer\":\"1\","
+                     "\"tokens\":50,\"probes\":[{\"at\":10,\"answer\":\"2\",\"cues\":[\"wait\"]}]}]}\n",
+                 0, 2, "samples[0].probes[0].cues", "unknown cue");
+    expect_error(HDR "{\"id\":\"a\",\"task\":\"t\",\"answer_type\":\"number\",\"gold\":\"1\",\"samples\":[{\"answer\":\"1\","
+                     "\"tokens\":50,\"probes\":[{\"at\":10,\"answer\":\"2\",\"cues\":\"end\"}]}]}\n",
+                 0, 2, "samples[0].probes[0].cues", "must be a list");
 }
 
 static void test_writer_rejects(void **state)
@@ -854,6 +889,7 @@ int main(void)
         cmocka_unit_test(test_no_text),
         cmocka_unit_test(test_writer_fixed_point_shared),
         cmocka_unit_test(test_writer_fixed_point_small),
+        cmocka_unit_test(test_probe_cues),
         cmocka_unit_test(test_writer_rejects),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
