@@ -81,7 +81,7 @@ static int slot_on_probe(void *ctx, const es_lm_probe *p)
     q->confidence = p->confidence;
     q->window_confidence = p->window_confidence;
     q->cost = p->cost;
-    q->cues = 0; /* the built-in model's probes are forced answers, not paragraphs */
+    q->cues = p->cues; /* a text probe's (--probe-every lines); 0 for a forced one */
     s->n_probes++;
     return ES_CONTINUE;
 }
@@ -180,15 +180,21 @@ static int open_out(const gen_cli *o, const es_lm *m, es_outfile **of, es_trace_
     int rc = es_outfile_open(o->out, inputs, of, err);
     if (rc) return rc;
     const es_lm_config *c = es_lm_get_config(m);
-    char hdr[1024];
+    char probes[256], hdr[1280];
+    if (o->g.probe_lines)
+        snprintf(probes, sizeof probes,
+                 "\"probes\":\"text proxy at each line end: the answer written so far (the last "
+                 "'So the answer is X'), no cost; cues of the line\"");
+    else
+        snprintf(probes, sizeof probes, "\"probe_every\":%ld,\"probe_cue\":\"So the answer is \"", o->g.probe_every);
     snprintf(hdr, sizeof hdr,
              "{\"model\":\"earlystop built-in (%s)\",\"params\":%zu,\"shape\":\"dim %d, hidden %d, "
              "layers %d, heads %d, seq %d\",\"tokenizer\":\"characters (tokens are exact)\","
              "\"source\":\"earlystop generate\",\"task\":\"%s\",\"seed\":%ld,\"temperature\":%g,"
-             "\"probe_every\":%ld,\"probe_cue\":\"So the answer is \",\"window\":32,"
+             "%s,\"window\":32,"
              "\"answer_extraction\":\"text after the last 'So the answer is ' up to '.'\"}",
              o->g.model, es_lm_n_params(m), c->dim, c->hidden_dim, c->n_layers, c->n_heads,
-             c->seq_len, es_task_name(o->g.task), o->g.seed, o->g.temperature, o->g.probe_every);
+             c->seq_len, es_task_name(o->g.task), o->g.seed, o->g.temperature, probes);
     return es_trace_writer_open(es_outfile_fp(*of), hdr, w, err);
 }
 
@@ -233,6 +239,7 @@ int cmd_generate(int argc, char **argv)
     es_lm_gen_opts_default(&go);
     go.temperature = (float)o.g.temperature;
     go.probe_every = (int)o.g.probe_every;
+    go.probe_lines = o.g.probe_lines;
     go.batch = o.g.samples < GEN_BATCH ? (int)o.g.samples : GEN_BATCH;
     go.pool = pool;
     es_lm_gen *gen = NULL;
@@ -247,7 +254,7 @@ int cmd_generate(int argc, char **argv)
     double t0 = es_wall_seconds();
     rc = es_lm_gen_new(m, &go, &gen, &err);
     if (!rc && (!samples || !d.rngs || !d.hooks || !d.res ||
-                slots_new(&slots, o.g.samples, es_lm_get_config(m)->seq_len, o.g.probe_every)))
+                slots_new(&slots, o.g.samples, es_lm_get_config(m)->seq_len, o.g.probe_lines ? 1 : o.g.probe_every)))
         rc = es_error_set(&err, ES_ENOMEM, NULL, 0, NULL, "out of memory");
     if (!rc) rc = open_out(&o, m, &of, &w, &err);
     if (!rc) rc = generate_loop(&o, m, gen, slots, &d, samples, w, &sum, &err);

@@ -36,6 +36,7 @@ typedef struct run_totals {
     uint64_t tokens, probe_tokens;
     double seconds;
     size_t kv_peak_bytes;    /* KV cache of the largest round, as drawn at once */
+    int probe_lines;         /* its probes were free text probes at line ends */
 } run_totals;
 
 /* Says what is compared and that the decisions equal a replay. */
@@ -141,15 +142,18 @@ static int run_policy(const es_lm *m, const run_cli *o, const char *spec, const 
     int rc = es_policy_new_any(spec, &p, err);
     if (rc) return rc;
     snprintf(canon, canon_cap, "%s", es_policy_spec(p));
+    es_policy_info info;
+    es_policy_get_info(p, &info);
     es_lm_gen_opts go;
     es_lm_gen_opts_default(&go);
     go.temperature = (float)o->g.temperature;
-    go.probe_every = (int)o->g.probe_every;
+    /* a rule that reads text cues gets free line probes unless told otherwise */
+    go.probe_lines = o->g.probe_lines || (!o->g.probe_given && info.reads_cues);
+    go.probe_every = go.probe_lines ? 0 : (int)o->g.probe_every;
+    tot->probe_lines = go.probe_lines && info.has_within;
     go.pool = o->pool;
     es_lm_live *lv = NULL;
     rc = es_lm_live_new(m, &go, p, es_task_answer_type(o->g.task), (uint32_t)o->g.samples, &lv, err);
-    es_policy_info info;
-    es_policy_get_info(p, &info);
     uint32_t batch = info.batch;
     double t0 = es_wall_seconds();
     for (long j = o->g.start; !rc && j < o->g.start + o->g.items; j++) {
@@ -204,11 +208,12 @@ static void print_totals(const char *spec, const run_totals *t, const run_totals
         printf("{\"policy\":\"%s\",\"task\":\"%s\",\"items\":%zu,\"seed\":%ld,\"em\":%.4f,"
                "\"correct\":%zu,\"samples\":%zu,\"samples_per_item\":%.3f,\"probes\":%zu,"
                "\"tokens\":%llu,\"probe_tokens\":%llu,\"tokens_total\":%llu,\"tokens_per_item\":%.2f,"
-               "\"seconds\":%.3f,\"threads\":%d,\"kv_peak_bytes\":%zu,\"token_savings\":%.4f}\n",
+               "\"seconds\":%.3f,\"threads\":%d,\"kv_peak_bytes\":%zu,\"token_savings\":%.4f,"
+               "\"probes_at\":\"%s\"}\n",
                spec, es_task_name(o->g.task), t->items, o->g.seed, t->correct / n, t->correct, t->samples,
                t->samples / n, t->probes, (unsigned long long)t->tokens,
                (unsigned long long)t->probe_tokens, (unsigned long long)all, all / n, t->seconds, threads,
-               t->kv_peak_bytes, saved);
+               t->kv_peak_bytes, saved, t->probe_lines ? "lines" : "every");
         return;
     }
     int long_spec = strlen(spec) > RUN_SPEC_W;
@@ -233,9 +238,9 @@ static int check_spec(const run_cli *o, const char *spec, es_error *err)
     int rc = es_policy_new_any(spec, &p, err);
     es_policy_info info = {0};
     if (!rc) es_policy_get_info(p, &info);
-    if (!rc && info.needs_probes && o->g.probe_every <= 0)
+    if (!rc && info.needs_probes && o->g.probe_every <= 0 && !o->g.probe_lines)
         rc = es_error_set(err, ES_EINVAL, NULL, 0, "probe-every",
-                          "policy '%s' decides inside a sample and needs probes: give --probe-every > 0",
+                          "policy '%s' decides inside a sample and needs probes: give --probe-every > 0 or lines",
                           es_policy_spec(p));
     es_policy_free(p);
     return rc;
@@ -257,6 +262,8 @@ int cmd_run(int argc, char **argv)
     int with_base = strcmp(o.baseline, "none") != 0;
     if ((with_base && (rc = check_spec(&o, o.baseline, &err)) != 0) || (rc = check_spec(&o, o.policy, &err)) != 0)
         return cli_report(&err, rc);
+    if (o.controller && o.g.probe_lines)
+        return cli_usage_error("run", "--controller makes forced probes only: --probe-every lines is not supported there");
     if ((rc = es_lm_load(o.g.model, &m, &err)) != 0) return cli_report(&err, rc);
     if ((rc = lm_pool_open("run", o.g.threads, &o.pool)) != 0) {
         es_lm_free(m);
@@ -281,8 +288,9 @@ int cmd_run(int argc, char **argv)
     if (!rc) rc = run_policy(m, &o, o.policy, "run (policy)", &pol, pol_spec, sizeof pol_spec, &err);
     if (!rc) {
         if (!o.json) {
-            printf("%s, %ld items from %ld, up to %ld samples, probe every %ld, seed %ld, T=%.2f, %d thread%s\n",
-                   es_task_name(o.g.task), o.g.items, o.g.start, o.g.samples, o.g.probe_every, o.g.seed,
+            printf("%s, %ld items from %ld, up to %ld samples, probe every %ld%s, seed %ld, T=%.2f, %d thread%s\n",
+                   es_task_name(o.g.task), o.g.items, o.g.start, o.g.samples, o.g.probe_every,
+                   pol.probe_lines ? " (the policy: a text probe at each line end)" : "", o.g.seed,
                    o.g.temperature, threads, threads > 1 ? "s" : "");
             print_header();
         }

@@ -137,7 +137,9 @@ static const gen_opt gen_opts[] = {
     {"--items", "N", "questions (default %ld)"},
     {"--start", "J", "index of the first question (default 0)"},
     {"--samples", "K", "samples per question at most (default %ld)"},
-    {"--probe-every", "P", "tokens between probes, 0 = none (default %ld)"},
+    {"--probe-every", "P", "tokens between forced probes, 0 = none (default %ld); `lines`: instead a free\n"
+                           "                    text probe at each line end (the answer written so far, the\n"
+                           "                    line's cues: docs/model.md)"},
     {"--temperature", "X", "sampling temperature (default %.2f)"},
     {"--seed", "S", "questions and samples (default %ld)"},
     {"--threads", "N", LM_THREADS_HELP},
@@ -148,7 +150,7 @@ void lm_gen_opts_help(FILE *fp, const lm_gen_opts *def)
 {
     for (int i = 0; i < N_GEN_OPTS; i++) {
         const gen_opt *o = &gen_opts[i];
-        char flag[32], help[160];
+        char flag[32], help[400];
         snprintf(flag, sizeof flag, "%s %s", o->name, o->arg);
         if (!strcmp(o->name, "--temperature")) snprintf(help, sizeof help, o->help, def->temperature);
         else if (!strcmp(o->name, "--items")) snprintf(help, sizeof help, o->help, def->items);
@@ -187,7 +189,11 @@ int lm_gen_opt(const char *cmd, int argc, char **argv, int *i, lm_gen_opts *g)
     }
     const char *v = argv[++*i];
     if (threads) return cli_parse_threads(cmd, v, &g->threads) ? -1 : 1;
-    if (lv) {
+    if (!strcmp(a, "--probe-every")) g->probe_given = 1;
+    g->probe_lines = !strcmp(a, "--probe-every") ? !strcmp(v, "lines") : g->probe_lines;
+    if (lv == &g->probe_every && g->probe_lines) {
+        g->probe_every = 0;
+    } else if (lv) {
         if (cli_parse_long(v, 0, 1L << 40, lv)) goto bad;
     } else if (!strcmp(a, "--model")) {
         g->model = v;

@@ -15,6 +15,8 @@ typedef struct lm_gen_opts {
     es_task_kind task;
     int have_task;
     long items, samples, probe_every, seed, start;
+    int probe_lines;       /* --probe-every lines: a free text probe at each line end */
+    int probe_given;       /* --probe-every was given (run: else the policy's kind) */
     int threads;
     double temperature;
 } lm_gen_opts;

@@ -264,6 +264,12 @@ typedef struct es_policy_info {
     uint32_t batch;        /* samples drawn at once per round: 1 sequential, the
                               window for ESC, 0 = every sample (full) */
     int counts_only;       /* the stop points depend on the answers' sequence alone */
+    int reads_cues;        /* the within rule reads text cues: a free text probe at each
+                              line or paragraph end (ES_CUE_*) serves it, and a live
+                              driver makes those rather than forced probes */
+    int needs_cues;        /* it stops only on probes that carry cues: a probe without
+                              them is not worth making (the replay skips such probes;
+                              a driver that cannot make text probes makes none) */
 } es_policy_info;
 
 ES_API void es_policy_get_info(const es_policy *p, es_policy_info *out);

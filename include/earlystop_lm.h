@@ -240,6 +240,8 @@ ES_API int es_task_extract_answer_cue(const char *text, const char *cue, char *o
 typedef struct es_lm_gen_opts {
     float temperature;    /* 0 = greedy */
     int probe_every;      /* tokens between probes; 0 = no probes */
+    int probe_lines;      /* 1: instead, a free text probe at each line end: the answer
+                             written so far, with the line's cues (es_text_cues) */
     int max_tokens;       /* 0 = as many as the context allows */
     int window;           /* DeepConf sliding window (tokens) */
     int conf_topk;        /* top-k of DeepConf's token confidence */
@@ -260,7 +262,8 @@ typedef struct es_lm_probe {
     int has_answer;
     float confidence;         /* mean probability of the greedy answer tokens */
     float window_confidence;  /* mean token confidence of the last `window` tokens */
-    int32_t cost;             /* tokens the probe fed + decoded */
+    int32_t cost;             /* tokens the probe fed + decoded (0: a text probe) */
+    uint32_t cues;            /* a text probe's cues (ES_CUE_*), 0 for a forced one */
 } es_lm_probe;
 
 /* Events of a sample as it runs.  on_reach is asked at a probe point before

@@ -20,7 +20,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <math.h>
+
+#include <jansson.h>
+
 #include "clirun.h"
+#include "earlystop_io.h"
+#include "testutil.h"
 
 static int setup(void **state)
 {
@@ -152,6 +158,67 @@ static void test_run_within_rule_needs_probes(void **state)
     free(err);
 }
 
+/* A policy whose within rule reads text cues gets free text probes at line
+ * ends in `run` (unless --probe-every says otherwise), and the live figures
+ * equal `eval` of the same questions recorded with `generate --probe-every
+ * lines`; with forced probes given it reads none (they carry no cues). */
+static void test_run_line_probes(void **state)
+{
+    (void)state;
+    if (!bin_present()) skip();
+    const char *m = model();
+    if (!m) { print_message("no data/model.bin: skipped\n"); skip(); }
+    char stopper[600], trace[600], args[2048], *out, *err;
+    snprintf(stopper, sizeof stopper, "%s/cue.json", tmpdir);
+    snprintf(trace, sizeof trace, "%s/lines.jsonl", tmpdir);
+    es_stopper *st = es_test_cue_stopper();
+    assert_int_equal(es_stopper_save(st, stopper, "learned", NULL, NULL), ES_OK);
+    es_stopper_free(st);
+    snprintf(args, sizeof args,
+             "run --model '%s' --task date --items 6 --samples 4 --seed 3 --baseline none --json --policy @%s", m,
+             stopper);
+    assert_int_equal(run(args, &out, &err), 0);
+    assert_non_null(strstr(out, "\"probes_at\":\"lines\""));
+    assert_non_null(strstr(out, "\"probe_tokens\":0,"));
+    json_t *lv = json_loads(out, 0, NULL);
+    assert_non_null(lv);
+    double live_em = json_real_value(json_object_get(lv, "em"));
+    double live_tok = json_real_value(json_object_get(lv, "tokens_per_item"));
+    json_decref(lv);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args,
+             "generate --model '%s' --task date --items 6 --samples 4 --seed 3 --probe-every lines --out %s", m, trace);
+    assert_int_equal(run(args, &out, &err), 0);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "eval %s --policy @%s --json", trace, stopper);
+    assert_int_equal(run(args, &out, &err), 0);
+    json_t *ev = json_loads(out, 0, NULL), *row = NULL;
+    assert_non_null(ev);
+    for (size_t i = 0; i < json_array_size(json_object_get(ev, "rows")); i++) {
+        json_t *r = json_array_get(json_object_get(ev, "rows"), i);
+        if (!strncmp(json_string_value(json_object_get(r, "policy")), "learned", 7)) row = r;
+    }
+    assert_non_null(row);
+    print_message("live EM %.4f, %.2f tokens/question; replay %.4f, %.2f\n", live_em, live_tok,
+                  json_real_value(json_object_get(row, "em")), json_real_value(json_object_get(row, "tokens")));
+    assert_true(fabs(json_real_value(json_object_get(row, "em")) - live_em) < 1e-4);
+    assert_true(fabs(json_real_value(json_object_get(row, "tokens")) - live_tok) < 0.01);
+    assert_true(json_real_value(json_object_get(row, "token_reduction_pct")) > 10); /* it stopped samples */
+    json_decref(ev);
+    free(out);
+    free(err);
+    /* forced probes: made, never cued, so this rule stops no sample */
+    snprintf(args, sizeof args,
+             "run --model '%s' --task date --items 2 --samples 2 --probe-every 16 --baseline full --json --policy @%s",
+             m, stopper);
+    assert_int_equal(run(args, &out, &err), 0);
+    assert_non_null(strstr(out, "\"probes_at\":\"every\""));
+    free(out);
+    free(err);
+}
+
 /* The `run` table: a header, and every line of it (long specs get a line of
  * their own above their row) as wide as the header, so columns line up;
  * --progress reports items on stderr even when it is not a terminal (the
@@ -193,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_train_divergence),
         cmocka_unit_test(test_train_unwritable_out),
         cmocka_unit_test(test_run_within_rule_needs_probes),
+        cmocka_unit_test(test_run_line_probes),
         cmocka_unit_test(test_run_table_and_progress),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -447,8 +447,8 @@ static void test_required_and_every(void **state)
 /* A point that picks another across head scores with it: the boundary at
  * max_em_drop=0.5 is the alternative head's score, at 0.1 and 1 the first's. */
 /* Text cues reach the within features through the event protocol: missing
- * when a probe's cues were not read, 0 / 1 when they were; a head on p_end
- * that requires it stops exactly at the cue, and never where no cues came. */
+ * when a probe's cues were not read, 0 / 1 when they were; a head that
+ * requires p_conclude stops at a concluding probe, never where no cues came. */
 static void test_cue_features(void **state)
 {
     (void)state;
@@ -471,27 +471,15 @@ static void test_cue_features(void **state)
     assert_true(x[conclude] == 0 && x[check] == 0 && x[end] == 0);
     es_features_free(f);
 
-    static const double mean[1] = {0}, scale[1] = {1}, w[1] = {1}, budget[1] = {0.1}, thr[1] = {NAN},
-                        pthr[1] = {0.5};
-    static uint32_t feat[1];
-    feat[0] = end;
-    es_stopper_desc d;
-    memset(&d, 0, sizeof d);
-    d.within = (es_stopper_head){1, feat, mean, scale, 5.0, 1, {{0, NULL, NULL, w, 0, 0, 1.0}}, 1, 1};
-    d.n_points = 1;
-    d.max_em_drop = budget;
-    d.threshold = thr;
-    d.probe_threshold = pthr;
-    es_stopper *m;
+    es_stopper *m = es_test_cue_stopper(); /* p_conclude (required) + p_run >= 1.5 */
     es_error err = {0};
-    assert_int_equal(es_stopper_new(&d, &m, &err), ES_OK);
     es_policy *p;
     assert_int_equal(es_policy_new_stopper("learned", m, &p, &err), ES_OK);
     assert_int_equal(es_policy_begin_item(p, 1, 4), ES_OK);
     assert_int_equal(es_policy_begin_sample(p), ES_OK);
-    assert_int_equal(es_policy_probe(p, 10, 1, NAN, NAN, 0), ES_CONTINUE);                      /* unknown */
-    assert_int_equal(es_policy_probe(p, 20, 1, NAN, NAN, ES_CUE_READ | ES_CUE_CONCLUDE), ES_CONTINUE);
-    assert_int_equal(es_policy_probe(p, 30, 2, NAN, NAN, ES_CUE_READ | ES_CUE_END), ES_STOP);
+    assert_int_equal(es_policy_probe(p, 10, 1, NAN, NAN, 0), ES_CONTINUE);           /* unknown */
+    assert_int_equal(es_policy_probe(p, 20, 2, NAN, NAN, ES_CUE_READ), ES_CONTINUE); /* 0 + 1 */
+    assert_int_equal(es_policy_probe(p, 30, 3, NAN, NAN, ES_CUE_READ | ES_CUE_CONCLUDE), ES_STOP);
     es_policy_free(p);
     es_stopper_free(m);
 }

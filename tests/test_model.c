@@ -14,6 +14,7 @@
 #include "earlystop_lm.h"
 #include "earlystop_replay.h"   /* traces of generated samples, replayed */
 #include "lm/lm_internal.h"   /* the kernels, for their own numeric tests */
+#include "testutil.h"
 
 static void tiny_config(es_lm_config *c)
 {
@@ -463,6 +464,84 @@ static void test_generation_reproducible(void **state)
     es_lm_free(m);
 }
 
+static int count_probe(void *ctx, const es_lm_probe *p);
+
+/* Text probes (probe_lines) leave the sample as it was and sit at its line
+ * ends: the answer the text has written by then, free, no confidence, and
+ * the line's cues ("So the answer is" concludes, "Wait, let me check"
+ * re-checks). */
+typedef struct line_rec {
+    const char *text; /* set after the sample: probes are checked then */
+    es_lm_probe p[64];
+    int n;
+} line_rec;
+
+static int count_probe(void *ctx, const es_lm_probe *p)
+{
+    line_rec *r = ctx;
+    if (r->n < 64) r->p[r->n++] = *p;
+    return ES_CONTINUE;
+}
+
+static void test_line_probes(void **state)
+{
+    (void)state;
+    const char *path = shipped_model();
+    if (!path) { print_message("no data/model.bin: skipped\n"); skip(); }
+    es_lm *m = NULL;
+    assert_int_equal(es_lm_load(path, &m, NULL), ES_OK);
+    es_lm_gen_opts o;
+    es_lm_gen_opts_default(&o);
+    es_lm_gen *plain = NULL, *lines = NULL;
+    assert_int_equal(es_lm_gen_new(m, &o, &plain, NULL), ES_OK);
+    o.probe_lines = 1;
+    assert_int_equal(es_lm_gen_new(m, &o, &lines, NULL), ES_OK);
+    o.probe_every = 8; /* both kinds at once: refused */
+    es_lm_gen *both = NULL;
+    assert_int_equal(es_lm_gen_new(m, &o, &both, NULL), ES_EINVAL);
+    int concluded = 0, checked = 0;
+    for (uint64_t j = 0; j < 6; j++) {
+        es_task_example ex;
+        assert_int_equal(es_task_make(j % 2 ? ES_TASK_DATE : ES_TASK_ARITHMETIC, 9, j, &ex), ES_OK);
+        es_rng r;
+        es_lm_sample_result a, b;
+        static char first[1024];
+        es_lm_sample_rng(&r, 9, j, 0);
+        assert_int_equal(es_lm_gen_sample(plain, ex.prompt, &r, NULL, &a), ES_OK);
+        snprintf(first, sizeof first, "%s", a.text);
+        static line_rec rec;
+        rec.n = 0;
+        es_lm_gen_hooks h = {NULL, count_probe, NULL, &rec};
+        es_lm_sample_rng(&r, 9, j, 0);
+        assert_int_equal(es_lm_gen_sample(lines, ex.prompt, &r, &h, &b), ES_OK);
+        assert_string_equal(b.text, first);
+        assert_int_equal(b.probe_tokens, 0);
+        assert_true(rec.n > 0 && (uint32_t)rec.n == b.n_probes);
+        for (int i = 0; i < rec.n; i++) {
+            const es_lm_probe *p = &rec.p[i];
+            char prefix[1024], want[32], line[1024];
+            assert_true(p->at > 0 && p->at <= b.tokens && b.text[p->at - 1] == '\n');
+            snprintf(prefix, sizeof prefix, "%.*s", (int)p->at, b.text);
+            assert_int_equal(es_task_extract_answer(prefix, want, sizeof want), 1);
+            assert_string_equal(p->answer, want);
+            assert_int_equal(p->cost, 0);
+            assert_true(isnan(p->confidence));
+            const char *ls = prefix + p->at - 1;
+            while (ls > prefix && ls[-1] != '\n') ls--;
+            snprintf(line, sizeof line, "%.*s", (int)(prefix + p->at - 1 - ls), ls);
+            assert_true(p->cues & ES_CUE_READ);
+            assert_int_equal((p->cues & ES_CUE_CONCLUDE) != 0, strstr(line, "the answer is") != NULL);
+            assert_int_equal((p->cues & ES_CUE_CHECK) != 0, strncmp(line, "Wait", 4) == 0);
+            concluded += (p->cues & ES_CUE_CONCLUDE) != 0;
+            checked += (p->cues & ES_CUE_CHECK) != 0;
+        }
+    }
+    assert_true(concluded > 0 && checked > 0);
+    es_lm_gen_free(plain);
+    es_lm_gen_free(lines);
+    es_lm_free(m);
+}
+
 
 /* Record samples as `generate` does into a traceset item. */
 typedef struct rec {
@@ -477,7 +556,7 @@ static int rec_probe(void *ctx, const es_lm_probe *p)
     if (r->n >= 64) return ES_CONTINUE;
     memcpy(r->pans[r->n], p->answer, 32);
     es_probe q = {p->at, p->has_answer ? r->pans[r->n] : NULL, p->confidence,
-                  p->window_confidence, p->cost, 0};
+                  p->window_confidence, p->cost, p->cues};
     r->probes[r->n++] = q;
     return ES_CONTINUE;
 }
@@ -569,20 +648,13 @@ static void test_batch_matches_single(void **state)
 }
 
 /* The live loop and the replay of the recorded trace make the same
- * decisions and count the same tokens, for within, across and budget rules. */
-static void test_live_matches_replay(void **state)
+ * decisions and count the same tokens, for within, across and budget rules,
+ * with forced probes every 16 tokens and with text probes at line ends. */
+static void live_vs_replay(const es_lm *m, const es_lm_gen_opts *o, es_policy *const *pols, size_t n_pols)
 {
-    (void)state;
-    const char *path = shipped_model();
-    if (!path) { print_message("no data/model.bin: skipped\n"); skip(); }
-    es_lm *m = NULL;
-    assert_int_equal(es_lm_load(path, &m, NULL), ES_OK);
     enum { K = 5, ITEMS = 2 };
-    es_lm_gen_opts o;
-    es_lm_gen_opts_default(&o);
-    o.probe_every = 16;
     es_lm_gen *g = NULL;
-    assert_int_equal(es_lm_gen_new(m, &o, &g, NULL), ES_OK);
+    assert_int_equal(es_lm_gen_new(m, o, &g, NULL), ES_OK);
     es_traceset *ts = NULL;
     assert_int_equal(es_traceset_new(0, &ts), ES_OK);
     static rec recs[K];
@@ -610,13 +682,9 @@ static void test_live_matches_replay(void **state)
         es_item it = {id, es_task_name(kind), NULL, es_task_answer_type(kind), 1, gold, K, samples};
         assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
     }
-    const char *specs[] = {"full", "esc:window=2", "dynasor:k=2", "dynasor:k=2+ac-beta",
-                           "budget:tokens=48", "deer:threshold=0.9", "dynasor:k=2,every=2+ac-beta",
-                           "convergence:m=1,every=3"};
-    for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
-        es_policy *p = NULL;
+    for (size_t s = 0; s < n_pols; s++) {
+        es_policy *p = pols[s];
         es_session *ses = NULL;
-        assert_int_equal(es_policy_new(specs[s], &p, NULL), ES_OK);
         assert_int_equal(es_session_new(p, &ses), ES_OK);
         for (int j = 0; j < ITEMS; j++) {
             es_item_view v;
@@ -624,11 +692,11 @@ static void test_live_matches_replay(void **state)
             es_outcome want;
             assert_int_equal(es_replay_item(ses, &v, NULL, ES_PROBE_COST_FIELD, &want), ES_OK);
             es_lm_live *lv = NULL;
-            assert_int_equal(es_lm_live_new(m, &o, p, v.answer_type, K, &lv, NULL), ES_OK);
+            assert_int_equal(es_lm_live_new(m, o, p, v.answer_type, K, &lv, NULL), ES_OK);
             es_lm_live_result got;
             assert_int_equal(es_lm_live_item(lv, exs[j].prompt, exs[j].gold, 5, (uint64_t)j, &got), ES_OK);
             print_message("%-22s item %d: replay %u samples %llu+%llu tokens, live %u samples %llu+%llu\n",
-                          specs[s], j, want.samples, (unsigned long long)want.tokens,
+                          es_policy_spec(p), j, want.samples, (unsigned long long)want.tokens,
                           (unsigned long long)want.probe_tokens, got.samples,
                           (unsigned long long)got.tokens, (unsigned long long)got.probe_tokens);
             assert_int_equal(got.samples, want.samples);
@@ -642,10 +710,40 @@ static void test_live_matches_replay(void **state)
             es_lm_live_free(lv);
         }
         es_session_free(ses);
-        es_policy_free(p);
     }
     es_traceset_free(ts);
     es_lm_gen_free(g);
+}
+
+static void test_live_matches_replay(void **state)
+{
+    (void)state;
+    const char *path = shipped_model();
+    if (!path) { print_message("no data/model.bin: skipped\n"); skip(); }
+    es_lm *m = NULL;
+    assert_int_equal(es_lm_load(path, &m, NULL), ES_OK);
+    const char *specs[] = {"full", "esc:window=2", "dynasor:k=2", "dynasor:k=2+ac-beta",
+                           "budget:tokens=48", "deer:threshold=0.9", "dynasor:k=2,every=2+ac-beta",
+                           "convergence:m=1,every=3"};
+    enum { N = sizeof specs / sizeof specs[0] };
+    es_policy *pols[N + 1];
+    for (size_t s = 0; s < N; s++) assert_int_equal(es_policy_new(specs[s], &pols[s], NULL), ES_OK);
+    es_lm_gen_opts o;
+    es_lm_gen_opts_default(&o);
+    o.probe_every = 16;
+    live_vs_replay(m, &o, pols, N);
+    /* text probes at line ends, with a rule on their cues and one on answers */
+    es_stopper *st = es_test_cue_stopper();
+    assert_int_equal(es_policy_new_stopper("learned", st, &pols[N], NULL), ES_OK);
+    es_policy_info info;
+    es_policy_get_info(pols[N], &info);
+    assert_true(info.reads_cues && info.needs_cues);
+    o.probe_every = 0;
+    o.probe_lines = 1;
+    es_policy *line_pols[3] = {pols[N], pols[2], pols[3]};
+    live_vs_replay(m, &o, line_pols, 3);
+    for (size_t s = 0; s <= N; s++) es_policy_free(pols[s]);
+    es_stopper_free(st);
     es_lm_free(m);
 }
 
@@ -699,6 +797,7 @@ int main(void)
         cmocka_unit_test(test_training_lowers_loss),
         cmocka_unit_test(test_file_round_trip),
         cmocka_unit_test(test_generation_reproducible),
+        cmocka_unit_test(test_line_probes),
         cmocka_unit_test(test_live_matches_replay),
         cmocka_unit_test(test_batch_matches_single),
         cmocka_unit_test(test_fast_exp_accuracy),

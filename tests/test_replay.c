@@ -26,6 +26,7 @@
 #include "earlystop_io.h"
 #include "earlystop_lm.h"
 #include "refdata.h"
+#include "testutil.h"
 
 static es_ref_table tabs[ES_REF_MAX_TABLES];
 static int n_tabs;
@@ -588,6 +589,41 @@ static void test_deepconf_short_sample(void **state)
     es_lm_free(m);
 }
 
+/* A rule that stops only on cued probes: the replay does not make, read or
+ * charge a probe without cues (a forced answer, which a live driver never
+ * makes for it: it makes free text probes), and stops on cued ones. */
+static void test_cued_only_skips_uncued_probes(void **state)
+{
+    (void)state;
+    es_probe forced[3] = {{10, "a", 0.9, NAN, 20, 0}, {20, "a", 0.9, NAN, 20, 0}, {30, "a", 0.9, NAN, 20, 0}};
+    es_probe cued[3] = {{10, "b", NAN, NAN, 0, ES_CUE_READ},
+                        {20, "a", NAN, NAN, 0, ES_CUE_READ | ES_CUE_CONCLUDE},
+                        {30, "a", NAN, NAN, 0, ES_CUE_READ}};
+    es_sample samples[2] = {{"a", 40, NAN, NULL, 3, forced}, {"a", 40, NAN, NULL, 3, cued}};
+    const char *gold[1] = {"a"};
+    es_traceset *ts = NULL;
+    assert_int_equal(es_traceset_new(0, &ts), ES_OK);
+    es_item it = {"q", "t", NULL, ES_ANSWER_TEXT, 1, gold, 2, samples};
+    assert_int_equal(es_traceset_add(ts, &it, NULL), ES_OK);
+    es_item_view v;
+    assert_int_equal(es_traceset_item(ts, 0, &v), ES_OK);
+    es_stopper *st = es_test_cue_stopper();
+    es_policy *p = NULL;
+    assert_int_equal(es_policy_new_stopper("learned", st, &p, NULL), ES_OK);
+    es_session *ses = NULL;
+    assert_int_equal(es_session_new(p, &ses), ES_OK);
+    es_outcome out;
+    assert_int_equal(es_replay_item(ses, &v, NULL, ES_PROBE_COST_FIELD, &out), ES_OK);
+    assert_int_equal(out.samples, 2);
+    assert_int_equal(out.probes, 2);        /* the cued sample's first two; no forced one */
+    assert_int_equal(out.probe_tokens, 0);
+    assert_int_equal(out.tokens, 40 + 20);  /* the second sample stopped at its concluding probe */
+    es_session_free(ses);
+    es_policy_free(p);
+    es_stopper_free(st);
+    es_traceset_free(ts);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -596,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_esc_remainder),
         cmocka_unit_test(test_dynasor_chunk_timing),
         cmocka_unit_test(test_deepconf_short_sample),
+        cmocka_unit_test(test_cued_only_skips_uncued_probes),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

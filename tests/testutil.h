@@ -11,6 +11,7 @@
 #ifndef ES_TEST_UTIL_H
 #define ES_TEST_UTIL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,28 @@ static inline void es_test_tmp_done(char *path)
 {
     unlink(path);
     free(path);
+}
+
+/* A stopper with one within head on the text cues that needs them
+ * (p_conclude required) and the run length: score p_conclude + p_run, stop at
+ * 1.5: at a concluding probe, or once two probes in a row agree (when cued). */
+static inline es_stopper *es_test_cue_stopper(void)
+{
+    static const double mean[2] = {0, 0}, scale[2] = {1, 1}, w[2] = {1, 1}, budget[1] = {0.1}, thr[1] = {NAN},
+                        pthr[1] = {1.5};
+    static uint32_t feat[2];
+    assert_int_equal(es_feature_find("p_conclude", &feat[0]), ES_OK);
+    assert_int_equal(es_feature_find("p_run", &feat[1]), ES_OK);
+    es_stopper_desc d;
+    memset(&d, 0, sizeof d);
+    d.within = (es_stopper_head){2, feat, mean, scale, 5.0, 1, {{0, NULL, NULL, w, 0, 0, 1.0}}, 1, 1};
+    d.n_points = 1;
+    d.max_em_drop = budget;
+    d.threshold = thr;
+    d.probe_threshold = pthr;
+    es_stopper *st = NULL;
+    assert_int_equal(es_stopper_new(&d, &st, NULL), ES_OK);
+    return st;
 }
 
 #endif

@@ -44,6 +44,8 @@ static void cache(es_policy *p)
                                                : 1;
     in->batch = p->ad->batch ? p->ad->batch(p->ast) : 1;
     in->counts_only = !w && p->ad->counts_only;
+    in->reads_cues = w && p->wd->reads_cues ? p->wd->reads_cues(p->wst) : 0;
+    in->needs_cues = w && p->wd->needs_cues ? p->wd->needs_cues(p->wst) : 0;
 }
 
 /* The canonical spec: the named rules, every parameter spelled out. */

@@ -136,6 +136,8 @@ typedef struct es_rule_def {
     uint32_t (*token_limit)(const void *st);                          /* NULL: UINT32_MAX */
     int needs_probes;                    /* 0 for a within rule that only caps tokens */
     uint32_t (*probe_lag)(const void *st);                            /* NULL: 0 */
+    int (*reads_cues)(const void *st);                                /* NULL: 0 (es_policy_info) */
+    int (*needs_cues)(const void *st);                                /* NULL: 0 (es_policy_info) */
     int every_param;                     /* index of `every`: read every m-th probe point (0: none) */
     uint32_t (*probe_every)(const void *st);  /* NULL: the `every` parameter's value; else the
                                                * spacing configure settled on (`every=auto`) */

@@ -46,6 +46,7 @@ typedef struct gen_lane {
     uint32_t n_gen;
     double psum;
     int probed;        /* the probe due at n_gen has been made */
+    int line_due;      /* probe_lines: the last token ended a line */
     int final_probe;   /* the probe in flight is the one at the token limit */
     /* the probe in flight */
     es_lm_probe pr;
@@ -77,6 +78,7 @@ void es_lm_gen_opts_default(es_lm_gen_opts *o)
 {
     o->temperature = ES_LM_DEFAULT_TEMPERATURE;
     o->probe_every = 0;
+    o->probe_lines = 0;
     o->max_tokens = 0;
     o->window = 32;
     o->conf_topk = 5;
@@ -90,6 +92,7 @@ int es_lm_gen_new(const es_lm *m, const es_lm_gen_opts *opts, es_lm_gen **out, e
 {
     const es_lm_config *c = &m->cfg;
     if (opts->temperature < 0 || opts->probe_every < 0 || opts->max_tokens < 0 ||
+        (opts->probe_lines && opts->probe_every) ||
         opts->window < 1 || opts->conf_topk < 1 || opts->conf_topk > c->vocab_size ||
         opts->batch < 1 || opts->batch > GEN_MAX_BATCH)
         return es_error_set(err, ES_EINVAL, NULL, 0, "options", "bad generation options");
@@ -279,6 +282,31 @@ static int probe_answer_step(es_lm_gen *g, gen_lane *l, int *ended)
     return 1;
 }
 
+/* A text probe at the end of a line (probe_lines): the answer the text has
+ * written so far (none yet: no probe), the line's cues, no cost.  Nothing
+ * is generated, so it is free and the sample is the same with or without
+ * it.  Returns the hooks' verdict (ES_CONTINUE when no probe is made). */
+static int line_probe(es_lm_gen *g, gen_lane *l)
+{
+    es_lm_probe *p = &l->pr;
+    l->text[l->tlen] = '\0';
+    if (!es_task_extract_answer(l->text, p->answer, sizeof p->answer)) return ES_CONTINUE;
+    if (l->h && l->h->on_reach) {
+        int r = l->h->on_reach(l->h->ctx, l->n_gen);
+        if (r != ES_CONTINUE) return r == ES_STOP ? ES_STOP : ES_CONTINUE;
+    }
+    int b = l->tlen - 1; /* the line is text[b..tlen-1), its '\n' excluded */
+    while (b > 0 && l->text[b - 1] != '\n') b--;
+    p->at = l->n_gen;
+    p->has_answer = 1;
+    p->confidence = NAN;
+    p->window_confidence = window_mean(g, l);
+    p->cost = 0;
+    p->cues = es_text_cues(l->text + b, (size_t)(l->tlen - 1 - b));
+    l->out->n_probes++;
+    return l->h && l->h->on_probe ? l->h->on_probe(l->h->ctx, p) : ES_CONTINUE;
+}
+
 /* The end of a sample: its text and figures. */
 static void lane_done(gen_lane *l)
 {
@@ -320,6 +348,14 @@ static int lane_advance(es_lm_gen *g, gen_lane *l)
             continue;
         }
         /* LANE_MAIN */
+        if (l->line_due) {
+            l->line_due = 0;
+            if (line_probe(g, l) == ES_STOP) {
+                l->out->stopped = 1;
+                lane_done(l);
+                return 0;
+            }
+        }
         int due = every > 0 && l->n_gen > 0 && l->n_gen % (uint32_t)every == 0 && !l->probed;
         if (due && l->h && l->h->on_reach) {
             int r = l->h->on_reach(l->h->ctx, l->n_gen);
@@ -355,6 +391,7 @@ static int lane_advance(es_lm_gen *g, gen_lane *l)
             return 0;
         }
         l->text[l->tlen++] = (char)es_lm_token_char(tok);
+        l->line_due = g->o.probe_lines && l->text[l->tlen - 1] == '\n';
         lane_feed(l, tok, l->pos++);
         return 1;
     }
@@ -400,7 +437,7 @@ static void lane_start(es_lm_gen *g, gen_lane *l, int i, es_rng *rngs, const es_
     l->phase = LANE_MAIN;
     l->pos = pos;
     l->limit = limit;
-    l->tlen = l->eos = l->probed = l->final_probe = 0;
+    l->tlen = l->eos = l->probed = l->final_probe = l->line_due = 0;
     l->n_gen = 0;
     l->psum = 0.0;
 }

@@ -33,9 +33,9 @@ int es_lm_live_new(const es_lm *m, const es_lm_gen_opts *gen, es_policy *p, es_a
     es_policy_info info;
     es_policy_get_info(p, &info);
     es_lm_gen_opts o = *gen;
-    if (!info.has_within) o.probe_every = 0;
+    if (!info.has_within) o.probe_every = o.probe_lines = 0;
     if (info.token_limit != UINT32_MAX) o.max_tokens = info.token_limit > (1u << 30) ? 1 << 30 : (int)info.token_limit;
-    int seq = m->cfg.seq_len, every = o.probe_every > 0 ? o.probe_every : seq;
+    int seq = m->cfg.seq_len, every = o.probe_lines ? 1 : o.probe_every > 0 ? o.probe_every : seq;
     lv->m = m;
     lv->type = t;
     lv->max_samples = max_samples;
@@ -105,7 +105,7 @@ static int live_on_probe(void *ctx, const es_lm_probe *pr)
 {
     es_lm_live *lv = ctx;
     int32_t id = intern_answer(lv, pr->has_answer, pr->answer);
-    int rc = es_session_probe(lv->s, pr->at, id, pr->confidence, pr->window_confidence, 0,
+    int rc = es_session_probe(lv->s, pr->at, id, pr->confidence, pr->window_confidence, pr->cues,
                               (uint32_t)(pr->cost > 0 ? pr->cost : 0));
     return rc == ES_STOP ? ES_STOP : ES_CONTINUE;
 }

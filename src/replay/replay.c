@@ -27,7 +27,11 @@ int es_replay_begin_item(es_session *s, const es_item_view *v)
 int es_replay_sample(es_session *s, const es_item_view *v, uint32_t k, int32_t probe_cost)
 {
     es_session_begin_sample(s);
+    /* a rule that stops only on cued probes: a live driver makes text probes
+     * for it, never forced ones, so a probe without cues was not made */
+    int cued_only = es_session_info(s)->needs_cues;
     for (uint32_t j = v->probe_off[k], e = v->probe_off[k + 1]; j < e; j++) {
+        if (cued_only && !(v->probe_cues[j] & ES_CUE_READ)) continue;
         uint32_t at = v->probe_at[j];
         int reach = es_session_reach(s, at);
         if (reach == ES_SKIP) continue;

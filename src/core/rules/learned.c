@@ -117,6 +117,26 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
 
 static uint32_t probe_every(const void *st) { return ((const learned_state *)st)->every; }
 
+static int is_cue(uint32_t f) { return f == ES_F_P_CONCLUDE || f == ES_F_P_CHECK || f == ES_F_P_END; }
+
+/* A within head that reads probes and any of the text cues. */
+static int reads_cues(const void *st)
+{
+    const learned_state *s = st;
+    for (uint32_t i = 0; s->within && s->every != UINT32_MAX && i < s->within->n_in; i++)
+        if (is_cue(s->within->feature[i])) return 1;
+    return 0;
+}
+
+/* ... and requires one (--require p_conclude): it cannot stop without cues. */
+static int needs_cues(const void *st)
+{
+    const learned_state *s = st;
+    for (uint32_t i = 0; s->within && s->every != UINT32_MAX && i < s->within->n_in && i < 64; i++)
+        if (is_cue(s->within->feature[i]) && (s->within->required >> i & 1)) return 1;
+    return 0;
+}
+
 static unsigned levels(const void *st, const double *param)
 {
     (void)param;
@@ -209,4 +229,6 @@ const es_rule_def es_rule_learned = {
     .needs_probes = 0,
     .every_param = P_EVERY,
     .probe_every = probe_every,
+    .reads_cues = reads_cues,
+    .needs_cues = needs_cues,
 };
