@@ -23,6 +23,7 @@
 #include "srvrun.h"
 
 static char tmp[256];
+static srv_proc px; /* a proxy a failed test left running is stopped by the teardown */
 
 static int sh(const char *fmt, ...)
 {
@@ -232,7 +233,7 @@ static void test_think_files(void **state)
  * chunk), the thinking as reasoning_content when `reasoning` is set. */
 typedef struct text_engine {
     int fd, port, reasoning;
-    _Atomic int stop;
+    _Atomic int stop, answers;
     pthread_t th;
     const char **texts;
     size_t n;
@@ -320,7 +321,16 @@ static void *engine_main(void *arg)
         }
         const char *q = body ? strstr(body, "think ") : NULL;
         size_t k = q ? (size_t)atol(q + 6) : e->n;
-        if (k < e->n) stream_text(e, c, e->texts[k]);
+        if (k < e->n && strstr(body, "\"stream\":false")) {
+            atomic_fetch_add(&e->answers, 1);
+            static const char ans[] = "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"0.\"},"
+                                      "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2}}";
+            char head[160];
+            snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n", sizeof ans - 1);
+            send_str(c, head);
+            send_str(c, ans);
+        } else if (k < e->n) stream_text(e, c, e->texts[k]);
         else send_str(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         close(c);
     }
@@ -442,6 +452,144 @@ static void test_record_think_reasoning(void **state)
     record_think("qwen3", 1);
 }
 
+/* Two voted answers, as numbers (the spelling kept may differ: "243", "243.00"). */
+static int same_number(json_t *a, json_t *b)
+{
+    if (json_is_null(a) || json_is_null(b)) return json_is_null(a) && json_is_null(b);
+    return json_is_string(a) && json_is_string(b) &&
+           es_answer_equal(ES_ANSWER_NUMBER, json_string_value(a), json_string_value(b)) == 1;
+}
+
+/* A chat request through the proxy, streamed: the text put back together
+ * and the earlystop summary. */
+static json_t *stream_chat(const char *url, const char *body, char **text)
+{
+    char u[256];
+    snprintf(u, sizeof u, "%s/v1/chat/completions", url);
+    http_resp r;
+    assert_int_equal(http_call(u, body, NULL, 120, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    json_t *summary = NULL;
+    size_t n = 0;
+    if (!strstr(r.body, "\"earlystop\"")) print_message("no summary in the stream: ...%s\n", r.body + (r.n > 600 ? r.n - 600 : 0));
+    *text = calloc(1, r.n + 1); /* the text is never longer than the stream */
+    for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "data: ", 6) || !strcmp(line + 6, "[DONE]")) continue;
+        json_t *c = json_loads(line + 6, 0, NULL);
+        assert_non_null(c);
+        json_t *es = json_object_get(c, "earlystop");
+        if (es) summary = json_incref(es);
+        json_t *t = json_object_get(json_object_get(json_array_get(json_object_get(c, "choices"), 0), "delta"), "content");
+        if (json_is_string(t)) memcpy(*text + n, json_string_value(t), json_string_length(t)), n += json_string_length(t);
+        json_decref(c);
+    }
+    free(r.body);
+    return summary;
+}
+
+/* The proxy with paragraph probes in front of the engine streaming the
+ * think texts decides as `earlystop eval` replays the trace that `record
+ * --probe-at paragraphs` wrote of the same texts: the same stop points and
+ * answers, no probe requests; the client's streamed text is the whole
+ * response's. */
+static void test_proxy_paragraphs(void **state)
+{
+    (void)state;
+    json_t *items = load_items(think_files[0]);
+    if (!items || access(srv_bin(), X_OK)) skip();
+    static const char *const policies[] = {"dynasor:k=3", "dynasor:k=5"};
+    const char *texts[E2E_SAMPLES];
+    char q[512], rec[512], dec[512];
+    snprintf(q, sizeof q, "%s/px_q.jsonl", tmp);
+    snprintf(rec, sizeof rec, "%s/px_rec.jsonl", tmp);
+    FILE *out = fopen(q, "w");
+    assert_non_null(out);
+    for (size_t i = 0; i < E2E_SAMPLES; i++) {
+        texts[i] = json_string_value(json_object_get(json_array_get(json_object_get(json_array_get(items, i), "samples"), 0), "text"));
+        fprintf(out, "{\"id\": \"t%zu\", \"question\": \"think %zu\", \"gold\": \"0\", \"answer_type\": \"number\"}\n", i, i);
+    }
+    fclose(out);
+    text_engine e = {.texts = texts, .n = E2E_SAMPLES};
+    assert_int_equal(engine_start(&e), 0);
+    char up[64];
+    snprintf(up, sizeof up, "http://127.0.0.1:%d", e.port);
+    assert_int_equal(sh("'%s' record --upstream %s --questions '%s' --probe-at paragraphs --out '%s' >/dev/null 2>&1",
+                        srv_bin(), up, q, rec), 0);
+    const char *args[] = {"proxy", "--quiet", "--upstream", up, "--probe-at", "paragraphs", "--answer-type", "number",
+                          "--policy", "full", NULL};
+    assert_int_equal(srv_start(&px, args, tmp), 0);
+    for (size_t p = 0; p < sizeof policies / sizeof policies[0]; p++) {
+        snprintf(dec, sizeof dec, "%s/px_dec%zu.jsonl", tmp, p);
+        assert_int_equal(sh("'%s' eval '%s' --policy '%s' --decisions '%s' --no-oracle >/dev/null 2>&1", srv_bin(), rec,
+                            policies[p], dec), 0);
+        FILE *fp = fopen(dec, "r");
+        assert_non_null(fp);
+        json_t *want[E2E_SAMPLES] = {0};
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, fp) > 0) {
+            json_t *d = json_loads(line, 0, NULL);
+            const char *id = json_string_value(json_object_get(d, "id"));
+            if (!strncmp(json_string_value(json_object_get(d, "policy")), "dynasor", 7) && id && id[0] == 't')
+                want[atoi(id + 1)] = json_incref(d);
+            json_decref(d);
+        }
+        free(line);
+        fclose(fp);
+        long stopped = 0, tokens = 0, full = 0;
+        int answers0 = atomic_load(&e.answers);
+        for (size_t i = 0; i < E2E_SAMPLES; i++) {
+            assert_non_null(want[i]);
+            char body[256];
+            snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"think %zu\"}],"
+                     "\"earlystop\":{\"policy\":\"%s\"}}", i, policies[p]);
+            char u[256];
+            snprintf(u, sizeof u, "%s/v1/chat/completions", px.url);
+            http_resp r;
+            assert_int_equal(http_call(u, body, NULL, 120, &r), CURLE_OK);
+            assert_int_equal(r.status, 200);
+            json_t *v = json_loads(r.body, 0, NULL);
+            free(r.body);
+            json_t *es = json_object_get(v, "earlystop");
+            if (json_integer_value(json_object_get(es, "tokens_at_stop")) != json_integer_value(json_object_get(want[i], "tokens")) ||
+                !same_number(json_object_get(es, "answer"), json_object_get(want[i], "answer")) ||
+                json_integer_value(json_object_get(es, "probe_tokens")) != 0) {
+                char *a = json_dumps(es, JSON_COMPACT), *b = json_dumps(want[i], JSON_COMPACT);
+                print_message("%s item %zu:\n  proxy %s\n  eval  %s\n", policies[p], i, a, b);
+                free(a);
+                free(b);
+                fail();
+            }
+            stopped += json_integer_value(json_object_get(es, "samples_stopped"));
+            tokens += json_integer_value(json_object_get(es, "tokens_at_stop"));
+            full += json_integer_value(json_object_get(json_object_get(v, "usage"), "completion_tokens"));
+            if (i < 4) { /* streamed: the same text and the same stop */
+                char sbody[320], *text = NULL;
+                snprintf(sbody, sizeof sbody, "{\"messages\":[{\"role\":\"user\",\"content\":\"think %zu\"}],"
+                         "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"earlystop\":{\"policy\":\"%s\"}}", i, policies[p]);
+                json_t *sum = stream_chat(px.url, sbody, &text);
+                assert_non_null(sum);
+                assert_true(json_equal(json_object_get(sum, "tokens_at_stop"), json_object_get(es, "tokens_at_stop")));
+                const char *whole = json_string_value(json_object_get(
+                    json_object_get(json_array_get(json_object_get(v, "choices"), 0), "message"), "content"));
+                assert_non_null(whole);
+                assert_string_equal(text, whole);
+                free(text);
+                json_decref(sum);
+            }
+            json_decref(v);
+            json_decref(want[i]);
+        }
+        print_message("proxy --probe-at paragraphs %s = replay on %d think texts: %ld samples stopped, %ld tokens to "
+                      "the stops (upstream generated %ld), %d final-answer requests\n", policies[p], E2E_SAMPLES,
+                      stopped, tokens, full, atomic_load(&e.answers) - answers0);
+        assert_true(stopped > 0);
+    }
+    assert_int_equal(srv_stop(&px), 0);
+    engine_stop(&e);
+    json_decref(items);
+}
+
 /* ------------------------------------------------- from `earlystop serve` */
 
 /* The built-in model writes one paragraph (no blank lines): each sample
@@ -545,6 +693,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    srv_stop(&px);
     if (getenv("ES_KEEP_TMP")) return 0;
     return sh("rm -rf '%s'", tmp) == 0 ? 0 : -1;
 }
@@ -557,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_think_files),
         cmocka_unit_test(test_record_think_content),
         cmocka_unit_test(test_record_think_reasoning),
+        cmocka_unit_test(test_proxy_paragraphs),
         cmocka_unit_test(test_record_serve),
         cmocka_unit_test(test_usage),
     };
