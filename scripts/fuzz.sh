@@ -27,7 +27,7 @@ PKG_LIBS=$(pkg-config --libs jansson libpcre2-8)
 # The library is built with coverage (fuzzer-no-link) so the fuzzer sees its
 # branches; the target alone adds the libFuzzer main.
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-CFLAGS="-std=c11 -g -O1 $SAN -pthread -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $PKG_CFLAGS"
+CFLAGS="-std=c11 -g -O1 $SAN -pthread -Iinclude -Isrc -Isrc/common -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $PKG_CFLAGS"
 
 mkdir -p "$OUT/obj" "$OUT/corpus" "$OUT/artifacts"
 objs=""

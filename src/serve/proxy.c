@@ -280,10 +280,7 @@ static uint32_t para_settled(const pjob *j, int i)
     const es_sv_sample *s = &j->sm[i];
     if (j->pt_next[i] < s->n_points) return s->probes[j->pt_next[i]].at;
     if (s->para.done || s->state == SAMPLE_DONE) return s->n;
-    size_t safe = s->para.pending ? s->para.pend_b : s->para.scan;
-    uint32_t n = 0;
-    while (n < s->n && s->tok_end[n] <= safe) n++;
-    return n;
+    return es_sv_sample_tokens_before(s, s->para.pending ? s->para.pend_b : s->para.scan);
 }
 
 /* Tokens of sample i the policy can no longer cut. */

@@ -487,18 +487,29 @@ es_sv_probe *es_sv_sample_probe(es_sv_sample *s, uint32_t k, uint32_t at)
     return p;
 }
 
-/* Tokens that cover text[0..pos): the first count whose last token ends at
- * or past pos (all of them when none does yet). */
-static uint32_t tokens_to(const es_sv_sample *s, size_t pos)
+/* The first token whose text ends past pos (s->n when none does): token
+ * ends never go back, so a binary search. */
+static uint32_t first_past(const es_sv_sample *s, size_t pos)
 {
     uint32_t lo = 0, hi = s->n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (s->tok_end[mid] >= pos) hi = mid;
+        if (s->tok_end[mid] > pos) hi = mid;
         else lo = mid + 1;
     }
-    return lo < s->n ? lo + 1 : s->n;
+    return lo;
 }
+
+/* Tokens that cover text[0..pos): the first count whose last token ends at
+ * or past pos (all of them when none does yet). */
+static uint32_t tokens_to(const es_sv_sample *s, size_t pos)
+{
+    if (!pos) return 0;
+    uint32_t k = first_past(s, pos - 1);
+    return k < s->n ? k + 1 : s->n;
+}
+
+uint32_t es_sv_sample_tokens_before(const es_sv_sample *s, size_t pos) { return first_past(s, pos); }
 
 int es_sv_sample_paragraphs(es_sv_sample *s, int final)
 {

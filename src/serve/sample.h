@@ -116,6 +116,8 @@ float es_sv_sample_window(const es_sv_sample *s, uint32_t at);
  * by itself on every chunk (es_sv_sample_on_call); with `final` the text is
  * complete.  0, or ES_ENOMEM. */
 int es_sv_sample_paragraphs(es_sv_sample *s, int final);
+/* Tokens whose text ends at or before byte pos of the text. */
+uint32_t es_sv_sample_tokens_before(const es_sv_sample *s, size_t pos);
 /* Tokens a probe cost: what it decoded plus the tokens of the cue. */
 uint32_t es_sv_probe_cost(const es_sv_probe *p);
 
