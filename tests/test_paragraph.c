@@ -669,7 +669,8 @@ static void test_record_serve(void **state)
     assert_true(with > 0);
 }
 
-/* Bad --probe-at values and a clash with --probe-every are usage errors. */
+/* Bad --probe-at values and a clash with --probe-every are usage errors,
+ * for record and proxy alike. */
 static void test_usage(void **state)
 {
     (void)state;
@@ -681,6 +682,11 @@ static void test_usage(void **state)
                         "--probe-every 8 2>'%s/u2'", srv_bin(), tmp), 2);
     assert_int_equal(sh("grep -q 'probe-every' '%s/u2'", tmp), 0);
     assert_int_equal(sh("'%s' record --help | grep -q -- '--probe-at'", srv_bin()), 0);
+    assert_int_equal(sh("'%s' proxy --upstream http://127.0.0.1:1 --probe-at paragraphs --probe-every 8 2>'%s/u3'",
+                        srv_bin(), tmp), 2);
+    assert_int_equal(sh("grep -q 'probe-every' '%s/u3'", tmp), 0);
+    assert_int_equal(sh("'%s' proxy --upstream http://127.0.0.1:1 --probe-at words 2>/dev/null", srv_bin()), 2);
+    assert_int_equal(sh("'%s' proxy --help | grep -q -- '--probe-at'", srv_bin()), 0);
 }
 
 static int setup(void **state)
