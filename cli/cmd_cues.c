@@ -48,7 +48,7 @@ static char *cued_header(const char *header)
         json_decref(h);
         h = json_object();
     }
-    json_object_set_new(h, "probe_cues", json_string("earlystop cues: the paragraph at each probe (conclude, check, end)"));
+    json_object_set_new(h, "probe_cues", json_string(ES_PROBE_CUES_NOTE));
     char *s = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(h);
     return s;

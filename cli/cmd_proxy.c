@@ -32,6 +32,13 @@ static void proxy_help(void)
            "                       `earlystop eval --help`), '@file.json' for a policy file\n"
            "                       or a learned stopper (`earlystop learn --out`)\n"
            "  --probe-every P      tokens between probe points (default 32)\n"
+           "  --probe-at WHERE     tokens: a forced probe every P tokens (default);\n"
+           "                       paragraphs: at each paragraph end of the reasoning the\n"
+           "                       answer written so far, read off the streamed text with\n"
+           "                       its cues (no probe requests, no probe cost; a stop then\n"
+           "                       asks the final answer with the answer cue).  A policy\n"
+           "                       that reads text cues (a learned within head on\n"
+           "                       p_conclude, p_check, p_end) always gets these\n"
            "  --answer-type T      how votes compare answers: text, number, date, choice, math\n"
            "                       (default text)\n"
            "  --family F           probe cue and answer reading: %s\n"
@@ -93,6 +100,7 @@ int cmd_proxy(int argc, char **argv)
     const char *target = NULL, *state = NULL, *ctl_opt = NULL; /* ctl_opt: an option of the controller */
     long window = 200;
     uint64_t kv_bytes = 1;
+    int every_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -111,6 +119,10 @@ int cmd_proxy(int argc, char **argv)
         else if (!strcmp(a, "--probe-every")) {
             if (cli_parse_long(v, 0, 1 << 20, &n)) return cli_usage_error("proxy", "--probe-every: '%s' is not in 0..1048576", v);
             o.probe_every = (int)n;
+            every_given = 1;
+        } else if (!strcmp(a, "--probe-at")) {
+            if (es_probe_at_parse(v, &o.probe_at))
+                return cli_usage_error("proxy", "--probe-at: '%s' is not one of tokens, paragraphs", v);
         } else if (!strcmp(a, "--answer-type")) {
             if (es_answer_type_parse(v, &o.answer_type))
                 return cli_usage_error("proxy", "--answer-type: '%s' is not one of text, number, date, choice, math", v);
@@ -175,7 +187,12 @@ int cmd_proxy(int argc, char **argv)
     if (rc) return cli_report(&err, rc);
     es_policy_info info;
     es_policy_get_info(proto, &info);
-    if (info.needs_probes && o.probe_every <= 0) {
+    if (every_given && o.probe_at == ES_PROBE_AT_PARAGRAPHS) {
+        es_policy_free(proto);
+        return cli_usage_error("proxy", "--probe-every spaces forced probes (--probe-at tokens); paragraph probes "
+                                        "come at paragraph ends");
+    }
+    if (info.needs_probes && o.probe_at == ES_PROBE_AT_TOKENS && o.probe_every <= 0) {
         es_policy_free(proto);
         return cli_usage_error("proxy", "policy '%s' decides on probes: give --probe-every > 0", o.policy);
     }

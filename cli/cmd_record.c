@@ -12,8 +12,8 @@
 
 static void record_help(void)
 {
-    printf("usage: earlystop record --upstream URL --questions Q.jsonl [--samples K] [--probe-every P]\n"
-           "                        [--out F] [options]\n\n"
+    printf("usage: earlystop record --upstream URL --questions Q.jsonl [--samples K]\n"
+           "                        [--probe-every P | --probe-at paragraphs] [--out F] [options]\n\n"
            "Ask an OpenAI-compatible engine (vLLM, SGLang, llama.cpp's server, earlystop serve)\n"
            "K samples per question and write them as trace format v1 (docs/trace-format.md):\n"
            "each sample's answer, tokens, text and mean token probability, and a probe every\n"
@@ -30,6 +30,12 @@ static void record_help(void)
            "  --model NAME         the \"model\" sent upstream\n"
            "  --samples K          samples per question (default 1)\n"
            "  --probe-every P      tokens between probes (default 32; 0 = none)\n"
+           "  --probe-at WHERE     tokens: a forced probe every P tokens (default);\n"
+           "                       paragraphs: at each paragraph end of the reasoning (a\n"
+           "                       blank line; the text before </think>), the answer written\n"
+           "                       so far read off the text (number: the last number), no\n"
+           "                       request, no cost, with the paragraph's cues (conclude,\n"
+           "                       check, end): what the *_think files hold\n"
            "  --max-tokens N       tokens per sample at most (default: the engine's)\n"
            "  --temperature T      sampling temperature (default: the engine's)\n"
            "  --seed S             sample i of question j gets seed S + j*1024 + i\n"
@@ -49,7 +55,7 @@ int cmd_record(int argc, char **argv)
     es_record_opts o;
     es_record_opts_init(&o);
     o.out = "-";
-    int json = 0;
+    int json = 0, every_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -73,6 +79,10 @@ int cmd_record(int argc, char **argv)
         } else if (!strcmp(a, "--probe-every")) {
             if (cli_parse_long(v, 0, 1 << 20, &n)) return cli_usage_error("record", "--probe-every: '%s' is not in 0..1048576", v);
             o.probe_every = (int)n;
+            every_given = 1;
+        } else if (!strcmp(a, "--probe-at")) {
+            if (es_probe_at_parse(v, &o.probe_at))
+                return cli_usage_error("record", "--probe-at: '%s' is not one of tokens, paragraphs", v);
         } else if (!strcmp(a, "--max-tokens")) {
             if (cli_parse_long(v, 1, 1 << 24, &n)) return cli_usage_error("record", "--max-tokens: '%s' is not a whole number >= 1", v);
             o.max_tokens = (int)n;
@@ -97,6 +107,9 @@ int cmd_record(int argc, char **argv)
         } else return cli_usage_error("record", "unknown option: '%s'", a);
     }
     if (!o.upstream) return cli_usage_error("record", "--upstream URL is required");
+    if (every_given && o.probe_at == ES_PROBE_AT_PARAGRAPHS)
+        return cli_usage_error("record", "--probe-every spaces forced probes (--probe-at tokens); paragraph probes "
+                                         "come at paragraph ends");
     if (!o.questions) return cli_usage_error("record", "--questions FILE is required");
     if (json && !strcmp(o.out, "-")) return cli_usage_error("record", "--json writes the summary to stdout: give --out FILE");
     if (!o.upstream_key) {

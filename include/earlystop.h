@@ -371,6 +371,39 @@ enum { ES_CUE_CONCLUDE = 1, ES_CUE_CHECK = 2, ES_CUE_END = 4, ES_CUE_READ = 8 };
  * what follows.  Allocates nothing. */
 ES_API uint32_t es_text_cues(const char *text, size_t n);
 
+/*
+ * Paragraphs of reasoning as a text grows (src/core/paragraph.c): the one
+ * splitter behind paragraph-end probes, live (`record --probe-at
+ * paragraphs`, the proxy) and on stored texts (es_paragraph_cues).  The
+ * reasoning is the text before the first "</think>" (all of it when there is
+ * none); a blank line ('\n', spaces/tabs/'\r', '\n') ends a paragraph, and
+ * paragraphs of white space only are skipped.  A paragraph is handed out
+ * once it is known whether the thinking closes right after it (blank lines
+ * then "</think>"): ES_CUE_END in *flags then.  Allocates nothing.
+ */
+typedef struct es_para_split {
+    size_t start;              /* where the current paragraph starts */
+    size_t scan;               /* scanned up to here (text before is known) */
+    size_t pend_a, pend_b;     /* a paragraph ended by a blank line, waiting to know what follows */
+    size_t pend_next;          /* where the text after its blank line starts */
+    int pending, done;
+} es_para_split;
+
+ES_API void es_para_split_init(es_para_split *p);
+/* The next paragraph of text[0..n): the text so far, which may only grow
+ * between calls (same bytes, more of them).  final: the text is complete
+ * (the paragraph it ends in counts).  Returns 1 with the paragraph in
+ * [*a, *b) and *flags = ES_CUE_END when the thinking closes right after it
+ * (else 0), or 0 when no paragraph is complete yet. */
+ES_API int es_para_split_next(es_para_split *p, const char *text, size_t n, int final, size_t *a, size_t *b,
+                              uint32_t *flags);
+
+/* The last number written in text[0..n) (the text proxy of the *_think
+ * files): an optional '-' right before digits, thousands groups ",ddd"
+ * (removed in the copy), an optional ".digits".  1 with it in out[cap]
+ * (cut at cap - 1 bytes), or 0 when there is none. */
+ES_API int es_text_last_number(const char *text, size_t n, char *out, size_t cap);
+
 /* A probe inside the running sample: tokens generated so far, probed answer,
  * its mean token probability (NaN if unknown), the sliding-window confidence
  * at this point (NaN if unknown) and the text cues there (ES_CUE_*, 0 if

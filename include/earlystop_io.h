@@ -164,6 +164,12 @@ ES_API int es_trace_writer_free(es_trace_writer *w);
  */
 ES_API int es_paragraph_cues(const char *text, size_t n_probes, uint32_t *cues);
 
+/* The header note ("probe_cues") of a trace file whose paragraph probes
+ * carry their cues: `earlystop cues` sets it, `record --probe-at
+ * paragraphs` writes it (so that marking a recorded file again changes
+ * nothing). */
+#define ES_PROBE_CUES_NOTE "earlystop cues: the paragraph at each probe (conclude, check, end)"
+
 /* ----------------------------------------------------------- output files */
 
 /*

@@ -151,6 +151,18 @@ ES_API int es_serve_run(const es_serve_opts *o, es_error *err);
  * e = S * 2^20 + j * 2^10 + i (i, j < 1024).  These give S, j, i. */
 ES_API void es_serve_seed_stream(uint64_t e, uint64_t *seed, uint64_t *item, uint64_t *sample);
 
+/* ------------------------------------------------------------ probe points */
+
+/* Where a sample is probed: every `probe_every` tokens with a forced answer
+ * (a short greedy request with the family's probe cue), or at each paragraph
+ * end of the reasoning with the answer written so far read off the text (no
+ * request, no cost; docs/serving.md, "Paragraph probes"). */
+typedef enum es_probe_at { ES_PROBE_AT_TOKENS = 0, ES_PROBE_AT_PARAGRAPHS = 1 } es_probe_at;
+
+/* "tokens" or "paragraphs"; ES_EINVAL for anything else. */
+ES_API int es_probe_at_parse(const char *name, es_probe_at *out);
+ES_API const char *es_probe_at_name(es_probe_at a);
+
 /* ----------------------------------------------------------------- proxy */
 
 typedef struct es_proxy_opts {
@@ -162,6 +174,7 @@ typedef struct es_proxy_opts {
                                   NULL: the proxy makes it from `policy` */
     es_answer_type answer_type;/* how answers compare in votes */
     int probe_every;           /* tokens between probe points */
+    es_probe_at probe_at;      /* forced probes every probe_every tokens (default), or paragraph probes */
     int max_n;                 /* samples per request at most */
     es_family family;
     double connect_timeout;    /* seconds to connect upstream (default 10) */
@@ -195,6 +208,7 @@ typedef struct es_record_opts {
     int chat;                  /* use /v1/chat/completions (default 1); 0 = /v1/completions */
     int samples;               /* per question */
     int probe_every;           /* 0 = no probes */
+    es_probe_at probe_at;      /* forced probes every probe_every tokens (default), or paragraph probes */
     int max_tokens;            /* per sample (0 = the engine's default) */
     double temperature;
     int have_seed;

@@ -12,12 +12,23 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* A shell line made printf-style (a test's sh(fmt, ...)): its exit status,
+ * -1 when it did not exit. */
+static inline int srv_vsh(const char *fmt, va_list ap)
+{
+    char cmd[4096];
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    int st = system(cmd);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 typedef struct srv_proc {
     pid_t pid;

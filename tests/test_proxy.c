@@ -59,13 +59,11 @@ static int teardown(void **state)
 
 static int sh(const char *fmt, ...)
 {
-    char cmd[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    int rc = srv_vsh(fmt, ap);
     va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return rc;
 }
 
 static json_t *post_json(const char *url, const char *path, json_t *body, long *status)

@@ -107,3 +107,22 @@ int es_family_sample_answer(const es_family *f, const char *text, char *ans, siz
     }
     return es_task_extract_answer_cue(text, f->sample_cue, ans, cap);
 }
+
+/* The answer a paragraph shows (paragraph probes, sample.h).  Numbers are
+ * read as the *_think files read them (the last number written); math
+ * answers are the family's when the paragraph writes one (a box, a cue)
+ * and else the last number (most math answers that get boxed are numbers,
+ * and the box often comes only at the very end); the other types have no
+ * reading of their own in free text, so only the family's answer counts. */
+int es_sv_paragraph_answer(const es_family *f, es_answer_type t, char *text, size_t a, size_t b, char *ans, size_t cap)
+{
+    if (cap) ans[0] = '\0';
+    if (b <= a) return 0;
+    if (t == ES_ANSWER_NUMBER) return es_text_last_number(text + a, b - a, ans, cap);
+    char keep = text[b];
+    text[b] = '\0';
+    int got = es_family_sample_answer(f, text + a, ans, cap);
+    text[b] = keep;
+    if (!got && t == ES_ANSWER_MATH) got = es_text_last_number(text + a, b - a, ans, cap);
+    return got;
+}

@@ -89,6 +89,7 @@ struct pjob {
     es_interner *in;
     es_policy_info info;
     uint32_t every;            /* tokens between probe points (0: none) */
+    int para;                  /* paragraph probes instead (free, read off the text: sample.c) */
     uint32_t limit;            /* the policy's token budget (UINT32_MAX none) */
     int K, round;
     es_sv_sample *sm;
@@ -270,12 +271,25 @@ static void forward_tokens(pjob *j, int i, uint32_t a, uint32_t b, es_sv_buf *ou
     }
 }
 
+/* With paragraph probes the next cut is at the next paragraph end, whose
+ * place is unknown until the splitter has found it: the text up to the
+ * first paragraph probe not yet read, else up to where the splitter has not
+ * yet decided (a paragraph may end there), is all that is settled. */
+static uint32_t para_settled(const pjob *j, int i)
+{
+    const es_sv_sample *s = &j->sm[i];
+    if (j->pt_next[i] < s->n_points) return s->probes[j->pt_next[i]].at;
+    if (s->para.done || s->state == SAMPLE_DONE) return s->n;
+    return es_sv_sample_tokens_before(s, s->para.pending ? s->para.pend_b : s->para.scan);
+}
+
 /* Tokens of sample i the policy can no longer cut. */
 static uint32_t settled(const pjob *j, int i)
 {
     const es_sv_sample *s = &j->sm[i];
     if (i < j->cur || j->done) return j->po[i].ended ? j->po[i].tokens : 0;
     if (i > j->cur) return 0;
+    if (j->para) return para_settled(j, i);
     if (!j->every) return s->n;
     uint64_t next = (uint64_t)(j->pt_next[i] + 1) * j->every;
     return next < s->n ? (uint32_t)next : s->n;
@@ -504,10 +518,51 @@ static int point_reached(const pjob *j, const es_sv_sample *s, uint32_t at)
 
 enum { C_WAIT = 0, C_STOPPED, C_END, C_FAIL };
 
+/* The end of the current sample's events: done, failed, or more to come. */
+static int consume_end(pjob *j, int i)
+{
+    es_sv_sample *s = &j->sm[i];
+    if (s->state == SAMPLE_DONE) return C_END;
+    if (s->state == SAMPLE_FAILED) {
+        j->fail_status = s->err_status;
+        if (s->err_body.n) es_sv_buf_add(&j->fail_body, s->err_body.p, s->err_body.n);
+        job_fail(j, s->err_status, "sample %d: %s", i, s->err_msg);
+        return C_FAIL;
+    }
+    return C_WAIT;
+}
+
+/* Paragraph probes (free, made as the text arrived) go to the session as
+ * forced ones do: reach at their point, then the probe with its cues. */
+static int consume_para(pjob *j, int i)
+{
+    es_sv_sample *s = &j->sm[i];
+    while (j->pt_next[i] < s->n_points) {
+        const es_sv_probe *pr = &s->probes[j->pt_next[i]];
+        if (!j->reach_open) {
+            int r = es_session_reach(j->ses, pr->at);
+            if (r == ES_STOP) return C_STOPPED;
+            if (r == ES_SKIP) {
+                j->pt_next[i]++;
+                continue;
+            }
+            j->reach_open = 1;
+        }
+        int32_t id = intern(j, pr->has_answer, pr->answer);
+        j->n_probes++;
+        int r = es_session_probe(j->ses, pr->at, id, NAN, pr->window_confidence, pr->cues, 0);
+        j->reach_open = 0;
+        j->pt_next[i]++;
+        if (r == ES_STOP) return C_STOPPED;
+    }
+    return consume_end(j, i);
+}
+
 /* Feed the current sample's points to the session as far as they go. */
 static int consume(pjob *j, int i)
 {
     es_sv_sample *s = &j->sm[i];
+    if (j->para) return consume_para(j, i);
     while (j->every) {
         uint32_t k = j->pt_next[i];
         uint32_t at = (k + 1) * j->every;
@@ -541,14 +596,7 @@ static int consume(pjob *j, int i)
         j->pt_next[i]++;
         if (r == ES_STOP) return C_STOPPED;
     }
-    if (s->state == SAMPLE_DONE) return C_END;
-    if (s->state == SAMPLE_FAILED) {
-        j->fail_status = s->err_status;
-        if (s->err_body.n) es_sv_buf_add(&j->fail_body, s->err_body.p, s->err_body.n);
-        job_fail(j, s->err_status, "sample %d: %s", i, s->err_msg);
-        return C_FAIL;
-    }
-    return C_WAIT;
+    return consume_end(j, i);
 }
 
 /* The probe made at `at` whose output can stand for the final answer. */
@@ -914,7 +962,7 @@ static int job_policy(px *p, pjob *j, es_sv_xchg *x)
     }
     if (control(p, j, x)) return -1;
     es_policy_get_info(j->pol, &j->info);
-    if (j->info.needs_probes && p->o.probe_every <= 0) {
+    if (j->info.needs_probes && p->o.probe_at == ES_PROBE_AT_TOKENS && p->o.probe_every <= 0) {
         es_sv_reply_error(x, 400, "invalid_request_error", "earlystop.policy",
                           "policy '%s' decides on probes, and this proxy runs with --probe-every 0",
                           es_policy_spec(j->pol));
@@ -927,7 +975,10 @@ static int job_setup(px *p, pjob *j)
 {
     const es_oai_req *q = j->q;
     j->K = q->n;
-    j->every = j->info.has_within && p->o.probe_every > 0 ? (uint32_t)p->o.probe_every : 0;
+    /* a rule that reads text cues gets paragraph probes, whatever --probe-at:
+     * forced probes carry no cues, and they cost requests */
+    j->para = j->info.has_within && (p->o.probe_at == ES_PROBE_AT_PARAGRAPHS || j->info.reads_cues);
+    j->every = j->info.has_within && !j->para && p->o.probe_every > 0 ? (uint32_t)p->o.probe_every : 0;
     j->limit = j->info.token_limit;
     j->round = j->info.batch == 0 ? j->K : (int)j->info.batch;
     j->t.up = p->up;
@@ -943,6 +994,8 @@ static int job_setup(px *p, pjob *j)
     j->t.continuous_usage = 1;
     j->t.keep_logprobs = q->logprobs;
     j->t.window = 32;
+    j->t.paragraphs = j->para;
+    j->t.answer_type = p->o.answer_type;
     j->sm = calloc((size_t)j->K, sizeof *j->sm);
     j->po = calloc((size_t)j->K, sizeof *j->po);
     j->pt_next = calloc((size_t)j->K, sizeof *j->pt_next);

@@ -5,7 +5,9 @@
  * Each question's samples are drawn as the proxy draws them (sample.c: one
  * stream each, seed + j * 1024 + i, usage and logprobs in every chunk) and
  * probed at every point (every P tokens, and at a cut at the token limit, as
- * `earlystop generate` does); nothing is stopped.  A sample's record: its
+ * `earlystop generate` does), or with --probe-at paragraphs at each
+ * paragraph end of the reasoning (the answer written so far, read off the
+ * text as the sample streams: sample.c); nothing is stopped.  A sample's record: its
  * answer (the family's rule), tokens, text, mean token probability, and
  * its probes with their answers, confidences and costs.  Samples of many
  * questions are in flight at once (--concurrency); items are written in
@@ -159,6 +161,8 @@ static int read_question(rec *r, json_t *v, size_t line, ritem *it, es_error *er
     it->t.top_k = 5;
     it->t.continuous_usage = 1;
     it->t.window = 32;
+    it->t.paragraphs = o->probe_at == ES_PROBE_AT_PARAGRAPHS;
+    it->t.answer_type = it->type;
     if (!it->id || !it->task || !it->question) return es_error_set(err, ES_ENOMEM, NULL, 0, NULL, "out of memory");
     return ES_OK;
 }
@@ -210,7 +214,7 @@ static int is_length(const es_sv_sample *s) { return !strcmp(s->finish, "length"
 static void probe_points(rec *r, es_sv_sample *s)
 {
     uint32_t every = (uint32_t)r->o->probe_every;
-    if (!every) return;
+    if (!every || r->o->probe_at == ES_PROBE_AT_PARAGRAPHS) return;
     for (uint32_t k = 0;; k++) {
         uint32_t at = (k + 1) * every;
         int reached = s->n > at || (s->state == SAMPLE_DONE && is_length(s) && s->n >= at);
@@ -245,10 +249,11 @@ static int write_item(rec *r, ritem *it, es_error *err)
         }
         for (uint32_t k = 0; k < np; k++) {
             const es_sv_probe *p = &s->probes[k];
+            /* a paragraph probe costs nothing and says so as the *_think files do: no cost */
             probes[i][k] = (es_probe){p->at, p->state == PROBE_DONE && p->has_answer ? p->answer : NULL,
                                       isnan(p->confidence) ? NAN : p->confidence,
                                       isnan(p->window_confidence) ? NAN : p->window_confidence,
-                                      (int32_t)es_sv_probe_cost(p), 0};
+                                      p->is_free ? -1 : (int32_t)es_sv_probe_cost(p), p->cues};
             r->sum->probes++;
             r->sum->probe_tokens += es_sv_probe_cost(p);
         }
@@ -342,15 +347,36 @@ static void on_call(es_sv_call *c, void *ctx)
     }
 }
 
+/* How a paragraph probe reads the answer, for the header. */
+static const char *paragraph_reading(const es_family *f)
+{
+    return f->boxed ? "text proxy, not a forced answer: at each paragraph end of the reasoning (the text before "
+                      "</think>), the answer written so far: number, the last number; math, the last \\boxed{} "
+                      "else the last number; other types, the last \\boxed{}; 'at' = the tokens up to there"
+                    : "text proxy, not a forced answer: at each paragraph end of the reasoning (the text before "
+                      "</think>, all of it when there is none), the answer written so far: number, the last number; "
+                      "math, the text after the last answer cue up to '.' else the last number; other types, the "
+                      "text after the last answer cue up to '.'; 'at' = the tokens up to there";
+}
+
 static int open_writer(rec *r, es_outfile *of, es_error *err)
 {
     const es_record_opts *o = r->o;
-    json_t *h = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:s}", "source", "earlystop record", "upstream", o->upstream,
+    int para = o->probe_at == ES_PROBE_AT_PARAGRAPHS;
+    json_t *h = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s}", "source", "earlystop record", "upstream", o->upstream,
                           "model", o->model ? o->model : "", "endpoint", o->chat ? "chat" : "completions", "samples",
-                          o->samples, "probe_every", o->probe_every, "probe_cue", o->family.probe_cue, "family",
-                          o->family.name, "answer_extraction",
+                          o->samples, "family", o->family.name, "answer_extraction",
                           o->family.boxed ? "the last \\boxed{} of the sample; probes: the box after the cue"
                                           : "text after the last answer cue up to '.'");
+    if (h) json_object_set_new(h, "probe_at", json_string(es_probe_at_name(o->probe_at)));
+    if (h && para) {
+        json_object_set_new(h, "probes", json_string(paragraph_reading(&o->family)));
+        json_object_set_new(h, "probe_cues", json_string(ES_PROBE_CUES_NOTE));
+    } else if (h) {
+        json_object_set_new(h, "probe_every", json_integer(o->probe_every));
+        json_object_set_new(h, "probe_cue", json_string(o->family.probe_cue));
+    }
+    if (!h) return es_error_set(err, ES_ENOMEM, NULL, 0, NULL, "out of memory");
     if (!isnan(o->temperature)) json_object_set_new(h, "temperature", json_real(o->temperature));
     if (o->have_seed) json_object_set_new(h, "seed", json_integer((json_int_t)o->seed));
     char *hs = json_dumps(h, JSON_COMPACT);

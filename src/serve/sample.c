@@ -334,6 +334,14 @@ int es_sv_sample_on_call(es_sv_sample *s, es_sv_call *c)
         es_sv_buf_add(&s->err_body, c->in.p, c->in.n < 65536 ? c->in.n : 65536);
         es_sv_buf_reset(&c->in);
     }
+    if (s->t->paragraphs && changed && s->state == SAMPLE_RUNNING && es_sv_sample_paragraphs(s, 0)) {
+        snprintf(s->err_msg, sizeof s->err_msg, "out of memory for a paragraph probe");
+        s->err_status = 500;
+        s->state = SAMPLE_FAILED;
+        es_sv_call_cancel(c);
+        s->call = NULL;
+        return 1;
+    }
     if (!c->done) return changed;
     s->call = NULL;
     if ((s->err_status = es_sv_call_failure(c, s->err_msg, sizeof s->err_msg))) {
@@ -349,6 +357,11 @@ int es_sv_sample_on_call(es_sv_sample *s, es_sv_call *c)
                  es_sse_reader_pending(s->sse) ? " (cut mid-event)" : "");
     } else {
         s->state = SAMPLE_DONE;
+        if (s->t->paragraphs && es_sv_sample_paragraphs(s, 1)) {
+            s->state = SAMPLE_FAILED;
+            s->err_status = 500;
+            snprintf(s->err_msg, sizeof s->err_msg, "out of memory for a paragraph probe");
+        }
     }
     return 1;
 }
@@ -436,7 +449,8 @@ static json_t *continuation(es_sv_sample *s, uint32_t at, const char *cue, int m
     return b;
 }
 
-es_sv_probe *es_sv_sample_probe(es_sv_sample *s, uint32_t k, uint32_t at)
+/* Room for probe k. */
+static es_sv_probe *probe_slot(es_sv_sample *s, uint32_t k)
 {
     if (k >= s->cap_points) {
         uint32_t cap = s->cap_points ? s->cap_points * 2 : 16;
@@ -448,7 +462,13 @@ es_sv_probe *es_sv_sample_probe(es_sv_sample *s, uint32_t k, uint32_t at)
         s->cap_points = cap;
     }
     if (k >= s->n_points) s->n_points = k + 1;
-    es_sv_probe *p = &s->probes[k];
+    return &s->probes[k];
+}
+
+es_sv_probe *es_sv_sample_probe(es_sv_sample *s, uint32_t k, uint32_t at)
+{
+    es_sv_probe *p = probe_slot(s, k);
+    if (!p) return NULL;
     if (p->state != PROBE_NONE) return p;
     p->s = s;
     p->at = at;
@@ -465,6 +485,56 @@ es_sv_probe *es_sv_sample_probe(es_sv_sample *s, uint32_t k, uint32_t at)
     }
     p->state = PROBE_RUNNING;
     return p;
+}
+
+/* The first token whose text ends past pos (s->n when none does): token
+ * ends never go back, so a binary search. */
+static uint32_t first_past(const es_sv_sample *s, size_t pos)
+{
+    uint32_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->tok_end[mid] > pos) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+
+/* Tokens that cover text[0..pos): the first count whose last token ends at
+ * or past pos (all of them when none does yet). */
+static uint32_t tokens_to(const es_sv_sample *s, size_t pos)
+{
+    if (!pos) return 0;
+    uint32_t k = first_past(s, pos - 1);
+    return k < s->n ? k + 1 : s->n;
+}
+
+uint32_t es_sv_sample_tokens_before(const es_sv_sample *s, size_t pos) { return first_past(s, pos); }
+
+int es_sv_sample_paragraphs(es_sv_sample *s, int final)
+{
+    size_t a, b;
+    uint32_t flags;
+    while (es_para_split_next(&s->para, s->text.p, s->text.n, final, &a, &b, &flags)) {
+        char ans[sizeof s->para_answer];
+        if (es_sv_paragraph_answer(s->t->fam, s->t->answer_type, s->text.p, a, b, ans, sizeof ans)) {
+            memcpy(s->para_answer, ans, sizeof ans);
+            s->para_has = 1;
+        }
+        if (!s->para_has) continue; /* nothing written yet: no probe, as in the *_think files */
+        es_sv_probe *p = probe_slot(s, s->n_points);
+        if (!p) return ES_ENOMEM;
+        p->s = s;
+        p->at = tokens_to(s, b);
+        p->state = PROBE_DONE;
+        p->is_free = 1;
+        p->has_answer = 1;
+        memcpy(p->answer, s->para_answer, sizeof p->answer);
+        p->confidence = NAN;
+        p->window_confidence = es_sv_sample_window(s, p->at);
+        p->cues = es_text_cues(s->text.p + a, b - a) | flags;
+    }
+    return ES_OK;
 }
 
 es_sv_call *es_sv_sample_answer_call(es_sv_sample *s, uint32_t at, void *owner)

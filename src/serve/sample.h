@@ -23,6 +23,8 @@ typedef struct es_sv_target {
     int continuous_usage;      /* ask for usage in every chunk */
     int keep_logprobs;         /* the client wants the tokens' logprobs */
     int window;                /* tokens of the sliding-window confidence */
+    int paragraphs;            /* free text-proxy probes at paragraph ends (es_sv_sample_paragraphs) */
+    es_answer_type answer_type;/* how a paragraph probe reads the answer so far */
 } es_sv_target;
 
 enum { PROBE_NONE = 0, PROBE_RUNNING, PROBE_DONE, PROBE_FAILED };
@@ -41,6 +43,8 @@ typedef struct es_sv_probe {
     uint32_t prompt_tokens, completion_tokens;
     es_sv_buf out;             /* what it decoded, the stop sequence included */
     char error[160];
+    int is_free;               /* a paragraph probe: read off the text, no request, no cost */
+    uint32_t cues;             /* its paragraph's text cues (ES_CUE_*), 0 for forced probes */
 } es_sv_probe;
 
 enum { SAMPLE_IDLE = 0, SAMPLE_RUNNING, SAMPLE_DONE, SAMPLE_FAILED, SAMPLE_CANCELLED };
@@ -65,7 +69,7 @@ struct es_sv_sample {
     uint32_t prompt_tokens;    /* from the usage (0 = unknown) */
     char finish[24];           /* the upstream's finish_reason */
     char model[128];
-    es_sv_probe *probes;       /* [n_points]: probe k at point (k + 1) * every */
+    es_sv_probe *probes;       /* [n_points]: probe k at point (k + 1) * every, or paragraph probe k */
     uint32_t n_points, cap_points;
     /* an error: the upstream's status and body, or what went wrong */
     long err_status;
@@ -73,6 +77,9 @@ struct es_sv_sample {
     char err_msg[256];
     double t_start, t_first;
     uint64_t bytes;
+    es_para_split para;        /* paragraphs of the reasoning seen so far (target->paragraphs) */
+    int para_has;              /* an answer has been written so far */
+    char para_answer[128];     /* the answer written so far */
 };
 
 int es_sv_sample_init(es_sv_sample *s, es_sv_target *t, int index, void *owner);
@@ -102,6 +109,15 @@ int es_sv_decoded(es_sv_call *c, int chat, es_sv_buf *out, uint32_t *prompt, uin
 float es_sv_sample_confidence(const es_sv_sample *s);
 /* The sliding-window confidence at `at` tokens. */
 float es_sv_sample_window(const es_sv_sample *s, uint32_t at);
+/* Paragraph probes (target->paragraphs): at each paragraph end of the
+ * reasoning the text so far has reached, a free probe (is_free, PROBE_DONE)
+ * with the answer written so far, `at` = the tokens that cover the
+ * paragraph, and its cues; a paragraph before any answer gives none.  Runs
+ * by itself on every chunk (es_sv_sample_on_call); with `final` the text is
+ * complete.  0, or ES_ENOMEM. */
+int es_sv_sample_paragraphs(es_sv_sample *s, int final);
+/* Tokens whose text ends at or before byte pos of the text. */
+uint32_t es_sv_sample_tokens_before(const es_sv_sample *s, size_t pos);
 /* Tokens a probe cost: what it decoded plus the tokens of the cue. */
 uint32_t es_sv_probe_cost(const es_sv_probe *p);
 

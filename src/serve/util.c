@@ -183,3 +183,13 @@ void es_listen_opts_init(es_listen_opts *o)
     o->max_conns = 1024;
     o->stop_fd = -1;
 }
+
+int es_probe_at_parse(const char *name, es_probe_at *out)
+{
+    if (!strcmp(name, "tokens")) *out = ES_PROBE_AT_TOKENS;
+    else if (!strcmp(name, "paragraphs")) *out = ES_PROBE_AT_PARAGRAPHS;
+    else return ES_EINVAL;
+    return ES_OK;
+}
+
+const char *es_probe_at_name(es_probe_at a) { return a == ES_PROBE_AT_PARAGRAPHS ? "paragraphs" : "tokens"; }
