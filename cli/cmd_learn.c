@@ -50,6 +50,12 @@ static const char usage_text[] =
     "  --delta D            Learn-then-Test level (default 0.1)\n"
     "  --loss L             wrong (default), net or disagree: what an item loses\n"
     "                       against the full run (as `tune`)\n"
+    "  --per-file           hold the budget on every training file, not only\n"
+    "                       pooled over them: a point is certified only where each\n"
+    "                       file's p-value passes (the largest is the test's), and\n"
+    "                       an uncertified fallback keeps each file's training loss\n"
+    "                       within the budget (a workload's gains do not pay for\n"
+    "                       another's losses)\n"
     "  --features LIST      across features, comma-separated (default: a scale-free\n"
     "                       set; the catalogue is below).  Given again (at most 4\n"
     "                       sets, --level across): a model per set, and each budget\n"
@@ -157,6 +163,7 @@ static int parse_args(int argc, char **argv, learn_args *a)
             a->fit_opt = s;
         if (!strcmp(s, "--leave-one-file-out")) a->lofo = 1;
         else if (!strcmp(s, "--json")) a->json = 1;
+        else if (!strcmp(s, "--per-file")) a->o.tune.per_file = 1;
         else if (s[0] == '-' && s[1] && !v) return cli_usage_error("learn", "option '%s' needs a value or is unknown", s);
         else if (!strcmp(s, "--level")) {
             v = argv[++i];
@@ -442,10 +449,10 @@ static void pooled(const es_lofo_row *rows, int n, int m, size_t b, double *d_em
 static void print_lofo(const learn_args *a, const es_lofo_row *rows, const char *const anchors[2])
 {
     const es_learn_opts *o = &a->o;
-    printf("leave one file out: %s, %s, reward %s, loss %s, delta %g, %d files\n",
+    printf("leave one file out: %s, %s, reward %s, loss %s%s, delta %g, %d files\n",
            o->level == ES_AT_ACROSS ? "across" : o->level == ES_AT_WITHIN ? "within" : "both",
            es_learner_name(o->learner), o->reward == ES_REWARD_GOLD ? "gold" : "agree",
-           tune_loss_name(o->tune.loss), o->tune.delta,
+           tune_loss_name(o->tune.loss), o->tune.per_file ? " per file" : "", o->tune.delta,
            a->n_files);
     printf("anchors: %s, %s (defaults); tuned: `tune` with every family, same split and budget\n", anchors[0],
            anchors[1]);
@@ -576,6 +583,7 @@ static char *provenance(const learn_args *a, const es_learn_result *r, int argc,
     json_object_set_new(j, "reward", json_string(o->reward == ES_REWARD_GOLD ? "gold" : "agree"));
     json_object_set_new(j, "lambda", tune_num(r->lambda));
     json_object_set_new(j, "delta", json_real(o->tune.delta));
+    if (o->tune.per_file) json_object_set_new(j, "per_file", json_true()); /* the budget held on each file */
     json_object_set_new(j, "trained_on", files);
     json_object_set_new(j, "command", cmd);
     json_object_set_new(j, "train_items", json_integer((json_int_t)r->train_items));

@@ -77,10 +77,18 @@ typedef struct es_tune_opts {
      * learner passes the items it trained on, so that the test part is
      * untouched); opt_share is then unused */
     const uint8_t *opt_mask;
+    /* 1: the budget must hold on every file of the calibration data, not
+     * only pooled over them (a user of one workload gets that one's loss).
+     * A point's `loss` is then its worst file's mean loss (what orders and
+     * prunes the candidates, and what an uncertified fallback compares
+     * with the budget), and its p-value the largest of the files' p-values
+     * (the intersection-union test: valid at delta with no correction; a
+     * file with no test items gives p = 1).  0 (default): pooled. */
+    int per_file;
 } es_tune_opts;
 
 /* Defaults: 10 orders, seed 1, all cores, cost field, loss wrong, tokens,
- * eps 0.5 pt, delta 0.1, opt_share 0.5. */
+ * eps 0.5 pt, delta 0.1, opt_share 0.5, pooled (per_file 0). */
 ES_API void es_tune_opts_init(es_tune_opts *o);
 
 /* ----------------------------------------------------------------- points */
@@ -95,8 +103,10 @@ typedef struct es_tune_point {
     double share;               /* tokens / full's tokens, mean over items */
     double kv;                  /* mean peak KV positions per item (objective kv) */
     double cost;                /* what the objective minimises: share, or kv / full's kv */
-    double loss;                /* mean loss against full (the chosen loss) */
-    double pvalue;              /* Learn-then-Test p-value for "loss > eps", NaN if untested */
+    double loss;                /* mean loss against full (the chosen loss); with
+                                   per_file, the worst file's mean loss */
+    double pvalue;              /* Learn-then-Test p-value for "loss > eps", NaN if untested
+                                   (per_file: the largest over the files) */
     int certified;              /* in the certified prefix of the fixed sequence */
 } es_tune_point;
 

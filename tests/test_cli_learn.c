@@ -5,7 +5,8 @@
  * same seed on 1 and 2 threads; bad input exits 2 with a message and
  * writes nothing; `learned` without a stopper file says what to do; the
  * shipped stopper (data/stopper.json, built in) runs at its 0.1- and
- * 0.5-point operating points on a demo file, as a file and built in alike.
+ * 0.5-point operating points on a demo file, as a file and built in alike;
+ * --per-file is in the help and the file written says so.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -195,6 +196,7 @@ static void test_join_and_require(void **state)
         "learn %s/g.jsonl --level within --every 2 --require p_conf --across-from %s/a.json --shuffles 2 --out %s/bw.json",
         "learn %s/g.jsonl --level across --min 3 --shuffles 2 --out %s/a3.json",
         "learn %s/g.jsonl --level within --across-from %s/a3.json --shuffles 2 --out %s/bw3.json",
+        "learn %s/g.jsonl --level within --every 2 --across-from %s/a.json --per-file --shuffles 2 --out %s/bwp.json",
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         snprintf(args, sizeof args, steps[i], tmpdir, tmpdir, tmpdir);
@@ -237,6 +239,12 @@ static void test_join_and_require(void **state)
     jb = json_load_file(path, 0, &je);
     if (!jb) fail_msg("%s: %s", path, je.text);
     assert_string_equal(json_string_value(json_object_get(jb, "spec")), "learned:max_em_drop=0.1,min=3");
+    json_decref(jb);
+    /* --per-file: the file says its budget was held file by file */
+    snprintf(path, sizeof path, "%s/bwp.json", tmpdir);
+    jb = json_load_file(path, 0, &je);
+    if (!jb) fail_msg("%s: %s", path, je.text);
+    assert_true(json_is_true(json_object_get(jb, "per_file")));
     json_decref(jb);
     snprintf(path, sizeof path, "%s/both.json", tmpdir);
     /* it runs at both levels, reading every 2nd probe */
@@ -427,6 +435,11 @@ static void test_help_lists_features(void **state)
     assert_int_equal(run("learn --help", &out, &err), 0);
     assert_non_null(strstr(out, "beta_logit"));
     assert_non_null(strstr(out, "p_wconf"));
+    assert_non_null(strstr(out, "--per-file"));
+    free(out);
+    free(err);
+    assert_int_equal(run("tune --help", &out, &err), 0);
+    assert_non_null(strstr(out, "--per-file"));
     free(out);
     free(err);
 }

@@ -5,7 +5,8 @@
  * deterministic (same seed, same bits; any thread count); states from a
  * real file agree with the rule's own features; a whole fit on real
  * traces gives a stopper whose certified operating points hold on the
- * items it was tested on; the shipped stopper equals data/stopper.json.
+ * items it was tested on; the shipped stopper equals data/stopper.json;
+ * --per-file's fallback holds the budget on each training file.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -21,7 +22,10 @@
 #include "earlystop_io.h"
 #include "earlystop_learn.h"
 #include "learn/learn_int.h"
+#include "earlystop_tune.h"
 #include "refdata.h"
+#include "reftrace.h"
+#include "refhalves.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------ the toy */
@@ -246,6 +250,65 @@ static void test_fit_real(void **state)
     es_traceset_free(b);
 }
 
+/* --per-file's fallback: where nothing is certified on every file, the
+ * point chosen on the training items keeps each file's loss there within
+ * the budget, where the pooled choice (the cheapest point whose pooled
+ * training loss is within it) lets one file lose more.  Real files, one
+ * order, the tuner's ac-beta family: what lr_tune_choose does for the
+ * learner and the leave-one-file-out tuned rule alike. */
+static void test_per_file_fallback(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"cotuq_llama31_8b_cod_asdiv_k5", "mot_gpt35_date_cot1_40"};
+    es_ref_halves sp;
+    es_tune_opts o;
+    es_ref_halves_load(&sp, files, 2, 0, &o);
+    es_tune_data *cal = sp.cal, **train = sp.part;
+    const double budget = 1.0; /* points: the date file's ~184 test items cannot certify it */
+    o.max_em_drop = budget / 100;
+    es_error err;
+    /* pooled: the cheapest candidate within the budget on the pooled training items */
+    es_tune *t;
+    assert_int_equal(es_tune_new(cal, &o, &t, &err), ES_OK);
+    assert_int_equal(es_tune_add_family(t, "ac-beta", &err), ES_OK);
+    es_tune_run(t, &err);
+    es_tune_point pooled = {0};
+    int have = 0;
+    for (size_t i = 0; i < es_tune_n_tested(t); i++) {
+        const es_tune_point *p = es_tune_tested(t, i);
+        if (p->loss <= o.max_em_drop && (!have || p->cost < pooled.cost)) pooled = *p, have = 1;
+    }
+    es_tune_free(t);
+    assert_true(have);
+    /* per file: what the learner's Learn-then-Test takes */
+    o.per_file = 1;
+    assert_int_equal(es_tune_new(cal, &o, &t, &err), ES_OK);
+    assert_int_equal(es_tune_add_family(t, "ac-beta", &err), ES_OK);
+    es_tune_point chosen;
+    int cert;
+    assert_int_equal(lr_tune_choose(t, budget, &chosen, &cert, &err), ES_OK);
+    assert_int_equal(cert, -1); /* nothing certified on every file; a point within the budget on each */
+    double worst_pooled = 0, worst_chosen = 0;
+    es_tune_opts po = o;
+    po.per_file = 0;
+    for (int f = 0; f < 2; f++) {
+        es_tune_eval a, b;
+        assert_int_equal(es_tune_evaluate(train[f], chosen.spec, &po, &a, &err), ES_OK);
+        assert_int_equal(es_tune_evaluate(train[f], pooled.spec, &po, &b, &err), ES_OK);
+        print_message("%s training items: per-file choice loses %.2f pt, pooled choice %.2f pt\n", files[f],
+                      100 * a.p.loss, 100 * b.p.loss);
+        assert_true(a.p.loss <= o.max_em_drop + 1e-12);
+        worst_chosen = fmax(worst_chosen, a.p.loss);
+        worst_pooled = fmax(worst_pooled, b.p.loss);
+    }
+    /* the front point's loss is its worst file's, exactly */
+    assert_true(fabs(chosen.loss - worst_chosen) < 1e-12);
+    assert_true(worst_pooled > o.max_em_drop); /* the pooled choice breaks the budget on one file */
+    print_message("per-file fallback: %s; pooled: %s\n", chosen.spec, pooled.spec);
+    es_tune_free(t);
+    es_ref_halves_free(&sp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_reinforce_finds_the_optimal_rule),
         cmocka_unit_test(test_states_deterministic),
         cmocka_unit_test(test_fit_real),
+        cmocka_unit_test(test_per_file_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,8 @@
 #include "earlystop_tune.h"
 #include "refdata.h"
 #include "reftrace.h"
-#include "tune/tune_int.h"
+#include "refhalves.h"
+#include "tune/tune_int.h" /* and risk.h: es_pvalue_binomial */
 
 /* Brute force: the policy `spec` replayed on every item of ts in orders
  * 0..R-1 as eval replays them; sums of correct answers and tokens. */
@@ -214,11 +215,89 @@ static void test_guarantee_over_splits(void **state)
     for (int f = 0; f < 3; f++) es_traceset_free(ts[f]);
 }
 
+/* A point's exact binomial p-value on one file's test items: its losses
+ * counted by an independent replay (one order, loss wrong: 0/1 losses). */
+static double file_pvalue(const es_tune_data *test, const char *spec, const es_tune_opts *o, double eps)
+{
+    es_tune_opts po = *o;
+    po.per_file = 0;
+    es_tune_eval e;
+    es_error err;
+    if (es_tune_evaluate(test, spec, &po, &e, &err)) fail_msg("%s: %s", spec, err.msg);
+    size_t n = es_tune_data_n_items(test);
+    return es_pvalue_binomial(n, (uint64_t)llround(e.p.loss * (double)n), eps);
+}
+
+/* --per-file: on two real files, one order (so every p-value is an exact
+ * binomial one that can be recomputed file by file), every point tested
+ * with per_file carries the largest of its two files' p-values (the
+ * intersection-union test), and a point the pooled test certifies while
+ * one file's own test rejects it is not certified per file; what per_file
+ * chooses passes on each file. */
+static void test_per_file_intersection_union(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"cotuq_llama31_8b_cod_asdiv_k5", "mot_gpt35_date_cot1_40"};
+    es_ref_halves sp;
+    es_tune_opts o;
+    es_ref_halves_load(&sp, files, 2, 1, &o);
+    es_tune_data *cal = sp.cal, **test = sp.part;
+    int refused = 0, by_loss = 0, compared = 0;
+    static const double eps_pts[] = {1, 2, 3, 5};
+    for (size_t e = 0; e < sizeof eps_pts / sizeof eps_pts[0]; e++) {
+        o.max_em_drop = eps_pts[e] / 100;
+        es_tune *t[2];
+        es_error err;
+        int rc[2];
+        for (int pf = 0; pf < 2; pf++) {
+            o.per_file = pf;
+            assert_int_equal(es_tune_new(cal, &o, &t[pf], &err), ES_OK);
+            assert_int_equal(es_tune_add_family(t[pf], "ac-beta", &err), ES_OK);
+            rc[pf] = es_tune_run(t[pf], &err);
+            assert_true(rc[pf] == ES_OK || rc[pf] == ES_ENOTSUP);
+        }
+        /* per file: each tested point's p-value is its worst file's */
+        for (size_t i = 0; i < es_tune_n_tested(t[1]); i++) {
+            const es_tune_point *p = es_tune_tested(t[1], i);
+            double p0 = file_pvalue(test[0], p->spec, &o, o.max_em_drop), p1 = file_pvalue(test[1], p->spec, &o, o.max_em_drop);
+            assert_true(fabs(p->pvalue - fmax(p0, p1)) <= 1e-12 * fmax(1, p->pvalue));
+            if (p->certified) assert_true(p0 <= o.delta && p1 <= o.delta);
+            compared++;
+        }
+        /* pooled: points it certifies that one file alone rejects are refused per file */
+        for (size_t i = 0; i < es_tune_n_tested(t[0]); i++) {
+            const es_tune_point *p = es_tune_tested(t[0], i);
+            if (!p->certified) continue;
+            double p0 = file_pvalue(test[0], p->spec, &o, o.max_em_drop), p1 = file_pvalue(test[1], p->spec, &o, o.max_em_drop);
+            if (fmax(p0, p1) <= o.delta) continue;
+            refused++;
+            /* refused for what the file lost, not for its size: with no loss it would pass */
+            const es_tune_data *bad = p0 > o.delta ? test[0] : test[1];
+            by_loss += es_pvalue_binomial(es_tune_data_n_items(bad), 0, o.max_em_drop) <= o.delta;
+            for (size_t k = 0; k < es_tune_n_tested(t[1]); k++)
+                if (!strcmp(es_tune_tested(t[1], k)->spec, p->spec)) assert_false(es_tune_tested(t[1], k)->certified);
+            es_tune_point c;
+            if (es_tune_chosen(t[1], &c) == ES_OK) assert_string_not_equal(c.spec, p->spec);
+        }
+        print_message("eps %.0f pt: pooled %s (%zu tested), per file %s (%zu tested)\n", eps_pts[e],
+                      rc[0] ? "none" : "certified", es_tune_n_tested(t[0]), rc[1] ? "none" : "certified",
+                      es_tune_n_tested(t[1]));
+        es_tune_free(t[0]);
+        es_tune_free(t[1]);
+    }
+    print_message("per file: %d tested points = max of two files' p-values; %d pooled-certified points refused "
+                  "(%d for a file's losses, not its size)\n", compared, refused, by_loss);
+    assert_true(compared > 0);
+    assert_true(by_loss > 0);
+    es_ref_halves_free(&sp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sweep_equals_brute_force),
         cmocka_unit_test(test_guarantee_over_splits),
+        cmocka_unit_test(test_per_file_intersection_union),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

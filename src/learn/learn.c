@@ -312,16 +312,18 @@ static int parse_required(const char *list, fit_ctx *x, es_error *err)
 }
 
 /* Where Learn-then-Test certifies nothing (too few test items for the
- * budget), the cheapest point of the front built on the training items
- * whose loss there (the loss Learn-then-Test bounds, not the net EM change:
- * gains on one task must not pay for losses on another) is within the
- * budget: chosen without a guarantee (certified = -1; 0 when none is
- * within it: the most conservative). */
+ * budget), the cheapest candidate whose loss on the training items (the
+ * loss Learn-then-Test bounds, not the net EM change: gains on one task
+ * must not pay for losses on another; with per_file, its worst file's) is
+ * within the budget: chosen without a guarantee (certified = -1; 0 when
+ * none is within it: the most conservative).  The candidates tested are
+ * the front of (cost, that loss), where the cheapest within a loss budget
+ * always lies. */
 static int empirical_choice(const es_tune *t, double budget, es_tune_point *chosen)
 {
     int found = 0;
-    for (size_t i = 0; i < es_tune_front_size(t, -1); i++) {
-        const es_tune_point *p = es_tune_front_point(t, -1, i);
+    for (size_t i = 0; i < es_tune_n_tested(t); i++) {
+        const es_tune_point *p = es_tune_tested(t, i);
         if (p->loss <= budget / 100.0 + 1e-12 && (!found || p->cost < chosen->cost)) {
             *chosen = *p;
             found = 1;

@@ -137,6 +137,11 @@ int tn_set_init(tn_set *s, const es_tune_data *d, uint32_t *items, size_t n, con
     s->base_cost = calloc(n + 1, sizeof *s->base_cost);
     s->base_tokens = calloc(n + 1, sizeof *s->base_tokens);
     if (!s->base || !s->base_cost || !s->base_tokens) return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    if (o->per_file) {
+        if (!(s->file_n = calloc(d->n_files + 1, sizeof *s->file_n)))
+            return es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+        for (size_t k = 0; k < n; k++) s->file_n[d->items[items[k]].file]++;
+    }
     es_policy *full;
     int rc = es_policy_new("full", &full, err);
     if (rc) return rc;
@@ -160,6 +165,7 @@ void tn_set_free(tn_set *s)
     free(s->base);
     free(s->base_cost);
     free(s->base_tokens);
+    free(s->file_n);
     memset(s, 0, sizeof *s);
 }
 
@@ -317,13 +323,14 @@ static int sort_keys(tn_key *key, size_t n, int dir)
     return ES_OK;
 }
 
-/* The walk's state: every (item, order)'s current outcome, the sums, and
- * each item's loss count over its orders. */
+/* The walk's state: every (item, order)'s current outcome, the sums,
+ * each item's loss count over its orders and (per_file) each file's. */
 typedef struct walk {
     const tn_set *s;
     tn_out *cur;
     int32_t *loss;
     tn_sum sum;
+    int64_t *file_loss;    /* per_file: [d->n_files]; else NULL */
 } walk;
 
 static void walk_add(walk *w, uint32_t io, const tn_out *o, int sign)
@@ -336,6 +343,7 @@ static void walk_add(walk *w, uint32_t io, const tn_out *o, int sign)
     w->sum.kv += (uint64_t)((int64_t)sign * (int64_t)o->kv);
     w->sum.loss += sign * l;
     w->loss[k] += sign * l;
+    if (w->file_loss) w->file_loss[s->d->items[s->items[k]].file] += sign * l;
     double ft = s->base_tokens[k], fc = s->base_cost[k];
     w->sum.share += sign * (ft > 0 ? (double)o->tokens / (ft * s->R) : 0.0);
     w->sum.cost += sign * (fc > 0 ? cost_of(s, o) / (fc * s->R) : 0.0);
@@ -346,6 +354,22 @@ static void walk_set(walk *w, uint32_t io, const tn_out *o)
     walk_add(w, io, &w->cur[io], -1);
     w->cur[io] = *o;
     walk_add(w, io, o, +1);
+}
+
+/* per_file: the worst file's mean loss into the sums, before they are
+ * read (a candidate, a requested value).  Recomputed from the integer
+ * per-file sums, so it does not depend on the order of events. */
+static void walk_worst(walk *w)
+{
+    if (!w->file_loss) return;
+    const tn_set *s = w->s;
+    double worst = -INFINITY;
+    for (size_t f = 0; f < s->d->n_files; f++)
+        if (s->file_n[f]) {
+            double m = (double)w->file_loss[f] / ((double)s->file_n[f] * s->R);
+            if (m > worst) worst = m;
+        }
+    w->sum.worst = worst == -INFINITY ? 0 : worst;
 }
 
 /* Does value v lie beyond a (more aggressive), in this rule's direction? */
@@ -388,12 +412,14 @@ static int walk_events(walk *w, const tn_event *ev, const tn_key *key, size_t n_
 {
     size_t cap = 0, a = 0;
     int rc = ES_OK;
+    walk_worst(w);
     if (grid) rc = push_cand(cands, n_cands, &cap, NAN, &w->sum);
     for (size_t i = 0; i < n_ev && !rc;) {
         double v = key[i].value;
         /* a requested value more conservative than v sees the state before it */
         while (a < n_at && !rc && beyond(dir, v, at[idx[a]])) rc = fn(ctx, idx[a++], w->loss, &w->sum, w->cur);
         for (; i < n_ev && key[i].value == v; i++) walk_set(w, key[i].io, &ev[key[i].ev].out);
+        walk_worst(w);
         if (!rc) rc = push_cand(cands, n_cands, &cap, v, &w->sum);
     }
     while (a < n_at && !rc) rc = fn(ctx, idx[a++], w->loss, &w->sum, w->cur);
@@ -411,8 +437,10 @@ int tn_sweep(const tn_set *s, const tn_config *c, tn_cand **cands, size_t *n_can
     j.w = calloc((size_t)threads, sizeof *j.w);
     j.chunk_ev = calloc(chunks + 1, sizeof *j.chunk_ev);
     j.nostop = calloc(n_io + 1, sizeof *j.nostop);
-    walk w = {s, calloc(n_io + 1, sizeof *w.cur), calloc(s->n + 1, sizeof *w.loss), {0}};
-    if (!j.w || !j.chunk_ev || !j.nostop || !w.cur || !w.loss) rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    walk w = {s, calloc(n_io + 1, sizeof *w.cur), calloc(s->n + 1, sizeof *w.loss), {0},
+              s->file_n ? calloc(s->d->n_files + 1, sizeof *w.file_loss) : NULL};
+    if (!j.w || !j.chunk_ev || !j.nostop || !w.cur || !w.loss || (s->file_n && !w.file_loss))
+        rc = es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
     for (int t = 0; !rc && t < threads; t++) rc = worker_init(&j.w[t], c->proto, s, j.observe, err);
     if (!rc) {
         rc = es_parallel(threads, chunks, sweep_chunk, &j);
@@ -465,6 +493,7 @@ int tn_sweep(const tn_set *s, const tn_config *c, tn_cand **cands, size_t *n_can
     free(j.nostop);
     free(w.cur);
     free(w.loss);
+    free(w.file_loss);
     if (rc) {
         free(*cands);
         *cands = NULL;
@@ -484,7 +513,7 @@ void tn_point(const tn_set *s, const tn_sum *sum, es_tune_point *p)
     p->kv = (double)sum->kv / nr;
     p->share = sum->share / n;
     p->cost = sum->cost / n;
-    p->loss = (double)sum->loss / nr;
+    p->loss = s->file_n ? sum->worst : (double)sum->loss / nr;
     p->pvalue = NAN;
     p->certified = 0;
 }

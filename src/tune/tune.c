@@ -371,28 +371,50 @@ typedef struct ltt_ctx {
     double *loss;            /* [n_cands] test-part mean loss */
     double *xs;              /* [n test items] scratch */
     uint32_t *perm;          /* the betting order, fixed before any loss is seen */
+    uint32_t *pos;           /* per_file: [n test items] scratch, one file's part of perm */
+    const uint8_t *file_used;/* per_file: [files] 1 where the calibration data holds items */
 } ltt_ctx;
 
-/* A valid p-value for "the mean loss exceeds eps" from each item's loss
- * count over its R orders: exact binomial when losses are 0/1 (one order,
+/* A valid p-value for "the mean loss exceeds eps" from the loss counts
+ * over R orders of the test items in pos[0..n) (positions in the test set,
+ * in the betting order): exact binomial when losses are 0/1 (one order,
  * loss wrong or disagree); otherwise the betting test on losses in [0, 1]
  * (net losses in [-1, 1] mapped to (l + 1) / 2 against (eps + 1) / 2). */
-static double pvalue_of(const ltt_ctx *c, const int32_t *counts)
+static double pvalue_items(const ltt_ctx *c, const int32_t *counts, const uint32_t *pos, size_t n)
 {
     const tn_set *s = c->test;
     double eps = c->t->o.max_em_drop, R = s->R;
-    if (s->n == 0) return 1.0;
+    if (n == 0) return 1.0;
     if (s->R == 1 && c->t->o.loss != ES_LOSS_NET) {
         uint64_t k = 0;
-        for (size_t i = 0; i < s->n; i++) k += (uint64_t)counts[i];
-        return es_pvalue_binomial(s->n, k, eps);
+        for (size_t i = 0; i < n; i++) k += (uint64_t)counts[pos[i]];
+        return es_pvalue_binomial(n, k, eps);
     }
-    if (c->t->o.loss == ES_LOSS_NET) {
-        for (size_t i = 0; i < s->n; i++) c->xs[i] = (counts[i] / R + 1.0) / 2.0;
-        return es_pvalue_betting(c->xs, c->perm, s->n, (eps + 1.0) / 2.0, c->t->o.delta);
+    int net = c->t->o.loss == ES_LOSS_NET;
+    for (size_t i = 0; i < n; i++) c->xs[i] = net ? (counts[pos[i]] / R + 1.0) / 2.0 : counts[pos[i]] / R;
+    return es_pvalue_betting(c->xs, NULL, n, net ? (eps + 1.0) / 2.0 : eps, c->t->o.delta);
+}
+
+/* The p-value of one candidate: over every test item, or (per_file) the
+ * largest of each file's own, its items taken in the same fixed betting
+ * order.  The intersection-union test: the null "some file's loss exceeds
+ * eps" is rejected only where every file's is, so the largest p-value is
+ * valid at delta as it stands; a file with no test item cannot be shown
+ * to hold (p = 1). */
+static double pvalue_of(const ltt_ctx *c, const int32_t *counts)
+{
+    const tn_set *s = c->test;
+    if (!s->file_n) return pvalue_items(c, counts, c->perm, s->n);
+    double worst = s->n ? 0.0 : 1.0;
+    for (size_t f = 0; f < s->d->n_files && worst < 1.0; f++) {
+        if (!c->file_used[f]) continue;
+        size_t n = 0;
+        for (size_t i = 0; i < s->n; i++)
+            if (s->d->items[s->items[c->perm[i]]].file == f) c->pos[n++] = c->perm[i];
+        double p = pvalue_items(c, counts, c->pos, n);
+        if (p > worst) worst = p;
     }
-    for (size_t i = 0; i < s->n; i++) c->xs[i] = counts[i] / R;
-    return es_pvalue_betting(c->xs, c->perm, s->n, eps, c->t->o.delta);
+    return worst;
 }
 
 static int ltt_at(void *ctx, size_t i, const int32_t *counts, const tn_sum *sum, const tn_out *cur)
@@ -409,11 +431,15 @@ static int ltt_at(void *ctx, size_t i, const int32_t *counts, const tn_sum *sum,
  * configuration that has points there. */
 static int measure_on_test(es_tune *t, const tn_set *test, double *pvalue, double *loss, es_error *err)
 {
+    uint8_t *used = calloc(t->d->n_files + 1, 1);
     ltt_ctx c = {t, test, NULL, pvalue, loss, malloc((test->n + 1) * sizeof(double)),
-                 malloc((test->n + 1) * sizeof(uint32_t))};
+                 malloc((test->n + 1) * sizeof(uint32_t)), malloc((test->n + 1) * sizeof(uint32_t)), used};
     size_t *which = malloc((t->n_cands + 1) * sizeof *which);
     double *at = malloc((t->n_cands + 1) * sizeof *at);
-    int rc = c.xs && c.perm && which && at ? ES_OK : es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    int rc = c.xs && c.perm && c.pos && used && which && at ? ES_OK
+                                                            : es_error_set(err, ES_ENOMEM, "", 0, "", "out of memory");
+    /* per_file: every file the calibration data draws on must pass, not only those the test part reached */
+    for (size_t i = 0; !rc && i < t->d->n_items; i++) used[t->d->items[i].file] = 1;
     if (!rc) {
         uint64_t s = t->o.seed ^ 0xBE771ULL;
         for (size_t i = 0; i < test->n; i++) c.perm[i] = (uint32_t)i;
@@ -441,6 +467,8 @@ static int measure_on_test(es_tune *t, const tn_set *test, double *pvalue, doubl
         }
     free(c.xs);
     free(c.perm);
+    free(c.pos);
+    free(used);
     free(which);
     free(at);
     return rc;
@@ -489,9 +517,10 @@ static int choose_ltt(es_tune *t, const tn_set *test, es_error *err)
         double need = log(t->o.delta) / log1p(-t->o.max_em_drop);
         return es_error_set(err, ES_ENOTSUP, "", 0, "",
                             "no candidate is certified to lose at most %.2f points of EM at delta %g on %zu test "
-                            "items (the most conservative has p = %.3g): allow a larger --max-em-drop, or give "
-                            "more calibration items (with no loss at all, about %.0f test items certify this eps)",
-                            100 * t->o.max_em_drop, t->o.delta, test->n, m ? t->tested[0].pvalue : 1.0, ceil(need));
+                            "items%s (the most conservative has p = %.3g): allow a larger --max-em-drop, or give "
+                            "more calibration items (with no loss at all, about %.0f test items%s certify this eps)",
+                            100 * t->o.max_em_drop, t->o.delta, test->n, t->o.per_file ? ", file by file" : "",
+                            m ? t->tested[0].pvalue : 1.0, ceil(need), t->o.per_file ? " per file" : "");
     }
     return ES_OK;
 }

@@ -48,6 +48,7 @@ typedef struct tn_set {
     double *base_cost;     /* [n] full's mean cost per order: tokens or kv */
     double *base_tokens;   /* [n] full's mean tokens per order */
     double em_full;
+    uint32_t *file_n;      /* per_file: [d->n_files] items of each file in the set; else NULL */
 } tn_set;
 
 /* The figures of one candidate as a sweep walks: integer sums where they
@@ -59,6 +60,7 @@ typedef struct tn_sum {
     int64_t loss;
     double share;          /* sum over items of (mean tokens / full's mean tokens) */
     double cost;           /* the same for the objective's cost (tokens or kv) */
+    double worst;          /* per_file: the largest file's mean loss (from integer per-file sums) */
 } tn_sum;
 
 /* One point of a sweep: the swept parameter's value and the figures. */
