@@ -158,7 +158,7 @@ static void test_bad_input(void **state)
         {"learn %s --out /nonexistent-dir/x.json", "nonexistent-dir"},
         {"learn %s --emit-c data/stopper.json --out %s/x.json", "--emit-c FILE takes nothing else"},
         {"eval %s --policy learned:level=across,probe_threshold=0.5", "probe_threshold is the within head's"},
-        {"eval %s --policy learned:level=within,threshold=0.5", "no within head"},
+        {"eval %s --policy learned:level=within,threshold=0.5", "threshold is the across head's"},
         {"learn %s --require nope --out %s/x.json", "--require: unknown feature 'nope'"},
         {"learn %s --require p_conf --out %s/x.json", "'p_conf' is not among the features the stopper reads"},
         {"learn %s --join data/stopper.json --out %s/x.json", "--join takes no trace files"},
