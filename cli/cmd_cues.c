@@ -22,9 +22,10 @@ static const char usage_text[] =
     "files: the reasoning is the text before </think>, its paragraphs are split\n"
     "at blank lines, and a sample's n probes are its last n paragraphs.  A\n"
     "sample with more probes than paragraphs, or without text, is left as it\n"
-    "was (counted), and so is one whose probes carry a cost or a confidence:\n"
-    "those are forced answers made every P tokens (`record`, `generate`), not\n"
-    "paragraph ends.  The learned stopper reads the cues as p_conclude, p_check\n"
+    "was (counted), and so is one whose probes carry a cost (even 0) or a\n"
+    "confidence: those are forced answers made every P tokens (`record`,\n"
+    "`generate`) or line probes (`generate --probe-every lines`, cued by their\n"
+    "line already), not paragraph ends.  The learned stopper reads the cues as p_conclude, p_check\n"
     "and p_end (docs/learning.md); a file without them leaves those missing.\n"
     "\n"
     "options:\n"
@@ -73,13 +74,16 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
-/* A probe with a cost or a confidence is a forced answer made every P
- * tokens (`record`, `generate`), not a paragraph end: its sample is left
- * alone rather than given the cues of paragraphs it does not end. */
+/* A probe with a cost (even 0) or a confidence is not a paragraph end: a
+ * forced answer made every P tokens (`record`, `generate`), or a line probe
+ * (`generate --probe-every lines`, cost 0, cued already by its line).  Its
+ * sample is left alone rather than given the cues of paragraphs it does not
+ * end.  Paragraph probes (the *_think files, `record --probe-at
+ * paragraphs`) carry no cost field (-1). */
 static int forced_probes(const es_sample *s)
 {
     for (size_t j = 0; j < s->n_probes; j++)
-        if (s->probes[j].cost > 0 || s->probes[j].confidence == s->probes[j].confidence) return 1;
+        if (s->probes[j].cost >= 0 || s->probes[j].confidence == s->probes[j].confidence) return 1;
     return 0;
 }
 
@@ -159,8 +163,9 @@ static void print_counts(const char *path, const cue_counts *c, int json)
         return;
     }
     fprintf(stderr,
-            "earlystop cues: %s: %zu items; %zu of %zu samples with probes marked (%zu without text, %zu with forced "
-            "probes, %zu with more probes than paragraphs); %zu probes: %zu conclude, %zu check, %zu end\n",
+            "earlystop cues: %s: %zu items; %zu of %zu samples with probes marked (%zu without text, %zu with "
+            "forced or line probes, %zu with more probes than paragraphs); %zu probes: %zu conclude, %zu check, "
+            "%zu end\n",
             path, c->items, c->marked, c->samples, c->no_text, c->forced, c->unaligned, c->probes, c->conclude, c->check, c->end);
 }
 

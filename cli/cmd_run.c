@@ -147,8 +147,9 @@ static int run_policy(const es_lm *m, const run_cli *o, const char *spec, const 
     es_lm_gen_opts go;
     es_lm_gen_opts_default(&go);
     go.temperature = (float)o->g.temperature;
-    /* a rule that reads text cues gets free line probes unless told otherwise */
-    go.probe_lines = o->g.probe_lines || (!o->g.probe_given && info.reads_cues);
+    /* a rule that reads text cues gets free line probes unless told otherwise;
+     * one that needs them gets them always (es_lm_live_new) */
+    go.probe_lines = o->g.probe_lines || info.needs_cues || (!o->g.probe_given && info.reads_cues);
     go.probe_every = go.probe_lines ? 0 : (int)o->g.probe_every;
     tot->probe_lines = go.probe_lines && info.has_within;
     go.pool = o->pool;
@@ -288,10 +289,14 @@ int cmd_run(int argc, char **argv)
     if (!rc) rc = run_policy(m, &o, o.policy, "run (policy)", &pol, pol_spec, sizeof pol_spec, &err);
     if (!rc) {
         if (!o.json) {
-            printf("%s, %ld items from %ld, up to %ld samples, probe every %ld%s, seed %ld, T=%.2f, %d thread%s\n",
-                   es_task_name(o.g.task), o.g.items, o.g.start, o.g.samples, o.g.probe_every,
-                   pol.probe_lines ? " (the policy: a text probe at each line end)" : "", o.g.seed,
-                   o.g.temperature, threads, threads > 1 ? "s" : "");
+            char probes[96];
+            if (o.g.probe_lines) snprintf(probes, sizeof probes, "a text probe at each line end");
+            else
+                snprintf(probes, sizeof probes, "probe every %ld%s", o.g.probe_every,
+                         pol.probe_lines ? " (the policy: a text probe at each line end)" : "");
+            printf("%s, %ld items from %ld, up to %ld samples, %s, seed %ld, T=%.2f, %d thread%s\n",
+                   es_task_name(o.g.task), o.g.items, o.g.start, o.g.samples, probes, o.g.seed, o.g.temperature,
+                   threads, threads > 1 ? "s" : "");
             print_header();
         }
         if (with_base) print_totals(base_spec, &base, NULL, &o, threads, o.json);

@@ -406,7 +406,10 @@ typedef struct es_lm_live_result {
 } es_lm_live_result;
 
 /* `gen` gives temperature and probe spacing (probes are switched off when the
- * policy has no within-sample rule); max_samples: samples per item at most. */
+ * policy has no within-sample rule; a rule that needs text cues,
+ * es_policy_info.needs_cues, gets text probes at line ends whatever `gen`
+ * says, as a replay feeds it only those); max_samples: samples per item at
+ * most. */
 ES_API int es_lm_live_new(const es_lm *m, const es_lm_gen_opts *gen, es_policy *p, es_answer_type t,
                    uint32_t max_samples, es_lm_live **out, es_error *err);
 ES_API void es_lm_live_free(es_lm_live *lv);

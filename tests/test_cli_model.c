@@ -209,14 +209,98 @@ static void test_run_line_probes(void **state)
     json_decref(ev);
     free(out);
     free(err);
-    /* forced probes: made, never cued, so this rule stops no sample */
+    /* --probe-every 16 given: this rule requires a cue (needs_cues), so
+     * forced probes would be paid for and never read, and the replay neither
+     * makes nor charges them; live it gets its text probes all the same and
+     * still equals the replay (it paid 538 forced probes' tokens here) */
     snprintf(args, sizeof args,
-             "run --model '%s' --task date --items 2 --samples 2 --probe-every 16 --baseline full --json --policy @%s",
+             "run --model '%s' --task date --items 6 --samples 4 --seed 3 --probe-every 16 --baseline none --json "
+             "--policy @%s",
              m, stopper);
     assert_int_equal(run(args, &out, &err), 0);
-    assert_non_null(strstr(out, "\"probes_at\":\"every\""));
+    assert_non_null(strstr(out, "\"probes_at\":\"lines\""));
+    assert_non_null(strstr(out, "\"probe_tokens\":0,"));
+    lv = json_loads(out, 0, NULL);
+    assert_non_null(lv);
+    assert_true(fabs(json_real_value(json_object_get(lv, "em")) - live_em) < 1e-4);
+    assert_true(fabs(json_real_value(json_object_get(lv, "tokens_per_item")) - live_tok) < 0.01);
+    json_decref(lv);
     free(out);
     free(err);
+}
+
+/* Line probes decode nothing: a policy that reads them but never stops holds
+ * the KV cache `full` holds (no room kept for a forced answer), and its text
+ * header says where the probes are. */
+static void test_run_line_probes_kv(void **state)
+{
+    (void)state;
+    if (!bin_present()) skip();
+    const char *m = model();
+    if (!m) { print_message("no data/model.bin: skipped\n"); skip(); }
+    char args[1024], *out, *err;
+    snprintf(args, sizeof args,
+             "run --model '%s' --task date --items 3 --samples 2 --probe-every lines --baseline full --json "
+             "--policy dynasor:k=99", m);
+    assert_int_equal(run(args, &out, &err), 0);
+    char *second = strchr(out, '\n');
+    assert_non_null(second);
+    json_t *full = json_loadb(out, (size_t)(second - out), 0, NULL), *pol = json_loads(second + 1, 0, NULL);
+    assert_non_null(full);
+    assert_non_null(pol);
+    assert_true(json_integer_value(json_object_get(pol, "probes")) > 0);
+    assert_int_equal(json_integer_value(json_object_get(pol, "tokens")), json_integer_value(json_object_get(full, "tokens")));
+    assert_int_equal(json_integer_value(json_object_get(pol, "kv_peak_bytes")),
+                     json_integer_value(json_object_get(full, "kv_peak_bytes")));
+    json_decref(full);
+    json_decref(pol);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "run --model '%s' --task date --items 1 --samples 1 --probe-every lines --policy dynasor",
+             m);
+    assert_int_equal(run(args, &out, &err), 0);
+    assert_non_null(strstr(out, "a text probe at each line end"));
+    assert_null(strstr(out, "probe every 0"));
+    free(out);
+    free(err);
+}
+
+/* `earlystop cues` marks paragraph-end probes only: the line probes of
+ * `generate --probe-every lines` (cost 0, cued by their line) are left as
+ * they are, even in a sample with a single probe (its one "paragraph" is
+ * the whole text, whose cues differ from the line's). */
+static void test_cues_leaves_line_probes(void **state)
+{
+    (void)state;
+    if (!bin_present()) skip();
+    const char *m = model();
+    if (!m) { print_message("no data/model.bin: skipped\n"); skip(); }
+    char trace[600], again[600], args[2048], *out, *err;
+    snprintf(trace, sizeof trace, "%s/lines_c.jsonl", tmpdir);
+    snprintf(again, sizeof again, "%s/lines_c2.jsonl", tmpdir);
+    snprintf(args, sizeof args,
+             "generate --model '%s' --task arithmetic --items 20 --samples 4 --seed 1 --probe-every lines --out %s", m,
+             trace);
+    assert_int_equal(run(args, &out, &err), 0);
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "cues %s --out %s --json", trace, again);
+    assert_int_equal(run(args, &out, &err), 0);
+    json_t *c = json_loads(out, 0, NULL);
+    assert_non_null(c);
+    assert_int_equal(json_integer_value(json_object_get(c, "marked")), 0);
+    assert_int_equal(json_integer_value(json_object_get(c, "forced")),
+                     json_integer_value(json_object_get(c, "samples_with_probes")));
+    json_decref(c);
+    free(out);
+    free(err);
+    /* the probes as generate wrote them; only the header's note differs */
+    char *a = slurp(trace), *b = slurp(again);
+    assert_non_null(strchr(a, '\n'));
+    assert_non_null(strchr(b, '\n'));
+    assert_string_equal(strchr(a, '\n'), strchr(b, '\n'));
+    free(a);
+    free(b);
 }
 
 /* The `run` table: a header, and every line of it (long specs get a line of
@@ -261,6 +345,8 @@ int main(void)
         cmocka_unit_test(test_train_unwritable_out),
         cmocka_unit_test(test_run_within_rule_needs_probes),
         cmocka_unit_test(test_run_line_probes),
+        cmocka_unit_test(test_run_line_probes_kv),
+        cmocka_unit_test(test_cues_leaves_line_probes),
         cmocka_unit_test(test_run_table_and_progress),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -20,6 +20,7 @@ struct es_lm_live {
     es_answer_type type;
     uint32_t max_samples, max_answers;
     uint8_t *flags;        /* [max_answers] the answers' flags, as a replay reads them */
+    int text_probes;       /* probes are free line probes: no positions held for a forced answer */
 };
 
 /* Probing and the token budget are fixed per policy, so they are set once
@@ -34,11 +35,19 @@ int es_lm_live_new(const es_lm *m, const es_lm_gen_opts *gen, es_policy *p, es_a
     es_policy_get_info(p, &info);
     es_lm_gen_opts o = *gen;
     if (!info.has_within) o.probe_every = o.probe_lines = 0;
+    /* a rule that stops only on cued probes gets text probes whatever it was
+     * told: forced ones carry no cues, so they would be paid for and never
+     * read, and the replay (es_replay_sample) neither makes nor charges them */
+    if (info.needs_cues) {
+        o.probe_lines = 1;
+        o.probe_every = 0;
+    }
     if (info.token_limit != UINT32_MAX) o.max_tokens = info.token_limit > (1u << 30) ? 1 << 30 : (int)info.token_limit;
     int seq = m->cfg.seq_len, every = o.probe_lines ? 1 : o.probe_every > 0 ? o.probe_every : seq;
     lv->m = m;
     lv->type = t;
     lv->max_samples = max_samples;
+    lv->text_probes = o.probe_lines;
     /* every sample and every probe a new answer, plus the null answer */
     lv->max_answers = max_samples * (uint32_t)(seq / every + 2) + 1;
     int rc = es_lm_gen_new(m, &o, &lv->g, err);
@@ -122,7 +131,9 @@ static int live_sample(es_lm_live *lv, const char *prompt, uint64_t seed, uint64
     int rc = es_lm_gen_sample(lv->g, prompt, &r, &h, &res);
     if (rc) return rc;
     int32_t own = intern_answer(lv, res.has_answer, res.answer);
-    uint32_t held = (uint32_t)strlen(prompt) + 1 + res.tokens + (res.n_probes ? ES_LM_PROBE_ROOM : 0u);
+    /* a forced probe decodes past the sample's end; a text probe holds nothing more */
+    uint32_t room = res.n_probes && !lv->text_probes ? ES_LM_PROBE_ROOM : 0u;
+    uint32_t held = (uint32_t)strlen(prompt) + 1 + res.tokens + room;
     if (held > out->peak_positions) out->peak_positions = held;
     return es_session_end_sample(lv->s, own, res.tokens, res.confidence, res.ended);
 }
