@@ -208,7 +208,7 @@ int lm_gen_opt(const char *cmd, int argc, char **argv, int *i, lm_gen_opts *g)
     }
     return 1;
 bad:
-    cli_usage_error(cmd, "bad %s '%s'", a, v);
+    cli_usage_error(cmd, "bad %s '%s'%s", a, v, lv == &g->probe_every ? " (tokens between probes, or `lines`)" : "");
     return -1;
 }
 
@@ -217,5 +217,8 @@ int lm_gen_opts_check(const char *cmd, const lm_gen_opts *g)
     if (!g->have_task) return cli_usage_error(cmd, "--task is required"), -1;
     if (g->items < 1 || g->samples < 1 || g->samples > 100000)
         return cli_usage_error(cmd, "--items and --samples must be positive"), -1;
+    /* the generator takes an int: a larger value would wrap (4294967312 probed every 16) */
+    if (g->probe_every > 1L << 20)
+        return cli_usage_error(cmd, "--probe-every: %ld is not in 0..1048576 (or `lines`)", g->probe_every), -1;
     return 0;
 }

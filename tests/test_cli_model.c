@@ -158,6 +158,33 @@ static void test_run_within_rule_needs_probes(void **state)
     free(err);
 }
 
+/* --probe-every out of range is refused, not wrapped into an int (4294967312
+ * used to probe every 16 tokens while the header said 4294967312), and a
+ * word other than `lines` is told what is accepted. */
+static void test_probe_every_range(void **state)
+{
+    (void)state;
+    if (!bin_present()) skip();
+    const char *m = model();
+    if (!m) { print_message("no data/model.bin: skipped\n"); skip(); }
+    const char *cmds[] = {"generate", "run --policy dynasor"};
+    char args[1024], *out, *err;
+    for (int c = 0; c < 2; c++) {
+        snprintf(args, sizeof args, "%s --model '%s' --task date --items 1 --samples 1 --probe-every 4294967312",
+                 cmds[c], m);
+        assert_int_equal(run(args, &out, &err), 2);
+        assert_non_null(strstr(err, "--probe-every"));
+        assert_non_null(strstr(err, "1048576"));
+        free(out);
+        free(err);
+        snprintf(args, sizeof args, "%s --model '%s' --task date --items 1 --samples 1 --probe-every line", cmds[c], m);
+        assert_int_equal(run(args, &out, &err), 2);
+        assert_non_null(strstr(err, "`lines`"));
+        free(out);
+        free(err);
+    }
+}
+
 /* A policy whose within rule reads text cues gets free text probes at line
  * ends in `run` (unless --probe-every says otherwise), and the live figures
  * equal `eval` of the same questions recorded with `generate --probe-every
@@ -344,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_train_divergence),
         cmocka_unit_test(test_train_unwritable_out),
         cmocka_unit_test(test_run_within_rule_needs_probes),
+        cmocka_unit_test(test_probe_every_range),
         cmocka_unit_test(test_run_line_probes),
         cmocka_unit_test(test_run_line_probes_kv),
         cmocka_unit_test(test_cues_leaves_line_probes),

@@ -146,14 +146,14 @@ es_oai_req *es_sv_read_request(es_sv_xchg *x, int chat, const es_oai_limits *lim
  * newline, roles dropped; with continue_final the last message has no
  * newline after it.  ES_EINVAL (err filled) for content that is not text. */
 int es_sv_chat_prompt(const es_oai_req *r, es_sv_buf *out, es_oai_error *err);
-/* Text of a message's content (a string, or text parts joined); NULL when
- * it is neither. */
 /* The answer written in text[a..b) as a paragraph probe reads it for type t
  * (docs/serving.md): number, the last number; math, the family's answer
  * (\boxed{}, or "So the answer is X.") else the last number; text, date,
  * choice, the family's answer.  text[b] is read as the end (briefly set to
  * '\0' and restored).  1 with it in ans[cap], or 0. */
 int es_sv_paragraph_answer(const es_family *f, es_answer_type t, char *text, size_t a, size_t b, char *ans, size_t cap);
+/* Text of a message's content (a string, or text parts joined); NULL when
+ * it is neither. */
 int es_sv_message_text(json_t *content, es_sv_buf *out);
 
 /* ------------------------------------------------------------- metrics */
