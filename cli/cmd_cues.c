@@ -185,7 +185,7 @@ int cmd_cues(int argc, char **argv)
         else in = argv[i];
     }
     if (!in) return cli_usage_error("cues", "no input file (earlystop cues --help)");
-    if (json && !out) return cli_usage_error("cues", "--json writes the counts to stdout: give --out FILE");
+    if (json && (!out || !strcmp(out, "-"))) return cli_usage_error("cues", "--json writes the counts to stdout: give --out FILE");
     es_error err;
     memset(&err, 0, sizeof err);
     const char *inputs[] = {in, NULL};

@@ -187,6 +187,13 @@ static void test_usage_errors(void **state)
     assert_int_equal(run("", &out, &err), 2);
     free(out);
     free(err);
+    /* cues --json puts its counts on stdout: the trace may not go there too */
+    snprintf(args, sizeof args, "cues '%s' --out - --json", path);
+    assert_int_equal(run(args, &out, &err), 2);
+    assert_non_null(strstr(err, "--out FILE"));
+    assert_string_equal(out, "");
+    free(out);
+    free(err);
 }
 
 static void test_nonexistent_file(void **state)
