@@ -205,7 +205,17 @@ static void test_join_and_require(void **state)
         free(out);
         free(err);
     }
+    /* a cue required where no probe has cues: the head could never fire, so
+     * it is refused rather than written (it used to be, silently) */
+    snprintf(args, sizeof args, "learn %s/g.jsonl --level within --require p_conclude --shuffles 2 --out %s/c.json",
+             tmpdir, tmpdir);
+    assert_int_equal(run(args, &out, &err), 2);
+    assert_non_null(strstr(err, "no probe of the training files carries text cues"));
+    free(out);
+    free(err);
     char path[600];
+    snprintf(path, sizeof path, "%s/c.json", tmpdir);
+    assert_int_not_equal(access(path, F_OK), 0);
     snprintf(path, sizeof path, "%s/both.json", tmpdir);
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);

@@ -280,6 +280,29 @@ static int thresholds_of(const char *spec, const es_stopper *m, double *thr, dou
 
 /* --require: each name must be a feature one of the learned heads reads;
  * it sets that input's bit in its head's mask. */
+/* A text-cue feature (p_conclude, p_check, p_end): missing on every probe
+ * that carries no cues. */
+static int is_cue_feature(uint32_t id)
+{
+    static const char *const cues[] = {"p_conclude", "p_check", "p_end"};
+    uint32_t c;
+    for (size_t k = 0; k < sizeof cues / sizeof cues[0]; k++)
+        if (!es_feature_find(cues[k], &c) && c == id) return 1;
+    return 0;
+}
+
+/* Does any probe of the training data carry text cues? */
+static int any_cued(const es_tune_data *d)
+{
+    for (size_t i = 0; i < es_tune_data_n_items(d); i++) {
+        es_item_view v;
+        if (es_tune_data_item(d, i, &v, NULL, NULL)) continue;
+        for (uint32_t j = v.probe_off[0]; j < v.probe_off[v.n_samples]; j++)
+            if (v.probe_cues[j] & ES_CUE_READ) return 1;
+    }
+    return 0;
+}
+
 static int parse_required(const char *list, fit_ctx *x, es_error *err)
 {
     x->wreq = 0;
@@ -305,6 +328,13 @@ static int parse_required(const char *list, fit_ctx *x, es_error *err)
                 }
         if (!found)
             return es_error_set(err, ES_EINVAL, "", 0, "--require", "'%s' is not among the features the stopper reads",
+                                name);
+        /* a head that requires a cue never fires where no probe has one */
+        if (is_cue_feature(id) && !any_cued(x->d))
+            return es_error_set(err, ES_EINVAL, "", 0, "--require",
+                                "'%s': no probe of the training files carries text cues, so the head could never "
+                                "fire (mark paragraph-end probes with `earlystop cues`, or record line or paragraph "
+                                "probes: generate --probe-every lines, record --probe-at paragraphs)",
                                 name);
         p += len + (p[len] == ',');
     }
