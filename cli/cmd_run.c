@@ -263,8 +263,6 @@ int cmd_run(int argc, char **argv)
     int with_base = strcmp(o.baseline, "none") != 0;
     if ((with_base && (rc = check_spec(&o, o.baseline, &err)) != 0) || (rc = check_spec(&o, o.policy, &err)) != 0)
         return cli_report(&err, rc);
-    if (o.controller && o.g.probe_lines)
-        return cli_usage_error("run", "--controller makes forced probes only: --probe-every lines is not supported there");
     if ((rc = es_lm_load(o.g.model, &m, &err)) != 0) return cli_report(&err, rc);
     if ((rc = lm_pool_open("run", o.g.threads, &o.pool)) != 0) {
         es_lm_free(m);
@@ -273,7 +271,8 @@ int cmd_run(int argc, char **argv)
     int threads = es_lm_pool_threads(o.pool);
     if (o.controller) {
         run_ctl_opts co = {o.policy, o.controller, o.stream, o.plot, o.window, o.g.seed, o.g.samples,
-                           o.g.probe_every, o.g.start, o.g.temperature, o.audit_share, o.json, o.pool};
+                           o.g.probe_every, o.g.start, o.g.temperature, o.audit_share, o.json, o.pool,
+                           o.g.probe_lines};
         rc = run_controller(m, &co, &err);
         es_lm_free(m);
         es_lm_pool_free(o.pool);

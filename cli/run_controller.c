@@ -59,7 +59,8 @@ static int lives_new(const es_lm *m, const run_ctl_opts *o, es_policy *p, const 
     es_lm_gen_opts go;
     es_lm_gen_opts_default(&go);
     go.temperature = (float)o->temperature;
-    go.probe_every = (int)o->probe_every;
+    go.probe_every = o->probe_lines ? 0 : (int)o->probe_every;
+    go.probe_lines = o->probe_lines;
     go.pool = o->pool;
     for (uint32_t g = 0; g < n; g++) {
         int t = (int)s[g].task;

@@ -11,6 +11,7 @@ typedef struct run_ctl_opts {
     double temperature, audit_share;
     int json;
     es_lm_pool *pool;
+    int probe_lines;    /* --probe-every lines: free text probes at line ends */
 } run_ctl_opts;
 
 /* Static, controller (and full, for em-loss) over the stream; prints the

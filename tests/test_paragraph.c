@@ -585,6 +585,20 @@ static void test_proxy_paragraphs(void **state)
                       stopped, tokens, full, atomic_load(&e.answers) - answers0);
         assert_true(stopped > 0);
     }
+    /* a rule that needs probe confidences fails the request saying so, as
+     * `eval` refuses it on the recorded file: it does not run on as if the
+     * rule had said continue */
+    assert_int_not_equal(sh("'%s' eval '%s' --policy deer >/dev/null 2>&1", srv_bin(), rec), 0);
+    char body[256], u[256];
+    snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"think 0\"}],"
+             "\"earlystop\":{\"policy\":\"deer\"}}");
+    snprintf(u, sizeof u, "%s/v1/chat/completions", px.url);
+    http_resp r;
+    assert_int_equal(http_call(u, body, NULL, 120, &r), CURLE_OK);
+    print_message("deer behind paragraph probes: %ld %s\n", r.status, r.body);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "confidence"));
+    free(r.body);
     assert_int_equal(srv_stop(&px), 0);
     engine_stop(&e);
     json_decref(items);

@@ -532,6 +532,16 @@ static int consume_end(pjob *j, int i)
     return C_WAIT;
 }
 
+/* The policy refused a probe (DEER on probes without a confidence, as
+ * `eval` refuses it on such a file): the request fails saying why, rather
+ * than running on as if the rule had said continue. */
+static int policy_failed(pjob *j, int i)
+{
+    const char *m = es_policy_errmsg(es_session_policy(j->ses));
+    job_fail(j, 400, "earlystop.policy: sample %d: %s", i, m[0] ? m : "the policy refused a probe");
+    return C_FAIL;
+}
+
 /* Paragraph probes (free, made as the text arrived) go to the session as
  * forced ones do: reach at their point, then the probe with its cues. */
 static int consume_para(pjob *j, int i)
@@ -553,6 +563,7 @@ static int consume_para(pjob *j, int i)
         int r = es_session_probe(j->ses, pr->at, id, NAN, pr->window_confidence, pr->cues, 0);
         j->reach_open = 0;
         j->pt_next[i]++;
+        if (r < 0) return policy_failed(j, i);
         if (r == ES_STOP) return C_STOPPED;
     }
     return consume_end(j, i);
@@ -594,6 +605,7 @@ static int consume(pjob *j, int i)
         int r = es_session_probe(j->ses, at, id, pr->confidence, pr->window_confidence, 0, cost);
         j->reach_open = 0;
         j->pt_next[i]++;
+        if (r < 0) return policy_failed(j, i);
         if (r == ES_STOP) return C_STOPPED;
     }
     return consume_end(j, i);
