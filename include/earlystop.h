@@ -385,7 +385,8 @@ typedef struct es_para_split {
     size_t start;              /* where the current paragraph starts */
     size_t scan;               /* scanned up to here (text before is known) */
     size_t pend_a, pend_b;     /* a paragraph ended by a blank line, waiting to know what follows */
-    size_t pend_next;          /* where the text after its blank line starts */
+    size_t pend_next;          /* where the text after its blank line starts (spaces skipped so far) */
+    size_t ws;                 /* a blank line undecided at `scan`: its spaces are known up to here */
     int pending, done;
 } es_para_split;
 

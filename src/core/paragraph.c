@@ -41,11 +41,15 @@ static int close_at(const char *t, size_t n, size_t i)
 }
 
 /* A blank line starting at t[i] == '\n': its end, 0 when there is none, or
- * (size_t)-1 when the text so far ends before it is decided. */
-static size_t blank_end(const char *t, size_t n, size_t i)
+ * (size_t)-1 when the text so far ends before it is decided.  The spaces
+ * after it are scanned from *ws on (what an earlier, undecided call already
+ * read), and *ws is left where this call stopped: a text that grows a
+ * space at a time is read once, not once per call. */
+static size_t blank_end(const char *t, size_t n, size_t i, size_t *ws)
 {
-    size_t j = i + 1;
+    size_t j = *ws > i + 1 ? *ws : i + 1;
     while (j < n && (t[j] == ' ' || t[j] == '\t' || t[j] == '\r')) j++;
+    *ws = j;
     if (j == n) return (size_t)-1;
     return t[j] == '\n' ? j + 1 : 0;
 }
@@ -57,6 +61,7 @@ static int settle_pending(es_para_split *p, const char *t, size_t n, int final, 
 {
     size_t j = p->pend_next;
     while (j < n && is_space(t[j])) j++;
+    p->pend_next = j; /* the spaces read stay read */
     int c = j < n ? close_at(t, n, j) : -1;
     if (c < 0 && !final) return 0;
     *a = p->pend_a;
@@ -86,7 +91,8 @@ int es_para_split_next(es_para_split *p, const char *t, size_t n, int final, siz
                 return 1;
             }
         } else if (t[i] == '\n') {
-            size_t e = blank_end(t, n, i);
+            if (p->scan != i) p->ws = 0; /* a new candidate blank line */
+            size_t e = blank_end(t, n, i, &p->ws);
             if (e == (size_t)-1 && !final) {
                 p->scan = i;
                 return 0;
