@@ -542,42 +542,32 @@ static int policy_failed(pjob *j, int i)
     return C_FAIL;
 }
 
-/* Paragraph probes (free, made as the text arrived) go to the session as
- * forced ones do: reach at their point, then the probe with its cues. */
-static int consume_para(pjob *j, int i)
+/* The next probe point of sample i, into *at: with paragraph probes the
+ * next one the text has reached (free, made as it arrived), else the next
+ * multiple of `every` the sample has reached.  0 when none is there yet. */
+static int next_point(const pjob *j, int i, uint32_t *at)
 {
-    es_sv_sample *s = &j->sm[i];
-    while (j->pt_next[i] < s->n_points) {
-        const es_sv_probe *pr = &s->probes[j->pt_next[i]];
-        if (!j->reach_open) {
-            int r = es_session_reach(j->ses, pr->at);
-            if (r == ES_STOP) return C_STOPPED;
-            if (r == ES_SKIP) {
-                j->pt_next[i]++;
-                continue;
-            }
-            j->reach_open = 1;
-        }
-        int32_t id = intern(j, pr->has_answer, pr->answer);
-        j->n_probes++;
-        int r = es_session_probe(j->ses, pr->at, id, NAN, pr->window_confidence, pr->cues, 0);
-        j->reach_open = 0;
-        j->pt_next[i]++;
-        if (r < 0) return policy_failed(j, i);
-        if (r == ES_STOP) return C_STOPPED;
+    const es_sv_sample *s = &j->sm[i];
+    uint32_t k = j->pt_next[i];
+    if (j->para) {
+        if (k >= s->n_points) return 0;
+        *at = s->probes[k].at;
+        return 1;
     }
-    return consume_end(j, i);
+    if (!j->every) return 0;
+    *at = (k + 1) * j->every;
+    return point_reached(j, s, *at);
 }
 
-/* Feed the current sample's points to the session as far as they go. */
+/* Feed the current sample's points to the session as far as they go: reach
+ * at each point, then its probe (a paragraph probe is made already and
+ * costs nothing; a forced one is asked for here and may still be running). */
 static int consume(pjob *j, int i)
 {
     es_sv_sample *s = &j->sm[i];
-    if (j->para) return consume_para(j, i);
-    while (j->every) {
+    uint32_t at;
+    while (next_point(j, i, &at)) {
         uint32_t k = j->pt_next[i];
-        uint32_t at = (k + 1) * j->every;
-        if (!point_reached(j, s, at)) break;
         if (!j->reach_open) {
             int r = es_session_reach(j->ses, at);
             if (r == ES_STOP) return C_STOPPED;
@@ -587,7 +577,7 @@ static int consume(pjob *j, int i)
             }
             j->reach_open = 1;
         }
-        es_sv_probe *pr = es_sv_sample_probe(s, k, at);
+        es_sv_probe *pr = j->para ? &s->probes[k] : es_sv_sample_probe(s, k, at);
         if (!pr) return job_fail(j, 500, "out of memory for a probe"), C_FAIL;
         if (pr->state == PROBE_RUNNING) return C_WAIT;
         if (pr->state == PROBE_FAILED) {
@@ -602,7 +592,7 @@ static int consume(pjob *j, int i)
         j->n_probes++;
         j->probe_prompt += pr->prompt_tokens;
         j->probe_completion += pr->completion_tokens;
-        int r = es_session_probe(j->ses, at, id, pr->confidence, pr->window_confidence, 0, cost);
+        int r = es_session_probe(j->ses, at, id, pr->confidence, pr->window_confidence, pr->cues, cost);
         j->reach_open = 0;
         j->pt_next[i]++;
         if (r < 0) return policy_failed(j, i);
