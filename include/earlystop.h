@@ -452,6 +452,7 @@ typedef struct es_feature_info {
     const char *name;    /* "margin" */
     int level;           /* ES_AT_WITHIN or ES_AT_ACROSS */
     const char *doc;
+    int cue;             /* 1: read from a probe's text cues (ES_CUE_*), missing without them */
 } es_feature_info;
 
 ES_API uint32_t es_feature_count(void);

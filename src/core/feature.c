@@ -19,6 +19,7 @@ static const struct {
     const char *name;
     int level;
     const char *doc;
+    int cue;
 } catalogue[ES_N_FEATURES] = {
     [ES_F_LOG_N] = {"log_n", ES_AT_ACROSS, "log of the samples drawn"},
     [ES_F_MARGIN] = {"margin", ES_AT_ACROSS, "leader's votes minus the runner-up's"},
@@ -59,10 +60,10 @@ static const struct {
     [ES_F_P_AGREES_LEADER] = {"p_agrees_leader", ES_AT_WITHIN,
                               "1 when the probed answer is the vote's leader (both levels; missing in the first)"},
     [ES_F_P_CONCLUDE] = {"p_conclude", ES_AT_WITHIN,
-                         "1 when the text up to the probe states a conclusion (\"Therefore\"; missing without cues)"},
+                         "1 when the text up to the probe states a conclusion (\"Therefore\"; missing without cues)", 1},
     [ES_F_P_CHECK] = {"p_check", ES_AT_WITHIN,
-                      "1 when the paragraph at the probe begins a re-check (\"Wait\"; missing without cues)"},
-    [ES_F_P_END] = {"p_end", ES_AT_WITHIN, "1 when the reasoning ends at the probe (missing without cues)"},
+                      "1 when the paragraph at the probe begins a re-check (\"Wait\"; missing without cues)", 1},
+    [ES_F_P_END] = {"p_end", ES_AT_WITHIN, "1 when the reasoning ends at the probe (missing without cues)", 1},
 };
 
 uint32_t es_feature_count(void) { return ES_N_FEATURES; }
@@ -70,7 +71,7 @@ uint32_t es_feature_count(void) { return ES_N_FEATURES; }
 int es_feature_get_info(uint32_t id, es_feature_info *out)
 {
     if (id >= ES_N_FEATURES) return ES_ERANGE;
-    *out = (es_feature_info){catalogue[id].name, catalogue[id].level, catalogue[id].doc};
+    *out = (es_feature_info){catalogue[id].name, catalogue[id].level, catalogue[id].doc, catalogue[id].cue};
     return ES_OK;
 }
 

@@ -278,19 +278,6 @@ static int thresholds_of(const char *spec, const es_stopper *m, double *thr, dou
     return ES_OK;
 }
 
-/* --require: each name must be a feature one of the learned heads reads;
- * it sets that input's bit in its head's mask. */
-/* A text-cue feature (p_conclude, p_check, p_end): missing on every probe
- * that carries no cues. */
-static int is_cue_feature(uint32_t id)
-{
-    static const char *const cues[] = {"p_conclude", "p_check", "p_end"};
-    uint32_t c;
-    for (size_t k = 0; k < sizeof cues / sizeof cues[0]; k++)
-        if (!es_feature_find(cues[k], &c) && c == id) return 1;
-    return 0;
-}
-
 /* Does any probe of the training data carry text cues? */
 static int any_cued(const es_tune_data *d)
 {
@@ -303,6 +290,8 @@ static int any_cued(const es_tune_data *d)
     return 0;
 }
 
+/* --require: each name must be a feature one of the learned heads reads;
+ * it sets that input's bit in its head's mask. */
 static int parse_required(const char *list, fit_ctx *x, es_error *err)
 {
     x->wreq = 0;
@@ -330,7 +319,8 @@ static int parse_required(const char *list, fit_ctx *x, es_error *err)
             return es_error_set(err, ES_EINVAL, "", 0, "--require", "'%s' is not among the features the stopper reads",
                                 name);
         /* a head that requires a cue never fires where no probe has one */
-        if (is_cue_feature(id) && !any_cued(x->d))
+        es_feature_info fi;
+        if (!es_feature_get_info(id, &fi) && fi.cue && !any_cued(x->d))
             return es_error_set(err, ES_EINVAL, "", 0, "--require",
                                 "'%s': no probe of the training files carries text cues, so the head could never "
                                 "fire (mark paragraph-end probes with `earlystop cues`, or record line or paragraph "

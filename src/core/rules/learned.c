@@ -117,7 +117,11 @@ static int configure(void *st, const double *param, es_rule_msg *msg)
 
 static uint32_t probe_every(const void *st) { return ((const learned_state *)st)->every; }
 
-static int is_cue(uint32_t f) { return f == ES_F_P_CONCLUDE || f == ES_F_P_CHECK || f == ES_F_P_END; }
+static int is_cue(uint32_t f)
+{
+    es_feature_info fi;
+    return es_feature_get_info(f, &fi) == ES_OK && fi.cue;
+}
 
 /* A within head that reads probes and any of the text cues. */
 static int reads_cues(const void *st)
