@@ -147,14 +147,12 @@ static int run_policy(const es_lm *m, const run_cli *o, const char *spec, const 
     es_lm_gen_opts go;
     es_lm_gen_opts_default(&go);
     go.temperature = (float)o->g.temperature;
-    /* a rule that reads text cues gets free line probes unless told otherwise;
-     * one that needs them gets them always (es_lm_live_new) */
-    go.probe_lines = o->g.probe_lines || info.needs_cues || (!o->g.probe_given && info.reads_cues);
+    go.probe_lines = lm_probe_lines(o->g.probe_lines, o->g.probe_given, &info);
     go.probe_every = go.probe_lines ? 0 : (int)o->g.probe_every;
-    tot->probe_lines = go.probe_lines && info.has_within;
     go.pool = o->pool;
     es_lm_live *lv = NULL;
     rc = es_lm_live_new(m, &go, p, es_task_answer_type(o->g.task), (uint32_t)o->g.samples, &lv, err);
+    tot->probe_lines = !rc && info.has_within && es_lm_live_text_probes(lv);
     uint32_t batch = info.batch;
     double t0 = es_wall_seconds();
     for (long j = o->g.start; !rc && j < o->g.start + o->g.items; j++) {
@@ -272,7 +270,7 @@ int cmd_run(int argc, char **argv)
     if (o.controller) {
         run_ctl_opts co = {o.policy, o.controller, o.stream, o.plot, o.window, o.g.seed, o.g.samples,
                            o.g.probe_every, o.g.start, o.g.temperature, o.audit_share, o.json, o.pool,
-                           o.g.probe_lines};
+                           o.g.probe_lines, o.g.probe_given};
         rc = run_controller(m, &co, &err);
         es_lm_free(m);
         es_lm_pool_free(o.pool);

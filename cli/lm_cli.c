@@ -189,11 +189,15 @@ int lm_gen_opt(const char *cmd, int argc, char **argv, int *i, lm_gen_opts *g)
     }
     const char *v = argv[++*i];
     if (threads) return cli_parse_threads(cmd, v, &g->threads) ? -1 : 1;
-    if (!strcmp(a, "--probe-every")) g->probe_given = 1;
-    g->probe_lines = !strcmp(a, "--probe-every") ? !strcmp(v, "lines") : g->probe_lines;
-    if (lv == &g->probe_every && g->probe_lines) {
-        g->probe_every = 0;
-    } else if (lv) {
+    if (lv == &g->probe_every) {
+        g->probe_given = 1;
+        g->probe_lines = !strcmp(v, "lines");
+        if (g->probe_lines) {
+            g->probe_every = 0;
+            return 1;
+        }
+    }
+    if (lv) {
         if (cli_parse_long(v, 0, 1L << 40, lv)) goto bad;
     } else if (!strcmp(a, "--model")) {
         g->model = v;
@@ -211,6 +215,8 @@ bad:
     cli_usage_error(cmd, "bad %s '%s'%s", a, v, lv == &g->probe_every ? " (tokens between probes, or `lines`)" : "");
     return -1;
 }
+
+int lm_probe_lines(int lines, int given, const es_policy_info *info) { return lines || (!given && info->reads_cues); }
 
 int lm_gen_opts_check(const char *cmd, const lm_gen_opts *g)
 {

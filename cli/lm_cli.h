@@ -30,6 +30,11 @@ void lm_gen_opts_help(FILE *fp, const lm_gen_opts *def);
  * 0 when it is not one; -1 after printing the usage error of a bad value. */
 int lm_gen_opt(const char *cmd, int argc, char **argv, int *i, lm_gen_opts *g);
 
+/* Whether a live run asks for text probes at line ends: --probe-every
+ * lines, or, when --probe-every was not given, a policy whose within rule
+ * reads text cues (es_lm_live_new adds one that needs them). */
+int lm_probe_lines(int lines, int given, const es_policy_info *info);
+
 /* After parsing: a task was given and the counts are positive (else -1). */
 int lm_gen_opts_check(const char *cmd, const lm_gen_opts *g);
 

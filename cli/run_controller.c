@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "earlystop_io.h"
 #include "earlystop_online.h"
+#include "lm_cli.h"
 #include "run_ctl.h"
 #include "sim_out.h"
 
@@ -59,8 +60,10 @@ static int lives_new(const es_lm *m, const run_ctl_opts *o, es_policy *p, const 
     es_lm_gen_opts go;
     es_lm_gen_opts_default(&go);
     go.temperature = (float)o->temperature;
-    go.probe_every = o->probe_lines ? 0 : (int)o->probe_every;
-    go.probe_lines = o->probe_lines;
+    es_policy_info info;
+    es_policy_get_info(p, &info);
+    go.probe_lines = lm_probe_lines(o->probe_lines, o->probe_given, &info);
+    go.probe_every = go.probe_lines ? 0 : (int)o->probe_every;
     go.pool = o->pool;
     for (uint32_t g = 0; g < n; g++) {
         int t = (int)s[g].task;

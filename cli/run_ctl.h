@@ -12,6 +12,7 @@ typedef struct run_ctl_opts {
     int json;
     es_lm_pool *pool;
     int probe_lines;    /* --probe-every lines: free text probes at line ends */
+    int probe_given;    /* --probe-every was given (else a cue-reading policy gets text probes) */
 } run_ctl_opts;
 
 /* Static, controller (and full, for em-loss) over the stream; prints the

@@ -434,6 +434,9 @@ ES_API uint32_t es_lm_live_max_answers(const es_lm_live *lv);
 ES_API const char *es_lm_live_key(const es_lm_live *lv, int32_t id);
 /* Bytes of KV cache per position (both K and V, all layers). */
 ES_API size_t es_lm_live_kv_bytes_per_position(const es_lm_live *lv);
+/* 1 when its probes are free text probes at line ends: asked for
+ * (probe_lines), or the policy stops only on cued probes (needs_cues). */
+ES_API int es_lm_live_text_probes(const es_lm_live *lv);
 
 #ifdef __cplusplus
 }

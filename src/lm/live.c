@@ -64,6 +64,8 @@ int es_lm_live_new(const es_lm *m, const es_lm_gen_opts *gen, es_policy *p, es_a
     return ES_OK;
 }
 
+int es_lm_live_text_probes(const es_lm_live *lv) { return lv->text_probes; }
+
 /* The policy belongs to the caller and is not freed here. */
 void es_lm_live_free(es_lm_live *lv)
 {
