@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "grow.h"
 #include "earlystop_io.h"
 
 static const char usage_text[] =
@@ -61,18 +62,8 @@ typedef struct cue_buf {
     es_sample *samples;
     es_probe *probes;
     uint32_t *cues;
-    size_t samples_cap, probes_cap;
+    size_t samples_cap, probes_cap, cues_cap;
 } cue_buf;
-
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap) return 0;
-    void *q = realloc(*p, need * size);
-    if (!q) return -1;
-    *p = q;
-    *cap = need;
-    return 0;
-}
 
 /* A probe with a cost (even 0) or a confidence is not a paragraph end: a
  * forced answer made every P tokens (`record`, `generate`), or a line probe
@@ -91,10 +82,9 @@ static int mark_item(const es_item *in, es_item *out, cue_buf *b, cue_counts *c)
 {
     size_t np = 0;
     for (size_t i = 0; i < in->n_samples; i++) np += in->samples[i].n_probes;
-    size_t pc = b->probes_cap;
-    if (grow((void **)&b->samples, &b->samples_cap, in->n_samples, sizeof *b->samples) ||
-        grow((void **)&b->probes, &b->probes_cap, np, sizeof *b->probes) ||
-        grow((void **)&b->cues, &pc, np, sizeof *b->cues))
+    if (es_grow((void **)&b->samples, &b->samples_cap, in->n_samples, sizeof *b->samples) ||
+        es_grow((void **)&b->probes, &b->probes_cap, np, sizeof *b->probes) ||
+        es_grow((void **)&b->cues, &b->cues_cap, np, sizeof *b->cues))
         return ES_ENOMEM;
     *out = *in;
     out->samples = b->samples;

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "grow.h"
 #include "open_file.h"
 #include "earlystop_io.h"
 
@@ -108,19 +109,6 @@ struct es_trace_reader {
     es_error reasons[ES_READ_REASONS]; /* the first skipped items' errors */
 };
 
-/* Grow *arr to hold at least n elements of size sz, doubling. */
-static int grow(void **arr, size_t *cap, size_t n, size_t sz)
-{
-    if (n <= *cap) return ES_OK;
-    size_t c = *cap ? *cap : 16;
-    while (c < n) c *= 2;
-    void *p = realloc(*arr, c * sz);
-    if (!p) return ES_ENOMEM;
-    *arr = p;
-    *cap = c;
-    return ES_OK;
-}
-
 /* Fail for the current line with a field-level message. */
 static int bad(es_trace_reader *r, es_error *err, int code, const char *field, const char *msg)
 {
@@ -188,7 +176,7 @@ static int read_line(es_trace_reader *r, char **buf, size_t *cap, size_t *len, i
                                     "a NUL byte at column %zu: binary data, not JSON text",
                                     n + (size_t)(z - start) + 1);
         }
-        if (grow((void **)buf, cap, n + take + 1, 1))
+        if (es_grow((void **)buf, cap, n + take + 1, 1))
             return es_error_set(err, ES_ENOMEM, r->path, r->lines_read + 1, "", "out of memory");
         memcpy(*buf + n, start, take);
         n += take;
@@ -398,7 +386,7 @@ static int stash_number(es_trace_reader *r, json_t *v, size_t *off)
     char tmp[64];
     int n = json_is_integer(v) ? snprintf(tmp, sizeof tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(v))
                                : snprintf(tmp, sizeof tmp, "%.15g", json_real_value(v));
-    if (grow((void **)&r->numbuf, &r->numbuf_cap, r->numbuf_len + (size_t)n + 1, 1)) return ES_ENOMEM;
+    if (es_grow((void **)&r->numbuf, &r->numbuf_cap, r->numbuf_len + (size_t)n + 1, 1)) return ES_ENOMEM;
     memcpy(r->numbuf + r->numbuf_len, tmp, (size_t)n + 1);
     *off = r->numbuf_len;
     r->numbuf_len += (size_t)n + 1;
@@ -463,7 +451,7 @@ static int get_answer(es_trace_reader *r, json_t *v, const char **dst, num_slots
     if (json_is_number(v)) {
         size_t off;
         if (stash_number(r, v, &off)) return ES_ENOMEM;
-        if (grow((void **)&ns->v, &ns->cap, ns->n + 1, sizeof *ns->v)) return ES_ENOMEM;
+        if (es_grow((void **)&ns->v, &ns->cap, ns->n + 1, sizeof *ns->v)) return ES_ENOMEM;
         ns->v[ns->n++] = (num_slot){dst, off};
         *dst = NULL;
         return ES_OK;
@@ -584,7 +572,7 @@ static int get_probes(es_trace_reader *r, json_t *arr, size_t si, uint32_t token
     if (!arr || json_is_null(arr)) return ES_OK;
     if (!json_is_array(arr)) return bad_at(r, err, l, "probes", "must be an array");
     size_t n = json_array_size(arr);
-    if (grow((void **)&r->probes, &r->probes_cap, *np + n, sizeof *r->probes)) return ES_ENOMEM;
+    if (es_grow((void **)&r->probes, &r->probes_cap, *np + n, sizeof *r->probes)) return ES_ENOMEM;
     uint32_t prev = 0;
     for (size_t i = 0; i < n; i++) {
         l.probe = (long)i;
@@ -627,7 +615,7 @@ static int get_gold(es_trace_reader *r, json_t *g, size_t *n_gold, num_slots *ns
     if (!g || json_is_null(g)) return bad(r, err, ES_EFORMAT, "gold", "missing (the reference answer is required)");
     size_t n = json_is_array(g) ? json_array_size(g) : 1;
     if (n == 0) return bad(r, err, ES_EFORMAT, "gold", "an empty list accepts no answer");
-    if (grow((void **)&r->gold, &r->gold_cap, n, sizeof *r->gold)) return ES_ENOMEM;
+    if (es_grow((void **)&r->gold, &r->gold_cap, n, sizeof *r->gold)) return ES_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         loc l = {-1, -1, json_is_array(g) ? (long)i : -1, NULL};
         json_t *v = json_is_array(g) ? json_array_get(g, i) : g;
@@ -679,7 +667,7 @@ static int get_item(es_trace_reader *r, json_t *o, es_item *item, es_error *err)
         goto out;
     }
     size_t n = json_array_size(s), np = 0;
-    if ((rc = grow((void **)&r->samples, &r->samples_cap, n, sizeof *r->samples))) goto out;
+    if ((rc = es_grow((void **)&r->samples, &r->samples_cap, n, sizeof *r->samples))) goto out;
     for (size_t i = 0; i < n; i++)
         if ((rc = get_sample(r, json_array_get(s, i), i, &np, &ns, err))) goto out;
     /* n_probes held start offsets; turn them into counts and pointers. */
