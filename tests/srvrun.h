@@ -20,12 +20,19 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A shell line made printf-style (a test's sh(fmt, ...)): its exit status,
- * -1 when it did not exit. */
-static inline int srv_vsh(const char *fmt, va_list ap)
+/* A shell line made printf-style: its exit status, -1 when it did not exit. */
+static inline int srv_sh(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+static inline int srv_sh(const char *fmt, ...)
 {
     char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
     vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
     int st = system(cmd);
     return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

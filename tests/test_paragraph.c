@@ -25,15 +25,6 @@
 static char tmp[256];
 static srv_proc px; /* a proxy a failed test left running is stopped by the teardown */
 
-static int sh(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = srv_vsh(fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 /* ------------------------------------------------------------ the readings */
 
 static void expect_last(const char *t, int found, const char *want)
@@ -385,13 +376,13 @@ static void record_think(const char *family, int reasoning)
     fclose(out);
     text_engine e = {.texts = texts, .n = E2E_SAMPLES, .reasoning = reasoning};
     assert_int_equal(engine_start(&e), 0);
-    int rc = sh("'%s' record --upstream http://127.0.0.1:%d --questions '%s' --probe-at paragraphs --family %s "
+    int rc = srv_sh("'%s' record --upstream http://127.0.0.1:%d --questions '%s' --probe-at paragraphs --family %s "
                 "--concurrency 4 --out '%s' >/dev/null 2>'%s.err'", srv_bin(), e.port, q, family, rec, rec);
     engine_stop(&e);
-    if (rc) sh("cat '%s.err' >&2", rec);
+    if (rc) srv_sh("cat '%s.err' >&2", rec);
     assert_int_equal(rc, 0);
     /* marking the cues again changes nothing, header included */
-    assert_int_equal(sh("'%s' cues '%s' --out '%s' 2>/dev/null && cmp -s '%s' '%s'", srv_bin(), rec, rec2, rec, rec2), 0);
+    assert_int_equal(srv_sh("'%s' cues '%s' --out '%s' 2>/dev/null && cmp -s '%s' '%s'", srv_bin(), rec, rec2, rec, rec2), 0);
     FILE *in = fopen(rec, "r");
     char *line = NULL;
     size_t cap = 0;
@@ -513,14 +504,14 @@ static void test_proxy_paragraphs(void **state)
     assert_int_equal(engine_start(&e), 0);
     char up[64];
     snprintf(up, sizeof up, "http://127.0.0.1:%d", e.port);
-    assert_int_equal(sh("'%s' record --upstream %s --questions '%s' --probe-at paragraphs --out '%s' >/dev/null 2>&1",
+    assert_int_equal(srv_sh("'%s' record --upstream %s --questions '%s' --probe-at paragraphs --out '%s' >/dev/null 2>&1",
                         srv_bin(), up, q, rec), 0);
     const char *args[] = {"proxy", "--quiet", "--upstream", up, "--probe-at", "paragraphs", "--answer-type", "number",
                           "--policy", "full", NULL};
     assert_int_equal(srv_start(&px, args, tmp), 0);
     for (size_t p = 0; p < sizeof policies / sizeof policies[0]; p++) {
         snprintf(dec, sizeof dec, "%s/px_dec%zu.jsonl", tmp, p);
-        assert_int_equal(sh("'%s' eval '%s' --policy '%s' --decisions '%s' --no-oracle >/dev/null 2>&1", srv_bin(), rec,
+        assert_int_equal(srv_sh("'%s' eval '%s' --policy '%s' --decisions '%s' --no-oracle >/dev/null 2>&1", srv_bin(), rec,
                             policies[p], dec), 0);
         FILE *fp = fopen(dec, "r");
         assert_non_null(fp);
@@ -588,7 +579,7 @@ static void test_proxy_paragraphs(void **state)
     /* a rule that needs probe confidences fails the request saying so, as
      * `eval` refuses it on the recorded file: it does not run on as if the
      * rule had said continue */
-    assert_int_not_equal(sh("'%s' eval '%s' --policy deer >/dev/null 2>&1", srv_bin(), rec), 0);
+    assert_int_not_equal(srv_sh("'%s' eval '%s' --policy deer >/dev/null 2>&1", srv_bin(), rec), 0);
     char body[256], u[256];
     snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"think 0\"}],"
              "\"earlystop\":{\"policy\":\"deer\"}}");
@@ -621,7 +612,7 @@ static void test_record_serve(void **state)
     snprintf(q, sizeof q, "%s/q.jsonl", tmp);
     snprintf(rec, sizeof rec, "%s/rec.jsonl", tmp);
     snprintf(rec2, sizeof rec2, "%s/rec2.jsonl", tmp);
-    assert_int_equal(sh("'%s' generate --task date --items 6 --samples 1 --seed 3 --out '%s' >/dev/null 2>&1", srv_bin(),
+    assert_int_equal(srv_sh("'%s' generate --task date --items 6 --samples 1 --seed 3 --out '%s' >/dev/null 2>&1", srv_bin(),
                         gen), 0);
     /* generate's questions as record's: one per line, its id, question, gold, type */
     FILE *in = fopen(gen, "r"), *out = fopen(q, "w");
@@ -643,7 +634,7 @@ static void test_record_serve(void **state)
     }
     fclose(in);
     fclose(out);
-    int rc = sh("'%s' record --upstream %s --questions '%s' --samples 3 --seed 5 --probe-at paragraphs --out '%s' --json "
+    int rc = srv_sh("'%s' record --upstream %s --questions '%s' --samples 3 --seed 5 --probe-at paragraphs --out '%s' --json "
                 ">'%s.sum' 2>/dev/null", srv_bin(), serve.url, q, rec, rec);
     assert_int_equal(srv_stop(&serve), 0);
     assert_int_equal(rc, 0);
@@ -658,7 +649,7 @@ static void test_record_serve(void **state)
     free(line);
     assert_int_equal(json_integer_value(json_object_get(sj, "probe_tokens")), 0);
     json_decref(sj);
-    assert_int_equal(sh("'%s' cues '%s' --out '%s' 2>/dev/null && cmp -s '%s' '%s'", srv_bin(), rec, rec2, rec, rec2), 0);
+    assert_int_equal(srv_sh("'%s' cues '%s' --out '%s' 2>/dev/null && cmp -s '%s' '%s'", srv_bin(), rec, rec2, rec, rec2), 0);
     es_trace_reader *r = NULL;
     es_error err;
     assert_int_equal(es_trace_reader_open(rec, 0, &r, &err), ES_OK);
@@ -689,18 +680,18 @@ static void test_usage(void **state)
 {
     (void)state;
     if (access(srv_bin(), X_OK)) skip();
-    assert_int_equal(sh("'%s' record --upstream http://127.0.0.1:1 --questions /dev/null --probe-at lines 2>'%s/u1'",
+    assert_int_equal(srv_sh("'%s' record --upstream http://127.0.0.1:1 --questions /dev/null --probe-at lines 2>'%s/u1'",
                         srv_bin(), tmp), 2);
-    assert_int_equal(sh("grep -q \"'lines' is not one of tokens, paragraphs\" '%s/u1'", tmp), 0);
-    assert_int_equal(sh("'%s' record --upstream http://127.0.0.1:1 --questions /dev/null --probe-at paragraphs "
+    assert_int_equal(srv_sh("grep -q \"'lines' is not one of tokens, paragraphs\" '%s/u1'", tmp), 0);
+    assert_int_equal(srv_sh("'%s' record --upstream http://127.0.0.1:1 --questions /dev/null --probe-at paragraphs "
                         "--probe-every 8 2>'%s/u2'", srv_bin(), tmp), 2);
-    assert_int_equal(sh("grep -q 'probe-every' '%s/u2'", tmp), 0);
-    assert_int_equal(sh("'%s' record --help | grep -q -- '--probe-at'", srv_bin()), 0);
-    assert_int_equal(sh("'%s' proxy --upstream http://127.0.0.1:1 --probe-at paragraphs --probe-every 8 2>'%s/u3'",
+    assert_int_equal(srv_sh("grep -q 'probe-every' '%s/u2'", tmp), 0);
+    assert_int_equal(srv_sh("'%s' record --help | grep -q -- '--probe-at'", srv_bin()), 0);
+    assert_int_equal(srv_sh("'%s' proxy --upstream http://127.0.0.1:1 --probe-at paragraphs --probe-every 8 2>'%s/u3'",
                         srv_bin(), tmp), 2);
-    assert_int_equal(sh("grep -q 'probe-every' '%s/u3'", tmp), 0);
-    assert_int_equal(sh("'%s' proxy --upstream http://127.0.0.1:1 --probe-at words 2>/dev/null", srv_bin()), 2);
-    assert_int_equal(sh("'%s' proxy --help | grep -q -- '--probe-at'", srv_bin()), 0);
+    assert_int_equal(srv_sh("grep -q 'probe-every' '%s/u3'", tmp), 0);
+    assert_int_equal(srv_sh("'%s' proxy --upstream http://127.0.0.1:1 --probe-at words 2>/dev/null", srv_bin()), 2);
+    assert_int_equal(srv_sh("'%s' proxy --help | grep -q -- '--probe-at'", srv_bin()), 0);
 }
 
 static int setup(void **state)
@@ -715,7 +706,7 @@ static int teardown(void **state)
     (void)state;
     srv_stop(&px);
     if (getenv("ES_KEEP_TMP")) return 0;
-    return sh("rm -rf '%s'", tmp) == 0 ? 0 : -1;
+    return srv_sh("rm -rf '%s'", tmp) == 0 ? 0 : -1;
 }
 
 int main(void)

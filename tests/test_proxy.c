@@ -57,15 +57,6 @@ static int teardown(void **state)
     return rc;
 }
 
-static int sh(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = srv_vsh(fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 static json_t *post_json(const char *url, const char *path, json_t *body, long *status)
 {
     char u[256];
@@ -137,7 +128,7 @@ static void check_task(const task_case *tc)
 {
     char trace[512], dec[512];
     snprintf(trace, sizeof trace, "%s/%s.jsonl", tmp, tc->task);
-    assert_int_equal(sh("'%s' generate --task %s --items %d --samples %d --probe-every %d --seed %d --out '%s' >/dev/null",
+    assert_int_equal(srv_sh("'%s' generate --task %s --items %d --samples %d --probe-every %d --seed %d --out '%s' >/dev/null",
                         srv_bin(), tc->task, ITEMS, SAMPLES, EVERY, SEED, trace), 0);
     char up[80], every[16];
     snprintf(up, sizeof up, "%s", serve.url);
@@ -164,7 +155,7 @@ static void check_task(const task_case *tc)
     for (size_t p = 0; p < sizeof policies / sizeof policies[0]; p++) {
         long spent = 0, right = 0; /* the proxy's tokens (to the stops + probes), answers equal to gold */
         snprintf(dec, sizeof dec, "%s/dec.jsonl", tmp);
-        assert_int_equal(sh("'%s' eval '%s' --policy '%s' --decisions '%s' --no-oracle >/dev/null 2>&1", srv_bin(), trace,
+        assert_int_equal(srv_sh("'%s' eval '%s' --policy '%s' --decisions '%s' --no-oracle >/dev/null 2>&1", srv_bin(), trace,
                             policies[p], dec), 0);
         /* eval's rows: the baseline full first, then the policy */
         json_t *want[ITEMS] = {0};
@@ -263,7 +254,7 @@ static void test_record_equals_generate(void **state)
     snprintf(trace, sizeof trace, "%s/gen.jsonl", tmp);
     snprintf(q, sizeof q, "%s/q.jsonl", tmp);
     snprintf(rec, sizeof rec, "%s/rec.jsonl", tmp);
-    assert_int_equal(sh("'%s' generate --task date --items 4 --samples 3 --probe-every 16 --seed 21 --out '%s' >/dev/null",
+    assert_int_equal(srv_sh("'%s' generate --task date --items 4 --samples 3 --probe-every 16 --seed 21 --out '%s' >/dev/null",
                         srv_bin(), trace), 0);
     FILE *in = fopen(trace, "r"), *out = fopen(q, "w");
     char line[1 << 16];
@@ -286,7 +277,7 @@ static void test_record_equals_generate(void **state)
     fclose(in);
     fclose(out);
     assert_int_equal(n, 5);
-    assert_int_equal(sh("'%s' record --upstream %s --questions '%s' --samples 3 --probe-every 16 --seed %lld "
+    assert_int_equal(srv_sh("'%s' record --upstream %s --questions '%s' --samples 3 --probe-every 16 --seed %lld "
                         "--temperature 1 --out '%s' 2>/dev/null", srv_bin(), serve.url, q, 21LL << 20, rec), 0);
     in = fopen(rec, "r");
     assert_non_null(fgets(line, sizeof line, in));
@@ -414,14 +405,14 @@ static void test_record_upstream_down(void **state)
 {
     (void)state;
     if (access(srv_bin(), X_OK)) skip();
-    assert_int_equal(sh("echo '{\"id\": 7, \"question\": \"Compute 1+2.\", \"gold\": \"3\"}' > '%s/down_q.jsonl' && "
+    assert_int_equal(srv_sh("echo '{\"id\": 7, \"question\": \"Compute 1+2.\", \"gold\": \"3\"}' > '%s/down_q.jsonl' && "
                         "echo old > '%s/down.jsonl'", tmp, tmp), 0);
-    assert_int_equal(sh("'%s' record --upstream http://127.0.0.1:1 --questions '%s/down_q.jsonl' --out '%s/down.jsonl' "
+    assert_int_equal(srv_sh("'%s' record --upstream http://127.0.0.1:1 --questions '%s/down_q.jsonl' --out '%s/down.jsonl' "
                         ">/dev/null 2>'%s/down.err'", srv_bin(), tmp, tmp, tmp),
                      1);
-    assert_int_equal(sh("grep -q '^old$' '%s/down.jsonl'", tmp), 0);
-    assert_int_equal(sh("grep -q 'record: 7: left out: .*upstream failed' '%s/down.err'", tmp), 0);
-    assert_int_equal(sh("grep -q 'every question failed upstream' '%s/down.err'", tmp), 0);
+    assert_int_equal(srv_sh("grep -q '^old$' '%s/down.jsonl'", tmp), 0);
+    assert_int_equal(srv_sh("grep -q 'record: 7: left out: .*upstream failed' '%s/down.err'", tmp), 0);
+    assert_int_equal(srv_sh("grep -q 'every question failed upstream' '%s/down.err'", tmp), 0);
 }
 
 /* Options of the controller without --controller are refused, not ignored. */
@@ -431,19 +422,19 @@ static void test_usage(void **state)
     if (access(srv_bin(), X_OK)) skip();
     static const char *const opts[] = {"--controller-window 5", "--kv-bytes 4K"};
     for (size_t i = 0; i < 2; i++) {
-        assert_int_equal(sh("'%s' proxy --upstream http://127.0.0.1:1 %s >/dev/null 2>'%s/usage.err'", srv_bin(), opts[i],
+        assert_int_equal(srv_sh("'%s' proxy --upstream http://127.0.0.1:1 %s >/dev/null 2>'%s/usage.err'", srv_bin(), opts[i],
                             tmp),
                          2);
-        assert_int_equal(sh("grep -q -- 'goes with --controller' '%s/usage.err'", tmp), 0);
+        assert_int_equal(srv_sh("grep -q -- 'goes with --controller' '%s/usage.err'", tmp), 0);
     }
     /* beyond loopback without a key: a warning, and it still starts */
-    sh("timeout 2 '%s' proxy --upstream http://127.0.0.1:1 --host 0.0.0.0 --port 0 >'%s/open.out' 2>'%s/open.err'",
+    srv_sh("timeout 2 '%s' proxy --upstream http://127.0.0.1:1 --host 0.0.0.0 --port 0 >'%s/open.out' 2>'%s/open.err'",
        srv_bin(), tmp, tmp);
-    assert_int_equal(sh("grep -q 'without an API key' '%s/open.err' && grep -q 'listening on' '%s/open.out'", tmp, tmp),
+    assert_int_equal(srv_sh("grep -q 'without an API key' '%s/open.err' && grep -q 'listening on' '%s/open.out'", tmp, tmp),
                      0);
-    sh("timeout 2 '%s' proxy --upstream http://127.0.0.1:1 --host 0.0.0.0 --port 0 --api-key k >/dev/null "
+    srv_sh("timeout 2 '%s' proxy --upstream http://127.0.0.1:1 --host 0.0.0.0 --port 0 --api-key k >/dev/null "
        "2>'%s/open.err'", srv_bin(), tmp);
-    assert_int_not_equal(sh("grep -q 'without an API key' '%s/open.err'", tmp), 0);
+    assert_int_not_equal(srv_sh("grep -q 'without an API key' '%s/open.err'", tmp), 0);
 }
 
 /* A client that sends its head a byte at a time is cut at --header-timeout,
@@ -776,7 +767,7 @@ static void test_stopper_file(void **state)
         char file[600], pol[640];
         snprintf(file, sizeof file, "%s/stopper%d.json", tmp, e);
         /* the first operating point is the 0.1-point one, the default */
-        assert_int_equal(sh("sed '0,/\"threshold\": [-+0-9.eE]*/s//\"threshold\": %s/' data/stopper.json > '%s' && "
+        assert_int_equal(srv_sh("sed '0,/\"threshold\": [-+0-9.eE]*/s//\"threshold\": %s/' data/stopper.json > '%s' && "
                             "! cmp -s data/stopper.json '%s'", ends[e], file, file), 0);
         snprintf(pol, sizeof pol, "@%s", file);
         const char *args[] = {"proxy", "--quiet", "--upstream", serve.url, "--policy", pol, "--answer-type", "number", NULL};

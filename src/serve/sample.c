@@ -308,6 +308,17 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
     return rc;
 }
 
+/* The paragraph probes the text so far has reached (final: the text is
+ * complete); on running out of memory the sample fails saying so (-1). */
+static int read_paragraphs(es_sv_sample *s, int final)
+{
+    if (!es_sv_sample_paragraphs(s, final)) return 0;
+    snprintf(s->err_msg, sizeof s->err_msg, "out of memory for a paragraph probe");
+    s->err_status = 500;
+    s->state = SAMPLE_FAILED;
+    return -1;
+}
+
 int es_sv_sample_on_call(es_sv_sample *s, es_sv_call *c)
 {
     int changed = 0;
@@ -334,10 +345,7 @@ int es_sv_sample_on_call(es_sv_sample *s, es_sv_call *c)
         es_sv_buf_add(&s->err_body, c->in.p, c->in.n < 65536 ? c->in.n : 65536);
         es_sv_buf_reset(&c->in);
     }
-    if (s->t->paragraphs && changed && s->state == SAMPLE_RUNNING && es_sv_sample_paragraphs(s, 0)) {
-        snprintf(s->err_msg, sizeof s->err_msg, "out of memory for a paragraph probe");
-        s->err_status = 500;
-        s->state = SAMPLE_FAILED;
+    if (s->t->paragraphs && changed && s->state == SAMPLE_RUNNING && read_paragraphs(s, 0)) {
         es_sv_call_cancel(c);
         s->call = NULL;
         return 1;
@@ -357,11 +365,7 @@ int es_sv_sample_on_call(es_sv_sample *s, es_sv_call *c)
                  es_sse_reader_pending(s->sse) ? " (cut mid-event)" : "");
     } else {
         s->state = SAMPLE_DONE;
-        if (s->t->paragraphs && es_sv_sample_paragraphs(s, 1)) {
-            s->state = SAMPLE_FAILED;
-            s->err_status = 500;
-            snprintf(s->err_msg, sizeof s->err_msg, "out of memory for a paragraph probe");
-        }
+        if (s->t->paragraphs) read_paragraphs(s, 1);
     }
     return 1;
 }
