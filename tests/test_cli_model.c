@@ -48,6 +48,18 @@ static const char *model(void)
     return access("data/model.bin", R_OK) == 0 ? "data/model.bin" : NULL;
 }
 
+/* The binary and the shipped model, or the test is skipped (saying why). */
+static const char *model_or_skip(void)
+{
+    if (!bin_present()) skip();
+    const char *m = model();
+    if (!m) {
+        print_message("no data/model.bin: skipped\n");
+        skip();
+    }
+    return m;
+}
+
 /* Cores this machine offers: what --threads is capped at. */
 static long cores(void)
 {
@@ -62,9 +74,7 @@ static long cores(void)
 static void test_thread_counts(void **state)
 {
     (void)state;
-    if (!bin_present()) skip();
-    const char *m = model();
-    if (!m) { print_message("no data/model.bin: skipped\n"); skip(); }
+    const char *m = model_or_skip();
     char args[1024], *out, *err;
     const char *cmds[] = {"generate --task date --items 1 --samples 1", "run --task date --items 1 --samples 1 --policy esc",
                           "train --steps 1 --batch 2 --dim 16 --layers 1 --heads 2 --hidden 32 --seq 96"};
@@ -141,9 +151,7 @@ static void test_train_unwritable_out(void **state)
 static void test_run_within_rule_needs_probes(void **state)
 {
     (void)state;
-    if (!bin_present()) skip();
-    const char *m = model();
-    if (!m) { print_message("no data/model.bin: skipped\n"); skip(); }
+    const char *m = model_or_skip();
     char args[1024], *out, *err;
     snprintf(args, sizeof args, "run --model '%s' --task date --items 2 --samples 2 --probe-every 0 --policy dynasor", m);
     assert_int_equal(run(args, &out, &err), 2);
@@ -164,9 +172,7 @@ static void test_run_within_rule_needs_probes(void **state)
 static void test_probe_every_range(void **state)
 {
     (void)state;
-    if (!bin_present()) skip();
-    const char *m = model();
-    if (!m) { print_message("no data/model.bin: skipped\n"); skip(); }
+    const char *m = model_or_skip();
     const char *cmds[] = {"generate", "run --policy dynasor"};
     char args[1024], *out, *err;
     for (int c = 0; c < 2; c++) {
@@ -192,9 +198,7 @@ static void test_probe_every_range(void **state)
 static void test_run_line_probes(void **state)
 {
     (void)state;
-    if (!bin_present()) skip();
-    const char *m = model();
-    if (!m) { print_message("no data/model.bin: skipped\n"); skip(); }
+    const char *m = model_or_skip();
     char stopper[600], trace[600], args[2048], *out, *err;
     snprintf(stopper, sizeof stopper, "%s/cue.json", tmpdir);
     snprintf(trace, sizeof trace, "%s/lines.jsonl", tmpdir);
@@ -262,9 +266,7 @@ static void test_run_line_probes(void **state)
 static void test_run_line_probes_kv(void **state)
 {
     (void)state;
-    if (!bin_present()) skip();
-    const char *m = model();
-    if (!m) { print_message("no data/model.bin: skipped\n"); skip(); }
+    const char *m = model_or_skip();
     char args[1024], *out, *err;
     snprintf(args, sizeof args,
              "run --model '%s' --task date --items 3 --samples 2 --probe-every lines --baseline full --json "
@@ -299,9 +301,7 @@ static void test_run_line_probes_kv(void **state)
 static void test_cues_leaves_line_probes(void **state)
 {
     (void)state;
-    if (!bin_present()) skip();
-    const char *m = model();
-    if (!m) { print_message("no data/model.bin: skipped\n"); skip(); }
+    const char *m = model_or_skip();
     char trace[600], again[600], args[2048], *out, *err;
     snprintf(trace, sizeof trace, "%s/lines_c.jsonl", tmpdir);
     snprintf(again, sizeof again, "%s/lines_c2.jsonl", tmpdir);
@@ -337,9 +337,7 @@ static void test_cues_leaves_line_probes(void **state)
 static void test_run_table_and_progress(void **state)
 {
     (void)state;
-    if (!bin_present()) skip();
-    const char *m = model();
-    if (!m) { print_message("no data/model.bin: skipped\n"); skip(); }
+    const char *m = model_or_skip();
     char args[1024], *out, *err;
     snprintf(args, sizeof args,
              "run --model '%s' --task date --items 2 --samples 2 --seed 7 --progress "

@@ -430,15 +430,25 @@ static const char *shipped_model(void)
     return access("data/model.bin", R_OK) == 0 ? "data/model.bin" : NULL;
 }
 
+/* The shipped model loaded, or the test is skipped (saying why). */
+static es_lm *load_shipped(void)
+{
+    const char *path = shipped_model();
+    if (!path) {
+        print_message("no data/model.bin: skipped\n");
+        skip();
+    }
+    es_lm *m = NULL;
+    assert_int_equal(es_lm_load(path, &m, NULL), ES_OK);
+    return m;
+}
+
 /* Sampling with a fixed seed gives the same bytes, probes included, and a
  * probe does not change the sample it interrupts. */
 static void test_generation_reproducible(void **state)
 {
     (void)state;
-    const char *path = shipped_model();
-    if (!path) { print_message("no data/model.bin: skipped\n"); skip(); }
-    es_lm *m = NULL;
-    assert_int_equal(es_lm_load(path, &m, NULL), ES_OK);
+    es_lm *m = load_shipped();
     es_lm_gen_opts o;
     es_lm_gen_opts_default(&o);
     es_lm_gen *g = NULL;
@@ -486,10 +496,7 @@ static int count_probe(void *ctx, const es_lm_probe *p)
 static void test_line_probes(void **state)
 {
     (void)state;
-    const char *path = shipped_model();
-    if (!path) { print_message("no data/model.bin: skipped\n"); skip(); }
-    es_lm *m = NULL;
-    assert_int_equal(es_lm_load(path, &m, NULL), ES_OK);
+    es_lm *m = load_shipped();
     es_lm_gen_opts o;
     es_lm_gen_opts_default(&o);
     es_lm_gen *plain = NULL, *lines = NULL;
@@ -612,10 +619,7 @@ static void draw_samples(const es_lm *m, int batch, int per_call, int threads, i
 static void test_batch_matches_single(void **state)
 {
     (void)state;
-    const char *path = shipped_model();
-    if (!path) { print_message("no data/model.bin: skipped\n"); skip(); }
-    es_lm *m = NULL;
-    assert_int_equal(es_lm_load(path, &m, NULL), ES_OK);
+    es_lm *m = load_shipped();
     enum { K = 6 };
     static drawn one[K], other[3][K];
     draw_samples(m, 1, 1, 1, K, one);
@@ -718,10 +722,7 @@ static void live_vs_replay(const es_lm *m, const es_lm_gen_opts *o, es_policy *c
 static void test_live_matches_replay(void **state)
 {
     (void)state;
-    const char *path = shipped_model();
-    if (!path) { print_message("no data/model.bin: skipped\n"); skip(); }
-    es_lm *m = NULL;
-    assert_int_equal(es_lm_load(path, &m, NULL), ES_OK);
+    es_lm *m = load_shipped();
     const char *specs[] = {"full", "esc:window=2", "dynasor:k=2", "dynasor:k=2+ac-beta",
                            "budget:tokens=48", "deer:threshold=0.9", "dynasor:k=2,every=2+ac-beta",
                            "convergence:m=1,every=3"};
